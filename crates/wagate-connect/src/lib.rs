@@ -1,0 +1,157 @@
+//! wagate-connect: the `Connector` trait (how a session reaches WhatsApp) and the connectors.
+//!
+//! A connector is thin: it opens a connection for a session, sends messages through it and
+//! reports what happens as [`ConnectorEvent`]s. Everything durable is the engine's job.
+
+pub mod sim;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use wagate_core::{
+    ConnectorKind, Jid, MessageContent, MessageId, PhoneNumber, SessionId, Timestamp,
+};
+
+/// What a connector needs to open a session's connection.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub id: SessionId,
+    /// Device credentials from an earlier link; `None` means link anew (QR or pairing code).
+    pub credentials: Option<serde_json::Value>,
+    /// Link with a pairing code for this phone instead of a QR code.
+    pub pairing_phone: Option<PhoneNumber>,
+}
+
+/// A message for the connector to send.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub id: MessageId,
+    pub to: Jid,
+    pub content: MessageContent,
+}
+
+/// A message that reached the session.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// WhatsApp's id; the same message delivered twice has the same id.
+    pub wa_id: String,
+    pub chat: Jid,
+    pub from: Jid,
+    pub content: MessageContent,
+    pub at: Timestamp,
+}
+
+/// A delivery or read receipt for a message the session sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    Delivered,
+    Read,
+}
+
+/// Tells the connector that an inbound message is stored, so it may acknowledge it to
+/// WhatsApp. Dropping it without calling [`Ack::ack`] leaves the message unacknowledged,
+/// and WhatsApp delivers it again.
+#[derive(Debug)]
+pub struct Ack(Option<oneshot::Sender<()>>);
+
+impl Ack {
+    /// An ack and the receiver the connector waits on.
+    pub fn new() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Some(tx)), rx)
+    }
+
+    pub fn ack(mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// What a connection reports, in the order it happened.
+#[derive(Debug)]
+pub enum ConnectorEvent {
+    /// A QR code to scan; a new one replaces the previous one.
+    Qr {
+        code: String,
+        expires_at: Timestamp,
+    },
+    /// A pairing code to type on the phone.
+    PairingCode {
+        code: String,
+        expires_at: Timestamp,
+    },
+    /// The phone linked this session; `credentials` let it reconnect without a new link.
+    Linked {
+        phone: PhoneNumber,
+        credentials: serde_json::Value,
+    },
+    /// The session is online.
+    Connected {
+        phone: PhoneNumber,
+    },
+    /// The connection ended. `reconnect` is true when trying again may work.
+    Disconnected {
+        reason: String,
+        reconnect: bool,
+    },
+    /// The phone unlinked this session; its credentials are void.
+    LoggedOut {
+        reason: String,
+    },
+    Inbound {
+        message: InboundMessage,
+        ack: Ack,
+    },
+    Receipt {
+        wa_id: String,
+        receipt: Receipt,
+        at: Timestamp,
+    },
+}
+
+/// Where a connection sends its events. Unbounded because connectors report from
+/// protocol callbacks that cannot wait; the session's task drains it continuously.
+pub type EventSink = mpsc::UnboundedSender<ConnectorEvent>;
+
+/// Why a send did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Trying again later may work (connection lost, timeout, server busy).
+    #[error("{0}")]
+    Retryable(String),
+    /// It will never work; `code` is the reason users see (`recipient_not_on_whatsapp`).
+    #[error("{code}: {message}")]
+    Permanent { code: String, message: String },
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Retryable(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A live (or linking) connection of one session.
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Sends a message; on success returns WhatsApp's id for it.
+    async fn send(&self, message: &OutboundMessage) -> Result<String, SendError>;
+    /// Closes the connection; the link stays, so a later connect needs no new QR.
+    async fn disconnect(&self);
+    /// Unlinks the device.
+    async fn logout(&self);
+}
+
+/// A way of reaching WhatsApp.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn kind(&self) -> ConnectorKind;
+    /// Opens a connection; from then on its events go to `events`.
+    async fn connect(
+        &self,
+        spec: SessionSpec,
+        events: EventSink,
+    ) -> Result<Box<dyn Connection>, ConnectError>;
+}

@@ -1,0 +1,77 @@
+//! The event envelope every consumer (event API, webhooks, streams) sees.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EventId, Timestamp};
+
+/// The kinds of events wagate appends to its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "session.status")]
+    SessionStatus,
+    #[serde(rename = "session.qr")]
+    SessionQr,
+    #[serde(rename = "message.received")]
+    MessageReceived,
+    #[serde(rename = "message.status")]
+    MessageStatus,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 4] = [
+        EventType::SessionStatus,
+        EventType::SessionQr,
+        EventType::MessageReceived,
+        EventType::MessageStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::SessionStatus => "session.status",
+            EventType::SessionQr => "session.qr",
+            EventType::MessageReceived => "message.received",
+            EventType::MessageStatus => "message.status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Whether a filter (an exact type or `prefix.*`) selects this type.
+    pub fn matches(self, filter: &str) -> bool {
+        match filter.strip_suffix(".*") {
+            Some(prefix) => self
+                .as_str()
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.')),
+            None => filter == "*" || filter == self.as_str(),
+        }
+    }
+}
+
+/// One entry of the event log: `{"id","type","session_id","created_at","data"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub session_id: String,
+    pub created_at: Timestamp,
+    pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_exact_types_and_prefixes() {
+        assert!(EventType::MessageStatus.matches("message.status"));
+        assert!(EventType::MessageStatus.matches("message.*"));
+        assert!(EventType::MessageStatus.matches("*"));
+        assert!(!EventType::MessageStatus.matches("session.*"));
+        assert!(!EventType::MessageStatus.matches("mess.*"));
+        assert!(!EventType::SessionQr.matches("session.status"));
+    }
+}

@@ -1,0 +1,196 @@
+//! Identifiers: user-chosen session ids, sortable message ids and event ids.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string is not a valid id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("session id must match [a-z0-9][a-z0-9_-]{{0,63}}")]
+    InvalidSessionId,
+    #[error("message id must look like msg_<26 characters>")]
+    InvalidMessageId,
+    #[error("event id must look like evt_<digits>")]
+    InvalidEventId,
+}
+
+/// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Validates a user-supplied session id.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let mut chars = s.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if first_ok && rest_ok && s.len() <= 64 {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::InvalidSessionId)
+        }
+    }
+
+    /// A fresh id for a session created without one (`s-` + 10 random characters).
+    pub fn generate() -> Self {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+        let mut rng = rand::rng();
+        let tail: String = (0..10)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        Self(format!("s-{tail}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+// One generator for the process keeps ids monotonic even within one millisecond, so that
+// listing messages by id is listing them in the order wagate saw them.
+static ULIDS: Mutex<Option<ulid::Generator>> = Mutex::new(None);
+
+fn next_ulid() -> ulid::Ulid {
+    let mut guard = ULIDS.lock().unwrap_or_else(|e| e.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    // The generator only fails when 2^80 ids are asked for within one millisecond.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
+/// A message id: `msg_` + a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+impl MessageId {
+    pub fn generate() -> Self {
+        Self(format!("msg_{}", next_ulid()))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        match s.strip_prefix("msg_") {
+            Some(tail) if ulid::Ulid::from_string(tail).is_ok() => Ok(Self(s.to_owned())),
+            _ => Err(IdError::InvalidMessageId),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An event id: `evt_` + the event's position in the log, zero-padded so ids sort as text too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(i64);
+
+impl EventId {
+    pub fn from_seq(seq: i64) -> Self {
+        Self(seq)
+    }
+
+    /// The event's position in the log.
+    pub fn seq(self) -> i64 {
+        self.0
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        s.strip_prefix("evt_")
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<i64>().ok())
+            .map(Self)
+            .ok_or(IdError::InvalidEventId)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "evt_{:016}", self.0)
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_follow_the_pattern() {
+        assert!(SessionId::parse("sales-1").is_ok());
+        assert!(SessionId::parse("0_a").is_ok());
+        assert!(SessionId::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(SessionId::parse(""), Err(IdError::InvalidSessionId));
+        assert_eq!(SessionId::parse("-a"), Err(IdError::InvalidSessionId));
+        assert_eq!(SessionId::parse("Sales"), Err(IdError::InvalidSessionId));
+        assert_eq!(SessionId::parse("a b"), Err(IdError::InvalidSessionId));
+        assert_eq!(
+            SessionId::parse(&"a".repeat(65)),
+            Err(IdError::InvalidSessionId)
+        );
+        assert!(SessionId::parse(SessionId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn message_ids_sort_in_creation_order() {
+        let ids: Vec<MessageId> = (0..1000).map(|_| MessageId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(MessageId::parse(ids[0].as_str()), Ok(ids[0].clone()));
+        assert!(MessageId::parse("msg_nope").is_err());
+    }
+
+    #[test]
+    fn event_ids_round_trip_and_sort_as_text() {
+        let a = EventId::from_seq(9);
+        let b = EventId::from_seq(10);
+        assert_eq!(a.to_string(), "evt_0000000000000009");
+        assert!(a.to_string() < b.to_string());
+        assert_eq!(EventId::parse(&b.to_string()), Ok(b));
+        assert!(EventId::parse("evt_").is_err());
+        assert!(EventId::parse("evt_-1").is_err());
+        assert!(EventId::parse("msg_1").is_err());
+    }
+}

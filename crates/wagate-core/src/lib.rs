@@ -1,0 +1,36 @@
+//! wagate-core: the domain types and rules of wagate (ids, phone numbers and JIDs, message
+//! content, the message and session state machines, the event envelope). No I/O lives here.
+
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod phone;
+pub mod session;
+
+pub use event::{Event, EventType};
+pub use ids::{EventId, IdError, MessageId, SessionId};
+pub use message::{
+    Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange,
+    StatusEntry, TextContent,
+};
+pub use phone::{Jid, PhoneError, PhoneNumber};
+pub use session::{ConnectorKind, Session, SessionStatus};
+
+/// Timestamps everywhere in wagate are UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// A source of the current time, injected so that tests and replays control it.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}

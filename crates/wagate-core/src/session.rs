@@ -1,0 +1,112 @@
+//! Sessions: the connectors they use and the statuses they go through.
+
+use serde::{Deserialize, Serialize};
+
+/// How a session reaches WhatsApp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// The built-in simulated network.
+    Sim,
+    /// WhatsApp Web multi-device.
+    Web,
+    /// Meta's WhatsApp Business Cloud API.
+    Cloud,
+}
+
+impl ConnectorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Sim => "sim",
+            ConnectorKind::Web => "web",
+            ConnectorKind::Cloud => "cloud",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sim" => Some(ConnectorKind::Sim),
+            "web" => Some(ConnectorKind::Web),
+            "cloud" => Some(ConnectorKind::Cloud),
+            _ => None,
+        }
+    }
+}
+
+/// A session's connection status as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Created,
+    Connecting,
+    Qr,
+    PairingCode,
+    Connected,
+    Disconnected,
+    LoggedOut,
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Created => "created",
+            SessionStatus::Connecting => "connecting",
+            SessionStatus::Qr => "qr",
+            SessionStatus::PairingCode => "pairing_code",
+            SessionStatus::Connected => "connected",
+            SessionStatus::Disconnected => "disconnected",
+            SessionStatus::LoggedOut => "logged_out",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "created" => SessionStatus::Created,
+            "connecting" => SessionStatus::Connecting,
+            "qr" => SessionStatus::Qr,
+            "pairing_code" => SessionStatus::PairingCode,
+            "connected" => SessionStatus::Connected,
+            "disconnected" => SessionStatus::Disconnected,
+            "logged_out" => SessionStatus::LoggedOut,
+            "failed" => SessionStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// True while a connection attempt or a live connection exists.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Connecting
+                | SessionStatus::Qr
+                | SessionStatus::PairingCode
+                | SessionStatus::Connected
+        )
+    }
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: crate::SessionId,
+    pub connector: ConnectorKind,
+    pub name: Option<String>,
+    pub status: SessionStatus,
+    pub status_reason: Option<String>,
+    /// The linked account's phone number.
+    pub phone: Option<String>,
+    pub jid: Option<String>,
+    pub config: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub last_connected_at: Option<crate::Timestamp>,
+    pub created_at: crate::Timestamp,
+    pub updated_at: crate::Timestamp,
+    /// The connector's device credentials; only the owner node reads them, never the API.
+    #[serde(skip)]
+    pub credentials: Option<serde_json::Value>,
+    /// Whether wagate keeps this session connected (set by connect, cleared by disconnect and logout).
+    #[serde(skip)]
+    pub auto_connect: bool,
+}

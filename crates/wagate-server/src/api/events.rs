@@ -1,0 +1,84 @@
+//! `GET /v1/events`: the event log, for polling and replay.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wagate_core::{EventId, EventType, SessionId};
+use wagate_store::EventQuery;
+
+use super::{ApiError, ApiQuery};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    session_id: Option<String>,
+    /// Comma-separated exact types or `prefix.*`.
+    types: Option<String>,
+    limit: Option<u32>,
+}
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// The event types a comma-separated filter selects.
+pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
+    let mut types = Vec::new();
+    for part in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let matched: Vec<EventType> = EventType::ALL
+            .into_iter()
+            .filter(|t| t.matches(part))
+            .collect();
+        if matched.is_empty() {
+            return Err(ApiError::invalid_field(
+                "types",
+                format!("{part:?} matches no event type"),
+            ));
+        }
+        types.extend(matched);
+    }
+    types.sort_by_key(|t| t.as_str());
+    types.dedup();
+    Ok(types)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let after = query
+        .after
+        .map(|a| EventId::parse(&a).map_err(|e| ApiError::invalid_field("after", e)))
+        .transpose()?;
+    let session_id = query
+        .session_id
+        .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
+        .transpose()?;
+    let types = query
+        .types
+        .as_deref()
+        .map(parse_types)
+        .transpose()?
+        .unwrap_or_default();
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let events = state
+        .engine
+        .store()
+        .list_events(EventQuery {
+            after,
+            session_id,
+            types,
+            limit,
+        })
+        .await?;
+    // Where the next poll starts: after the last event seen, or where this one started.
+    let next_after = events.last().map(|e| e.id).or(after);
+    Ok(Json(json!({ "data": events, "next_after": next_after })))
+}

@@ -1,0 +1,258 @@
+//! Sending messages and reading them back.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId};
+use wagate_store::{MessageQuery, NewOutbound};
+
+use super::{session_id, ApiError, ApiJson, ApiQuery};
+use crate::engine::AcceptError;
+use crate::AppState;
+
+impl From<AcceptError> for ApiError {
+    fn from(e: AcceptError) -> Self {
+        match e {
+            AcceptError::SessionNotFound => {
+                ApiError::not_found("session_not_found", "session not found")
+            }
+            AcceptError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            ),
+            AcceptError::Store(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SendRequest {
+    to: String,
+    #[serde(flatten)]
+    content: MessageContent,
+    context: Option<Value>,
+    scheduled_at: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct SendQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
+            Ok(Some(key.trim().to_owned()))
+        }
+        _ => Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )),
+    }
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    ApiQuery(query): ApiQuery<SendQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SendRequest>,
+) -> Result<Response, ApiError> {
+    let session_id = session_id(&raw)?;
+    let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
+    body.content
+        .validate()
+        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
+    for (field, value) in [
+        ("context", &body.context),
+        ("scheduled_at", &body.scheduled_at),
+    ] {
+        if value.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_field",
+                format!("{field} is not supported by this version yet"),
+            )
+            .with_details(json!({ "field": field })));
+        }
+    }
+    let new = NewOutbound {
+        session_id,
+        to,
+        content: body.content,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    // Subscribe before accepting so the result cannot slip past.
+    let mut events = query.wait.then(|| state.engine.subscribe());
+    let accepted = state.engine.accept(new).await?;
+    let mut message = accepted.message;
+    let mut status = StatusCode::ACCEPTED;
+    if let Some(events) = events.as_mut() {
+        let timeout = Duration::from_millis(state.config.api.wait_timeout_ms);
+        match tokio::time::timeout(timeout, wait_for_result(&state, &message, events)).await {
+            Ok(result) => {
+                message = result?;
+                status = StatusCode::OK;
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "wait_timeout",
+                    "no send result yet; the message stays queued and will be sent",
+                )
+                .with_details(json!({ "message": message })))
+            }
+        }
+    }
+    let mut response = (status, Json(message)).into_response();
+    if !accepted.created {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Waits until the message is sent or failed; returns it as stored then.
+async fn wait_for_result(
+    state: &AppState,
+    message: &Message,
+    events: &mut tokio::sync::broadcast::Receiver<wagate_core::Event>,
+) -> Result<Message, ApiError> {
+    let store = state.engine.store();
+    let stored = |m: Option<Message>| {
+        m.ok_or_else(|| ApiError::not_found("message_not_found", "message was deleted"))
+    };
+    if message.status.is_send_result() {
+        return stored(store.get_message(&message.id).await?);
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                let ours = event.kind == EventType::MessageStatus
+                    && event.data["message_id"].as_str() == Some(message.id.as_str());
+                let done = event.data["status"]
+                    .as_str()
+                    .and_then(wagate_core::MessageStatus::parse)
+                    .is_some_and(|s| s.is_send_result());
+                if ours && done {
+                    return stored(store.get_message(&message.id).await?);
+                }
+            }
+            // Missed some events: the store knows.
+            Err(RecvError::Lagged(_)) => {
+                let current = stored(store.get_message(&message.id).await?)?;
+                if current.status.is_send_result() {
+                    return Ok(current);
+                }
+            }
+            Err(RecvError::Closed) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the server is shutting down",
+                ))
+            }
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Message>, ApiError> {
+    let not_found =
+        || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
+    let id = MessageId::parse(&raw).map_err(|_| not_found())?;
+    state
+        .engine
+        .store()
+        .get_message(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    chat: Option<String>,
+    direction: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let session_id = session_id(&raw)?;
+    if state
+        .engine
+        .store()
+        .get_session(&session_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::session_not_found(&raw));
+    }
+    let chat = query
+        .chat
+        .map(|c| {
+            Jid::parse_recipient(&c)
+                .map(|j| j.to_string())
+                .map_err(|e| ApiError::invalid_field("chat", e))
+        })
+        .transpose()?;
+    let direction = query
+        .direction
+        .map(|d| {
+            Direction::parse(&d)
+                .ok_or_else(|| ApiError::invalid_field("direction", "must be in or out"))
+        })
+        .transpose()?;
+    let before = query
+        .before
+        .map(|b| MessageId::parse(&b).map_err(|e| ApiError::invalid_field("before", e)))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let messages = state
+        .engine
+        .store()
+        .list_messages(MessageQuery {
+            session_id,
+            chat,
+            direction,
+            before,
+            limit,
+        })
+        .await?;
+    let next_before = (messages.len() == limit as usize)
+        .then(|| messages.last().map(|m| m.id.clone()))
+        .flatten();
+    Ok(Json(
+        json!({ "data": messages, "next_before": next_before }),
+    ))
+}

@@ -1,0 +1,92 @@
+//! The HTTP API v1 (see DESIGN.md §4).
+
+mod error;
+mod events;
+mod messages;
+mod sessions;
+mod sim;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::json;
+use wagate_core::SessionId;
+
+pub use error::{ApiError, ApiJson, ApiQuery};
+
+use crate::AppState;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let mut v1 = Router::new()
+        .route("/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
+        .route("/sessions/{id}/connect", post(sessions::connect))
+        .route("/sessions/{id}/disconnect", post(sessions::disconnect))
+        .route("/sessions/{id}/logout", post(sessions::logout))
+        .route("/sessions/{id}/qr", get(sessions::qr))
+        .route(
+            "/sessions/{id}/messages",
+            post(messages::send).get(messages::list),
+        )
+        .route("/messages/{id}", get(messages::get))
+        .route("/events", get(events::list));
+    if state.sim.is_some() {
+        v1 = v1.merge(sim::routes());
+    }
+    let v1 = v1.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_key,
+    ));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route_not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.engine.store().list_sessions().await {
+        Ok(_) => Ok(Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "database is unreachable",
+            )
+            .with_details(json!({ "check": "database" })))
+        }
+    }
+}
+
+/// A session id from the path; one that cannot be valid names no session.
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw).map_err(|_| ApiError::session_not_found(raw))
+}

@@ -1,0 +1,251 @@
+//! `/v1/sessions`: create, list, connect, link by QR, disconnect, log out, delete.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wagate_core::{ConnectorKind, PhoneNumber, Session, SessionId};
+use wagate_store::{NewSession, StoreError};
+
+use super::{session_id, ApiError, ApiJson, ApiQuery};
+use crate::engine::{LinkCode, SessionError};
+use crate::AppState;
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NotFound => ApiError::not_found("session_not_found", "session not found"),
+            SessionError::Active(status) => ApiError::conflict(
+                "session_active",
+                format!("session is already {status}; disconnect it first"),
+            ),
+            SessionError::NotRunning => {
+                ApiError::conflict("session_not_connected", "session is not connected")
+            }
+            SessionError::NotLinked => {
+                ApiError::conflict("session_not_linked", "session is not linked to a phone")
+            }
+            SessionError::NoConnector(kind) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "connector_unavailable",
+                format!("connector `{kind}` is not enabled on this server"),
+            ),
+            SessionError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    id: Option<String>,
+    connector: String,
+    name: Option<String>,
+    config: Option<Value>,
+    metadata: Option<Value>,
+}
+
+fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(value @ Value::Object(_)) => Ok(value),
+        Some(_) => Err(ApiError::invalid_field(field, "must be a JSON object")),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateSession>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let id = match body.id.as_deref() {
+        Some(raw) => SessionId::parse(raw).map_err(|e| ApiError::invalid_field("id", e))?,
+        None => SessionId::generate(),
+    };
+    let connector = ConnectorKind::parse(&body.connector)
+        .ok_or_else(|| ApiError::invalid_field("connector", "must be one of sim, web, cloud"))?;
+    if !state.engine.has_connector(connector) {
+        return Err(SessionError::NoConnector(connector.as_str()).into());
+    }
+    if body.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be at most 200 characters",
+        ));
+    }
+    let new = NewSession {
+        id: id.clone(),
+        connector,
+        name: body.name,
+        config: object_field("config", body.config)?,
+        metadata: object_field("metadata", body.metadata)?,
+    };
+    let (session, event) = match state
+        .engine
+        .store()
+        .create_session(new, state.engine.now())
+        .await
+    {
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict(
+                "session_exists",
+                format!("a session with id {id:?} already exists"),
+            ))
+        }
+        other => other?,
+    };
+    state.engine.publish([event]);
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let sessions = state.engine.store().list_sessions().await?;
+    Ok(Json(json!({ "data": sessions })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id(&raw)?;
+    let session = state.engine.store().get_session(&id).await?;
+    session
+        .map(Json)
+        .ok_or_else(|| ApiError::session_not_found(&raw))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&raw)?;
+    state.engine.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConnectRequest {
+    pairing_phone: Option<String>,
+}
+
+pub async fn connect(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let id = session_id(&raw)?;
+    // The body is optional: `curl -X POST …/connect` with none is the common case.
+    let request: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ConnectRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            ),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        })?
+    };
+    let pairing_phone = request
+        .pairing_phone
+        .map(|p| PhoneNumber::parse(&p).map_err(|e| ApiError::invalid_field("pairing_phone", e)))
+        .transpose()?;
+    let session = state.engine.connect(&id, pairing_phone).await?;
+    Ok((StatusCode::ACCEPTED, Json(session)))
+}
+
+pub async fn disconnect(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id(&raw)?;
+    Ok(Json(state.engine.disconnect(&id).await?))
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id(&raw)?;
+    Ok(Json(state.engine.logout(&id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct QrQuery {
+    format: Option<String>,
+}
+
+pub async fn qr(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    ApiQuery(query): ApiQuery<QrQuery>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&raw)?;
+    let session = state
+        .engine
+        .store()
+        .get_session(&id)
+        .await?
+        .ok_or_else(|| ApiError::session_not_found(&raw))?;
+    let no_code = || {
+        ApiError::conflict(
+            "no_qr_code",
+            format!(
+                "session is {}, not showing a QR code",
+                session.status.as_str()
+            ),
+        )
+        .with_details(json!({ "status": session.status }))
+    };
+    let code = state.engine.link_code(&id).ok_or_else(no_code)?;
+    let format = query.format.as_deref().unwrap_or("json");
+    let response = match (code, format) {
+        (LinkCode::Qr { code, expires_at }, "json") => {
+            let png = crate::qr::png(&code).map_err(ApiError::internal)?;
+            let image = format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            );
+            Json(json!({ "code": code, "expires_at": expires_at, "image": image })).into_response()
+        }
+        (LinkCode::Qr { code, .. }, "png") => {
+            let png = crate::qr::png(&code).map_err(ApiError::internal)?;
+            (
+                [
+                    (header::CONTENT_TYPE, "image/png"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                png,
+            )
+                .into_response()
+        }
+        (LinkCode::Qr { code, .. }, "svg") => {
+            let svg = crate::qr::svg(&code).map_err(ApiError::internal)?;
+            (
+                [
+                    (header::CONTENT_TYPE, "image/svg+xml"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                svg,
+            )
+                .into_response()
+        }
+        (LinkCode::Pairing { code, expires_at }, "json") => {
+            Json(json!({ "pairing_code": code, "expires_at": expires_at })).into_response()
+        }
+        (LinkCode::Pairing { .. }, "png" | "svg") => return Err(no_code()),
+        (_, other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                format!("format {other:?} is not one of json, png, svg"),
+            ))
+        }
+    };
+    Ok(response)
+}

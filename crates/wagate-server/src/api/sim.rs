@@ -1,0 +1,170 @@
+//! `/v1/sim`: acting as the phones and contacts of the simulated network.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wagate_connect::sim::{Faults, InboundRequest, SimError};
+use wagate_core::{MessageContent, PhoneNumber, SessionId};
+
+use super::{ApiError, ApiJson};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sim/scan", post(scan))
+        .route("/sim/pair", post(pair))
+        .route("/sim/inbound", post(inbound))
+        .route("/sim/faults", post(faults))
+}
+
+impl From<SimError> for ApiError {
+    fn from(e: SimError) -> Self {
+        let message = e.to_string();
+        match e {
+            SimError::UnknownCode => ApiError::not_found("code_not_found", message),
+            SimError::WrongPhone(_) => ApiError::invalid_field("phone", message),
+            SimError::PhoneInUse { .. } => ApiError::conflict("phone_in_use", message),
+            SimError::NotLinked => ApiError::conflict("session_not_linked", message),
+            SimError::NotConnected => ApiError::conflict("session_not_connected", message),
+            SimError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+        }
+    }
+}
+
+fn network(state: &AppState) -> Result<&wagate_connect::sim::SimNetwork, ApiError> {
+    state
+        .sim
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("route_not_found", "the sim connector is disabled"))
+}
+
+fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw).map_err(|e| ApiError::invalid_field(field, e))
+}
+
+fn existing_session(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw).map_err(|e| ApiError::invalid_field("session_id", e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    code: String,
+    phone: String,
+}
+
+pub async fn scan(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LinkRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let phone = phone("phone", &body.phone)?;
+    let session = network(&state)?.scan(body.code.trim(), phone)?;
+    Ok(Json(json!({ "session_id": session })))
+}
+
+pub async fn pair(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LinkRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let phone = phone("phone", &body.phone)?;
+    let session = network(&state)?.pair(body.code.trim(), phone)?;
+    Ok(Json(json!({ "session_id": session })))
+}
+
+#[derive(Deserialize)]
+pub struct InboundBody {
+    session_id: String,
+    from: String,
+    /// WhatsApp's id for the message; send the same id twice to see deduplication.
+    id: Option<String>,
+    #[serde(flatten)]
+    content: MessageContent,
+}
+
+pub async fn inbound(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<InboundBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let session_id = existing_session(&body.session_id)?;
+    let from = phone("from", &body.from)?;
+    body.content
+        .validate()
+        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
+    if body
+        .id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > 128)
+    {
+        return Err(ApiError::invalid_field("id", "must be 1 to 128 characters"));
+    }
+    if state
+        .engine
+        .store()
+        .get_session(&session_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::session_not_found(session_id.as_str()));
+    }
+    let injected = network(&state)?
+        .inject(InboundRequest {
+            session_id,
+            from,
+            content: body.content,
+            wa_id: body.id,
+        })
+        .await?;
+    let (status, word) = if injected.stored {
+        (StatusCode::OK, "stored")
+    } else {
+        (StatusCode::ACCEPTED, "pending")
+    };
+    Ok((
+        status,
+        Json(json!({ "wa_id": injected.wa_id, "status": word })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsBody {
+    session_id: String,
+    #[serde(default)]
+    drop_connection: bool,
+    #[serde(default)]
+    fail_sends: u32,
+    send_delay_ms: Option<u64>,
+}
+
+pub async fn faults(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FaultsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let session_id = existing_session(&body.session_id)?;
+    if state
+        .engine
+        .store()
+        .get_session(&session_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::session_not_found(session_id.as_str()));
+    }
+    let network = network(&state)?;
+    network.set_faults(
+        &session_id,
+        Faults {
+            fail_sends: body.fail_sends,
+            send_delay: body.send_delay_ms.map(std::time::Duration::from_millis),
+        },
+    );
+    if body.drop_connection {
+        network.drop_connection(&session_id)?;
+    }
+    Ok(Json(
+        json!({ "session_id": session_id, "fail_sends": body.fail_sends, "send_delay_ms": body.send_delay_ms }),
+    ))
+}

@@ -1,0 +1,94 @@
+//! The admin API key: where it comes from and how requests prove they hold it.
+
+use std::path::Path;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::Rng;
+
+use crate::api::ApiError;
+use crate::AppState;
+
+const KEY_FILE: &str = "admin.key";
+
+/// The key from configuration, or the one kept in the data dir (generated on first start).
+pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(key) = configured.filter(|k| !k.is_empty()) {
+        return Ok(key.to_owned());
+    }
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => {
+            tracing::info!(path = %path.display(), "admin API key is in this file");
+            return Ok(key.trim().to_owned());
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let key: String = {
+        let mut rng = rand::rng();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..40)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
+    };
+    let key = format!("wg_{key}");
+    write_private(&path, &key)?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated the admin API key; it is shown this once and kept in that file: {key}"
+    );
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{contents}\n"))
+}
+
+/// Compares in time that does not depend on where the strings differ.
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Lets a request through when it carries the admin key (`Authorization: Bearer` or `X-Api-Key`).
+pub async fn require_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let headers = request.headers();
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim);
+    match presented {
+        None => Err(ApiError::unauthorized(
+            "missing API key: send `Authorization: Bearer <key>`",
+        )),
+        Some(key) if same_key(key, &state.admin_key) => Ok(next.run(request).await),
+        Some(_) => Err(ApiError::unauthorized("invalid API key")),
+    }
+}

@@ -1,0 +1,241 @@
+//! Configuration: compiled-in defaults, then `wagate.toml` (or `--config`), then `WAGATE_*`
+//! environment variables (`__` separates nested keys). Validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything wagate can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP API listens on (`host:port`).
+    pub listen: String,
+    /// Where the SQLite database, the admin key and media live.
+    pub data_dir: PathBuf,
+    /// Admin API key; when unset one is generated on first start and kept in the data dir.
+    pub admin_key: Option<String>,
+    /// `sqlite://…`; defaults to `wagate.db` in the data dir.
+    pub database_url: Option<String>,
+    /// Where media is stored; defaults to `media/` in the data dir.
+    pub media_url: Option<String>,
+    /// This node's name in events and logs.
+    pub node_id: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    pub api: ApiConfig,
+    pub engine: EngineConfig,
+    pub connectors: ConnectorsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long `?wait=true` waits for a send result before answering 504.
+    pub wait_timeout_ms: u64,
+}
+
+/// The engine that runs sessions and sends messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// How many queued messages a session claims at once.
+    pub send_batch: u32,
+    /// How long a claimed message stays claimed; after that (a node died mid-send) it is sent again.
+    pub send_lease_ms: u64,
+    /// Attempts before a send that keeps failing in a retryable way is marked failed.
+    pub send_max_attempts: u32,
+    /// First retry delay of a failed send; doubles with each attempt.
+    pub send_retry_base_ms: u64,
+    /// First reconnect delay after a lost connection; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// How many sessions connect at the same time when wagate starts.
+    pub resume_concurrency: usize,
+}
+
+/// The connectors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectorsConfig {
+    pub sim: SimSettings,
+}
+
+/// The simulated network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimSettings {
+    pub enabled: bool,
+    /// How long each QR code is shown before the next one.
+    pub qr_interval_ms: u64,
+    /// How many QR codes are shown before linking gives up.
+    pub qr_max_codes: u32,
+    /// How long a virtual contact takes to confirm delivery.
+    pub delivery_delay_ms: u64,
+    /// How long after delivery a recipient reads a message.
+    pub read_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("wagate-data"),
+            admin_key: None,
+            database_url: None,
+            media_url: None,
+            node_id: "node-1".into(),
+            log_format: LogFormat::Text,
+            api: ApiConfig::default(),
+            engine: EngineConfig::default(),
+            connectors: ConnectorsConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            wait_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            send_batch: 64,
+            send_lease_ms: 30_000,
+            send_max_attempts: 5,
+            send_retry_base_ms: 2_000,
+            reconnect_min_ms: 1_000,
+            reconnect_max_ms: 60_000,
+            resume_concurrency: 8,
+        }
+    }
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            qr_interval_ms: 20_000,
+            qr_max_codes: 6,
+            delivery_delay_ms: 200,
+            read_delay_ms: 2_000,
+        }
+    }
+}
+
+/// A configuration that cannot work, with what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("listen = {0:?} is not a host:port address")]
+    Listen(String),
+    #[error("database_url = {0:?}: only sqlite:// URLs are supported by this version")]
+    DatabaseUrl(String),
+    #[error("media_url = {0:?}: only local directories (a path or file://) are supported by this version")]
+    MediaUrl(String),
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+}
+
+impl Config {
+    /// Loads defaults, then the config file, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None => figment = figment.merge(Toml::file("wagate.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("WAGATE_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.database_url()?;
+        if let Some(url) = &self.media_url {
+            if url.contains("://") && !url.starts_with("file://") {
+                return Err(ConfigError::MediaUrl(url.clone()));
+            }
+        }
+        for (name, value) in [
+            ("engine.send_batch", u64::from(self.engine.send_batch)),
+            (
+                "engine.send_max_attempts",
+                u64::from(self.engine.send_max_attempts),
+            ),
+            (
+                "engine.resume_concurrency",
+                self.engine.resume_concurrency as u64,
+            ),
+            ("engine.reconnect_max_ms", self.engine.reconnect_max_ms),
+            (
+                "connectors.sim.qr_max_codes",
+                u64::from(self.connectors.sim.qr_max_codes),
+            ),
+            (
+                "connectors.sim.qr_interval_ms",
+                self.connectors.sim.qr_interval_ms,
+            ),
+            ("api.max_body_bytes", self.api.max_body_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::Listen(self.listen.clone()))
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        match &self.database_url {
+            None => Ok(format!(
+                "sqlite://{}",
+                self.data_dir.join("wagate.db").display()
+            )),
+            Some(url) if url.starts_with("sqlite:") => Ok(url.clone()),
+            Some(url) => Err(ConfigError::DatabaseUrl(url.clone())),
+        }
+    }
+}
+
+/// Milliseconds from configuration as a duration.
+pub fn ms(value: u64) -> Duration {
+    Duration::from_millis(value)
+}

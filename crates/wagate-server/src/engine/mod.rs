@@ -1,0 +1,350 @@
+//! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
+//! store what the connection reports) and publishes every committed event.
+
+mod outbox;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use wagate_connect::Connector;
+use wagate_core::{
+    Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp,
+};
+use wagate_store::{Credentials, NewOutbound, SessionChange, Store, StoreError};
+
+use crate::config::EngineConfig;
+pub use outbox::AcceptError;
+
+/// A QR or pairing code a linking session shows.
+#[derive(Debug, Clone)]
+pub enum LinkCode {
+    Qr { code: String, expires_at: Timestamp },
+    Pairing { code: String, expires_at: Timestamp },
+}
+
+/// Why the engine refused a session command.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session not found")]
+    NotFound,
+    #[error("session is already {0}")]
+    Active(&'static str),
+    #[error("session is not connected")]
+    NotRunning,
+    #[error("session is not linked")]
+    NotLinked,
+    #[error("connector `{0}` is not available on this server")]
+    NoConnector(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Command {
+    /// Close the connection and stay offline.
+    Disconnect,
+    /// Unlink the device and forget its credentials.
+    Logout,
+    /// The server is stopping: close the connection, reconnect on next start.
+    Shutdown,
+}
+
+struct Running {
+    commands: mpsc::UnboundedSender<(Command, oneshot::Sender<()>)>,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// Shared by the API handlers and the session tasks.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    node_id: String,
+    connectors: HashMap<ConnectorKind, Arc<dyn Connector>>,
+    events: broadcast::Sender<Event>,
+    sessions: Mutex<HashMap<SessionId, Running>>,
+    link_codes: Mutex<HashMap<SessionId, LinkCode>>,
+    /// Bounds how many sessions connect at once, so a restart does not stampede WhatsApp.
+    connecting: Semaphore,
+    accept: outbox::Acceptor,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+        node_id: String,
+        connectors: Vec<Arc<dyn Connector>>,
+    ) -> Arc<Self> {
+        let (events, _) = broadcast::channel(16 * 1024);
+        let connecting = Semaphore::new(config.resume_concurrency);
+        Arc::new(Self {
+            accept: outbox::Acceptor::start(Arc::clone(&store), Arc::clone(&clock), events.clone()),
+            store,
+            clock,
+            config,
+            node_id,
+            connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
+            events,
+            sessions: Mutex::new(HashMap::new()),
+            link_codes: Mutex::new(HashMap::new()),
+            connecting,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn has_connector(&self, kind: ConnectorKind) -> bool {
+        self.connectors.contains_key(&kind)
+    }
+
+    /// Live events, from the moment of subscribing.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Publishes events that are committed.
+    pub(crate) fn publish(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            // No subscriber is fine: the log has it.
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<SessionId, Running>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn codes(&self) -> MutexGuard<'_, HashMap<SessionId, LinkCode>> {
+        self.link_codes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The code a linking session shows now.
+    pub fn link_code(&self, id: &SessionId) -> Option<LinkCode> {
+        self.codes().get(id).cloned()
+    }
+
+    /// Changes a session and publishes its event.
+    async fn change_session(
+        &self,
+        id: &SessionId,
+        mut change: SessionChange,
+    ) -> Result<Session, StoreError> {
+        if change.status.is_some() {
+            let node = serde_json::json!({ "node_id": self.node_id });
+            change.event_data = Some(change.event_data.take().map_or(node.clone(), |mut d| {
+                if let (Some(map), Some(node)) = (d.as_object_mut(), node.as_object()) {
+                    map.extend(node.clone());
+                }
+                d
+            }));
+        }
+        let (session, event) = self.store.update_session(id, change, self.now()).await?;
+        self.publish(event);
+        Ok(session)
+    }
+
+    /// Accepts an outbound message: committed (queued) before this returns.
+    pub async fn accept(&self, new: NewOutbound) -> Result<wagate_store::Accepted, AcceptError> {
+        let session_id = new.session_id.clone();
+        let accepted = self.accept.submit(new).await?;
+        if accepted.created {
+            self.wake(&session_id);
+        }
+        Ok(accepted)
+    }
+
+    /// Tells a session's task that work arrived.
+    fn wake(&self, id: &SessionId) {
+        if let Some(running) = self.running().get(id) {
+            running.wake.notify_one();
+        }
+    }
+
+    /// Starts connecting a session; it stays connected (across restarts) until disconnected.
+    pub async fn connect(
+        self: &Arc<Self>,
+        id: &SessionId,
+        pairing_phone: Option<PhoneNumber>,
+    ) -> Result<Session, SessionError> {
+        let session = self
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        let connector = self
+            .connectors
+            .get(&session.connector)
+            .cloned()
+            .ok_or(SessionError::NoConnector(session.connector.as_str()))?;
+        if let Some(running) = self.running().get(id) {
+            if !running.task.is_finished() {
+                return Err(SessionError::Active(session.status.as_str()));
+            }
+        }
+        let session = self
+            .change_session(
+                id,
+                SessionChange {
+                    status: Some(SessionStatus::Connecting),
+                    auto_connect: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.spawn_session(session.clone(), connector, pairing_phone);
+        Ok(session)
+    }
+
+    fn spawn_session(
+        self: &Arc<Self>,
+        session: Session,
+        connector: Arc<dyn Connector>,
+        pairing_phone: Option<PhoneNumber>,
+    ) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        let id = session.id.clone();
+        let task = tokio::spawn(session::run(
+            Arc::clone(self),
+            session,
+            connector,
+            pairing_phone,
+            command_rx,
+            Arc::clone(&wake),
+        ));
+        self.running().insert(
+            id,
+            Running {
+                commands,
+                wake,
+                task,
+            },
+        );
+    }
+
+    /// Sends a command to a running session and waits until it is carried out.
+    async fn command(&self, id: &SessionId, command: Command) -> bool {
+        let (done, finished) = oneshot::channel();
+        let sent = match self.running().get(id) {
+            Some(running) => running.commands.send((command, done)).is_ok(),
+            None => false,
+        };
+        sent && finished.await.is_ok()
+    }
+
+    /// Closes a session's connection; it stays linked and offline until connected again.
+    pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let session = self
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        if !self.command(id, Command::Disconnect).await {
+            if !session.auto_connect && !session.status.is_active() {
+                return Err(SessionError::NotRunning);
+            }
+            return Ok(self
+                .change_session(
+                    id,
+                    SessionChange {
+                        status: Some(SessionStatus::Disconnected),
+                        reason: Some("disconnected by request".into()),
+                        auto_connect: Some(false),
+                        ..Default::default()
+                    },
+                )
+                .await?);
+        }
+        self.store
+            .get_session(id)
+            .await?
+            .ok_or(SessionError::NotFound)
+    }
+
+    /// Unlinks a session's device; connecting again needs a new QR code.
+    pub async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let session = self
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        if !self.command(id, Command::Logout).await {
+            if session.credentials.is_none() {
+                return Err(SessionError::NotLinked);
+            }
+            return Ok(self.logged_out(id, "logged out by request".into()).await?);
+        }
+        self.store
+            .get_session(id)
+            .await?
+            .ok_or(SessionError::NotFound)
+    }
+
+    async fn logged_out(&self, id: &SessionId, reason: String) -> Result<Session, StoreError> {
+        self.codes().remove(id);
+        self.change_session(
+            id,
+            SessionChange {
+                status: Some(SessionStatus::LoggedOut),
+                reason: Some(reason),
+                credentials: Credentials::Clear,
+                auto_connect: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Stops a session and deletes it with its messages.
+    pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
+        self.command(id, Command::Logout).await;
+        self.running().remove(id);
+        self.codes().remove(id);
+        if self.store.delete_session(id).await? {
+            Ok(())
+        } else {
+            Err(SessionError::NotFound)
+        }
+    }
+
+    /// Connects the sessions that were connected when wagate last stopped.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for session in self.store.list_sessions().await? {
+            if !session.auto_connect {
+                continue;
+            }
+            let Some(connector) = self.connectors.get(&session.connector).cloned() else {
+                tracing::warn!(session_id = %session.id, connector = session.connector.as_str(), "connector unavailable; not resuming");
+                continue;
+            };
+            self.spawn_session(session, connector, None);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// Closes every session's connection (they resume on next start) and stops the writers.
+    pub async fn shutdown(&self) {
+        let ids: Vec<SessionId> = self.running().keys().cloned().collect();
+        for id in &ids {
+            self.command(id, Command::Shutdown).await;
+        }
+        let tasks: Vec<JoinHandle<()>> = self.running().drain().map(|(_, r)| r.task).collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.accept.stop().await;
+    }
+}

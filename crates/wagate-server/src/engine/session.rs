@@ -1,0 +1,526 @@
+//! One session's task: connect, stay connected (reconnecting with backoff), send its queued
+//! messages in order and store everything its connection reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
+use tracing::Instrument;
+use wagate_connect::{
+    Ack, Connection, Connector, ConnectorEvent, OutboundMessage, Receipt, SendError, SessionSpec,
+};
+use wagate_core::{Jid, MessageStatus, PhoneNumber, Session, SessionStatus};
+use wagate_store::{Credentials, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
+
+use super::{Command, Engine, LinkCode};
+use crate::config::ms;
+
+/// The most connector events stored in one transaction.
+const MAX_EVENT_BATCH: usize = 256;
+
+/// Why `drive` returned.
+enum Outcome {
+    Command(Command, oneshot::Sender<()>),
+    /// The connection dropped; try again.
+    Lost(String),
+    /// The connection ended for good (for example nobody scanned the QR code).
+    Ended(String),
+    LoggedOut(String),
+}
+
+pub(super) async fn run(
+    engine: Arc<Engine>,
+    session: Session,
+    connector: Arc<dyn Connector>,
+    pairing_phone: Option<PhoneNumber>,
+    commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
+    wake: Arc<Notify>,
+) {
+    let span = tracing::info_span!("session", session_id = %session.id);
+    let mut runner = Runner {
+        engine,
+        session,
+        connected: false,
+    };
+    runner
+        .run(connector, pairing_phone, commands, wake)
+        .instrument(span)
+        .await;
+}
+
+struct Runner {
+    engine: Arc<Engine>,
+    session: Session,
+    connected: bool,
+}
+
+impl Runner {
+    async fn run(
+        &mut self,
+        connector: Arc<dyn Connector>,
+        mut pairing_phone: Option<PhoneNumber>,
+        mut commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
+        wake: Arc<Notify>,
+    ) {
+        let mut failures: u32 = 0;
+        loop {
+            let outcome = match self
+                .attempt(&connector, pairing_phone.take(), &mut commands, &wake)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(error = %e, "store error; reconnecting");
+                    Outcome::Lost("internal error".into())
+                }
+            };
+            let result = match outcome {
+                Outcome::Command(command, done) => {
+                    let result = self.finish(command).await;
+                    let _ = done.send(());
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "could not record the session's end");
+                    }
+                    return;
+                }
+                Outcome::Ended(reason) => {
+                    self.set_status(SessionStatus::Disconnected, Some(reason), Some(false))
+                        .await
+                }
+                Outcome::LoggedOut(reason) => self
+                    .engine
+                    .logged_out(&self.session.id, reason)
+                    .await
+                    .map(drop),
+                Outcome::Lost(reason) => {
+                    if self.connected {
+                        failures = 0;
+                    }
+                    self.connected = false;
+                    failures += 1;
+                    if let Err(e) = self
+                        .set_status(SessionStatus::Disconnected, Some(reason), None)
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not record the disconnect");
+                    }
+                    let delay = self.backoff(failures);
+                    tracing::info!(
+                        delay_ms = delay.as_millis() as u64,
+                        "reconnecting after a delay"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => continue,
+                        Some((command, done)) = commands.recv() => {
+                            let result = self.finish_offline(command).await;
+                            let _ = done.send(());
+                            if let Err(e) = result {
+                                tracing::error!(error = %e, "could not record the session's end");
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not record the session's end");
+            }
+            return;
+        }
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let config = &self.engine.config;
+        let exp = config
+            .reconnect_min_ms
+            .saturating_mul(1u64 << failures.saturating_sub(1).min(20));
+        let base = exp.min(config.reconnect_max_ms) as f64;
+        ms((base * rand::rng().random_range(0.8..1.2)) as u64)
+    }
+
+    async fn set_status(
+        &mut self,
+        status: SessionStatus,
+        reason: Option<String>,
+        auto_connect: Option<bool>,
+    ) -> Result<(), StoreError> {
+        self.session = self
+            .engine
+            .change_session(
+                &self.session.id,
+                SessionChange {
+                    status: Some(status),
+                    reason,
+                    auto_connect,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Opens one connection and drives it until it ends or a command arrives.
+    async fn attempt(
+        &mut self,
+        connector: &Arc<dyn Connector>,
+        pairing_phone: Option<PhoneNumber>,
+        commands: &mut mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
+        wake: &Notify,
+    ) -> Result<Outcome, StoreError> {
+        if self.session.status != SessionStatus::Connecting {
+            self.set_status(SessionStatus::Connecting, None, None)
+                .await?;
+        }
+        let (sink, mut events) = mpsc::unbounded_channel();
+        let spec = SessionSpec {
+            id: self.session.id.clone(),
+            credentials: self.session.credentials.clone(),
+            pairing_phone,
+        };
+        let opened = {
+            let _permit = self.engine.connecting.acquire().await;
+            connector.connect(spec, sink).await
+        };
+        let connection = match opened {
+            Ok(connection) => connection,
+            Err(wagate_connect::ConnectError::Retryable(reason)) => {
+                return Ok(Outcome::Lost(reason))
+            }
+            Err(wagate_connect::ConnectError::Permanent(reason)) => {
+                self.set_status(SessionStatus::Failed, Some(reason.clone()), Some(false))
+                    .await?;
+                return Ok(Outcome::Ended(reason));
+            }
+        };
+        let outcome = self
+            .drive(connection.as_ref(), &mut events, commands, wake)
+            .await;
+        match &outcome {
+            Ok(Outcome::Command(Command::Logout, _)) => connection.logout().await,
+            Ok(Outcome::LoggedOut(_)) => {}
+            _ => connection.disconnect().await,
+        }
+        outcome
+    }
+
+    async fn drive(
+        &mut self,
+        connection: &dyn Connection,
+        events: &mut mpsc::UnboundedReceiver<ConnectorEvent>,
+        commands: &mut mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
+        wake: &Notify,
+    ) -> Result<Outcome, StoreError> {
+        // When to look at the queue next; None while nothing is queued.
+        let mut next_send: Option<Instant> = None;
+        loop {
+            let due = next_send.filter(|_| self.connected);
+            tokio::select! {
+                biased;
+                Some((command, done)) = commands.recv() => return Ok(Outcome::Command(command, done)),
+                event = events.recv() => {
+                    let Some(event) = event else {
+                        return Ok(Outcome::Lost("connection closed".into()));
+                    };
+                    let mut batch = vec![event];
+                    while batch.len() < MAX_EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(event) => batch.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                    let was_connected = self.connected;
+                    if let Some(outcome) = self.handle(batch).await? {
+                        return Ok(outcome);
+                    }
+                    if self.connected && !was_connected {
+                        next_send = Some(Instant::now());
+                    }
+                }
+                _ = wake.notified() => next_send = Some(Instant::now()),
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    next_send = self.send_due(connection).await?;
+                }
+            }
+        }
+    }
+
+    /// Stores a batch of connector events in order; returns an outcome when the connection ended.
+    async fn handle(&mut self, batch: Vec<ConnectorEvent>) -> Result<Option<Outcome>, StoreError> {
+        let mut inbound: Vec<(NewInbound, Ack)> = Vec::new();
+        let mut receipts: Vec<StatusUpdate> = Vec::new();
+        for event in batch {
+            match event {
+                ConnectorEvent::Inbound { message, ack } => {
+                    let to = self.session.jid.clone().unwrap_or_default();
+                    inbound.push((
+                        NewInbound {
+                            session_id: self.session.id.clone(),
+                            wa_id: message.wa_id,
+                            chat: message.chat.to_string(),
+                            from: message.from.to_string(),
+                            to,
+                            content: message.content,
+                            at: message.at,
+                        },
+                        ack,
+                    ));
+                }
+                ConnectorEvent::Receipt { wa_id, receipt, .. } => receipts.push(StatusUpdate {
+                    message: MessageRef::WaId(self.session.id.clone(), wa_id),
+                    status: match receipt {
+                        Receipt::Delivered => MessageStatus::Delivered,
+                        Receipt::Read => MessageStatus::Read,
+                    },
+                    reason: None,
+                    wa_id: None,
+                    retry_at: None,
+                }),
+                other => {
+                    self.store_inbound(std::mem::take(&mut inbound)).await?;
+                    self.apply(std::mem::take(&mut receipts)).await?;
+                    if let Some(outcome) = self.handle_state(other).await? {
+                        return Ok(Some(outcome));
+                    }
+                }
+            }
+        }
+        self.store_inbound(inbound).await?;
+        self.apply(receipts).await?;
+        Ok(None)
+    }
+
+    /// Commits inbound messages, then acknowledges them to the connector.
+    async fn store_inbound(&self, batch: Vec<(NewInbound, Ack)>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (messages, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let events = self
+            .engine
+            .store
+            .store_inbound(messages, self.engine.now())
+            .await?;
+        self.engine.publish(events);
+        acks.into_iter().for_each(Ack::ack);
+        Ok(())
+    }
+
+    async fn apply(&self, updates: Vec<StatusUpdate>) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let results = self
+            .engine
+            .store
+            .apply_statuses(updates, self.engine.now())
+            .await?;
+        for result in results {
+            match result {
+                Ok(event) => self.engine.publish(event),
+                Err(e) => tracing::warn!(error = %e, "status update refused"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_state(&mut self, event: ConnectorEvent) -> Result<Option<Outcome>, StoreError> {
+        let engine = Arc::clone(&self.engine);
+        let id = self.session.id.clone();
+        match event {
+            ConnectorEvent::Qr { code, expires_at } => {
+                engine.codes().insert(
+                    id.clone(),
+                    LinkCode::Qr {
+                        code: code.clone(),
+                        expires_at,
+                    },
+                );
+                if self.session.status != SessionStatus::Qr {
+                    self.set_status(SessionStatus::Qr, None, None).await?;
+                }
+                let data = serde_json::json!({ "code": code, "expires_at": expires_at });
+                let event = engine
+                    .store
+                    .append_event(wagate_core::EventType::SessionQr, &id, data, engine.now())
+                    .await?;
+                engine.publish([event]);
+            }
+            ConnectorEvent::PairingCode { code, expires_at } => {
+                engine.codes().insert(
+                    id.clone(),
+                    LinkCode::Pairing {
+                        code: code.clone(),
+                        expires_at,
+                    },
+                );
+                self.session = engine
+                    .change_session(
+                        &id,
+                        SessionChange {
+                            status: Some(SessionStatus::PairingCode),
+                            event_data: Some(serde_json::json!({ "pairing_code": code, "expires_at": expires_at })),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+            }
+            ConnectorEvent::Linked { phone, credentials } => {
+                self.session = engine
+                    .change_session(
+                        &id,
+                        SessionChange {
+                            phone: Some(phone.to_string()),
+                            jid: Some(phone.to_jid().to_string()),
+                            credentials: Credentials::Set(credentials),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+            }
+            ConnectorEvent::Connected { phone } => {
+                engine.codes().remove(&id);
+                self.session = engine
+                    .change_session(
+                        &id,
+                        SessionChange {
+                            status: Some(SessionStatus::Connected),
+                            phone: Some(phone.to_string()),
+                            jid: Some(phone.to_jid().to_string()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                self.connected = true;
+                tracing::info!(phone = %phone, "connected");
+            }
+            ConnectorEvent::Disconnected { reason, reconnect } => {
+                engine.codes().remove(&id);
+                return Ok(Some(if reconnect {
+                    Outcome::Lost(reason)
+                } else {
+                    Outcome::Ended(reason)
+                }));
+            }
+            ConnectorEvent::LoggedOut { reason } => return Ok(Some(Outcome::LoggedOut(reason))),
+            ConnectorEvent::Inbound { .. } | ConnectorEvent::Receipt { .. } => {}
+        }
+        Ok(None)
+    }
+
+    /// Sends one batch of due messages; returns when to look at the queue again.
+    async fn send_due(
+        &mut self,
+        connection: &dyn Connection,
+    ) -> Result<Option<Instant>, StoreError> {
+        let engine = Arc::clone(&self.engine);
+        let config = &engine.config;
+        let now = engine.now();
+        let lease_until = now + ms(config.send_lease_ms);
+        let (claimed, events) = engine
+            .store
+            .claim_outbound(&self.session.id, config.send_batch, now, lease_until)
+            .await?;
+        engine.publish(events);
+        let full_batch = claimed.len() as u32 == config.send_batch;
+        let mut updates = Vec::with_capacity(claimed.len());
+        for item in claimed {
+            let message = item.message;
+            let span = tracing::debug_span!("send", message_id = %message.id);
+            let update = |status, reason, wa_id, retry_at| StatusUpdate {
+                message: MessageRef::Id(message.id.clone()),
+                status,
+                reason,
+                wa_id,
+                retry_at,
+            };
+            let Ok(to) = Jid::parse(&message.to) else {
+                updates.push(update(
+                    MessageStatus::Failed,
+                    Some("invalid_recipient".into()),
+                    None,
+                    None,
+                ));
+                continue;
+            };
+            let outbound = OutboundMessage {
+                id: message.id.clone(),
+                to,
+                content: message.content.clone(),
+            };
+            let result = connection.send(&outbound).instrument(span).await;
+            updates.push(match result {
+                Ok(wa_id) => update(MessageStatus::Sent, None, Some(wa_id), None),
+                Err(SendError::Permanent { code, .. }) => {
+                    update(MessageStatus::Failed, Some(code), None, None)
+                }
+                Err(SendError::Retryable(reason))
+                    if item.attempts + 1 >= config.send_max_attempts =>
+                {
+                    update(
+                        MessageStatus::Failed,
+                        Some(format!("send_failed: {reason}")),
+                        None,
+                        None,
+                    )
+                }
+                Err(SendError::Retryable(reason)) => {
+                    let delay = config
+                        .send_retry_base_ms
+                        .saturating_mul(1u64 << item.attempts.min(16));
+                    update(
+                        MessageStatus::Queued,
+                        Some(reason),
+                        None,
+                        Some(engine.now() + ms(delay)),
+                    )
+                }
+            });
+        }
+        self.apply(updates).await?;
+        if full_batch {
+            return Ok(Some(Instant::now()));
+        }
+        let next = engine.store.next_outbound_due(&self.session.id).await?;
+        Ok(next.map(|due| {
+            let wait = (due - engine.now()).to_std().unwrap_or_default();
+            Instant::now() + wait
+        }))
+    }
+
+    /// Carries out a command on a live connection (already closed by `attempt`).
+    async fn finish(&mut self, command: Command) -> Result<(), StoreError> {
+        match command {
+            Command::Disconnect => {
+                self.set_status(
+                    SessionStatus::Disconnected,
+                    Some("disconnected by request".into()),
+                    Some(false),
+                )
+                .await
+            }
+            Command::Logout => self
+                .engine
+                .logged_out(&self.session.id, "logged out by request".into())
+                .await
+                .map(drop),
+            Command::Shutdown => {
+                self.set_status(
+                    SessionStatus::Disconnected,
+                    Some("server stopped".into()),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Carries out a command while waiting to reconnect.
+    async fn finish_offline(&mut self, command: Command) -> Result<(), StoreError> {
+        match command {
+            Command::Shutdown => Ok(()),
+            other => self.finish(other).await,
+        }
+    }
+}

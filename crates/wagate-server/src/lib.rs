@@ -1,0 +1,161 @@
+//! wagate-server: the `wagate` binary's library: configuration, the HTTP API and the engine
+//! that runs sessions. `main.rs` only parses the command line and calls [`Server::start`].
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod engine;
+mod qr;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
+use wagate_connect::Connector;
+use wagate_core::SystemClock;
+use wagate_store::{SqliteStore, Store};
+
+use config::ms;
+pub use config::Config;
+use engine::Engine;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<Config>,
+    pub admin_key: Arc<str>,
+    /// The simulated network, when the sim connector is enabled.
+    pub sim: Option<Arc<SimNetwork>>,
+}
+
+/// A running wagate: HTTP API, engine and store.
+pub struct Server {
+    addr: SocketAddr,
+    admin_key: Arc<str>,
+    engine: Arc<Engine>,
+    store: SqliteStore,
+    stop: oneshot::Sender<()>,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, resumes sessions and serves the API on `listener`.
+    pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let admin_key: Arc<str> = auth::admin_key(config.admin_key.as_deref(), &config.data_dir)
+            .context("cannot read or create the admin key")?
+            .into();
+        let database_url = config.database_url()?;
+        let store = SqliteStore::open(&database_url)
+            .await
+            .with_context(|| format!("cannot open the database {database_url}"))?;
+
+        let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+        let sim = config.connectors.sim.enabled.then(|| {
+            let settings = &config.connectors.sim;
+            SimNetwork::new(SimConfig {
+                qr_interval: ms(settings.qr_interval_ms),
+                qr_max_codes: settings.qr_max_codes,
+                delivery_delay: ms(settings.delivery_delay_ms),
+                read_delay: ms(settings.read_delay_ms),
+            })
+        });
+        if let Some(network) = &sim {
+            connectors.push(Arc::new(SimConnector::new(Arc::clone(network))));
+        }
+        let engine = Engine::new(
+            Arc::new(store.clone()) as Arc<dyn Store>,
+            Arc::new(SystemClock),
+            config.engine.clone(),
+            config.node_id.clone(),
+            connectors,
+        );
+        let resumed = engine.resume().await.context("cannot resume sessions")?;
+
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            engine: Arc::clone(&engine),
+            config: Arc::new(config),
+            admin_key: Arc::clone(&admin_key),
+            sim,
+        };
+        let app = api::router(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
+        Ok(Self {
+            addr,
+            admin_key,
+            engine,
+            store,
+            stop,
+            http,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin_key(&self) -> &str {
+        &self.admin_key
+    }
+
+    /// Stops taking requests, finishes the ones in flight, closes sessions (they resume on
+    /// next start) and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.http.await??;
+        self.engine.shutdown().await;
+        self.store.close().await;
+        tracing::info!("wagate stopped");
+        Ok(())
+    }
+}
+
+/// Runs wagate until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let server = Server::start(config, listener).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

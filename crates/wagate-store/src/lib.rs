@@ -1,0 +1,209 @@
+//! wagate-store: the `Store` trait, everything wagate keeps durably, and its SQLite implementation.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use wagate_core::{
+    ConnectorKind, Direction, Event, EventId, EventType, Jid, Message, MessageContent, MessageId,
+    MessageStatus, Session, SessionId, SessionStatus, Timestamp,
+};
+
+pub use sqlite::SqliteStore;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    IllegalTransition(#[from] wagate_core::IllegalTransition),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A session to create.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub connector: ConnectorKind,
+    pub name: Option<String>,
+    pub config: serde_json::Value,
+    pub metadata: serde_json::Value,
+}
+
+/// A change to a session's connection state, written with its `session.status` event.
+#[derive(Debug, Clone, Default)]
+pub struct SessionChange {
+    pub status: Option<SessionStatus>,
+    /// Replaces the status reason (None clears it) whenever `status` is set.
+    pub reason: Option<String>,
+    pub phone: Option<String>,
+    pub jid: Option<String>,
+    pub credentials: Credentials,
+    pub auto_connect: Option<bool>,
+    /// Extra fields for the event's `data` (for example the node that runs the session).
+    pub event_data: Option<serde_json::Value>,
+}
+
+/// What to do with a session's stored device credentials.
+#[derive(Debug, Clone, Default)]
+pub enum Credentials {
+    #[default]
+    Keep,
+    Set(serde_json::Value),
+    /// Forget them and the linked phone (logout).
+    Clear,
+}
+
+/// An outbound message to accept.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    pub session_id: SessionId,
+    pub to: Jid,
+    pub content: MessageContent,
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer to accepting one outbound message.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub message: Message,
+    /// False when the idempotency key matched an earlier message, which is returned instead.
+    pub created: bool,
+    pub event: Option<Event>,
+}
+
+/// An inbound message to store.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    pub session_id: SessionId,
+    pub wa_id: String,
+    pub chat: String,
+    pub from: String,
+    pub to: String,
+    pub content: MessageContent,
+    pub at: Timestamp,
+}
+
+/// Which message a status update is about.
+#[derive(Debug, Clone)]
+pub enum MessageRef {
+    Id(MessageId),
+    /// An outbound message of this session, by WhatsApp's id (receipts).
+    WaId(SessionId, String),
+}
+
+/// A status to apply to an outbound message.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub message: MessageRef,
+    pub status: MessageStatus,
+    pub reason: Option<String>,
+    /// WhatsApp's id, learnt when the message is sent.
+    pub wa_id: Option<String>,
+    /// With `status = queued`: when to try again.
+    pub retry_at: Option<Timestamp>,
+}
+
+/// Filters for listing a session's messages, newest first.
+#[derive(Debug, Clone)]
+pub struct MessageQuery {
+    pub session_id: SessionId,
+    pub chat: Option<String>,
+    pub direction: Option<Direction>,
+    pub before: Option<MessageId>,
+    pub limit: u32,
+}
+
+/// Filters for reading the event log, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub after: Option<EventId>,
+    pub session_id: Option<SessionId>,
+    pub types: Vec<EventType>,
+    pub limit: u32,
+}
+
+/// An outbound message claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub message: Message,
+    /// How many times a send was tried before this one.
+    pub attempts: u32,
+}
+
+/// Everything wagate keeps durably. Every method that changes a session or a message appends
+/// its events in the same transaction and returns them, so callers can publish what is committed.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_session(
+        &self,
+        new: NewSession,
+        now: Timestamp,
+    ) -> StoreResult<(Session, Event)>;
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    /// Deletes the session with its messages and queue; its events stay in the log.
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool>;
+    /// Applies a change; appends a `session.status` event when the status is set.
+    async fn update_session(
+        &self,
+        id: &SessionId,
+        change: SessionChange,
+        now: Timestamp,
+    ) -> StoreResult<(Session, Option<Event>)>;
+
+    /// Appends an event that changes no row (for example `session.qr`).
+    async fn append_event(
+        &self,
+        kind: EventType,
+        session_id: &SessionId,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
+    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>>;
+
+    /// Accepts outbound messages in one transaction: each becomes `queued` with an outbox row
+    /// and a `message.status` event. One result per input, in order.
+    async fn accept_outbound(
+        &self,
+        batch: Vec<NewOutbound>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Accepted>>>;
+    /// Claims up to `limit` due messages of a session, oldest first, marks them `sending` and
+    /// leases them until `lease_until`.
+    async fn claim_outbound(
+        &self,
+        session_id: &SessionId,
+        limit: u32,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<(Vec<Claimed>, Vec<Event>)>;
+    /// When the next queued message of a session becomes due, if any is waiting.
+    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
+    /// Applies status updates in one transaction. Unknown messages and stale receipts are
+    /// skipped; an illegal transition fails only its own update.
+    async fn apply_statuses(
+        &self,
+        updates: Vec<StatusUpdate>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Option<Event>>>>;
+    /// Stores inbound messages, skipping ones already stored (same session and WhatsApp id).
+    /// Returns the `message.received` events of the new ones.
+    async fn store_inbound(
+        &self,
+        batch: Vec<NewInbound>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
+
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
+    async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;
+}

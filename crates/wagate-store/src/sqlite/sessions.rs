@@ -1,0 +1,192 @@
+//! Sessions and their connection state.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use wagate_core::{ConnectorKind, Event, EventType, Session, SessionId, SessionStatus, Timestamp};
+
+use super::{events, from_json, from_millis, millis};
+use crate::{Credentials, NewSession, SessionChange, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
+    credentials, auto_connect, last_connected_at, created_at, updated_at";
+
+fn from_row(row: &SqliteRow) -> StoreResult<Session> {
+    let id: String = row.try_get("id")?;
+    let connector: String = row.try_get("connector")?;
+    let status: String = row.try_get("status")?;
+    let credentials: Option<String> = row.try_get("credentials")?;
+    Ok(Session {
+        id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        connector: ConnectorKind::parse(&connector)
+            .ok_or_else(|| StoreError::Corrupt(format!("connector {connector}")))?,
+        name: row.try_get("name")?,
+        status: SessionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("session status {status}")))?,
+        status_reason: row.try_get("status_reason")?,
+        phone: row.try_get("phone")?,
+        jid: row.try_get("jid")?,
+        config: from_json(row.try_get("config")?)?,
+        metadata: from_json(row.try_get("metadata")?)?,
+        last_connected_at: row
+            .try_get::<Option<i64>, _>("last_connected_at")?
+            .map(from_millis)
+            .transpose()?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        credentials: credentials.as_deref().map(from_json).transpose()?,
+        auto_connect: row.try_get("auto_connect")?,
+    })
+}
+
+async fn fetch(conn: &mut SqliteConnection, id: &SessionId) -> StoreResult<Option<Session>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The `data` of a `session.status` event.
+fn status_event_data(session: &Session, extra: Option<serde_json::Value>) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "status": session.status,
+        "reason": session.status_reason,
+        "phone": session.phone,
+        "jid": session.jid,
+    });
+    if let (Some(map), Some(serde_json::Value::Object(extra))) = (data.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    data
+}
+
+pub(super) async fn create(
+    pool: &SqlitePool,
+    new: NewSession,
+    now: Timestamp,
+) -> StoreResult<(Session, Event)> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'created', ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(new.id.as_str())
+    .bind(new.connector.as_str())
+    .bind(&new.name)
+    .bind(new.config.to_string())
+    .bind(new.metadata.to_string())
+    .bind(millis(now))
+    .bind(millis(now))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict("session"));
+    }
+    let session = fetch(&mut tx, &new.id)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+    let event = events::insert(
+        &mut tx,
+        EventType::SessionStatus,
+        &session.id,
+        status_event_data(&session, None),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((session, event))
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: &SessionId) -> StoreResult<Option<Session>> {
+    let mut conn = pool.acquire().await?;
+    fetch(&mut conn, id).await
+}
+
+pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Session>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id"))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn delete(pool: &SqlitePool, id: &SessionId) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM outbox WHERE session_id = ?")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+pub(super) async fn update(
+    pool: &SqlitePool,
+    id: &SessionId,
+    change: SessionChange,
+    now: Timestamp,
+) -> StoreResult<(Session, Option<Event>)> {
+    let mut tx = pool.begin().await?;
+    let mut session = fetch(&mut tx, id)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+    if let Some(status) = change.status {
+        session.status = status;
+        session.status_reason = change.reason;
+        if status == SessionStatus::Connected {
+            session.last_connected_at = Some(from_millis(millis(now))?);
+        }
+    }
+    if let Some(phone) = change.phone {
+        session.phone = Some(phone);
+    }
+    if let Some(jid) = change.jid {
+        session.jid = Some(jid);
+    }
+    match change.credentials {
+        Credentials::Keep => {}
+        Credentials::Set(value) => session.credentials = Some(value),
+        Credentials::Clear => {
+            session.credentials = None;
+            session.phone = None;
+            session.jid = None;
+        }
+    }
+    if let Some(auto) = change.auto_connect {
+        session.auto_connect = auto;
+    }
+    session.updated_at = from_millis(millis(now))?;
+    sqlx::query(
+        "UPDATE sessions SET status = ?, status_reason = ?, phone = ?, jid = ?, credentials = ?,
+         auto_connect = ?, last_connected_at = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(session.status.as_str())
+    .bind(&session.status_reason)
+    .bind(&session.phone)
+    .bind(&session.jid)
+    .bind(session.credentials.as_ref().map(|c| c.to_string()))
+    .bind(session.auto_connect)
+    .bind(session.last_connected_at.map(millis))
+    .bind(millis(now))
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let event = match change.status {
+        Some(_) => Some(
+            events::insert(
+                &mut tx,
+                EventType::SessionStatus,
+                id,
+                status_event_data(&session, change.event_data),
+                now,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    tx.commit().await?;
+    Ok((session, event))
+}

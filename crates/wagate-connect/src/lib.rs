@@ -7,9 +7,7 @@ pub mod sim;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
-use wagate_core::{
-    ConnectorKind, Jid, MessageContent, MessageId, PhoneNumber, SessionId, Timestamp,
-};
+use wagate_core::{ConnectorKind, Jid, MessageContent, MessageId, PhoneNumber, SessionId, Timestamp};
 
 /// What a connector needs to open a session's connection.
 #[derive(Debug, Clone)]

@@ -41,10 +41,7 @@ impl EventType {
     /// Whether a filter (an exact type or `prefix.*`) selects this type.
     pub fn matches(self, filter: &str) -> bool {
         match filter.strip_suffix(".*") {
-            Some(prefix) => self
-                .as_str()
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with('.')),
+            Some(prefix) => self.as_str().strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),
             None => filter == "*" || filter == self.as_str(),
         }
     }

@@ -25,11 +25,8 @@ impl SessionId {
     /// Validates a user-supplied session id.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let mut chars = s.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok =
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if first_ok && rest_ok && s.len() <= 64 {
             Ok(Self(s.to_owned()))
         } else {
@@ -42,9 +39,7 @@ impl SessionId {
         use rand::Rng;
         const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
         let mut rng = rand::rng();
-        let tail: String = (0..10)
-            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-            .collect();
+        let tail: String = (0..10).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
         Self(format!("s-{tail}"))
     }
 
@@ -167,10 +162,7 @@ mod tests {
         assert_eq!(SessionId::parse("-a"), Err(IdError::InvalidSessionId));
         assert_eq!(SessionId::parse("Sales"), Err(IdError::InvalidSessionId));
         assert_eq!(SessionId::parse("a b"), Err(IdError::InvalidSessionId));
-        assert_eq!(
-            SessionId::parse(&"a".repeat(65)),
-            Err(IdError::InvalidSessionId)
-        );
+        assert_eq!(SessionId::parse(&"a".repeat(65)), Err(IdError::InvalidSessionId));
         assert!(SessionId::parse(SessionId::generate().as_str()).is_ok());
     }
 

@@ -10,8 +10,8 @@ pub mod session;
 pub use event::{Event, EventType};
 pub use ids::{EventId, IdError, MessageId, SessionId};
 pub use message::{
-    Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange,
-    StatusEntry, TextContent,
+    Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange, StatusEntry,
+    TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};

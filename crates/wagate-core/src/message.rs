@@ -61,10 +61,7 @@ impl MessageContent {
                     return Err(("text.body", "must not be empty".into()));
                 }
                 if text.body.chars().count() > MAX_TEXT_CHARS {
-                    return Err((
-                        "text.body",
-                        format!("must be at most {MAX_TEXT_CHARS} characters"),
-                    ));
+                    return Err(("text.body", format!("must be at most {MAX_TEXT_CHARS} characters")));
                 }
                 Ok(())
             }
@@ -139,10 +136,7 @@ impl MessageStatus {
     pub fn is_send_result(self) -> bool {
         matches!(
             self,
-            MessageStatus::Sent
-                | MessageStatus::Delivered
-                | MessageStatus::Read
-                | MessageStatus::Failed
+            MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Failed
         )
     }
 
@@ -169,12 +163,10 @@ impl MessageStatus {
         match (self, to) {
             (Queued, Sending) | (Sending, Queued) => Ok(StatusChange::Apply),
             (Queued | Sending | Sent, Failed) => Ok(StatusChange::Apply),
-            (Sending | Sent | Delivered, Sent | Delivered | Read) => {
-                match (self.progress(), to.progress()) {
-                    (Some(from), Some(next)) if next > from => Ok(StatusChange::Apply),
-                    _ => Ok(StatusChange::Stale),
-                }
-            }
+            (Sending | Sent | Delivered, Sent | Delivered | Read) => match (self.progress(), to.progress()) {
+                (Some(from), Some(next)) if next > from => Ok(StatusChange::Apply),
+                _ => Ok(StatusChange::Stale),
+            },
             (Read, Sent | Delivered | Read) => Ok(StatusChange::Stale),
             (Failed, Failed) => Ok(StatusChange::Stale),
             _ => illegal,
@@ -189,17 +181,8 @@ mod tests {
 
     #[test]
     fn the_happy_path_applies() {
-        for (from, to) in [
-            (Queued, Sending),
-            (Sending, Sent),
-            (Sent, Delivered),
-            (Delivered, Read),
-        ] {
-            assert_eq!(
-                from.transition(to),
-                Ok(StatusChange::Apply),
-                "{from:?}->{to:?}"
-            );
+        for (from, to) in [(Queued, Sending), (Sending, Sent), (Sent, Delivered), (Delivered, Read)] {
+            assert_eq!(from.transition(to), Ok(StatusChange::Apply), "{from:?}->{to:?}");
         }
     }
 
@@ -233,11 +216,7 @@ mod tests {
             (Received, Sent),
             (Queued, Received),
         ] {
-            assert_eq!(
-                from.transition(to),
-                Err(IllegalTransition { from, to }),
-                "{from:?}->{to:?}"
-            );
+            assert_eq!(from.transition(to), Err(IllegalTransition { from, to }), "{from:?}->{to:?}");
         }
     }
 
@@ -247,8 +226,7 @@ mod tests {
             serde_json::from_str(r#"{"type":"text","text":{"body":"Hi"}}"#).unwrap();
         assert_eq!(content.kind(), "text");
         assert!(content.validate().is_ok());
-        let empty: MessageContent =
-            serde_json::from_str(r#"{"type":"text","text":{"body":" "}}"#).unwrap();
+        let empty: MessageContent = serde_json::from_str(r#"{"type":"text","text":{"body":" "}}"#).unwrap();
         assert_eq!(empty.validate().unwrap_err().0, "text.body");
         assert!(serde_json::from_str::<MessageContent>(r#"{"type":"text"}"#).is_err());
     }

@@ -51,10 +51,7 @@ impl PhoneNumber {
 
     /// The JID of this number's WhatsApp account.
     pub fn to_jid(&self) -> Jid {
-        Jid {
-            user: self.0.clone(),
-            server: Server::User,
-        }
+        Jid { user: self.0.clone(), server: Server::User }
     }
 }
 
@@ -116,10 +113,7 @@ impl Jid {
         if !user.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             return Err(PhoneError::InvalidCharacters);
         }
-        Ok(Self {
-            user: user.to_owned(),
-            server,
-        })
+        Ok(Self { user: user.to_owned(), server })
     }
 
     /// Parses what a caller puts in `to`: a phone number in any common format, or a JID.
@@ -170,39 +164,18 @@ mod tests {
 
     #[test]
     fn phone_numbers_are_normalised() {
-        for input in [
-            "15551234567",
-            "+1 555 123 4567",
-            "+1 (555) 123-4567",
-            " 1.555.123.4567 ",
-        ] {
-            assert_eq!(
-                PhoneNumber::parse(input).unwrap().as_str(),
-                "15551234567",
-                "{input}"
-            );
+        for input in ["15551234567", "+1 555 123 4567", "+1 (555) 123-4567", " 1.555.123.4567 "] {
+            assert_eq!(PhoneNumber::parse(input).unwrap().as_str(), "15551234567", "{input}");
         }
     }
 
     #[test]
     fn bad_phone_numbers_are_refused_with_a_reason() {
         assert_eq!(PhoneNumber::parse("12345"), Err(PhoneError::InvalidLength));
-        assert_eq!(
-            PhoneNumber::parse("1234567890123456"),
-            Err(PhoneError::InvalidLength)
-        );
-        assert_eq!(
-            PhoneNumber::parse("0555123456"),
-            Err(PhoneError::LeadingZero)
-        );
-        assert_eq!(
-            PhoneNumber::parse("555-CALL-NOW"),
-            Err(PhoneError::InvalidCharacters)
-        );
-        assert_eq!(
-            PhoneNumber::parse("1555+1234567"),
-            Err(PhoneError::InvalidCharacters)
-        );
+        assert_eq!(PhoneNumber::parse("1234567890123456"), Err(PhoneError::InvalidLength));
+        assert_eq!(PhoneNumber::parse("0555123456"), Err(PhoneError::LeadingZero));
+        assert_eq!(PhoneNumber::parse("555-CALL-NOW"), Err(PhoneError::InvalidCharacters));
+        assert_eq!(PhoneNumber::parse("1555+1234567"), Err(PhoneError::InvalidCharacters));
     }
 
     #[test]
@@ -215,10 +188,7 @@ mod tests {
         let group = Jid::parse_recipient("120363021234567890@g.us").unwrap();
         assert!(group.is_group());
         assert_eq!(group.phone(), None);
-        assert_eq!(
-            Jid::parse("1@example.com"),
-            Err(PhoneError::UnknownServer("example.com".into()))
-        );
+        assert_eq!(Jid::parse("1@example.com"), Err(PhoneError::UnknownServer("example.com".into())));
         assert_eq!(Jid::parse("@g.us"), Err(PhoneError::EmptyUser));
     }
 }

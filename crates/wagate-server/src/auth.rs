@@ -31,9 +31,7 @@ pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<S
     let key: String = {
         let mut rng = rand::rng();
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..40)
-            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-            .collect()
+        (0..40).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
     };
     let key = format!("wg_{key}");
     write_private(&path, &key)?;
@@ -48,11 +46,7 @@ pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<S
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
 }
@@ -64,11 +58,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Compares in time that does not depend on where the strings differ.
 fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Lets a request through when it carries the admin key (`Authorization: Bearer` or `X-Api-Key`).
@@ -85,9 +75,7 @@ pub async fn require_key(
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
-        None => Err(ApiError::unauthorized(
-            "missing API key: send `Authorization: Bearer <key>`",
-        )),
+        None => Err(ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")),
         Some(key) if same_key(key, &state.admin_key) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::unauthorized("invalid API key")),
     }

@@ -109,10 +109,7 @@ impl Default for Config {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            wait_timeout_ms: 30_000,
-        }
+        Self { max_body_bytes: 1024 * 1024, wait_timeout_ms: 30_000 }
     }
 }
 
@@ -168,10 +165,8 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file(path)),
             None => figment = figment.merge(Toml::file("wagate.toml")),
         }
-        let config: Config = figment
-            .merge(Env::prefixed("WAGATE_").split("__"))
-            .extract()
-            .map_err(Box::new)?;
+        let config: Config =
+            figment.merge(Env::prefixed("WAGATE_").split("__")).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -187,23 +182,11 @@ impl Config {
         }
         for (name, value) in [
             ("engine.send_batch", u64::from(self.engine.send_batch)),
-            (
-                "engine.send_max_attempts",
-                u64::from(self.engine.send_max_attempts),
-            ),
-            (
-                "engine.resume_concurrency",
-                self.engine.resume_concurrency as u64,
-            ),
+            ("engine.send_max_attempts", u64::from(self.engine.send_max_attempts)),
+            ("engine.resume_concurrency", self.engine.resume_concurrency as u64),
             ("engine.reconnect_max_ms", self.engine.reconnect_max_ms),
-            (
-                "connectors.sim.qr_max_codes",
-                u64::from(self.connectors.sim.qr_max_codes),
-            ),
-            (
-                "connectors.sim.qr_interval_ms",
-                self.connectors.sim.qr_interval_ms,
-            ),
+            ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
+            ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
             ("api.max_body_bytes", self.api.max_body_bytes as u64),
         ] {
             if value == 0 {
@@ -225,10 +208,7 @@ impl Config {
     /// The database URL in force.
     pub fn database_url(&self) -> Result<String, ConfigError> {
         match &self.database_url {
-            None => Ok(format!(
-                "sqlite://{}",
-                self.data_dir.join("wagate.db").display()
-            )),
+            None => Ok(format!("sqlite://{}", self.data_dir.join("wagate.db").display())),
             Some(url) if url.starts_with("sqlite:") => Ok(url.clone()),
             Some(url) => Err(ConfigError::DatabaseUrl(url.clone())),
         }

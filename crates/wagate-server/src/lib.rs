@@ -96,14 +96,7 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
-        Ok(Self {
-            addr,
-            admin_key,
-            engine,
-            store,
-            stop,
-            http,
-        })
+        Ok(Self { addr, admin_key, engine, store, stop, http })
     }
 
     /// Where the API listens.
@@ -130,9 +123,7 @@ impl Server {
 /// Runs wagate until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let server = Server::start(config, listener).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

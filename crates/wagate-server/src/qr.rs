@@ -15,18 +15,12 @@ pub enum QrError {
 }
 
 pub fn png(code: &str) -> Result<Vec<u8>, QrError> {
-    let image = QrCode::new(code.as_bytes())?
-        .render::<image::Luma<u8>>()
-        .min_dimensions(264, 264)
-        .build();
+    let image = QrCode::new(code.as_bytes())?.render::<image::Luma<u8>>().min_dimensions(264, 264).build();
     let mut bytes = Vec::new();
     image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)?;
     Ok(bytes)
 }
 
 pub fn svg(code: &str) -> Result<String, QrError> {
-    Ok(QrCode::new(code.as_bytes())?
-        .render::<svg::Color<'_>>()
-        .min_dimensions(264, 264)
-        .build())
+    Ok(QrCode::new(code.as_bytes())?.render::<svg::Color<'_>>().min_dimensions(264, 264).build())
 }

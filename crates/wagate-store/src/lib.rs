@@ -144,11 +144,7 @@ pub struct Claimed {
 /// its events in the same transaction and returns them, so callers can publish what is committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create_session(
-        &self,
-        new: NewSession,
-        now: Timestamp,
-    ) -> StoreResult<(Session, Event)>;
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
     /// Deletes the session with its messages and queue; its events stay in the log.
@@ -198,11 +194,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoreResult<Option<Event>>>>;
     /// Stores inbound messages, skipping ones already stored (same session and WhatsApp id).
     /// Returns the `message.received` events of the new ones.
-    async fn store_inbound(
-        &self,
-        batch: Vec<NewInbound>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Event>>;
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>>;
 
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;

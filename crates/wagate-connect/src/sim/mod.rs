@@ -19,9 +19,7 @@ use wagate_core::{ConnectorKind, Jid, MessageContent, PhoneNumber, SessionId};
 
 pub use network::{Faults, Injected, SimError, SimNetwork};
 
-use crate::{
-    ConnectError, Connection, Connector, EventSink, OutboundMessage, SendError, SessionSpec,
-};
+use crate::{ConnectError, Connection, Connector, EventSink, OutboundMessage, SendError, SessionSpec};
 
 /// Timing of the simulated network.
 #[derive(Debug, Clone)]
@@ -80,14 +78,8 @@ impl Connector for SimConnector {
             .map(|c| serde_json::from_value::<SimCredentials>(c).map(|c| c.phone))
             .transpose()
             .map_err(|e| ConnectError::Permanent(format!("sim credentials are unreadable: {e}")))?;
-        let generation = self
-            .network
-            .open(&spec.id, linked, spec.pairing_phone, events)?;
-        Ok(Box::new(SimConnection {
-            network: Arc::clone(&self.network),
-            session: spec.id,
-            generation,
-        }))
+        let generation = self.network.open(&spec.id, linked, spec.pairing_phone, events)?;
+        Ok(Box::new(SimConnection { network: Arc::clone(&self.network), session: spec.id, generation }))
     }
 }
 

@@ -12,8 +12,7 @@ use wagate_core::{PhoneNumber, SessionId};
 
 use super::{user_jid, wa_id_for, InboundRequest, SimConfig};
 use crate::{
-    Ack, ConnectError, ConnectorEvent, EventSink, InboundMessage, OutboundMessage, Receipt,
-    SendError,
+    Ack, ConnectError, ConnectorEvent, EventSink, InboundMessage, OutboundMessage, Receipt, SendError,
 };
 
 /// Why a request to the simulated network was refused.
@@ -122,11 +121,7 @@ fn flush(device: &mut Device) {
     while let Some(mail) = device.mailbox.pop_front() {
         let event = match mail {
             Mail::Inbound(message, ack) => ConnectorEvent::Inbound { message, ack },
-            Mail::Receipt { wa_id, receipt } => ConnectorEvent::Receipt {
-                wa_id,
-                receipt,
-                at: Utc::now(),
-            },
+            Mail::Receipt { wa_id, receipt } => ConnectorEvent::Receipt { wa_id, receipt, at: Utc::now() },
         };
         if let Err(returned) = sink.send(event) {
             // The session's task is gone: keep the mail for its next connection.
@@ -144,9 +139,7 @@ fn flush(device: &mut Device) {
 
 fn random_code(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 /// The simulated WhatsApp network shared by all sim sessions of this process.
@@ -157,10 +150,7 @@ pub struct SimNetwork {
 
 impl SimNetwork {
     pub fn new(config: SimConfig) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            state: Mutex::new(State::default()),
-        })
+        Arc::new(Self { config, state: Mutex::new(State::default()) })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -179,21 +169,14 @@ impl SimNetwork {
         let mut state = self.state();
         state.next_generation += 1;
         let generation = state.next_generation;
-        let State {
-            devices,
-            codes,
-            phones,
-            ..
-        } = &mut *state;
+        let State { devices, codes, phones, .. } = &mut *state;
         let device = devices.entry(session.clone()).or_default();
         device.stop_linking(codes);
         device.live = None;
         device.generation = generation;
         if let Some(phone) = linked {
             if let Some(other) = phones.get(&phone).filter(|s| *s != session) {
-                return Err(ConnectError::Permanent(format!(
-                    "phone {phone} is linked to session {other}"
-                )));
+                return Err(ConnectError::Permanent(format!("phone {phone} is linked to session {other}")));
             }
             state.go_live(session, phone, sink);
             return Ok(generation);
@@ -209,12 +192,7 @@ impl SimNetwork {
             }
             None => LinkKind::Qr,
         };
-        device.linking = Some(Linking {
-            sink,
-            kind,
-            code: None,
-            timer: None,
-        });
+        device.linking = Some(Linking { sink, kind, code: None, timer: None });
         let network = Arc::clone(self);
         let session = session.clone();
         let timer = tokio::spawn(async move { network.show_codes(session, generation).await });
@@ -248,18 +226,13 @@ impl SimNetwork {
                                 32
                             )
                         );
-                        let event = ConnectorEvent::Qr {
-                            code: code.clone(),
-                            expires_at: Utc::now() + interval,
-                        };
+                        let event =
+                            ConnectorEvent::Qr { code: code.clone(), expires_at: Utc::now() + interval };
                         (code, event)
                     }
                     LinkKind::Pairing(_) => {
                         let code = random_code(b"123456789ABCDEFGHJKLMNPQRSTVWXYZ", 8);
-                        (
-                            code.clone(),
-                            ConnectorEvent::PairingCode { code, expires_at },
-                        )
+                        (code.clone(), ConnectorEvent::PairingCode { code, expires_at })
                     }
                 };
                 if let Some(old) = linking.code.replace(code.clone()) {
@@ -269,11 +242,7 @@ impl SimNetwork {
                 let _ = linking.sink.send(event);
                 matches!(linking.kind, LinkKind::Pairing(_))
             };
-            let wait = if pairing {
-                interval * self.config.qr_max_codes.max(1)
-            } else {
-                interval
-            };
+            let wait = if pairing { interval * self.config.qr_max_codes.max(1) } else { interval };
             tokio::time::sleep(wait).await;
             if pairing {
                 break;
@@ -281,10 +250,7 @@ impl SimNetwork {
         }
         let mut state = self.state();
         let State { devices, codes, .. } = &mut *state;
-        if let Some(device) = devices
-            .get_mut(&session)
-            .filter(|d| d.generation == generation)
-        {
+        if let Some(device) = devices.get_mut(&session).filter(|d| d.generation == generation) {
             if let Some(linking) = device.linking.take() {
                 if let Some(code) = linking.code {
                     codes.remove(&code);
@@ -309,16 +275,9 @@ impl SimNetwork {
 
     fn link(&self, code: &str, phone: PhoneNumber, pairing: bool) -> Result<SessionId, SimError> {
         let mut state = self.state();
-        let session = state
-            .codes
-            .get(code)
-            .cloned()
-            .ok_or(SimError::UnknownCode)?;
+        let session = state.codes.get(code).cloned().ok_or(SimError::UnknownCode)?;
         if let Some(other) = state.phones.get(&phone).filter(|s| **s != session) {
-            return Err(SimError::PhoneInUse {
-                phone: phone.to_string(),
-                session: other.to_string(),
-            });
+            return Err(SimError::PhoneInUse { phone: phone.to_string(), session: other.to_string() });
         }
         let State { devices, codes, .. } = &mut *state;
         let device = devices.get_mut(&session).ok_or(SimError::UnknownCode)?;
@@ -331,17 +290,10 @@ impl SimNetwork {
             }
             _ => return Err(SimError::UnknownCode),
         }
-        let sink = device
-            .linking
-            .as_ref()
-            .map(|l| l.sink.clone())
-            .ok_or(SimError::UnknownCode)?;
+        let sink = device.linking.as_ref().map(|l| l.sink.clone()).ok_or(SimError::UnknownCode)?;
         device.stop_linking(codes);
         let credentials = serde_json::json!({ "phone": phone });
-        let _ = sink.send(ConnectorEvent::Linked {
-            phone: phone.clone(),
-            credentials,
-        });
+        let _ = sink.send(ConnectorEvent::Linked { phone: phone.clone(), credentials });
         state.go_live(&session, phone, sink);
         Ok(session)
     }
@@ -349,16 +301,8 @@ impl SimNetwork {
     /// Closes a session's connection; `logout` also unlinks its phone.
     pub(super) fn close(&self, session: &SessionId, generation: u64, logout: bool) {
         let mut state = self.state();
-        let State {
-            devices,
-            codes,
-            phones,
-            ..
-        } = &mut *state;
-        let Some(device) = devices
-            .get_mut(session)
-            .filter(|d| d.generation == generation)
-        else {
+        let State { devices, codes, phones, .. } = &mut *state;
+        let Some(device) = devices.get_mut(session).filter(|d| d.generation == generation) else {
             return;
         };
         device.stop_linking(codes);
@@ -372,10 +316,7 @@ impl SimNetwork {
     }
 
     pub(super) fn send_delay(&self, session: &SessionId) -> Option<Duration> {
-        self.state()
-            .devices
-            .get(session)
-            .and_then(|d| d.faults.send_delay)
+        self.state().devices.get(session).and_then(|d| d.faults.send_delay)
     }
 
     pub(super) fn send(
@@ -394,18 +335,12 @@ impl SimNetwork {
             device.faults.fail_sends -= 1;
             return Err(SendError::Retryable("simulated send failure".into()));
         }
-        let from = device
-            .phone
-            .clone()
-            .ok_or_else(|| SendError::Retryable("not linked".into()))?;
+        let from = device.phone.clone().ok_or_else(|| SendError::Retryable("not linked".into()))?;
         let not_on_whatsapp = |what: &str| SendError::Permanent {
             code: "recipient_not_on_whatsapp".into(),
             message: format!("{what} is not on WhatsApp"),
         };
-        let to = message
-            .to
-            .phone()
-            .ok_or_else(|| not_on_whatsapp("the group"))?;
+        let to = message.to.phone().ok_or_else(|| not_on_whatsapp("the group"))?;
         if to.as_str().ends_with("0000") {
             return Err(not_on_whatsapp(to.as_str()));
         }
@@ -448,13 +383,7 @@ impl SimNetwork {
     }
 
     fn receipt(&self, session: &SessionId, wa_id: &str, receipt: Receipt) {
-        self.state().post(
-            session,
-            Mail::Receipt {
-                wa_id: wa_id.to_owned(),
-                receipt,
-            },
-        );
+        self.state().post(session, Mail::Receipt { wa_id: wa_id.to_owned(), receipt });
     }
 
     /// A virtual contact writes to a sim session. Waits until the session stored the message
@@ -462,15 +391,11 @@ impl SimNetwork {
     pub async fn inject(&self, request: InboundRequest) -> Result<Injected, SimError> {
         let (acked, wa_id, online) = {
             let mut state = self.state();
-            let device = state
-                .devices
-                .get(&request.session_id)
-                .ok_or(SimError::NotLinked)?;
+            let device = state.devices.get(&request.session_id).ok_or(SimError::NotLinked)?;
             device.phone.as_ref().ok_or(SimError::NotLinked)?;
             let online = device.live.is_some();
-            let wa_id = request
-                .wa_id
-                .unwrap_or_else(|| format!("SIM{}", random_code(b"0123456789ABCDEF", 20)));
+            let wa_id =
+                request.wa_id.unwrap_or_else(|| format!("SIM{}", random_code(b"0123456789ABCDEF", 20)));
             let (ack, acked) = Ack::new();
             let inbound = InboundMessage {
                 wa_id: wa_id.clone(),
@@ -483,37 +408,24 @@ impl SimNetwork {
             (acked, wa_id, online)
         };
         if !online {
-            return Ok(Injected {
-                wa_id,
-                stored: false,
-            });
+            return Ok(Injected { wa_id, stored: false });
         }
         match tokio::time::timeout(Duration::from_secs(10), acked).await {
-            Ok(Ok(())) => Ok(Injected {
-                wa_id,
-                stored: true,
-            }),
+            Ok(Ok(())) => Ok(Injected { wa_id, stored: true }),
             _ => Err(SimError::Timeout),
         }
     }
 
     /// Sets a session's send faults.
     pub fn set_faults(&self, session: &SessionId, faults: Faults) {
-        self.state()
-            .devices
-            .entry(session.clone())
-            .or_default()
-            .faults = faults;
+        self.state().devices.entry(session.clone()).or_default().faults = faults;
     }
 
     /// Drops a session's connection as a network failure would.
     pub fn drop_connection(&self, session: &SessionId) -> Result<(), SimError> {
         let mut state = self.state();
-        let sink = state
-            .devices
-            .get_mut(session)
-            .and_then(|d| d.live.take())
-            .ok_or(SimError::NotConnected)?;
+        let sink =
+            state.devices.get_mut(session).and_then(|d| d.live.take()).ok_or(SimError::NotConnected)?;
         let _ = sink.send(ConnectorEvent::Disconnected {
             reason: "connection lost (simulated fault)".into(),
             reconnect: true,

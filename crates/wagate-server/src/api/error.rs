@@ -20,12 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-        }
+        Self { status, code, message: message.into(), details: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -47,12 +42,8 @@ impl ApiError {
 
     /// 422 for a field that parsed but is not acceptable; `details.field` names it.
     pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("{field}: {message}"),
-        )
-        .with_details(json!({ "field": field }))
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {message}"))
+            .with_details(json!({ "field": field }))
     }
 
     pub fn session_not_found(id: &str) -> Self {
@@ -62,11 +53,7 @@ impl ApiError {
     /// A failure that is ours, not the caller's: logged in full, answered without detail.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error; see the server log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
     }
 }
 
@@ -83,13 +70,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound("session") => {
-                Self::not_found("session_not_found", "session not found")
-            }
+            StoreError::NotFound("session") => Self::not_found("session_not_found", "session not found"),
             StoreError::NotFound(what) => Self::not_found("not_found", format!("{what} not found")),
-            StoreError::Conflict(what) => {
-                Self::conflict("conflict", format!("{what} already exists"))
-            }
+            StoreError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
             StoreError::IllegalTransition(t) => Self::conflict("illegal_transition", t.to_string()),
             other => Self::internal(other),
         }
@@ -102,21 +85,16 @@ impl From<JsonRejection> for ApiError {
         let text = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => {
-                // serde says which field: "Failed to deserialize the JSON body into the target type: to: …"
-                let detail = text
-                    .split_once("target type: ")
-                    .map_or(text.as_str(), |(_, d)| d);
-                let field = detail.split_once(": ").map(|(f, _)| f.to_owned());
-                let mut error =
-                    Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail);
-                if let Some(field) = field.filter(|f| !f.contains(' ')) {
+                let detail = text.split_once("target type: ").map_or(text.as_str(), |(_, d)| d);
+                let detail = detail.split(" at line ").next().unwrap_or(detail);
+                let field = data_error_field(detail);
+                let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail);
+                if let Some(field) = field {
                     error = error.with_details(json!({ "field": field }));
                 }
                 error
             }
-            JsonRejection::JsonSyntaxError(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "malformed_json", text)
-            }
+            JsonRejection::JsonSyntaxError(_) => Self::new(StatusCode::BAD_REQUEST, "malformed_json", text),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -130,12 +108,33 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The field a serde data error is about: serde_path_to_error prefixes the path
+/// (`text.body: invalid type…`), except for errors about the object itself.
+fn data_error_field(detail: &str) -> Option<String> {
+    if let Some(rest) = detail.strip_prefix("missing field `") {
+        return rest.split('`').next().map(str::to_owned);
+    }
+    if detail.starts_with("unknown variant `") {
+        return Some("type".into());
+    }
+    if detail.starts_with("unknown field `") {
+        return detail.split('`').nth(1).map(str::to_owned);
+    }
+    let (path, rest) = detail.split_once(": ")?;
+    if path.contains(' ') {
+        return None;
+    }
+    let path = path.trim_start_matches('.');
+    if let Some(inner) = rest.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+        return Some(format!("{path}.{inner}"));
+    }
+    Some(path.to_owned())
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         let text = rejection.body_text();
-        let detail = text
-            .split_once("string: ")
-            .map_or(text.as_str(), |(_, d)| d);
+        let detail = text.split_once("string: ").map_or(text.as_str(), |(_, d)| d);
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail)
     }
 }
@@ -170,8 +169,7 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
     }
 }

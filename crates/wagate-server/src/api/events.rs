@@ -26,15 +26,9 @@ const MAX_LIMIT: u32 = 1000;
 pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     let mut types = Vec::new();
     for part in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let matched: Vec<EventType> = EventType::ALL
-            .into_iter()
-            .filter(|t| t.matches(part))
-            .collect();
+        let matched: Vec<EventType> = EventType::ALL.into_iter().filter(|t| t.matches(part)).collect();
         if matched.is_empty() {
-            return Err(ApiError::invalid_field(
-                "types",
-                format!("{part:?} matches no event type"),
-            ));
+            return Err(ApiError::invalid_field("types", format!("{part:?} matches no event type")));
         }
         types.extend(matched);
     }
@@ -55,29 +49,12 @@ pub async fn list(
         .session_id
         .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
         .transpose()?;
-    let types = query
-        .types
-        .as_deref()
-        .map(parse_types)
-        .transpose()?
-        .unwrap_or_default();
+    let types = query.types.as_deref().map(parse_types).transpose()?.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
+        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
     }
-    let events = state
-        .engine
-        .store()
-        .list_events(EventQuery {
-            after,
-            session_id,
-            types,
-            limit,
-        })
-        .await?;
+    let events = state.engine.store().list_events(EventQuery { after, session_id, types, limit }).await?;
     // Where the next poll starts: after the last event seen, or where this one started.
     let next_after = events.last().map(|e| e.id).or(after);
     Ok(Json(json!({ "data": events, "next_after": next_after })))

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId};
+use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId, TextContent};
 use wagate_store::{MessageQuery, NewOutbound};
 
 use super::{session_id, ApiError, ApiJson, ApiQuery};
@@ -19,26 +19,42 @@ use crate::AppState;
 impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
         match e {
-            AcceptError::SessionNotFound => {
-                ApiError::not_found("session_not_found", "session not found")
+            AcceptError::SessionNotFound => ApiError::not_found("session_not_found", "session not found"),
+            AcceptError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
             }
-            AcceptError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down",
-            ),
             AcceptError::Store(cause) => ApiError::internal(cause),
         }
     }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendRequest {
     to: String,
-    #[serde(flatten)]
-    content: MessageContent,
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<TextContent>,
     context: Option<Value>,
     scheduled_at: Option<Value>,
+}
+
+/// Builds the content from `type` and the field it names (`{"type":"text","text":{…}}`), so
+/// that errors name the exact field (`text.body`).
+pub fn content(kind: &str, text: Option<TextContent>) -> Result<MessageContent, ApiError> {
+    let content = match kind {
+        "text" => MessageContent::Text {
+            text: text.ok_or_else(|| ApiError::invalid_field("text", "is required for type text"))?,
+        },
+        other => {
+            return Err(ApiError::invalid_field(
+                "type",
+                format!("{other:?} is not a supported message type (supported: text)"),
+            ))
+        }
+    };
+    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
+    Ok(content)
 }
 
 #[derive(Deserialize)]
@@ -73,13 +89,8 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     let session_id = session_id(&raw)?;
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
-    body.content
-        .validate()
-        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    for (field, value) in [
-        ("context", &body.context),
-        ("scheduled_at", &body.scheduled_at),
-    ] {
+    let content = super::messages::content(&body.kind, body.text)?;
+    for (field, value) in [("context", &body.context), ("scheduled_at", &body.scheduled_at)] {
         if value.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,12 +100,7 @@ pub async fn send(
             .with_details(json!({ "field": field })));
         }
     }
-    let new = NewOutbound {
-        session_id,
-        to,
-        content: body.content,
-        idempotency_key: idempotency_key(&headers)?,
-    };
+    let new = NewOutbound { session_id, to, content, idempotency_key: idempotency_key(&headers)? };
     // Subscribe before accepting so the result cannot slip past.
     let mut events = query.wait.then(|| state.engine.subscribe());
     let accepted = state.engine.accept(new).await?;
@@ -119,9 +125,7 @@ pub async fn send(
     }
     let mut response = (status, Json(message)).into_response();
     if !accepted.created {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -133,9 +137,8 @@ async fn wait_for_result(
     events: &mut tokio::sync::broadcast::Receiver<wagate_core::Event>,
 ) -> Result<Message, ApiError> {
     let store = state.engine.store();
-    let stored = |m: Option<Message>| {
-        m.ok_or_else(|| ApiError::not_found("message_not_found", "message was deleted"))
-    };
+    let stored =
+        |m: Option<Message>| m.ok_or_else(|| ApiError::not_found("message_not_found", "message was deleted"));
     if message.status.is_send_result() {
         return stored(store.get_message(&message.id).await?);
     }
@@ -170,20 +173,10 @@ async fn wait_for_result(
     }
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<Message>, ApiError> {
-    let not_found =
-        || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
+pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
+    let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
-    state
-        .engine
-        .store()
-        .get_message(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(not_found)
+    state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
 }
 
 #[derive(Deserialize)]
@@ -203,28 +196,19 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = session_id(&raw)?;
-    if state
-        .engine
-        .store()
-        .get_session(&session_id)
-        .await?
-        .is_none()
-    {
+    if state.engine.store().get_session(&session_id).await?.is_none() {
         return Err(ApiError::session_not_found(&raw));
     }
     let chat = query
         .chat
         .map(|c| {
-            Jid::parse_recipient(&c)
-                .map(|j| j.to_string())
-                .map_err(|e| ApiError::invalid_field("chat", e))
+            Jid::parse_recipient(&c).map(|j| j.to_string()).map_err(|e| ApiError::invalid_field("chat", e))
         })
         .transpose()?;
     let direction = query
         .direction
         .map(|d| {
-            Direction::parse(&d)
-                .ok_or_else(|| ApiError::invalid_field("direction", "must be in or out"))
+            Direction::parse(&d).ok_or_else(|| ApiError::invalid_field("direction", "must be in or out"))
         })
         .transpose()?;
     let before = query
@@ -233,26 +217,14 @@ pub async fn list(
         .transpose()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
+        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
     }
     let messages = state
         .engine
         .store()
-        .list_messages(MessageQuery {
-            session_id,
-            chat,
-            direction,
-            before,
-            limit,
-        })
+        .list_messages(MessageQuery { session_id, chat, direction, before, limit })
         .await?;
-    let next_before = (messages.len() == limit as usize)
-        .then(|| messages.last().map(|m| m.id.clone()))
-        .flatten();
-    Ok(Json(
-        json!({ "data": messages, "next_before": next_before }),
-    ))
+    let next_before =
+        (messages.len() == limit as usize).then(|| messages.last().map(|m| m.id.clone())).flatten();
+    Ok(Json(json!({ "data": messages, "next_before": next_before })))
 }

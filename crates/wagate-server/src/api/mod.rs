@@ -21,27 +21,18 @@ use crate::AppState;
 pub fn router(state: AppState) -> Router {
     let mut v1 = Router::new()
         .route("/sessions", post(sessions::create).get(sessions::list))
-        .route(
-            "/sessions/{id}",
-            get(sessions::get).delete(sessions::delete),
-        )
+        .route("/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/sessions/{id}/connect", post(sessions::connect))
         .route("/sessions/{id}/disconnect", post(sessions::disconnect))
         .route("/sessions/{id}/logout", post(sessions::logout))
         .route("/sessions/{id}/qr", get(sessions::qr))
-        .route(
-            "/sessions/{id}/messages",
-            post(messages::send).get(messages::list),
-        )
+        .route("/sessions/{id}/messages", post(messages::send).get(messages::list))
         .route("/messages/{id}", get(messages::get))
         .route("/events", get(events::list));
     if state.sim.is_some() {
         v1 = v1.merge(sim::routes());
     }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::require_key,
-    ));
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
@@ -76,12 +67,8 @@ async fn readyz(
         Ok(_) => Ok(Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "database is unreachable",
-            )
-            .with_details(json!({ "check": "database" })))
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database is unreachable")
+                .with_details(json!({ "check": "database" })))
         }
     }
 }

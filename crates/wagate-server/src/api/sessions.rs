@@ -71,10 +71,7 @@ pub async fn create(
         return Err(SessionError::NoConnector(connector.as_str()).into());
     }
     if body.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "must be at most 200 characters",
-        ));
+        return Err(ApiError::invalid_field("name", "must be at most 200 characters"));
     }
     let new = NewSession {
         id: id.clone(),
@@ -83,12 +80,7 @@ pub async fn create(
         config: object_field("config", body.config)?,
         metadata: object_field("metadata", body.metadata)?,
     };
-    let (session, event) = match state
-        .engine
-        .store()
-        .create_session(new, state.engine.now())
-        .await
-    {
+    let (session, event) = match state.engine.store().create_session(new, state.engine.now()).await {
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::conflict(
                 "session_exists",
@@ -106,21 +98,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({ "data": sessions })))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<Session>, ApiError> {
+pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Session>, ApiError> {
     let id = session_id(&raw)?;
     let session = state.engine.store().get_session(&id).await?;
-    session
-        .map(Json)
-        .ok_or_else(|| ApiError::session_not_found(&raw))
+    session.map(Json).ok_or_else(|| ApiError::session_not_found(&raw))
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = session_id(&raw)?;
     state.engine.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -143,11 +127,9 @@ pub async fn connect(
         ConnectRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                e.to_string(),
-            ),
+            serde_json::error::Category::Data => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.to_string())
+            }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
         })?
     };
@@ -186,19 +168,12 @@ pub async fn qr(
     ApiQuery(query): ApiQuery<QrQuery>,
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    let session = state
-        .engine
-        .store()
-        .get_session(&id)
-        .await?
-        .ok_or_else(|| ApiError::session_not_found(&raw))?;
+    let session =
+        state.engine.store().get_session(&id).await?.ok_or_else(|| ApiError::session_not_found(&raw))?;
     let no_code = || {
         ApiError::conflict(
             "no_qr_code",
-            format!(
-                "session is {}, not showing a QR code",
-                session.status.as_str()
-            ),
+            format!("session is {}, not showing a QR code", session.status.as_str()),
         )
         .with_details(json!({ "status": session.status }))
     };
@@ -207,32 +182,17 @@ pub async fn qr(
     let response = match (code, format) {
         (LinkCode::Qr { code, expires_at }, "json") => {
             let png = crate::qr::png(&code).map_err(ApiError::internal)?;
-            let image = format!(
-                "data:image/png;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(png)
-            );
+            let image =
+                format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
             Json(json!({ "code": code, "expires_at": expires_at, "image": image })).into_response()
         }
         (LinkCode::Qr { code, .. }, "png") => {
             let png = crate::qr::png(&code).map_err(ApiError::internal)?;
-            (
-                [
-                    (header::CONTENT_TYPE, "image/png"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                png,
-            )
-                .into_response()
+            ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response()
         }
         (LinkCode::Qr { code, .. }, "svg") => {
             let svg = crate::qr::svg(&code).map_err(ApiError::internal)?;
-            (
-                [
-                    (header::CONTENT_TYPE, "image/svg+xml"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                svg,
-            )
+            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg)
                 .into_response()
         }
         (LinkCode::Pairing { code, expires_at }, "json") => {

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wagate_connect::sim::{Faults, InboundRequest, SimError};
-use wagate_core::{MessageContent, PhoneNumber, SessionId};
+use wagate_core::{PhoneNumber, SessionId, TextContent};
 
 use super::{ApiError, ApiJson};
 use crate::AppState;
@@ -75,13 +75,15 @@ pub async fn pair(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InboundBody {
     session_id: String,
     from: String,
     /// WhatsApp's id for the message; send the same id twice to see deduplication.
     id: Option<String>,
-    #[serde(flatten)]
-    content: MessageContent,
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<TextContent>,
 }
 
 pub async fn inbound(
@@ -90,42 +92,18 @@ pub async fn inbound(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let session_id = existing_session(&body.session_id)?;
     let from = phone("from", &body.from)?;
-    body.content
-        .validate()
-        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    if body
-        .id
-        .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > 128)
-    {
+    let content = super::messages::content(&body.kind, body.text)?;
+    if body.id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
         return Err(ApiError::invalid_field("id", "must be 1 to 128 characters"));
     }
-    if state
-        .engine
-        .store()
-        .get_session(&session_id)
-        .await?
-        .is_none()
-    {
+    if state.engine.store().get_session(&session_id).await?.is_none() {
         return Err(ApiError::session_not_found(session_id.as_str()));
     }
-    let injected = network(&state)?
-        .inject(InboundRequest {
-            session_id,
-            from,
-            content: body.content,
-            wa_id: body.id,
-        })
-        .await?;
-    let (status, word) = if injected.stored {
-        (StatusCode::OK, "stored")
-    } else {
-        (StatusCode::ACCEPTED, "pending")
-    };
-    Ok((
-        status,
-        Json(json!({ "wa_id": injected.wa_id, "status": word })),
-    ))
+    let injected =
+        network(&state)?.inject(InboundRequest { session_id, from, content, wa_id: body.id }).await?;
+    let (status, word) =
+        if injected.stored { (StatusCode::OK, "stored") } else { (StatusCode::ACCEPTED, "pending") };
+    Ok((status, Json(json!({ "wa_id": injected.wa_id, "status": word }))))
 }
 
 #[derive(Deserialize)]
@@ -144,13 +122,7 @@ pub async fn faults(
     ApiJson(body): ApiJson<FaultsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = existing_session(&body.session_id)?;
-    if state
-        .engine
-        .store()
-        .get_session(&session_id)
-        .await?
-        .is_none()
-    {
+    if state.engine.store().get_session(&session_id).await?.is_none() {
         return Err(ApiError::session_not_found(session_id.as_str()));
     }
     let network = network(&state)?;

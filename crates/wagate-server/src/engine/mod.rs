@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use wagate_connect::Connector;
-use wagate_core::{
-    Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp,
-};
+use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
 use wagate_store::{Credentials, NewOutbound, SessionChange, Store, StoreError};
 
 use crate::config::EngineConfig;
@@ -135,11 +133,7 @@ impl Engine {
     }
 
     /// Changes a session and publishes its event.
-    async fn change_session(
-        &self,
-        id: &SessionId,
-        mut change: SessionChange,
-    ) -> Result<Session, StoreError> {
+    async fn change_session(&self, id: &SessionId, mut change: SessionChange) -> Result<Session, StoreError> {
         if change.status.is_some() {
             let node = serde_json::json!({ "node_id": self.node_id });
             change.event_data = Some(change.event_data.take().map_or(node.clone(), |mut d| {
@@ -177,11 +171,7 @@ impl Engine {
         id: &SessionId,
         pairing_phone: Option<PhoneNumber>,
     ) -> Result<Session, SessionError> {
-        let session = self
-            .store
-            .get_session(id)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         let connector = self
             .connectors
             .get(&session.connector)
@@ -223,14 +213,7 @@ impl Engine {
             command_rx,
             Arc::clone(&wake),
         ));
-        self.running().insert(
-            id,
-            Running {
-                commands,
-                wake,
-                task,
-            },
-        );
+        self.running().insert(id, Running { commands, wake, task });
     }
 
     /// Sends a command to a running session and waits until it is carried out.
@@ -245,11 +228,7 @@ impl Engine {
 
     /// Closes a session's connection; it stays linked and offline until connected again.
     pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let session = self
-            .store
-            .get_session(id)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Disconnect).await {
             if !session.auto_connect && !session.status.is_active() {
                 return Err(SessionError::NotRunning);
@@ -266,29 +245,19 @@ impl Engine {
                 )
                 .await?);
         }
-        self.store
-            .get_session(id)
-            .await?
-            .ok_or(SessionError::NotFound)
+        self.store.get_session(id).await?.ok_or(SessionError::NotFound)
     }
 
     /// Unlinks a session's device; connecting again needs a new QR code.
     pub async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let session = self
-            .store
-            .get_session(id)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Logout).await {
             if session.credentials.is_none() {
                 return Err(SessionError::NotLinked);
             }
             return Ok(self.logged_out(id, "logged out by request".into()).await?);
         }
-        self.store
-            .get_session(id)
-            .await?
-            .ok_or(SessionError::NotFound)
+        self.store.get_session(id).await?.ok_or(SessionError::NotFound)
     }
 
     async fn logged_out(&self, id: &SessionId, reason: String) -> Result<Session, StoreError> {

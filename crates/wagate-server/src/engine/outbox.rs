@@ -38,19 +38,14 @@ impl Acceptor {
     ) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 4);
         let task = tokio::spawn(commit_loop(store, clock, events, rx));
-        Self {
-            jobs: Mutex::new(Some(jobs)),
-            task: Mutex::new(Some(task)),
-        }
+        Self { jobs: Mutex::new(Some(jobs)), task: Mutex::new(Some(task)) }
     }
 
     pub(super) async fn submit(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let jobs = jobs.ok_or(AcceptError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
-        jobs.send((new, reply))
-            .await
-            .map_err(|_| AcceptError::ShuttingDown)?;
+        jobs.send((new, reply)).await.map_err(|_| AcceptError::ShuttingDown)?;
         answer.await.map_err(|_| AcceptError::ShuttingDown)?
     }
 
@@ -80,10 +75,7 @@ async fn commit_loop(
                         StoreError::NotFound(_) => AcceptError::SessionNotFound,
                         other => AcceptError::Store(other.to_string()),
                     });
-                    if let Ok(Accepted {
-                        event: Some(event), ..
-                    }) = &answer
-                    {
+                    if let Ok(Accepted { event: Some(event), .. }) = &answer {
                         let _ = events.send(event.clone());
                     }
                     let _ = reply.send(answer);

@@ -39,15 +39,8 @@ pub(super) async fn run(
     wake: Arc<Notify>,
 ) {
     let span = tracing::info_span!("session", session_id = %session.id);
-    let mut runner = Runner {
-        engine,
-        session,
-        connected: false,
-    };
-    runner
-        .run(connector, pairing_phone, commands, wake)
-        .instrument(span)
-        .await;
+    let mut runner = Runner { engine, session, connected: false };
+    runner.run(connector, pairing_phone, commands, wake).instrument(span).await;
 }
 
 struct Runner {
@@ -66,10 +59,7 @@ impl Runner {
     ) {
         let mut failures: u32 = 0;
         loop {
-            let outcome = match self
-                .attempt(&connector, pairing_phone.take(), &mut commands, &wake)
-                .await
-            {
+            let outcome = match self.attempt(&connector, pairing_phone.take(), &mut commands, &wake).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::error!(error = %e, "store error; reconnecting");
@@ -86,31 +76,22 @@ impl Runner {
                     return;
                 }
                 Outcome::Ended(reason) => {
-                    self.set_status(SessionStatus::Disconnected, Some(reason), Some(false))
-                        .await
+                    self.set_status(SessionStatus::Disconnected, Some(reason), Some(false)).await
                 }
-                Outcome::LoggedOut(reason) => self
-                    .engine
-                    .logged_out(&self.session.id, reason)
-                    .await
-                    .map(drop),
+                Outcome::LoggedOut(reason) => {
+                    self.engine.logged_out(&self.session.id, reason).await.map(drop)
+                }
                 Outcome::Lost(reason) => {
                     if self.connected {
                         failures = 0;
                     }
                     self.connected = false;
                     failures += 1;
-                    if let Err(e) = self
-                        .set_status(SessionStatus::Disconnected, Some(reason), None)
-                        .await
-                    {
+                    if let Err(e) = self.set_status(SessionStatus::Disconnected, Some(reason), None).await {
                         tracing::error!(error = %e, "could not record the disconnect");
                     }
                     let delay = self.backoff(failures);
-                    tracing::info!(
-                        delay_ms = delay.as_millis() as u64,
-                        "reconnecting after a delay"
-                    );
+                    tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting after a delay");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => continue,
                         Some((command, done)) = commands.recv() => {
@@ -133,9 +114,7 @@ impl Runner {
 
     fn backoff(&self, failures: u32) -> Duration {
         let config = &self.engine.config;
-        let exp = config
-            .reconnect_min_ms
-            .saturating_mul(1u64 << failures.saturating_sub(1).min(20));
+        let exp = config.reconnect_min_ms.saturating_mul(1u64 << failures.saturating_sub(1).min(20));
         let base = exp.min(config.reconnect_max_ms) as f64;
         ms((base * rand::rng().random_range(0.8..1.2)) as u64)
     }
@@ -150,12 +129,7 @@ impl Runner {
             .engine
             .change_session(
                 &self.session.id,
-                SessionChange {
-                    status: Some(status),
-                    reason,
-                    auto_connect,
-                    ..Default::default()
-                },
+                SessionChange { status: Some(status), reason, auto_connect, ..Default::default() },
             )
             .await?;
         Ok(())
@@ -170,8 +144,7 @@ impl Runner {
         wake: &Notify,
     ) -> Result<Outcome, StoreError> {
         if self.session.status != SessionStatus::Connecting {
-            self.set_status(SessionStatus::Connecting, None, None)
-                .await?;
+            self.set_status(SessionStatus::Connecting, None, None).await?;
         }
         let (sink, mut events) = mpsc::unbounded_channel();
         let spec = SessionSpec {
@@ -185,18 +158,13 @@ impl Runner {
         };
         let connection = match opened {
             Ok(connection) => connection,
-            Err(wagate_connect::ConnectError::Retryable(reason)) => {
-                return Ok(Outcome::Lost(reason))
-            }
+            Err(wagate_connect::ConnectError::Retryable(reason)) => return Ok(Outcome::Lost(reason)),
             Err(wagate_connect::ConnectError::Permanent(reason)) => {
-                self.set_status(SessionStatus::Failed, Some(reason.clone()), Some(false))
-                    .await?;
+                self.set_status(SessionStatus::Failed, Some(reason.clone()), Some(false)).await?;
                 return Ok(Outcome::Ended(reason));
             }
         };
-        let outcome = self
-            .drive(connection.as_ref(), &mut events, commands, wake)
-            .await;
+        let outcome = self.drive(connection.as_ref(), &mut events, commands, wake).await;
         match &outcome {
             Ok(Outcome::Command(Command::Logout, _)) => connection.logout().await,
             Ok(Outcome::LoggedOut(_)) => {}
@@ -297,11 +265,7 @@ impl Runner {
             return Ok(());
         }
         let (messages, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let events = self
-            .engine
-            .store
-            .store_inbound(messages, self.engine.now())
-            .await?;
+        let events = self.engine.store.store_inbound(messages, self.engine.now()).await?;
         self.engine.publish(events);
         acks.into_iter().for_each(Ack::ack);
         Ok(())
@@ -311,11 +275,7 @@ impl Runner {
         if updates.is_empty() {
             return Ok(());
         }
-        let results = self
-            .engine
-            .store
-            .apply_statuses(updates, self.engine.now())
-            .await?;
+        let results = self.engine.store.apply_statuses(updates, self.engine.now()).await?;
         for result in results {
             match result {
                 Ok(event) => self.engine.publish(event),
@@ -330,13 +290,7 @@ impl Runner {
         let id = self.session.id.clone();
         match event {
             ConnectorEvent::Qr { code, expires_at } => {
-                engine.codes().insert(
-                    id.clone(),
-                    LinkCode::Qr {
-                        code: code.clone(),
-                        expires_at,
-                    },
-                );
+                engine.codes().insert(id.clone(), LinkCode::Qr { code: code.clone(), expires_at });
                 if self.session.status != SessionStatus::Qr {
                     self.set_status(SessionStatus::Qr, None, None).await?;
                 }
@@ -348,19 +302,15 @@ impl Runner {
                 engine.publish([event]);
             }
             ConnectorEvent::PairingCode { code, expires_at } => {
-                engine.codes().insert(
-                    id.clone(),
-                    LinkCode::Pairing {
-                        code: code.clone(),
-                        expires_at,
-                    },
-                );
+                engine.codes().insert(id.clone(), LinkCode::Pairing { code: code.clone(), expires_at });
                 self.session = engine
                     .change_session(
                         &id,
                         SessionChange {
                             status: Some(SessionStatus::PairingCode),
-                            event_data: Some(serde_json::json!({ "pairing_code": code, "expires_at": expires_at })),
+                            event_data: Some(
+                                serde_json::json!({ "pairing_code": code, "expires_at": expires_at }),
+                            ),
                             ..Default::default()
                         },
                     )
@@ -397,11 +347,7 @@ impl Runner {
             }
             ConnectorEvent::Disconnected { reason, reconnect } => {
                 engine.codes().remove(&id);
-                return Ok(Some(if reconnect {
-                    Outcome::Lost(reason)
-                } else {
-                    Outcome::Ended(reason)
-                }));
+                return Ok(Some(if reconnect { Outcome::Lost(reason) } else { Outcome::Ended(reason) }));
             }
             ConnectorEvent::LoggedOut { reason } => return Ok(Some(Outcome::LoggedOut(reason))),
             ConnectorEvent::Inbound { .. } | ConnectorEvent::Receipt { .. } => {}
@@ -410,18 +356,13 @@ impl Runner {
     }
 
     /// Sends one batch of due messages; returns when to look at the queue again.
-    async fn send_due(
-        &mut self,
-        connection: &dyn Connection,
-    ) -> Result<Option<Instant>, StoreError> {
+    async fn send_due(&mut self, connection: &dyn Connection) -> Result<Option<Instant>, StoreError> {
         let engine = Arc::clone(&self.engine);
         let config = &engine.config;
         let now = engine.now();
         let lease_until = now + ms(config.send_lease_ms);
-        let (claimed, events) = engine
-            .store
-            .claim_outbound(&self.session.id, config.send_batch, now, lease_until)
-            .await?;
+        let (claimed, events) =
+            engine.store.claim_outbound(&self.session.id, config.send_batch, now, lease_until).await?;
         engine.publish(events);
         let full_batch = claimed.len() as u32 == config.send_batch;
         let mut updates = Vec::with_capacity(claimed.len());
@@ -436,45 +377,22 @@ impl Runner {
                 retry_at,
             };
             let Ok(to) = Jid::parse(&message.to) else {
-                updates.push(update(
-                    MessageStatus::Failed,
-                    Some("invalid_recipient".into()),
-                    None,
-                    None,
-                ));
+                updates.push(update(MessageStatus::Failed, Some("invalid_recipient".into()), None, None));
                 continue;
             };
-            let outbound = OutboundMessage {
-                id: message.id.clone(),
-                to,
-                content: message.content.clone(),
-            };
+            let outbound = OutboundMessage { id: message.id.clone(), to, content: message.content.clone() };
             let result = connection.send(&outbound).instrument(span).await;
             updates.push(match result {
                 Ok(wa_id) => update(MessageStatus::Sent, None, Some(wa_id), None),
                 Err(SendError::Permanent { code, .. }) => {
                     update(MessageStatus::Failed, Some(code), None, None)
                 }
-                Err(SendError::Retryable(reason))
-                    if item.attempts + 1 >= config.send_max_attempts =>
-                {
-                    update(
-                        MessageStatus::Failed,
-                        Some(format!("send_failed: {reason}")),
-                        None,
-                        None,
-                    )
+                Err(SendError::Retryable(reason)) if item.attempts + 1 >= config.send_max_attempts => {
+                    update(MessageStatus::Failed, Some(format!("send_failed: {reason}")), None, None)
                 }
                 Err(SendError::Retryable(reason)) => {
-                    let delay = config
-                        .send_retry_base_ms
-                        .saturating_mul(1u64 << item.attempts.min(16));
-                    update(
-                        MessageStatus::Queued,
-                        Some(reason),
-                        None,
-                        Some(engine.now() + ms(delay)),
-                    )
+                    let delay = config.send_retry_base_ms.saturating_mul(1u64 << item.attempts.min(16));
+                    update(MessageStatus::Queued, Some(reason), None, Some(engine.now() + ms(delay)))
                 }
             });
         }
@@ -500,18 +418,11 @@ impl Runner {
                 )
                 .await
             }
-            Command::Logout => self
-                .engine
-                .logged_out(&self.session.id, "logged out by request".into())
-                .await
-                .map(drop),
+            Command::Logout => {
+                self.engine.logged_out(&self.session.id, "logged out by request".into()).await.map(drop)
+            }
             Command::Shutdown => {
-                self.set_status(
-                    SessionStatus::Disconnected,
-                    Some("server stopped".into()),
-                    None,
-                )
-                .await
+                self.set_status(SessionStatus::Disconnected, Some("server stopped".into()), None).await
             }
         }
     }

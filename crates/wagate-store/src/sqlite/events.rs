@@ -24,13 +24,7 @@ pub(super) async fn insert(
     .bind(data.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    Ok(Event {
-        id: EventId::from_seq(seq),
-        kind,
-        session_id: session_id.to_string(),
-        created_at: now,
-        data,
-    })
+    Ok(Event { id: EventId::from_seq(seq), kind, session_id: session_id.to_string(), created_at: now, data })
 }
 
 pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Vec<Event>> {
@@ -49,8 +43,7 @@ pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Ve
         }
         sql.push(")");
     }
-    sql.push(" ORDER BY seq LIMIT ")
-        .push_bind(i64::from(query.limit));
+    sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;
     rows.iter()
         .map(|row| {

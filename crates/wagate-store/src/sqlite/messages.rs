@@ -3,8 +3,8 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use wagate_core::{
-    Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, SessionId,
-    StatusChange, StatusEntry, Timestamp,
+    Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, SessionId, StatusChange,
+    StatusEntry, Timestamp,
 };
 
 use super::{events, from_json, from_millis, millis};
@@ -27,8 +27,7 @@ fn from_row(row: &SqliteRow) -> StoreResult<Message> {
     let status: String = row.try_get("status")?;
     Ok(Message {
         id: MessageId::parse(&id).map_err(|_| corrupt("message id", &id))?,
-        session_id: SessionId::parse(&session_id)
-            .map_err(|_| corrupt("session id", &session_id))?,
+        session_id: SessionId::parse(&session_id).map_err(|_| corrupt("session id", &session_id))?,
         direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
         chat: row.try_get("chat")?,
         from: row.try_get("sender")?,
@@ -80,15 +79,13 @@ async fn insert_history(
     reason: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, reason, at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(id.as_str())
-    .bind(status.as_str())
-    .bind(reason)
-    .bind(millis(now))
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO message_status_history (message_id, status, reason, at) VALUES (?, ?, ?, ?)")
+        .bind(id.as_str())
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(millis(now))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -109,19 +106,14 @@ pub(super) async fn accept(
             )
             .await?;
             if let Some(message) = earlier {
-                results.push(Ok(Accepted {
-                    message,
-                    created: false,
-                    event: None,
-                }));
+                results.push(Ok(Accepted { message, created: false, event: None }));
                 continue;
             }
         }
-        let sender: Option<Option<String>> =
-            sqlx::query_scalar("SELECT jid FROM sessions WHERE id = ?")
-                .bind(new.session_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = ?")
+            .bind(new.session_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(sender) = sender else {
             results.push(Err(StoreError::NotFound("session")));
             continue;
@@ -157,11 +149,7 @@ pub(super) async fn accept(
             now,
         )
         .await?;
-        results.push(Ok(Accepted {
-            message,
-            created: true,
-            event: Some(event),
-        }));
+        results.push(Ok(Accepted { message, created: true, event: Some(event) }));
     }
     tx.commit().await?;
     Ok(results)
@@ -173,8 +161,7 @@ async fn insert_message(
     message: &Message,
     idempotency_key: Option<&str>,
 ) -> StoreResult<bool> {
-    let content =
-        serde_json::to_string(&message.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let content = serde_json::to_string(&message.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let done = sqlx::query(
         "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content,
             status, status_reason, wa_id, idempotency_key, created_at, updated_at)
@@ -226,22 +213,8 @@ async fn set_status(
     .fetch_one(&mut *conn)
     .await?;
     message.from = sender;
-    insert_history(
-        conn,
-        &message.id,
-        status,
-        message.status_reason.as_deref(),
-        now,
-    )
-    .await?;
-    events::insert(
-        conn,
-        EventType::MessageStatus,
-        &message.session_id,
-        status_event_data(message),
-        now,
-    )
-    .await
+    insert_history(conn, &message.id, status, message.status_reason.as_deref(), now).await?;
+    events::insert(conn, EventType::MessageStatus, &message.session_id, status_event_data(message), now).await
 }
 
 pub(super) async fn claim(
@@ -277,17 +250,8 @@ pub(super) async fn claim(
         };
         match message.status {
             MessageStatus::Queued => {
-                events.push(
-                    set_status(
-                        &mut tx,
-                        &mut message,
-                        MessageStatus::Sending,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?,
-                );
+                events
+                    .push(set_status(&mut tx, &mut message, MessageStatus::Sending, None, None, now).await?);
             }
             // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
             MessageStatus::Sending => {}
@@ -299,20 +263,14 @@ pub(super) async fn claim(
                 continue;
             }
         }
-        claimed.push(Claimed {
-            message,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        });
+        claimed.push(Claimed { message, attempts: u32::try_from(attempts).unwrap_or(u32::MAX) });
     }
     tx.commit().await?;
     claimed.sort_by(|a, b| a.message.id.cmp(&b.message.id));
     Ok((claimed, events))
 }
 
-pub(super) async fn next_due(
-    pool: &SqlitePool,
-    session_id: &SessionId,
-) -> StoreResult<Option<Timestamp>> {
+pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(MAX(available_at, COALESCE(locked_until, 0))) FROM outbox WHERE session_id = ?",
     )
@@ -350,15 +308,9 @@ pub(super) async fn apply_statuses(
             Err(illegal) => results.push(Err(illegal.into())),
             Ok(StatusChange::Stale) => results.push(Ok(None)),
             Ok(StatusChange::Apply) => {
-                let event = set_status(
-                    &mut tx,
-                    &mut message,
-                    update.status,
-                    update.reason,
-                    update.wa_id,
-                    now,
-                )
-                .await?;
+                let event =
+                    set_status(&mut tx, &mut message, update.status, update.reason, update.wa_id, now)
+                        .await?;
                 if update.status == MessageStatus::Queued {
                     let retry_at = update.retry_at.unwrap_or(now);
                     sqlx::query(
@@ -411,18 +363,9 @@ pub(super) async fn store_inbound(
             continue;
         }
         insert_history(&mut tx, &message.id, MessageStatus::Received, None, now).await?;
-        let data =
-            serde_json::to_value(&message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        events.push(
-            events::insert(
-                &mut tx,
-                EventType::MessageReceived,
-                &message.session_id,
-                data,
-                now,
-            )
-            .await?,
-        );
+        let data = serde_json::to_value(&message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        events
+            .push(events::insert(&mut tx, EventType::MessageReceived, &message.session_id, data, now).await?);
     }
     tx.commit().await?;
     Ok(events)
@@ -443,8 +386,7 @@ pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option
         .into_iter()
         .map(|(status, reason, at)| {
             Ok(StatusEntry {
-                status: MessageStatus::parse(&status)
-                    .ok_or_else(|| corrupt("message status", &status))?,
+                status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status", &status))?,
                 reason,
                 at: from_millis(at)?,
             })
@@ -454,9 +396,7 @@ pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option
 }
 
 pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<Vec<Message>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {COLUMNS} FROM messages WHERE session_id = "
-    ));
+    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
     sql.push_bind(query.session_id.as_str());
     if let Some(chat) = &query.chat {
         sql.push(" AND chat = ").push_bind(chat.as_str());
@@ -467,8 +407,7 @@ pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<
     if let Some(before) = &query.before {
         sql.push(" AND id < ").push_bind(before.as_str());
     }
-    sql.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(query.limit));
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }

@@ -14,8 +14,8 @@ use sqlx::SqlitePool;
 use wagate_core::{Event, EventType, Message, MessageId, Session, SessionId, Timestamp};
 
 use crate::{
-    Accepted, Claimed, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession,
-    SessionChange, StatusUpdate, Store, StoreError, StoreResult,
+    Accepted, Claimed, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, SessionChange,
+    StatusUpdate, Store, StoreError, StoreResult,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -39,15 +39,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATOR.run(&writer).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
+        let readers =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self { writer, readers })
     }
 
@@ -63,8 +58,7 @@ pub(crate) fn millis(t: Timestamp) -> i64 {
 }
 
 pub(crate) fn from_millis(ms: i64) -> StoreResult<Timestamp> {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+    chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
@@ -73,11 +67,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResu
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_session(
-        &self,
-        new: NewSession,
-        now: Timestamp,
-    ) -> StoreResult<(Session, Event)> {
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
         sessions::create(&self.writer, new, now).await
     }
 
@@ -149,11 +139,7 @@ impl Store for SqliteStore {
         messages::apply_statuses(&self.writer, updates, now).await
     }
 
-    async fn store_inbound(
-        &self,
-        batch: Vec<NewInbound>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Event>> {
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
         messages::store_inbound(&self.writer, batch, now).await
     }
 

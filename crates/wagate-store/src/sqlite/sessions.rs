@@ -82,9 +82,7 @@ pub(super) async fn create(
     if inserted.rows_affected() == 0 {
         return Err(StoreError::Conflict("session"));
     }
-    let session = fetch(&mut tx, &new.id)
-        .await?
-        .ok_or(StoreError::NotFound("session"))?;
+    let session = fetch(&mut tx, &new.id).await?.ok_or(StoreError::NotFound("session"))?;
     let event = events::insert(
         &mut tx,
         EventType::SessionStatus,
@@ -103,22 +101,15 @@ pub(super) async fn get(pool: &SqlitePool, id: &SessionId) -> StoreResult<Option
 }
 
 pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Session>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id"))
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
 pub(super) async fn delete(pool: &SqlitePool, id: &SessionId) -> StoreResult<bool> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM outbox WHERE session_id = ?")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("DELETE FROM outbox WHERE session_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+    let deleted =
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(deleted.rows_affected() > 0)
 }
@@ -130,9 +121,7 @@ pub(super) async fn update(
     now: Timestamp,
 ) -> StoreResult<(Session, Option<Event>)> {
     let mut tx = pool.begin().await?;
-    let mut session = fetch(&mut tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("session"))?;
+    let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
     if let Some(status) = change.status {
         session.status = status;
         session.status_reason = change.reason;

@@ -1,0 +1,198 @@
+//! A wagate server for one test, and the HTTP calls tests make.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use wagate_server::{Config, Server};
+
+pub const KEY: &str = "test-admin-key";
+
+/// The configuration tests run with: every delay shrunk to milliseconds.
+pub fn fast_config(dir: &TempDir) -> Config {
+    let mut config =
+        Config { data_dir: dir.path().to_owned(), admin_key: Some(KEY.into()), ..Config::default() };
+    config.connectors.sim.qr_interval_ms = 5_000;
+    config.connectors.sim.delivery_delay_ms = 10;
+    config.connectors.sim.read_delay_ms = 30;
+    config.engine.reconnect_min_ms = 20;
+    config.engine.reconnect_max_ms = 100;
+    config.engine.send_retry_base_ms = 20;
+    config.api.wait_timeout_ms = 5_000;
+    config
+}
+
+pub struct TestServer {
+    server: Option<Server>,
+    pub dir: Arc<TempDir>,
+    pub config: Config,
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let mut config = fast_config(&dir);
+        tweak(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    pub async fn start_in(dir: Arc<TempDir>, config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = Server::start(config.clone(), listener).await.expect("server starts");
+        let base = format!("http://{}", server.addr());
+        Self { server: Some(server), dir, config, base, client: reqwest::Client::new() }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data dir.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        Self::start_in(Arc::clone(&self.dir), self.config.clone()).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(self.server().admin_key())
+    }
+
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(self.request(Method::POST, path).json(&body)).await
+    }
+
+    pub async fn create_session(&self, id: &str) -> Value {
+        let (status, body) = self.post("/v1/sessions", json!({ "id": id, "connector": "sim" })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates (if needed), connects and links a sim session to `phone` by scanning its QR code.
+    pub async fn link(&self, id: &str, phone: &str) {
+        if self.get(&format!("/v1/sessions/{id}")).await.0 == StatusCode::NOT_FOUND {
+            self.create_session(id).await;
+        }
+        let (status, body) = self.post(&format!("/v1/sessions/{id}/connect"), json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let qr = self.wait_for_qr(id).await;
+        let (status, body) = self.post("/v1/sim/scan", json!({ "code": qr, "phone": phone })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.wait_for_status(id, "connected").await;
+    }
+
+    pub async fn wait_for_qr(&self, id: &str) -> String {
+        eventually(|| async {
+            let (status, body) = self.get(&format!("/v1/sessions/{id}/qr")).await;
+            (status == StatusCode::OK).then(|| body["code"].as_str().expect("code").to_owned())
+        })
+        .await
+    }
+
+    pub async fn wait_for_status(&self, id: &str, wanted: &str) -> Value {
+        eventually(|| async {
+            let (_, body) = self.get(&format!("/v1/sessions/{id}")).await;
+            (body["status"] == wanted).then_some(body)
+        })
+        .await
+    }
+
+    pub async fn send_text(&self, session: &str, to: &str, body: &str) -> Value {
+        let (status, message) = self
+            .post(
+                &format!("/v1/sessions/{session}/messages"),
+                json!({ "to": to, "type": "text", "text": { "body": body } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{message}");
+        message
+    }
+
+    pub async fn wait_for_message_status(&self, id: &str, wanted: &str) -> Value {
+        eventually(|| async {
+            let (_, body) = self.get(&format!("/v1/messages/{id}")).await;
+            (body["status"] == wanted).then_some(body)
+        })
+        .await
+    }
+
+    /// Every event in the log, paging through it.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, body) = self.get(&format!("/v1/events?limit=1000{after}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body["data"].as_array().expect("data").clone();
+            if page.is_empty() {
+                return events;
+            }
+            after = format!("&after={}", body["next_after"].as_str().expect("next_after"));
+            events.extend(page);
+        }
+    }
+
+    /// The messages of a session in one direction, oldest first.
+    pub async fn messages(&self, session: &str, direction: &str) -> Vec<Value> {
+        let (status, body) =
+            self.get(&format!("/v1/sessions/{session}/messages?direction={direction}&limit=500")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut messages = body["data"].as_array().expect("data").clone();
+        messages.reverse();
+        messages
+    }
+}
+
+/// Polls until `check` returns a value; fails the test after ten seconds.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The statuses in a message's history, in order.
+pub fn history(message: &Value) -> Vec<String> {
+    message["status_history"]
+        .as_array()
+        .expect("status_history")
+        .iter()
+        .map(|h| h["status"].as_str().expect("status").to_owned())
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each test runs its own server on port 0 with a temp data dir and talks
+//! to it over HTTP like a user would.
+
+mod common;
+mod events;
+mod input;
+mod messages;
+mod restart;
+mod sessions;

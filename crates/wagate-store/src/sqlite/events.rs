@@ -6,6 +6,9 @@ use wagate_core::{Event, EventId, EventType, SessionId, Timestamp};
 use super::{from_json, from_millis, millis};
 use crate::{EventQuery, StoreError, StoreResult};
 
+/// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
+pub(super) const ROWS_PER_INSERT: usize = 500;
+
 /// Appends one event inside the caller's transaction.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
@@ -14,17 +17,43 @@ pub(super) async fn insert(
     data: serde_json::Value,
     now: Timestamp,
 ) -> StoreResult<Event> {
+    let mut events = insert_many(conn, vec![(kind, session_id.clone(), data)], now).await?;
+    events.pop().ok_or_else(|| StoreError::Corrupt("event not appended".into()))
+}
+
+/// Appends events in order inside the caller's transaction, a few statements for many events.
+pub(super) async fn insert_many(
+    conn: &mut SqliteConnection,
+    new: Vec<(EventType, SessionId, serde_json::Value)>,
+    now: Timestamp,
+) -> StoreResult<Vec<Event>> {
     let now = from_millis(millis(now))?;
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO events (type, session_id, created_at, data) VALUES (?, ?, ?, ?) RETURNING seq",
-    )
-    .bind(kind.as_str())
-    .bind(session_id.as_str())
-    .bind(millis(now))
-    .bind(data.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Event { id: EventId::from_seq(seq), kind, session_id: session_id.to_string(), created_at: now, data })
+    let mut events = Vec::with_capacity(new.len());
+    let mut rows = new.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO events (type, session_id, created_at, data) ");
+        sql.push_values(&chunk, |mut row, (kind, session, data)| {
+            row.push_bind(kind.as_str())
+                .push_bind(session.as_str())
+                .push_bind(millis(now))
+                .push_bind(data.to_string());
+        });
+        let done = sql.build().execute(&mut *conn).await?;
+        // One writer, AUTOINCREMENT: the rows of one INSERT get consecutive sequence numbers,
+        // in the order of its VALUES, ending at the last inserted rowid.
+        let first = done.last_insert_rowid() - chunk.len() as i64 + 1;
+        for (offset, (kind, session, data)) in chunk.into_iter().enumerate() {
+            events.push(Event {
+                id: EventId::from_seq(first + offset as i64),
+                kind,
+                session_id: session.to_string(),
+                created_at: now,
+                data,
+            });
+        }
+    }
+    Ok(events)
 }
 
 pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Vec<Event>> {

@@ -1,13 +1,16 @@
 //! Messages, their status history and the outbox.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use wagate_core::{
     Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, SessionId, StatusChange,
     StatusEntry, Timestamp,
 };
 
-use super::{events, from_json, from_millis, millis};
+use super::events::{self, ROWS_PER_INSERT};
+use super::{from_json, from_millis, millis};
 use crate::{
     Accepted, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate, StoreError,
     StoreResult,
@@ -72,33 +75,179 @@ fn status_event_data(message: &Message) -> serde_json::Value {
     })
 }
 
+/// Looks up messages by id, a few statements for many ids.
+async fn fetch_many(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN ("));
+        let mut list = sql.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        sql.push(")");
+        for row in sql.build().fetch_all(&mut *conn).await? {
+            let message = from_row(&row)?;
+            found.insert(message.id.to_string(), message);
+        }
+    }
+    Ok(found)
+}
+
+/// Outbound messages of one session, by WhatsApp id.
+async fn fetch_by_wa_ids(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    direction: Direction,
+    wa_ids: &[String],
+) -> StoreResult<HashMap<String, Message>> {
+    let mut found = HashMap::with_capacity(wa_ids.len());
+    for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
+        sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
+        sql.push(" AND wa_id IN (");
+        let mut list = sql.separated(", ");
+        for wa_id in chunk {
+            list.push_bind(wa_id.as_str());
+        }
+        sql.push(")");
+        for row in sql.build().fetch_all(&mut *conn).await? {
+            let message = from_row(&row)?;
+            if let Some(wa_id) = message.wa_id.clone() {
+                found.insert(wa_id, message);
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<String>)]) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
+             status, status_reason, wa_id, idempotency_key, created_at, updated_at) ",
+        );
+        let mut failed = None;
+        sql.push_values(chunk, |mut row, (message, key)| {
+            let content = serde_json::to_string(&message.content).unwrap_or_else(|e| {
+                failed = Some(e.to_string());
+                String::new()
+            });
+            row.push_bind(message.id.to_string())
+                .push_bind(message.session_id.to_string())
+                .push_bind(message.direction.as_str())
+                .push_bind(message.chat.clone())
+                .push_bind(message.from.clone())
+                .push_bind(message.to.clone())
+                .push_bind(message.content.kind())
+                .push_bind(content)
+                .push_bind(message.status.as_str())
+                .push_bind(message.status_reason.clone())
+                .push_bind(message.wa_id.clone())
+                .push_bind(key.clone())
+                .push_bind(millis(message.created_at))
+                .push_bind(millis(message.updated_at));
+        });
+        if let Some(e) = failed {
+            return Err(StoreError::Corrupt(e));
+        }
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One status history row per message that changed.
 async fn insert_history(
     conn: &mut SqliteConnection,
-    id: &MessageId,
-    status: MessageStatus,
-    reason: Option<&str>,
+    changed: &[&Message],
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO message_status_history (message_id, status, reason, at) VALUES (?, ?, ?, ?)")
-        .bind(id.as_str())
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(millis(now))
-        .execute(conn)
-        .await?;
+    for chunk in changed.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO message_status_history (message_id, status, reason, at) ",
+        );
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str())
+                .push_bind(message.status.as_str())
+                .push_bind(message.status_reason.as_deref())
+                .push_bind(millis(now));
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Appends the `message.status` events of messages that changed.
+async fn status_events(
+    conn: &mut SqliteConnection,
+    changed: &[&Message],
+    now: Timestamp,
+) -> StoreResult<Vec<Event>> {
+    let new = changed
+        .iter()
+        .map(|m| (EventType::MessageStatus, m.session_id.clone(), status_event_data(m)))
+        .collect();
+    events::insert_many(conn, new, now).await
+}
+
+async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> StoreResult<()> {
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE message_id IN (");
+        let mut list = sql.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        sql.push(")");
+        sql.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
 pub(super) async fn accept(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     batch: Vec<NewOutbound>,
     now: Timestamp,
 ) -> StoreResult<Vec<StoreResult<Accepted>>> {
     let now = from_millis(millis(now))?;
-    let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
+    let mut tx = conn.begin().await?;
+    // The sender of each message is its session's JID (None until the session is linked);
+    // a session missing here does not exist.
+    let mut senders: HashMap<SessionId, Option<String>> = HashMap::new();
+    let mut wanted: Vec<&str> = batch.iter().map(|n| n.session_id.as_str()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    for chunk in wanted.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, jid FROM sessions WHERE id IN (");
+        let mut list = sql.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        sql.push(")");
+        let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
+        for (id, jid) in rows {
+            senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, jid);
+        }
+    }
+    // Per input: a new message (index into `rows`), an earlier one, or an error.
+    enum Outcome {
+        New(usize),
+        Earlier(Box<Message>),
+        Replay(usize),
+        Missing,
+    }
+    let mut rows: Vec<(Message, Option<String>)> = Vec::new();
+    let mut keys_in_batch: HashMap<(SessionId, String), usize> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
     for new in batch {
+        let Some(sender) = senders.get(&new.session_id) else {
+            outcomes.push(Outcome::Missing);
+            continue;
+        };
         if let Some(key) = &new.idempotency_key {
+            if let Some(index) = keys_in_batch.get(&(new.session_id.clone(), key.clone())) {
+                outcomes.push(Outcome::Replay(*index));
+                continue;
+            }
             let earlier = fetch_where(
                 &mut tx,
                 "session_id = ? AND idempotency_key = ?",
@@ -106,24 +255,17 @@ pub(super) async fn accept(
             )
             .await?;
             if let Some(message) = earlier {
-                results.push(Ok(Accepted { message, created: false, event: None }));
+                outcomes.push(Outcome::Earlier(Box::new(message)));
                 continue;
             }
+            keys_in_batch.insert((new.session_id.clone(), key.clone()), rows.len());
         }
-        let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = ?")
-            .bind(new.session_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(sender) = sender else {
-            results.push(Err(StoreError::NotFound("session")));
-            continue;
-        };
         let message = Message {
             id: MessageId::generate(),
             session_id: new.session_id,
             direction: Direction::Out,
             chat: new.to.to_string(),
-            from: sender,
+            from: sender.clone(),
             to: new.to.to_string(),
             content: new.content,
             status: MessageStatus::Queued,
@@ -133,99 +275,61 @@ pub(super) async fn accept(
             updated_at: now,
             status_history: Vec::new(),
         };
-        insert_message(&mut tx, &message, new.idempotency_key.as_deref()).await?;
-        insert_history(&mut tx, &message.id, MessageStatus::Queued, None, now).await?;
-        sqlx::query("INSERT INTO outbox (message_id, session_id, available_at) VALUES (?, ?, ?)")
-            .bind(message.id.as_str())
-            .bind(message.session_id.as_str())
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
-        let event = events::insert(
-            &mut tx,
-            EventType::MessageStatus,
-            &message.session_id,
-            status_event_data(&message),
-            now,
-        )
-        .await?;
-        results.push(Ok(Accepted { message, created: true, event: Some(event) }));
+        outcomes.push(Outcome::New(rows.len()));
+        rows.push((message, new.idempotency_key));
     }
+    insert_messages(&mut tx, &rows).await?;
+    let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
+    insert_history(&mut tx, &created, now).await?;
+    for chunk in created.chunks(ROWS_PER_INSERT) {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("INSERT INTO outbox (message_id, session_id, available_at) ");
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str()).push_bind(message.session_id.as_str()).push_bind(millis(now));
+        });
+        sql.build().execute(&mut *tx).await?;
+    }
+    let events = status_events(&mut tx, &created, now).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::New(i) => {
+                Ok(Accepted { message: rows[i].0.clone(), created: true, event: Some(events[i].clone()) })
+            }
+            Outcome::Replay(i) => Ok(Accepted { message: rows[i].0.clone(), created: false, event: None }),
+            Outcome::Earlier(message) => Ok(Accepted { message: *message, created: false, event: None }),
+            Outcome::Missing => Err(StoreError::NotFound("session")),
+        })
+        .collect())
 }
 
-/// Inserts a message row; false when an inbound message with the same WhatsApp id exists.
-async fn insert_message(
-    conn: &mut SqliteConnection,
-    message: &Message,
-    idempotency_key: Option<&str>,
-) -> StoreResult<bool> {
-    let content = serde_json::to_string(&message.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let done = sqlx::query(
-        "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content,
-            status, status_reason, wa_id, idempotency_key, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+/// Writes a message's current status (and learns its sender once its session is linked).
+async fn write_status(conn: &mut SqliteConnection, message: &Message) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE messages SET status = ?, status_reason = ?, wa_id = ?, updated_at = ?,
+            sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id))
+         WHERE id = ?",
     )
-    .bind(message.id.as_str())
-    .bind(message.session_id.as_str())
-    .bind(message.direction.as_str())
-    .bind(&message.chat)
-    .bind(&message.from)
-    .bind(&message.to)
-    .bind(message.content.kind())
-    .bind(content)
     .bind(message.status.as_str())
     .bind(&message.status_reason)
     .bind(&message.wa_id)
-    .bind(idempotency_key)
-    .bind(millis(message.created_at))
     .bind(millis(message.updated_at))
+    .bind(message.id.as_str())
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Moves a message to `status`, with its history row and event.
-async fn set_status(
-    conn: &mut SqliteConnection,
-    message: &mut Message,
-    status: MessageStatus,
-    reason: Option<String>,
-    wa_id: Option<String>,
-    now: Timestamp,
-) -> StoreResult<Event> {
-    message.status = status;
-    message.status_reason = reason;
-    message.wa_id = wa_id.or(message.wa_id.take());
-    message.updated_at = now;
-    // An outbound message accepted before its session linked learns its sender when sent.
-    let sender: Option<String> = sqlx::query_scalar(
-        "UPDATE messages SET status = ?, status_reason = ?, wa_id = ?, updated_at = ?,
-            sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id))
-         WHERE id = ? RETURNING sender",
-    )
-    .bind(status.as_str())
-    .bind(&message.status_reason)
-    .bind(&message.wa_id)
-    .bind(millis(now))
-    .bind(message.id.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    message.from = sender;
-    insert_history(conn, &message.id, status, message.status_reason.as_deref(), now).await?;
-    events::insert(conn, EventType::MessageStatus, &message.session_id, status_event_data(message), now).await
+    Ok(())
 }
 
 pub(super) async fn claim(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     session_id: &SessionId,
     limit: u32,
     now: Timestamp,
     lease_until: Timestamp,
 ) -> StoreResult<(Vec<Claimed>, Vec<Event>)> {
     let now = from_millis(millis(now))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let due: Vec<(String, i64)> = sqlx::query_as(
         "UPDATE outbox SET locked_until = ?
          WHERE message_id IN (
@@ -241,30 +345,47 @@ pub(super) async fn claim(
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
+    let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+    let mut found = fetch_many(&mut tx, &ids).await?;
     let mut claimed = Vec::with_capacity(due.len());
-    let mut events = Vec::new();
-    for (id, attempts) in due {
-        let id = MessageId::parse(&id).map_err(|_| corrupt("message id", &id))?;
-        let Some(mut message) = fetch(&mut tx, &id).await? else {
-            continue;
-        };
+    let mut started_ids = HashSet::new();
+    let mut done: Vec<&str> = Vec::new();
+    for (id, attempts) in &due {
+        let Some(mut message) = found.remove(id) else { continue };
         match message.status {
             MessageStatus::Queued => {
-                events
-                    .push(set_status(&mut tx, &mut message, MessageStatus::Sending, None, None, now).await?);
+                message.status = MessageStatus::Sending;
+                message.status_reason = None;
+                message.updated_at = now;
+                started_ids.insert(id.as_str());
             }
             // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
             MessageStatus::Sending => {}
+            // Already has its outcome; the outbox row is a leftover.
             _ => {
-                sqlx::query("DELETE FROM outbox WHERE message_id = ?")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                done.push(id);
                 continue;
             }
         }
-        claimed.push(Claimed { message, attempts: u32::try_from(attempts).unwrap_or(u32::MAX) });
+        claimed.push(Claimed { message, attempts: u32::try_from(*attempts).unwrap_or(u32::MAX) });
     }
+    delete_outbox(&mut tx, &done).await?;
+    let started: Vec<&Message> =
+        claimed.iter().map(|c| &c.message).filter(|m| started_ids.contains(m.id.as_str())).collect();
+    for chunk in started.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
+        );
+        sql.push_bind(millis(now)).push(" WHERE id IN (");
+        let mut list = sql.separated(", ");
+        for message in chunk {
+            list.push_bind(message.id.as_str());
+        }
+        sql.push(")");
+        sql.build().execute(&mut *tx).await?;
+    }
+    insert_history(&mut tx, &started, now).await?;
+    let events = status_events(&mut tx, &started, now).await?;
     tx.commit().await?;
     claimed.sort_by(|a, b| a.message.id.cmp(&b.message.id));
     Ok((claimed, events))
@@ -281,26 +402,47 @@ pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> Store
 }
 
 pub(super) async fn apply_statuses(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     updates: Vec<StatusUpdate>,
     now: Timestamp,
 ) -> StoreResult<Vec<StoreResult<Option<Event>>>> {
     let now = from_millis(millis(now))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
+    // Load every message the batch is about, keyed by message id.
+    let ids: Vec<String> = updates
+        .iter()
+        .filter_map(|u| match &u.message {
+            MessageRef::Id(id) => Some(id.to_string()),
+            MessageRef::WaId(..) => None,
+        })
+        .collect();
+    let mut messages = fetch_many(&mut tx, &ids).await?;
+    let mut by_wa_id: HashMap<(SessionId, String), String> = HashMap::new();
+    let mut wa_ids: HashMap<SessionId, Vec<String>> = HashMap::new();
+    for update in &updates {
+        if let MessageRef::WaId(session, wa_id) = &update.message {
+            wa_ids.entry(session.clone()).or_default().push(wa_id.clone());
+        }
+    }
+    for (session, wa_ids) in wa_ids {
+        for (wa_id, message) in fetch_by_wa_ids(&mut tx, &session, Direction::Out, &wa_ids).await? {
+            by_wa_id.insert((session.clone(), wa_id), message.id.to_string());
+            messages.insert(message.id.to_string(), message);
+        }
+    }
+
+    // Apply in order in memory; a message may move twice in one batch (delivered, then read).
     let mut results = Vec::with_capacity(updates.len());
+    let mut changed: Vec<Message> = Vec::new();
+    let mut touched: Vec<String> = Vec::new();
+    let mut requeued: Vec<(String, Timestamp)> = Vec::new();
+    let mut finished: Vec<String> = Vec::new();
     for update in updates {
-        let found = match &update.message {
-            MessageRef::Id(id) => fetch(&mut tx, id).await?,
-            MessageRef::WaId(session, wa_id) => {
-                fetch_where(
-                    &mut tx,
-                    "session_id = ? AND direction = 'out' AND wa_id = ?",
-                    &[session.as_str(), wa_id],
-                )
-                .await?
-            }
+        let id = match &update.message {
+            MessageRef::Id(id) => Some(id.to_string()),
+            MessageRef::WaId(session, wa_id) => by_wa_id.get(&(session.clone(), wa_id.clone())).cloned(),
         };
-        let Some(mut message) = found else {
+        let Some(message) = id.as_ref().and_then(|id| messages.get_mut(id)) else {
             results.push(Ok(None));
             continue;
         };
@@ -308,42 +450,74 @@ pub(super) async fn apply_statuses(
             Err(illegal) => results.push(Err(illegal.into())),
             Ok(StatusChange::Stale) => results.push(Ok(None)),
             Ok(StatusChange::Apply) => {
-                let event =
-                    set_status(&mut tx, &mut message, update.status, update.reason, update.wa_id, now)
-                        .await?;
+                message.status = update.status;
+                message.status_reason = update.reason;
+                message.wa_id = update.wa_id.or(message.wa_id.take());
+                message.updated_at = now;
+                let id = message.id.to_string();
                 if update.status == MessageStatus::Queued {
-                    let retry_at = update.retry_at.unwrap_or(now);
-                    sqlx::query(
-                        "UPDATE outbox SET available_at = ?, attempts = attempts + 1, locked_until = NULL
-                         WHERE message_id = ?",
-                    )
-                    .bind(millis(retry_at))
-                    .bind(message.id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                    requeued.push((id.clone(), update.retry_at.unwrap_or(now)));
                 } else if update.status.is_send_result() {
-                    sqlx::query("DELETE FROM outbox WHERE message_id = ?")
-                        .bind(message.id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                    finished.push(id.clone());
                 }
-                results.push(Ok(Some(event)));
+                if !touched.contains(&id) {
+                    touched.push(id);
+                }
+                // Index of the event this update will get.
+                results.push(Ok(Some(changed.len())));
+                changed.push(message.clone());
             }
         }
     }
+    for id in &touched {
+        if let Some(message) = messages.get(id) {
+            write_status(&mut tx, message).await?;
+        }
+    }
+    for (id, retry_at) in &requeued {
+        sqlx::query(
+            "UPDATE outbox SET available_at = ?, attempts = attempts + 1, locked_until = NULL WHERE message_id = ?",
+        )
+        .bind(millis(*retry_at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
+    delete_outbox(&mut tx, &finished).await?;
+    let changed: Vec<&Message> = changed.iter().collect();
+    insert_history(&mut tx, &changed, now).await?;
+    let events = status_events(&mut tx, &changed, now).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|result: StoreResult<Option<usize>>| result.map(|index| index.map(|i| events[i].clone())))
+        .collect())
 }
 
 pub(super) async fn store_inbound(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     batch: Vec<NewInbound>,
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
     let now = from_millis(millis(now))?;
-    let mut tx = pool.begin().await?;
-    let mut events = Vec::new();
+    let mut tx = conn.begin().await?;
+    // WhatsApp delivers a message again when it was not acknowledged: store each id once.
+    let mut wa_ids: HashMap<SessionId, Vec<String>> = HashMap::new();
+    for new in &batch {
+        wa_ids.entry(new.session_id.clone()).or_default().push(new.wa_id.clone());
+    }
+    let mut seen: HashSet<(SessionId, String)> = HashSet::new();
+    for (session, wa_ids) in wa_ids {
+        for wa_id in fetch_by_wa_ids(&mut tx, &session, Direction::In, &wa_ids).await?.into_keys() {
+            seen.insert((session.clone(), wa_id));
+        }
+    }
+    let mut rows = Vec::new();
     for new in batch {
+        if !seen.insert((new.session_id.clone(), new.wa_id.clone())) {
+            continue;
+        }
         let message = Message {
             id: MessageId::generate(),
             session_id: new.session_id,
@@ -359,14 +533,17 @@ pub(super) async fn store_inbound(
             updated_at: now,
             status_history: Vec::new(),
         };
-        if !insert_message(&mut tx, &message, None).await? {
-            continue;
-        }
-        insert_history(&mut tx, &message.id, MessageStatus::Received, None, now).await?;
-        let data = serde_json::to_value(&message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        events
-            .push(events::insert(&mut tx, EventType::MessageReceived, &message.session_id, data, now).await?);
+        rows.push((message, None));
     }
+    insert_messages(&mut tx, &rows).await?;
+    let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
+    insert_history(&mut tx, &stored, now).await?;
+    let mut new_events = Vec::with_capacity(stored.len());
+    for message in &stored {
+        let data = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        new_events.push((EventType::MessageReceived, message.session_id.clone(), data));
+    }
+    let events = events::insert_many(&mut tx, new_events, now).await?;
     tx.commit().await?;
     Ok(events)
 }

@@ -6,11 +6,13 @@ mod messages;
 mod sessions;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
 use wagate_core::{Event, EventType, Message, MessageId, Session, SessionId, Timestamp};
 
 use crate::{
@@ -23,7 +25,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// The SQLite implementation of [`Store`].
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    /// The one connection that writes. Held directly, not through a pool: a pool hands the
+    /// connection back through the runtime after every transaction, which under load costs
+    /// more than the transaction itself.
+    writer: Arc<Mutex<SqliteConnection>>,
     readers: SqlitePool,
 }
 
@@ -39,17 +44,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        MIGRATOR.run(&writer).await?;
+        let mut writer = options.connect().await?;
+        MIGRATOR.run(&mut writer).await?;
         let readers =
             SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer, readers })
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers })
     }
 
     /// Closes both pools, waiting for connections in use.
     pub async fn close(&self) {
-        self.writer.close().await;
         self.readers.close().await;
+        // The writer closes when the last clone of the store is dropped; checkpoint now so
+        // the WAL is folded into the database file on a clean stop.
+        let mut writer = self.writer.lock().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *writer).await {
+            tracing::warn!(error = %e, "could not checkpoint the database on close");
+        }
     }
 }
 
@@ -68,7 +78,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResu
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
-        sessions::create(&self.writer, new, now).await
+        sessions::create(&mut *self.writer.lock().await, new, now).await
     }
 
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
@@ -80,7 +90,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
-        sessions::delete(&self.writer, id).await
+        sessions::delete(&mut *self.writer.lock().await, id).await
     }
 
     async fn update_session(
@@ -89,7 +99,7 @@ impl Store for SqliteStore {
         change: SessionChange,
         now: Timestamp,
     ) -> StoreResult<(Session, Option<Event>)> {
-        sessions::update(&self.writer, id, change, now).await
+        sessions::update(&mut *self.writer.lock().await, id, change, now).await
     }
 
     async fn append_event(
@@ -99,7 +109,8 @@ impl Store for SqliteStore {
         data: serde_json::Value,
         now: Timestamp,
     ) -> StoreResult<Event> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.lock().await;
+        let mut tx = writer.begin().await?;
         let event = events::insert(&mut tx, kind, session_id, data, now).await?;
         tx.commit().await?;
         Ok(event)
@@ -114,7 +125,7 @@ impl Store for SqliteStore {
         batch: Vec<NewOutbound>,
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<Accepted>>> {
-        messages::accept(&self.writer, batch, now).await
+        messages::accept(&mut *self.writer.lock().await, batch, now).await
     }
 
     async fn claim_outbound(
@@ -124,7 +135,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<(Vec<Claimed>, Vec<Event>)> {
-        messages::claim(&self.writer, session_id, limit, now, lease_until).await
+        messages::claim(&mut *self.writer.lock().await, session_id, limit, now, lease_until).await
     }
 
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
@@ -136,11 +147,11 @@ impl Store for SqliteStore {
         updates: Vec<StatusUpdate>,
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<Option<Event>>>> {
-        messages::apply_statuses(&self.writer, updates, now).await
+        messages::apply_statuses(&mut *self.writer.lock().await, updates, now).await
     }
 
     async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
-        messages::store_inbound(&self.writer, batch, now).await
+        messages::store_inbound(&mut *self.writer.lock().await, batch, now).await
     }
 
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {

@@ -1,7 +1,7 @@
 //! Sessions and their connection state.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use wagate_core::{ConnectorKind, Event, EventType, Session, SessionId, SessionStatus, Timestamp};
 
 use super::{events, from_json, from_millis, millis};
@@ -61,11 +61,11 @@ fn status_event_data(session: &Session, extra: Option<serde_json::Value>) -> ser
 }
 
 pub(super) async fn create(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     new: NewSession,
     now: Timestamp,
 ) -> StoreResult<(Session, Event)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, 'created', ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -105,8 +105,8 @@ pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Session>> {
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn delete(pool: &SqlitePool, id: &SessionId) -> StoreResult<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn delete(conn: &mut SqliteConnection, id: &SessionId) -> StoreResult<bool> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM outbox WHERE session_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
     let deleted =
         sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
@@ -115,12 +115,12 @@ pub(super) async fn delete(pool: &SqlitePool, id: &SessionId) -> StoreResult<boo
 }
 
 pub(super) async fn update(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: &SessionId,
     change: SessionChange,
     now: Timestamp,
 ) -> StoreResult<(Session, Option<Event>)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
     if let Some(status) = change.status {
         session.status = status;

@@ -27,6 +27,8 @@ enum Outcome {
     Lost(String),
     /// The connection ended for good (for example nobody scanned the QR code).
     Ended(String),
+    /// The connector refused to open the connection and trying again will not help.
+    Failed(String),
     LoggedOut(String),
 }
 
@@ -77,6 +79,9 @@ impl Runner {
                 }
                 Outcome::Ended(reason) => {
                     self.set_status(SessionStatus::Disconnected, Some(reason), Some(false)).await
+                }
+                Outcome::Failed(reason) => {
+                    self.set_status(SessionStatus::Failed, Some(reason), Some(false)).await
                 }
                 Outcome::LoggedOut(reason) => {
                     self.engine.logged_out(&self.session.id, reason).await.map(drop)
@@ -159,10 +164,7 @@ impl Runner {
         let connection = match opened {
             Ok(connection) => connection,
             Err(wagate_connect::ConnectError::Retryable(reason)) => return Ok(Outcome::Lost(reason)),
-            Err(wagate_connect::ConnectError::Permanent(reason)) => {
-                self.set_status(SessionStatus::Failed, Some(reason.clone()), Some(false)).await?;
-                return Ok(Outcome::Ended(reason));
-            }
+            Err(wagate_connect::ConnectError::Permanent(reason)) => return Ok(Outcome::Failed(reason)),
         };
         let outcome = self.drive(connection.as_ref(), &mut events, commands, wake).await;
         match &outcome {

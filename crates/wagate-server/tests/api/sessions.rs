@@ -181,3 +181,17 @@ async fn generated_admin_key_is_kept_in_the_data_dir() {
     assert_eq!(server.server().admin_key(), key, "the same key after a restart");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_the_network_refuses_leaves_the_session_failed() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    server.create_session("bob").await;
+    let (status, _) =
+        server.post("/v1/sessions/bob/connect", json!({ "pairing_phone": "15550001111" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let bob = server.wait_for_status("bob", "failed").await;
+    assert!(bob["status_reason"].as_str().unwrap().contains("linked to session alice"), "{bob}");
+    // A failed session can be connected again.
+    server.link("bob", "15550002222").await;
+}

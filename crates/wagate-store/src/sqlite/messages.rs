@@ -304,20 +304,27 @@ pub(super) async fn accept(
         .collect())
 }
 
-/// Writes a message's current status (and learns its sender once its session is linked).
-async fn write_status(conn: &mut SqliteConnection, message: &Message) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE messages SET status = ?, status_reason = ?, wa_id = ?, updated_at = ?,
-            sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id))
-         WHERE id = ?",
-    )
-    .bind(message.status.as_str())
-    .bind(&message.status_reason)
-    .bind(&message.wa_id)
-    .bind(millis(message.updated_at))
-    .bind(message.id.as_str())
-    .execute(conn)
-    .await?;
+/// Writes messages' current statuses, one statement for many (and fills in the sender of
+/// messages accepted before their session was linked).
+async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> StoreResult<()> {
+    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
+             updated_at = v.at, \
+             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)) \
+             FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
+             column5 AS at FROM (",
+        );
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str())
+                .push_bind(message.status.as_str())
+                .push_bind(message.status_reason.as_deref())
+                .push_bind(message.wa_id.as_deref())
+                .push_bind(millis(message.updated_at));
+        });
+        sql.push(")) AS v WHERE messages.id = v.id");
+        sql.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -469,11 +476,8 @@ pub(super) async fn apply_statuses(
             }
         }
     }
-    for id in &touched {
-        if let Some(message) = messages.get(id) {
-            write_status(&mut tx, message).await?;
-        }
-    }
+    let touched: Vec<&Message> = touched.iter().filter_map(|id| messages.get(id)).collect();
+    write_statuses(&mut tx, &touched).await?;
     for (id, retry_at) in &requeued {
         sqlx::query(
             "UPDATE outbox SET available_at = ?, attempts = attempts + 1, locked_until = NULL WHERE message_id = ?",

@@ -219,3 +219,54 @@ impl Config {
 pub fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_override_the_file_and_nest_with_double_underscores() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("wagate.toml", "listen = \"127.0.0.1:9000\"\nnode_id = \"from-file\"")?;
+            jail.set_env("WAGATE_LISTEN", "0.0.0.0:8181");
+            jail.set_env("WAGATE_DATA_DIR", "/var/lib/wagate");
+            jail.set_env("WAGATE_ADMIN_KEY", "secret");
+            jail.set_env("WAGATE_LOG_FORMAT", "json");
+            jail.set_env("WAGATE_CONNECTORS__SIM__READ_DELAY_MS", "5");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "0.0.0.0:8181");
+            assert_eq!(config.node_id, "from-file");
+            assert_eq!(config.data_dir, PathBuf::from("/var/lib/wagate"));
+            assert_eq!(config.admin_key.as_deref(), Some("secret"));
+            assert_eq!(config.log_format, LogFormat::Json);
+            assert_eq!(config.connectors.sim.read_delay_ms, 5);
+            assert_eq!(config.database_url().unwrap(), "sqlite:///var/lib/wagate/wagate.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_stop_the_start_with_the_key_named() {
+        figment::Jail::expect_with(|jail| {
+            for (var, value, expected) in [
+                ("WAGATE_LISTEN", "nowhere", "listen"),
+                ("WAGATE_DATABASE_URL", "postgres://localhost/wagate", "database_url"),
+                ("WAGATE_MEDIA_URL", "s3://bucket/media", "media_url"),
+                ("WAGATE_ENGINE__SEND_BATCH", "0", "engine.send_batch"),
+                ("WAGATE_LOG_FORMAT", "xml", "log_format"),
+            ] {
+                jail.clear_env();
+                jail.set_env(var, value);
+                let error = Config::load(None).expect_err(var).to_string();
+                assert!(error.to_lowercase().contains(expected), "{var}={value}: {error}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let error = Config::load(Some(Path::new("/nonexistent/wagate.toml"))).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/wagate.toml"));
+    }
+}

@@ -255,7 +255,6 @@ pub struct Message {
     #[serde(flatten)]
     pub content: MessageContent,
     pub status: MessageStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     /// WhatsApp's own id for the message, once it has one.
     pub wa_id: Option<String>,

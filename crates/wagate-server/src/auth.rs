@@ -21,7 +21,7 @@ pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<S
     let path = data_dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => {
-            tracing::info!(path = %path.display(), "admin API key is in this file");
+            tracing::info!("the admin API key is in {}", path.display());
             return Ok(key.trim().to_owned());
         }
         Ok(_) => {}
@@ -35,9 +35,9 @@ pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<S
     };
     let key = format!("wg_{key}");
     write_private(&path, &key)?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated the admin API key; it is shown this once and kept in that file: {key}"
+    tracing::info!(
+        "generated the admin API key, stored in {} and shown only this once: {key}",
+        path.display()
     );
     Ok(key)
 }

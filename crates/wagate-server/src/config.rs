@@ -221,6 +221,8 @@ pub fn ms(value: u64) -> Duration {
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closures' error type, a large one.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

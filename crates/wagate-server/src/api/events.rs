@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wagate_core::{EventId, EventType, SessionId};
 use wagate_store::EventQuery;
 
-use super::{ApiError, ApiQuery};
+use super::{page_limit, ApiError, ApiQuery};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -18,9 +18,6 @@ pub struct ListQuery {
     types: Option<String>,
     limit: Option<u32>,
 }
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 /// The event types a comma-separated filter selects.
 pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
@@ -50,10 +47,7 @@ pub async fn list(
         .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
         .transpose()?;
     let types = query.types.as_deref().map(parse_types).transpose()?.unwrap_or_default();
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = page_limit(query.limit, 100, 1000)?;
     let events = state.engine.store().list_events(EventQuery { after, session_id, types, limit }).await?;
     // Where the next poll starts: after the last event seen, or where this one started.
     let next_after = events.last().map(|e| e.id).or(after);

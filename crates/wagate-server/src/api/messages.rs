@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId, TextContent};
 use wagate_store::{MessageQuery, NewOutbound};
 
-use super::{session_id, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::engine::AcceptError;
 use crate::AppState;
 
@@ -187,9 +187,6 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
-
 pub async fn list(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -215,10 +212,7 @@ pub async fn list(
         .before
         .map(|b| MessageId::parse(&b).map_err(|e| ApiError::invalid_field("before", e)))
         .transpose()?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = page_limit(query.limit, 50, 500)?;
     let messages = state
         .engine
         .store()

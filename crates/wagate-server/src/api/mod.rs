@@ -77,3 +77,13 @@ async fn readyz(
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|_| ApiError::session_not_found(raw))
 }
+
+/// The `limit` of a list request: `default` when absent, 1 to `max` when given.
+fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = requested.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid_field("limit", format!("must be between 1 and {max}")))
+    }
+}

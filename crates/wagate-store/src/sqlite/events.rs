@@ -3,7 +3,7 @@
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use wagate_core::{Event, EventId, EventType, SessionId, Timestamp};
 
-use super::{from_json, from_millis, millis};
+use super::{from_json, from_millis, millis, push_list};
 use crate::{EventQuery, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
@@ -65,12 +65,8 @@ pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Ve
         sql.push(" AND session_id = ").push_bind(session.as_str());
     }
     if !query.types.is_empty() {
-        sql.push(" AND type IN (");
-        let mut list = sql.separated(", ");
-        for kind in &query.types {
-            list.push_bind(kind.as_str());
-        }
-        sql.push(")");
+        sql.push(" AND type IN ");
+        push_list(&mut sql, query.types.iter().map(|kind| kind.as_str()));
     }
     sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;

@@ -10,7 +10,7 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{from_json, from_millis, millis};
+use super::{from_json, from_millis, millis, push_list};
 use crate::{
     Accepted, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate, StoreError,
     StoreResult,
@@ -79,12 +79,8 @@ fn status_event_data(message: &Message) -> serde_json::Value {
 async fn fetch_many(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN ("));
-        let mut list = sql.separated(", ");
-        for id in chunk {
-            list.push_bind(id.as_str());
-        }
-        sql.push(")");
+        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
+        push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
         for row in sql.build().fetch_all(&mut *conn).await? {
             let message = from_row(&row)?;
             found.insert(message.id.to_string(), message);
@@ -105,12 +101,8 @@ async fn fetch_by_wa_ids(
         let mut sql =
             QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
         sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
-        sql.push(" AND wa_id IN (");
-        let mut list = sql.separated(", ");
-        for wa_id in chunk {
-            list.push_bind(wa_id.as_str());
-        }
-        sql.push(")");
+        sql.push(" AND wa_id IN ");
+        push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
         for row in sql.build().fetch_all(&mut *conn).await? {
             let message = from_row(&row)?;
             if let Some(wa_id) = message.wa_id.clone() {
@@ -192,12 +184,8 @@ async fn status_events(
 
 async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> StoreResult<()> {
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE message_id IN (");
-        let mut list = sql.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        sql.push(")");
+        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE message_id IN ");
+        push_list(&mut sql, chunk.iter().copied());
         sql.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -217,12 +205,8 @@ pub(super) async fn accept(
     wanted.sort_unstable();
     wanted.dedup();
     for chunk in wanted.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, jid FROM sessions WHERE id IN (");
-        let mut list = sql.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        sql.push(")");
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, jid FROM sessions WHERE id IN ");
+        push_list(&mut sql, chunk.iter().copied());
         let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
         for (id, jid) in rows {
             senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, jid);
@@ -383,12 +367,8 @@ pub(super) async fn claim(
         let mut sql = QueryBuilder::<Sqlite>::new(
             "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
         );
-        sql.push_bind(millis(now)).push(" WHERE id IN (");
-        let mut list = sql.separated(", ");
-        for message in chunk {
-            list.push_bind(message.id.as_str());
-        }
-        sql.push(")");
+        sql.push_bind(millis(now)).push(" WHERE id IN ");
+        push_list(&mut sql, chunk.iter().map(|message| message.id.as_str()));
         sql.build().execute(&mut *tx).await?;
     }
     insert_history(&mut tx, &started, now).await?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 use wagate_core::{Event, EventType, Message, MessageId, Session, SessionId, Timestamp};
 
@@ -61,6 +61,16 @@ impl SqliteStore {
             tracing::warn!(error = %e, "could not checkpoint the database on close");
         }
     }
+}
+
+/// Appends `(?, ?, …)` binding each value: the list of an `IN`.
+pub(crate) fn push_list<'a>(sql: &mut QueryBuilder<'a, Sqlite>, values: impl IntoIterator<Item = &'a str>) {
+    sql.push("(");
+    let mut list = sql.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    sql.push(")");
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {

@@ -439,9 +439,13 @@ pub(super) async fn apply_statuses(
             Ok(StatusChange::Apply) => {
                 message.status = update.status;
                 message.status_reason = update.reason;
-                message.wa_id = update.wa_id.or(message.wa_id.take());
                 message.updated_at = now;
                 let id = message.id.to_string();
+                if let Some(wa_id) = update.wa_id {
+                    // Receipts later in this batch find the message by the id it just got.
+                    by_wa_id.insert((message.session_id.clone(), wa_id.clone()), id.clone());
+                    message.wa_id = Some(wa_id);
+                }
                 if update.status == MessageStatus::Queued {
                     requeued.push((id.clone(), update.retry_at.unwrap_or(now)));
                 } else if update.status.is_send_result() {

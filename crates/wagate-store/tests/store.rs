@@ -1,0 +1,206 @@
+//! The store's behaviour, through the `Store` trait (so the PostgreSQL store can run it too).
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use tempfile::TempDir;
+use wagate_core::{
+    ConnectorKind, Direction, EventType, Jid, MessageContent, MessageStatus, SessionId, TextContent,
+    Timestamp,
+};
+use wagate_store::{
+    EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound, NewSession, SqliteStore, StatusUpdate,
+    Store, StoreError,
+};
+
+async fn open(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display())).await.unwrap()
+}
+
+fn sid(id: &str) -> SessionId {
+    SessionId::parse(id).unwrap()
+}
+
+fn text(body: &str) -> MessageContent {
+    MessageContent::Text { text: TextContent { body: body.into() } }
+}
+
+async fn with_session(store: &SqliteStore, id: &str, now: Timestamp) {
+    let new = NewSession {
+        id: sid(id),
+        connector: ConnectorKind::Sim,
+        name: None,
+        config: json!({}),
+        metadata: json!({}),
+    };
+    store.create_session(new, now).await.unwrap();
+}
+
+fn outbound(session: &str, to: &str, key: Option<&str>) -> NewOutbound {
+    NewOutbound {
+        session_id: sid(session),
+        to: Jid::parse_recipient(to).unwrap(),
+        content: text("hi"),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+fn status(id: &wagate_core::MessageId, to: MessageStatus, wa_id: Option<&str>) -> StatusUpdate {
+    StatusUpdate {
+        message: MessageRef::Id(id.clone()),
+        status: to,
+        reason: None,
+        wa_id: wa_id.map(str::to_owned),
+        retry_at: None,
+    }
+}
+
+#[tokio::test]
+async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    with_session(&store, "s1", now).await;
+    let batch = vec![
+        outbound("s1", "15557770001", Some("k1")),
+        outbound("s1", "15557770002", Some("k1")),
+        outbound("ghost", "15557770003", None),
+        outbound("s1", "15557770004", None),
+    ];
+    let results = store.accept_outbound(batch, now).await.unwrap();
+    let first = results[0].as_ref().unwrap();
+    assert!(first.created && first.message.status == MessageStatus::Queued && first.event.is_some());
+    let repeat = results[1].as_ref().unwrap();
+    assert!(!repeat.created && repeat.event.is_none());
+    assert_eq!(repeat.message.id, first.message.id, "a key repeated within one batch");
+    assert!(matches!(results[2], Err(StoreError::NotFound("session"))));
+    assert!(results[3].as_ref().unwrap().created);
+
+    let again = store.accept_outbound(vec![outbound("s1", "15557770009", Some("k1"))], now).await.unwrap();
+    assert_eq!(again[0].as_ref().unwrap().message.id, first.message.id, "a key repeated later");
+
+    let events = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let queued: Vec<_> = events.iter().filter(|e| e.kind == EventType::MessageStatus).collect();
+    assert_eq!(queued.len(), 2);
+    let seqs: Vec<i64> = events.iter().map(|e| e.id.seq()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    with_session(&store, "s1", now).await;
+    let batch = (0..3).map(|i| outbound("s1", &format!("1555777000{i}"), None)).collect();
+    store.accept_outbound(batch, now).await.unwrap();
+
+    let lease = now + Duration::seconds(30);
+    let (claimed, events) = store.claim_outbound(&sid("s1"), 2, now, lease).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(events.len(), 2);
+    assert!(claimed.iter().all(|c| c.message.status == MessageStatus::Sending));
+    let (rest, _) = store.claim_outbound(&sid("s1"), 10, now, lease).await.unwrap();
+    assert_eq!(rest.len(), 1, "claimed messages are not claimed twice while leased");
+    assert_eq!(store.claim_outbound(&sid("s1"), 10, now, lease).await.unwrap().0.len(), 0);
+
+    // The first one is sent; the others' lease lapses (their node died) and they come back.
+    store
+        .apply_statuses(vec![status(&claimed[0].message.id, MessageStatus::Sent, Some("WA1"))], now)
+        .await
+        .unwrap();
+    let later = lease + Duration::seconds(1);
+    let (again, events) =
+        store.claim_outbound(&sid("s1"), 10, later, later + Duration::seconds(30)).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(events.is_empty(), "already sending: no new event");
+    let due = store.next_outbound_due(&sid("s1")).await.unwrap().unwrap();
+    assert_eq!(due.timestamp_millis(), (later + Duration::seconds(30)).timestamp_millis());
+}
+
+#[tokio::test]
+async fn statuses_follow_the_state_machine() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    with_session(&store, "s1", now).await;
+    let accepted = store.accept_outbound(vec![outbound("s1", "15557770001", None)], now).await.unwrap();
+    let id = accepted[0].as_ref().unwrap().message.id.clone();
+
+    let illegal = store.apply_statuses(vec![status(&id, MessageStatus::Sent, None)], now).await.unwrap();
+    assert!(matches!(illegal[0], Err(StoreError::IllegalTransition(_))), "queued cannot jump to sent");
+
+    store.claim_outbound(&sid("s1"), 1, now, now + Duration::seconds(30)).await.unwrap();
+    let by_wa_id = |s| StatusUpdate {
+        message: MessageRef::WaId(sid("s1"), "WA1".into()),
+        status: s,
+        reason: None,
+        wa_id: None,
+        retry_at: None,
+    };
+    let results = store
+        .apply_statuses(
+            vec![
+                status(&id, MessageStatus::Sent, Some("WA1")),
+                by_wa_id(MessageStatus::Read),
+                by_wa_id(MessageStatus::Delivered),
+                StatusUpdate {
+                    message: MessageRef::WaId(sid("s1"), "unknown".into()),
+                    ..by_wa_id(MessageStatus::Read)
+                },
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().is_some());
+    assert!(results[1].as_ref().unwrap().is_some(), "read may come without delivered");
+    assert!(results[2].as_ref().unwrap().is_none(), "a late delivered receipt changes nothing");
+    assert!(results[3].as_ref().unwrap().is_none(), "a receipt for an unknown message is skipped");
+
+    let message = store.get_message(&id).await.unwrap().unwrap();
+    assert_eq!(message.status, MessageStatus::Read);
+    let history: Vec<MessageStatus> = message.status_history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        history,
+        [MessageStatus::Queued, MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Read]
+    );
+    assert_eq!(store.next_outbound_due(&sid("s1")).await.unwrap(), None, "sent messages leave the outbox");
+}
+
+#[tokio::test]
+async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening() {
+    let dir = TempDir::new().unwrap();
+    let now = Utc::now();
+    {
+        let store = open(&dir).await;
+        with_session(&store, "s1", now).await;
+        let inbound = |wa_id: &str| NewInbound {
+            session_id: sid("s1"),
+            wa_id: wa_id.into(),
+            chat: "15557770001@s.whatsapp.net".into(),
+            from: "15557770001@s.whatsapp.net".into(),
+            to: "15550001111@s.whatsapp.net".into(),
+            content: text("hello"),
+            at: now,
+        };
+        let events = store.store_inbound(vec![inbound("A"), inbound("A"), inbound("B")], now).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(store.store_inbound(vec![inbound("B")], now).await.unwrap().is_empty());
+        store.close().await;
+    }
+    let store = open(&dir).await;
+    let messages = store
+        .list_messages(MessageQuery {
+            session_id: sid("s1"),
+            chat: None,
+            direction: Some(Direction::In),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let wa_ids: Vec<_> = messages.iter().map(|m| m.wa_id.clone().unwrap()).collect();
+    assert_eq!(wa_ids, ["B", "A"], "newest first");
+    let received = EventQuery { types: vec![EventType::MessageReceived], limit: 10, ..Default::default() };
+    assert_eq!(store.list_events(received).await.unwrap().len(), 2);
+}

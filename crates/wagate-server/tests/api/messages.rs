@@ -40,8 +40,12 @@ async fn text_to_a_virtual_contact_is_delivered_then_read() {
     let message = server.send_text("alice", "15557770001", "Hello").await;
     let read = server.wait_for_message_status(message["id"].as_str().unwrap(), "read").await;
     assert_eq!(history(&read), ["queued", "sending", "sent", "delivered", "read"]);
-    let times: Vec<&str> =
-        read["status_history"].as_array().unwrap().iter().map(|h| h["at"].as_str().unwrap()).collect();
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = read["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| chrono::DateTime::parse_from_rfc3339(h["at"].as_str().unwrap()).unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
 

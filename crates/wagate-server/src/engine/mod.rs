@@ -135,13 +135,10 @@ impl Engine {
     /// Changes a session and publishes its event.
     async fn change_session(&self, id: &SessionId, mut change: SessionChange) -> Result<Session, StoreError> {
         if change.status.is_some() {
-            let node = serde_json::json!({ "node_id": self.node_id });
-            change.event_data = Some(change.event_data.take().map_or(node.clone(), |mut d| {
-                if let (Some(map), Some(node)) = (d.as_object_mut(), node.as_object()) {
-                    map.extend(node.clone());
-                }
-                d
-            }));
+            // Status events say which node runs the session.
+            let mut data = change.event_data.take().unwrap_or_else(|| serde_json::json!({}));
+            data["node_id"] = serde_json::json!(self.node_id);
+            change.event_data = Some(data);
         }
         let (session, event) = self.store.update_session(id, change, self.now()).await?;
         self.publish(event);

@@ -68,23 +68,17 @@ impl Runner {
                     Outcome::Lost("internal error".into())
                 }
             };
-            let result = match outcome {
-                Outcome::Command(command, done) => {
-                    let result = self.finish(command).await;
-                    let _ = done.send(());
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "could not record the session's end");
-                    }
-                    return;
-                }
+            // Every outcome but a lost connection ends the task.
+            let (result, done) = match outcome {
+                Outcome::Command(command, done) => (self.finish(command).await, Some(done)),
                 Outcome::Ended(reason) => {
-                    self.set_status(SessionStatus::Disconnected, Some(reason), Some(false)).await
+                    (self.set_status(SessionStatus::Disconnected, Some(reason), Some(false)).await, None)
                 }
                 Outcome::Failed(reason) => {
-                    self.set_status(SessionStatus::Failed, Some(reason), Some(false)).await
+                    (self.set_status(SessionStatus::Failed, Some(reason), Some(false)).await, None)
                 }
                 Outcome::LoggedOut(reason) => {
-                    self.engine.logged_out(&self.session.id, reason).await.map(drop)
+                    (self.engine.logged_out(&self.session.id, reason).await.map(drop), None)
                 }
                 Outcome::Lost(reason) => {
                     if self.connected {
@@ -100,18 +94,21 @@ impl Runner {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => continue,
                         Some((command, done)) = commands.recv() => {
-                            let result = self.finish_offline(command).await;
-                            let _ = done.send(());
-                            if let Err(e) = result {
-                                tracing::error!(error = %e, "could not record the session's end");
-                            }
-                            return;
+                            // Already offline: a shutdown leaves the status as it is.
+                            let result = match command {
+                                Command::Shutdown => Ok(()),
+                                other => self.finish(other).await,
+                            };
+                            (result, Some(done))
                         }
                     }
                 }
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "could not record the session's end");
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
             }
             return;
         }
@@ -426,14 +423,6 @@ impl Runner {
             Command::Shutdown => {
                 self.set_status(SessionStatus::Disconnected, Some("server stopped".into()), None).await
             }
-        }
-    }
-
-    /// Carries out a command while waiting to reconnect.
-    async fn finish_offline(&mut self, command: Command) -> Result<(), StoreError> {
-        match command {
-            Command::Shutdown => Ok(()),
-            other => self.finish(other).await,
         }
     }
 }

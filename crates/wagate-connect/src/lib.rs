@@ -152,4 +152,7 @@ pub trait Connector: Send + Sync {
         spec: SessionSpec,
         events: EventSink,
     ) -> Result<Box<dyn Connection>, ConnectError>;
+    /// Drops what the connector keeps for a session that was logged out or deleted while it
+    /// had no connection.
+    async fn forget(&self, session: &SessionId);
 }

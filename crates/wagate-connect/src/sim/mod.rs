@@ -81,6 +81,10 @@ impl Connector for SimConnector {
         let generation = self.network.open(&spec.id, linked, spec.pairing_phone, events)?;
         Ok(Box::new(SimConnection { network: Arc::clone(&self.network), session: spec.id, generation }))
     }
+
+    async fn forget(&self, session: &SessionId) {
+        self.network.forget(session);
+    }
 }
 
 struct SimConnection {

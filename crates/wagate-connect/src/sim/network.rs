@@ -315,6 +315,18 @@ impl SimNetwork {
         }
     }
 
+    /// Unlinks a session that has no connection (logged out or deleted while offline).
+    pub(super) fn forget(&self, session: &SessionId) {
+        let mut state = self.state();
+        let State { devices, codes, phones, .. } = &mut *state;
+        if let Some(mut device) = devices.remove(session) {
+            device.stop_linking(codes);
+            if let Some(phone) = device.phone {
+                phones.remove(&phone);
+            }
+        }
+    }
+
     pub(super) fn send_delay(&self, session: &SessionId) -> Option<Duration> {
         self.state().devices.get(session).and_then(|d| d.faults.send_delay)
     }

@@ -252,6 +252,9 @@ impl Engine {
             if session.credentials.is_none() {
                 return Err(SessionError::NotLinked);
             }
+            if let Some(connector) = self.connectors.get(&session.connector) {
+                connector.forget(id).await;
+            }
             return Ok(self.logged_out(id, "logged out by request".into()).await?);
         }
         self.store.get_session(id).await?.ok_or(SessionError::NotFound)
@@ -274,7 +277,12 @@ impl Engine {
 
     /// Stops a session and deletes it with its messages.
     pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
-        self.command(id, Command::Logout).await;
+        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
+        if !self.command(id, Command::Logout).await {
+            if let Some(connector) = self.connectors.get(&session.connector) {
+                connector.forget(id).await;
+            }
+        }
         self.running().remove(id);
         self.codes().remove(id);
         if self.store.delete_session(id).await? {

@@ -195,3 +195,19 @@ async fn a_connection_the_network_refuses_leaves_the_session_failed() {
     // A failed session can be connected again.
     server.link("bob", "15550002222").await;
 }
+
+#[tokio::test]
+async fn a_phone_is_free_again_after_its_offline_session_is_deleted_or_logged_out() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    server.post("/v1/sessions/alice/disconnect", json!({})).await;
+    let (status, _) = server.call(server.request(Method::DELETE, "/v1/sessions/alice")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.link("carol", "15550001111").await;
+
+    server.post("/v1/sessions/carol/disconnect", json!({})).await;
+    let (status, session) = server.post("/v1/sessions/carol/logout", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["status"], "logged_out");
+    server.link("dave", "15550001111").await;
+}

@@ -13,17 +13,17 @@ use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId,
 use wagate_store::{MessageQuery, NewOutbound};
 
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
-use crate::engine::AcceptError;
+use crate::engine::{AcceptError, CommitError};
 use crate::AppState;
 
 impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
         match e {
             AcceptError::SessionNotFound => ApiError::not_found("session_not_found", "session not found"),
-            AcceptError::ShuttingDown => {
+            AcceptError::Commit(CommitError::ShuttingDown) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
             }
-            AcceptError::Store(cause) => ApiError::internal(cause),
+            AcceptError::Commit(cause) => ApiError::internal(cause),
         }
     }
 }

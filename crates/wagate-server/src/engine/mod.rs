@@ -1,7 +1,7 @@
 //! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
 //! store what the connection reports) and publishes every committed event.
 
-mod outbox;
+mod group_commit;
 mod session;
 
 use std::collections::HashMap;
@@ -11,10 +11,22 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use wagate_connect::Connector;
 use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
-use wagate_store::{Credentials, NewOutbound, SessionChange, Store, StoreError};
+use wagate_store::{
+    Accepted, Credentials, NewOutbound, SessionChange, StatusUpdate, Store, StoreError, StoreResult,
+};
 
 use crate::config::EngineConfig;
-pub use outbox::AcceptError;
+pub use group_commit::CommitError;
+use group_commit::GroupCommit;
+
+/// Why a message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("session not found")]
+    SessionNotFound,
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
 
 /// A QR or pairing code a linking session shows.
 #[derive(Debug, Clone)]
@@ -67,7 +79,10 @@ pub struct Engine {
     link_codes: Mutex<HashMap<SessionId, LinkCode>>,
     /// Bounds how many sessions connect at once, so a restart does not stampede WhatsApp.
     connecting: Semaphore,
-    accept: outbox::Acceptor,
+    /// Accepted messages, committed in groups.
+    accepts: GroupCommit<NewOutbound, StoreResult<Accepted>>,
+    /// Status changes of all sessions (sends and receipts), committed in groups.
+    statuses: GroupCommit<StatusUpdate, StoreResult<Option<Event>>>,
 }
 
 impl Engine {
@@ -80,8 +95,23 @@ impl Engine {
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(16 * 1024);
         let connecting = Semaphore::new(config.resume_concurrency);
+        let accepts = {
+            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+            GroupCommit::start(move |batch| {
+                let (store, now) = (Arc::clone(&store), clock.now());
+                async move { store.accept_outbound(batch, now).await }
+            })
+        };
+        let statuses = {
+            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+            GroupCommit::start(move |batch| {
+                let (store, now) = (Arc::clone(&store), clock.now());
+                async move { store.apply_statuses(batch, now).await }
+            })
+        };
         Arc::new(Self {
-            accept: outbox::Acceptor::start(Arc::clone(&store), Arc::clone(&clock), events.clone()),
+            accepts,
+            statuses,
             store,
             clock,
             config,
@@ -146,13 +176,34 @@ impl Engine {
     }
 
     /// Accepts an outbound message: committed (queued) before this returns.
-    pub async fn accept(&self, new: NewOutbound) -> Result<wagate_store::Accepted, AcceptError> {
+    pub async fn accept(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
         let session_id = new.session_id.clone();
-        let accepted = self.accept.submit(new).await?;
+        let result = self.accepts.submit(vec![new]).await?.pop();
+        let accepted = match result {
+            Some(Ok(accepted)) => accepted,
+            Some(Err(StoreError::NotFound(_))) => return Err(AcceptError::SessionNotFound),
+            Some(Err(e)) => return Err(CommitError::Store(e.to_string()).into()),
+            None => return Err(CommitError::Store("no answer for an accepted message".into()).into()),
+        };
+        self.publish(accepted.event.clone());
         if accepted.created {
             self.wake(&session_id);
         }
         Ok(accepted)
+    }
+
+    /// Applies status changes (committed with those of other sessions) and publishes them.
+    async fn apply_statuses(&self, updates: Vec<StatusUpdate>) -> Result<(), CommitError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        for result in self.statuses.submit(updates).await? {
+            match result {
+                Ok(event) => self.publish(event),
+                Err(e) => tracing::warn!(error = %e, "status update refused"),
+            }
+        }
+        Ok(())
     }
 
     /// Tells a session's task that work arrived.
@@ -319,6 +370,7 @@ impl Engine {
         for task in tasks {
             let _ = task.await;
         }
-        self.accept.stop().await;
+        self.accepts.stop().await;
+        self.statuses.stop().await;
     }
 }

@@ -14,11 +14,20 @@ use wagate_connect::{
 use wagate_core::{Jid, MessageStatus, PhoneNumber, Session, SessionStatus};
 use wagate_store::{Credentials, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
 
-use super::{Command, Engine, LinkCode};
+use super::{Command, CommitError, Engine, LinkCode};
 use crate::config::ms;
 
 /// The most connector events stored in one transaction.
 const MAX_EVENT_BATCH: usize = 256;
+
+/// What can stop a session task's step: the store, directly or through a group commit.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
 
 /// Why `drive` returned.
 enum Outcome {
@@ -77,9 +86,10 @@ impl Runner {
                 Outcome::Failed(reason) => {
                     (self.set_status(SessionStatus::Failed, Some(reason), Some(false)).await, None)
                 }
-                Outcome::LoggedOut(reason) => {
-                    (self.engine.logged_out(&self.session.id, reason).await.map(drop), None)
-                }
+                Outcome::LoggedOut(reason) => (
+                    self.engine.logged_out(&self.session.id, reason).await.map(drop).map_err(RunError::from),
+                    None,
+                ),
                 Outcome::Lost(reason) => {
                     if self.connected {
                         failures = 0;
@@ -126,7 +136,7 @@ impl Runner {
         status: SessionStatus,
         reason: Option<String>,
         auto_connect: Option<bool>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RunError> {
         self.session = self
             .engine
             .change_session(
@@ -144,7 +154,7 @@ impl Runner {
         pairing_phone: Option<PhoneNumber>,
         commands: &mut mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
         wake: &Notify,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, RunError> {
         if self.session.status != SessionStatus::Connecting {
             self.set_status(SessionStatus::Connecting, None, None).await?;
         }
@@ -178,7 +188,7 @@ impl Runner {
         events: &mut mpsc::UnboundedReceiver<ConnectorEvent>,
         commands: &mut mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
         wake: &Notify,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, RunError> {
         // When to look at the queue next; None while nothing is queued.
         let mut next_send: Option<Instant> = None;
         loop {
@@ -214,7 +224,7 @@ impl Runner {
     }
 
     /// Stores a batch of connector events in order; returns an outcome when the connection ended.
-    async fn handle(&mut self, batch: Vec<ConnectorEvent>) -> Result<Option<Outcome>, StoreError> {
+    async fn handle(&mut self, batch: Vec<ConnectorEvent>) -> Result<Option<Outcome>, RunError> {
         let mut inbound: Vec<(NewInbound, Ack)> = Vec::new();
         let mut receipts: Vec<StatusUpdate> = Vec::new();
         for event in batch {
@@ -246,7 +256,7 @@ impl Runner {
                 }),
                 other => {
                     self.store_inbound(std::mem::take(&mut inbound)).await?;
-                    self.apply(std::mem::take(&mut receipts)).await?;
+                    self.engine.apply_statuses(std::mem::take(&mut receipts)).await?;
                     if let Some(outcome) = self.handle_state(other).await? {
                         return Ok(Some(outcome));
                     }
@@ -254,12 +264,12 @@ impl Runner {
             }
         }
         self.store_inbound(inbound).await?;
-        self.apply(receipts).await?;
+        self.engine.apply_statuses(receipts).await?;
         Ok(None)
     }
 
     /// Commits inbound messages, then acknowledges them to the connector.
-    async fn store_inbound(&self, batch: Vec<(NewInbound, Ack)>) -> Result<(), StoreError> {
+    async fn store_inbound(&self, batch: Vec<(NewInbound, Ack)>) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -270,21 +280,7 @@ impl Runner {
         Ok(())
     }
 
-    async fn apply(&self, updates: Vec<StatusUpdate>) -> Result<(), StoreError> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let results = self.engine.store.apply_statuses(updates, self.engine.now()).await?;
-        for result in results {
-            match result {
-                Ok(event) => self.engine.publish(event),
-                Err(e) => tracing::warn!(error = %e, "status update refused"),
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle_state(&mut self, event: ConnectorEvent) -> Result<Option<Outcome>, StoreError> {
+    async fn handle_state(&mut self, event: ConnectorEvent) -> Result<Option<Outcome>, RunError> {
         let engine = Arc::clone(&self.engine);
         let id = self.session.id.clone();
         match event {
@@ -355,7 +351,7 @@ impl Runner {
     }
 
     /// Sends one batch of due messages; returns when to look at the queue again.
-    async fn send_due(&mut self, connection: &dyn Connection) -> Result<Option<Instant>, StoreError> {
+    async fn send_due(&mut self, connection: &dyn Connection) -> Result<Option<Instant>, RunError> {
         let engine = Arc::clone(&self.engine);
         let config = &engine.config;
         let now = engine.now();
@@ -395,7 +391,7 @@ impl Runner {
                 }
             });
         }
-        self.apply(updates).await?;
+        self.engine.apply_statuses(updates).await?;
         if full_batch {
             return Ok(Some(Instant::now()));
         }
@@ -407,7 +403,7 @@ impl Runner {
     }
 
     /// Carries out a command on a live connection (already closed by `attempt`).
-    async fn finish(&mut self, command: Command) -> Result<(), StoreError> {
+    async fn finish(&mut self, command: Command) -> Result<(), RunError> {
         match command {
             Command::Disconnect => {
                 self.set_status(
@@ -417,9 +413,12 @@ impl Runner {
                 )
                 .await
             }
-            Command::Logout => {
-                self.engine.logged_out(&self.session.id, "logged out by request".into()).await.map(drop)
-            }
+            Command::Logout => self
+                .engine
+                .logged_out(&self.session.id, "logged out by request".into())
+                .await
+                .map(drop)
+                .map_err(RunError::from),
             Command::Shutdown => {
                 self.set_status(SessionStatus::Disconnected, Some("server stopped".into()), None).await
             }

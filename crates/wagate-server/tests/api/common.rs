@@ -136,6 +136,16 @@ impl TestServer {
         message
     }
 
+    /// Sends `count` texts `{prefix}0`, `{prefix}1`, …; returns their ids in order.
+    pub async fn send_texts(&self, session: &str, to: &str, prefix: &str, count: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let message = self.send_text(session, to, &format!("{prefix}{i}")).await;
+            ids.push(message["id"].as_str().expect("id").to_owned());
+        }
+        ids
+    }
+
     pub async fn wait_for_message_status(&self, id: &str, wanted: &str) -> Value {
         eventually(|| async {
             let (_, body) = self.get(&format!("/v1/messages/{id}")).await;
@@ -195,4 +205,9 @@ pub fn history(message: &Value) -> Vec<String> {
         .iter()
         .map(|h| h["status"].as_str().expect("status").to_owned())
         .collect()
+}
+
+/// An event's position in the log (`evt_0000000000000042` → 42).
+pub fn event_seq(event: &Value) -> u64 {
+    event["id"].as_str().expect("id").trim_start_matches("evt_").parse().expect("numeric event id")
 }

@@ -3,11 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::TestServer;
-
-fn seq(event: &Value) -> u64 {
-    event["id"].as_str().unwrap().trim_start_matches("evt_").parse().unwrap()
-}
+use crate::common::{event_seq, TestServer};
 
 #[tokio::test]
 async fn every_change_is_an_event_in_order_and_pages_agree() {
@@ -19,7 +15,7 @@ async fn every_change_is_an_event_in_order_and_pages_agree() {
     server.wait_for_message_status(id, "read").await;
 
     let all = server.all_events().await;
-    let seqs: Vec<u64> = all.iter().map(seq).collect();
+    let seqs: Vec<u64> = all.iter().map(event_seq).collect();
     assert_eq!(seqs, (1..=all.len() as u64).collect::<Vec<_>>(), "ids are gap-free and increasing");
     for event in &all {
         assert!(

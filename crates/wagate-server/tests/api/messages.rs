@@ -152,23 +152,8 @@ async fn inbound_to_an_unlinked_session_is_refused() {
 async fn history_lists_newest_first_with_cursor_and_filters() {
     let server = TestServer::start().await;
     server.link("alice", "15550001111").await;
-    let mut sent = Vec::new();
-    for i in 0..5 {
-        sent.push(
-            server.send_text("alice", "15557770001", &format!("a{i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
-    for i in 0..3 {
-        sent.push(
-            server.send_text("alice", "15557770002", &format!("b{i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let mut sent = server.send_texts("alice", "15557770001", "a", 5).await;
+    sent.extend(server.send_texts("alice", "15557770002", "b", 3).await);
     server.post("/v1/sim/inbound", json!({ "session_id": "alice", "from": "15557770001", "type": "text", "text": { "body": "reply" } })).await;
 
     // Page through everything, three at a time.

@@ -2,14 +2,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tempfile::TempDir;
 
-use crate::common::{eventually, fast_config, history, TestServer};
-
-fn seqs(events: &[Value]) -> Vec<u64> {
-    events.iter().map(|e| e["id"].as_str().unwrap().trim_start_matches("evt_").parse().unwrap()).collect()
-}
+use crate::common::{event_seq, eventually, fast_config, history, TestServer};
 
 #[tokio::test]
 async fn queued_messages_survive_a_restart_and_are_sent_once() {
@@ -17,15 +13,7 @@ async fn queued_messages_survive_a_restart_and_are_sent_once() {
     server.link("alice", "15550001111").await;
     server.link("bob", "15550002222").await;
     server.post("/v1/sessions/bob/disconnect", json!({})).await;
-    let mut queued = Vec::new();
-    for i in 0..3 {
-        queued.push(
-            server.send_text("bob", "15550001111", &format!("queued {i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let queued = server.send_texts("bob", "15550001111", "queued ", 3).await;
     let before = server.all_events().await;
 
     server = server.restart().await;
@@ -52,7 +40,7 @@ async fn queued_messages_survive_a_restart_and_are_sent_once() {
 
     let after = server.all_events().await;
     assert_eq!(&after[..before.len()], &before[..], "the log before the restart is intact");
-    assert_eq!(seqs(&after), (1..=after.len() as u64).collect::<Vec<_>>());
+    assert_eq!(after.iter().map(event_seq).collect::<Vec<_>>(), (1..=after.len() as u64).collect::<Vec<_>>());
 }
 
 /// The first server runs on its own runtime; dropping that runtime stops it the way a crash
@@ -69,15 +57,7 @@ fn messages_accepted_before_a_crash_are_sent_after_it() {
         server.link("alice", "15550001111").await;
         server.link("bob", "15550002222").await;
         server.post("/v1/sim/faults", json!({ "session_id": "bob", "send_delay_ms": 20 })).await;
-        let mut ids = Vec::new();
-        for i in 0..20 {
-            ids.push(
-                server.send_text("bob", "15550001111", &format!("m{i}")).await["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
+        let ids = server.send_texts("bob", "15550001111", "m", 20).await;
         // Crash while some are sent, some are being sent and some wait.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         drop(server);

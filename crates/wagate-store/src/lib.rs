@@ -132,6 +132,13 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// A session asking for its due messages.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub session_id: SessionId,
+    pub limit: u32,
+}
+
 /// An outbound message claimed for sending.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -174,15 +181,15 @@ pub trait Store: Send + Sync + 'static {
         batch: Vec<NewOutbound>,
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<Accepted>>>;
-    /// Claims up to `limit` due messages of a session, oldest first, marks them `sending` and
-    /// leases them until `lease_until`.
+    /// Claims due messages of several sessions in one transaction: for each request up to
+    /// `limit` of that session's due messages, oldest first, marked `sending` and leased until
+    /// `lease_until`. One answer per request, in order, with the events it appended.
     async fn claim_outbound(
         &self,
-        session_id: &SessionId,
-        limit: u32,
+        requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<(Vec<Claimed>, Vec<Event>)>;
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>>;
     /// When the next queued message of a session becomes due, if any is waiting.
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
     /// Applies status updates in one transaction. Unknown messages and stale receipts are

@@ -4,12 +4,12 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use tempfile::TempDir;
 use wagate_core::{
-    ConnectorKind, Direction, EventType, Jid, MessageContent, MessageStatus, SessionId, TextContent,
+    ConnectorKind, Direction, Event, EventType, Jid, MessageContent, MessageStatus, SessionId, TextContent,
     Timestamp,
 };
 use wagate_store::{
-    EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound, NewSession, SqliteStore, StatusUpdate,
-    Store, StoreError,
+    ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound, NewSession,
+    SqliteStore, StatusUpdate, Store, StoreError,
 };
 
 async fn open(dir: &TempDir) -> SqliteStore {
@@ -54,6 +54,17 @@ fn status(id: &wagate_core::MessageId, to: MessageStatus, wa_id: Option<&str>) -
     }
 }
 
+async fn claim(
+    store: &SqliteStore,
+    requests: &[(&str, u32)],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Vec<(Vec<Claimed>, Vec<Event>)> {
+    let requests =
+        requests.iter().map(|(s, limit)| ClaimRequest { session_id: sid(s), limit: *limit }).collect();
+    store.claim_outbound(requests, now, lease_until).await.unwrap()
+}
+
 #[tokio::test]
 async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys() {
     let dir = TempDir::new().unwrap();
@@ -95,13 +106,13 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again() {
     store.accept_outbound(batch, now).await.unwrap();
 
     let lease = now + Duration::seconds(30);
-    let (claimed, events) = store.claim_outbound(&sid("s1"), 2, now, lease).await.unwrap();
+    let (claimed, events) = claim(&store, &[("s1", 2)], now, lease).await.remove(0);
     assert_eq!(claimed.len(), 2);
     assert_eq!(events.len(), 2);
     assert!(claimed.iter().all(|c| c.message.status == MessageStatus::Sending));
-    let (rest, _) = store.claim_outbound(&sid("s1"), 10, now, lease).await.unwrap();
+    let (rest, _) = claim(&store, &[("s1", 10)], now, lease).await.remove(0);
     assert_eq!(rest.len(), 1, "claimed messages are not claimed twice while leased");
-    assert_eq!(store.claim_outbound(&sid("s1"), 10, now, lease).await.unwrap().0.len(), 0);
+    assert_eq!(claim(&store, &[("s1", 10)], now, lease).await[0].0.len(), 0);
 
     // The first one is sent; the others' lease lapses (their node died) and they come back.
     store
@@ -109,12 +120,44 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again() {
         .await
         .unwrap();
     let later = lease + Duration::seconds(1);
-    let (again, events) =
-        store.claim_outbound(&sid("s1"), 10, later, later + Duration::seconds(30)).await.unwrap();
+    let (again, events) = claim(&store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
     assert_eq!(again.len(), 2);
     assert!(events.is_empty(), "already sending: no new event");
     let due = store.next_outbound_due(&sid("s1")).await.unwrap().unwrap();
     assert_eq!(due.timestamp_millis(), (later + Duration::seconds(30)).timestamp_millis());
+}
+
+#[tokio::test]
+async fn one_claim_serves_many_sessions_each_up_to_its_limit() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    for session in ["a", "b", "c"] {
+        with_session(&store, session, now).await;
+    }
+    let batch = ["a", "a", "a", "b", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| outbound(s, &format!("155577700{i:02}"), None))
+        .collect();
+    store.accept_outbound(batch, now).await.unwrap();
+    let lease = now + Duration::seconds(30);
+    let answers = claim(&store, &[("a", 2), ("b", 5), ("a", 2), ("ghost", 3)], now, lease).await;
+    let counts: Vec<(usize, usize)> = answers.iter().map(|(c, e)| (c.len(), e.len())).collect();
+    assert_eq!(counts, [(2, 2), (2, 2), (0, 0), (0, 0)], "a session asking twice is answered once");
+    for (claimed, _) in &answers[..2] {
+        assert!(claimed.windows(2).all(|w| w[0].message.id < w[1].message.id), "oldest first");
+    }
+    assert!(answers[0].0.iter().all(|c| c.message.session_id == sid("a")));
+    let (rest, _) = claim(&store, &[("a", 10), ("c", 10)], now, lease).await.into_iter().fold(
+        (Vec::new(), Vec::new()),
+        |(mut all, mut events), (c, e)| {
+            all.extend(c);
+            events.extend(e);
+            (all, events)
+        },
+    );
+    assert_eq!(rest.len(), 2, "the third of a and the one of c");
 }
 
 #[tokio::test]
@@ -129,7 +172,7 @@ async fn statuses_follow_the_state_machine() {
     let illegal = store.apply_statuses(vec![status(&id, MessageStatus::Sent, None)], now).await.unwrap();
     assert!(matches!(illegal[0], Err(StoreError::IllegalTransition(_))), "queued cannot jump to sent");
 
-    store.claim_outbound(&sid("s1"), 1, now, now + Duration::seconds(30)).await.unwrap();
+    claim(&store, &[("s1", 1)], now, now + Duration::seconds(30)).await;
     let by_wa_id = |s| StatusUpdate {
         message: MessageRef::WaId(sid("s1"), "WA1".into()),
         status: s,

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use wagate_connect::Connector;
 use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
 use wagate_store::{
-    Accepted, Credentials, NewOutbound, SessionChange, StatusUpdate, Store, StoreError, StoreResult,
+    Accepted, ClaimRequest, Claimed, Credentials, NewOutbound, SessionChange, StatusUpdate, Store,
+    StoreError, StoreResult,
 };
 
 use crate::config::EngineConfig;
@@ -81,6 +82,8 @@ pub struct Engine {
     connecting: Semaphore,
     /// Accepted messages, committed in groups.
     accepts: GroupCommit<NewOutbound, StoreResult<Accepted>>,
+    /// Claims of queued messages by all sessions, committed in groups.
+    claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Event>)>,
     /// Status changes of all sessions (sends and receipts), committed in groups.
     statuses: GroupCommit<StatusUpdate, StoreResult<Option<Event>>>,
 }
@@ -102,6 +105,14 @@ impl Engine {
                 async move { store.accept_outbound(batch, now).await }
             })
         };
+        let claims = {
+            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+            let lease = crate::config::ms(config.send_lease_ms);
+            GroupCommit::start(move |batch| {
+                let (store, now) = (Arc::clone(&store), clock.now());
+                async move { store.claim_outbound(batch, now, now + lease).await }
+            })
+        };
         let statuses = {
             let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
             GroupCommit::start(move |batch| {
@@ -111,6 +122,7 @@ impl Engine {
         };
         Arc::new(Self {
             accepts,
+            claims,
             statuses,
             store,
             clock,
@@ -190,6 +202,15 @@ impl Engine {
             self.wake(&session_id);
         }
         Ok(accepted)
+    }
+
+    /// Claims a session's due messages (committed with other sessions' claims), marking
+    /// them `sending`.
+    async fn claim(&self, session_id: &SessionId) -> Result<Vec<Claimed>, CommitError> {
+        let request = ClaimRequest { session_id: session_id.clone(), limit: self.config.send_batch };
+        let (claimed, events) = self.claims.submit(vec![request]).await?.pop().unwrap_or_default();
+        self.publish(events);
+        Ok(claimed)
     }
 
     /// Applies status changes (committed with those of other sessions) and publishes them.
@@ -371,6 +392,7 @@ impl Engine {
             let _ = task.await;
         }
         self.accepts.stop().await;
+        self.claims.stop().await;
         self.statuses.stop().await;
     }
 }

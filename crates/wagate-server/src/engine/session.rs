@@ -354,11 +354,7 @@ impl Runner {
     async fn send_due(&mut self, connection: &dyn Connection) -> Result<Option<Instant>, RunError> {
         let engine = Arc::clone(&self.engine);
         let config = &engine.config;
-        let now = engine.now();
-        let lease_until = now + ms(config.send_lease_ms);
-        let (claimed, events) =
-            engine.store.claim_outbound(&self.session.id, config.send_batch, now, lease_until).await?;
-        engine.publish(events);
+        let claimed = engine.claim(&self.session.id).await?;
         let full_batch = claimed.len() as u32 == config.send_batch;
         let mut updates = Vec::with_capacity(claimed.len());
         for item in claimed {

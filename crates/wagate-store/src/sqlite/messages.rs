@@ -12,8 +12,8 @@ use wagate_core::{
 use super::events::{self, ROWS_PER_INSERT};
 use super::{from_json, from_millis, millis, push_list};
 use crate::{
-    Accepted, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate, StoreError,
-    StoreResult,
+    Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate,
+    StoreError, StoreResult,
 };
 
 const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, \
@@ -314,41 +314,53 @@ async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> S
 
 pub(super) async fn claim(
     conn: &mut SqliteConnection,
-    session_id: &SessionId,
-    limit: u32,
+    requests: Vec<ClaimRequest>,
     now: Timestamp,
     lease_until: Timestamp,
-) -> StoreResult<(Vec<Claimed>, Vec<Event>)> {
+) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
     let now = from_millis(millis(now))?;
+    // One limit per session: a session asking twice in one batch is answered once.
+    let mut limits: Vec<(&str, i64)> = Vec::with_capacity(requests.len());
+    for request in &requests {
+        if !limits.iter().any(|(session, _)| *session == request.session_id.as_str()) {
+            limits.push((request.session_id.as_str(), i64::from(request.limit)));
+        }
+    }
     let mut tx = conn.begin().await?;
-    let due: Vec<(String, i64)> = sqlx::query_as(
-        "UPDATE outbox SET locked_until = ?
-         WHERE message_id IN (
-            SELECT message_id FROM outbox
-            WHERE session_id = ? AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
-            ORDER BY message_id LIMIT ?)
-         RETURNING message_id, attempts",
-    )
-    .bind(millis(lease_until))
-    .bind(session_id.as_str())
-    .bind(millis(now))
-    .bind(millis(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
-    let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+    let mut due: Vec<(String, String, i64)> = Vec::new();
+    for chunk in limits.chunks(ROWS_PER_INSERT / 2) {
+        // The oldest `limit` due rows of each session, leased in one statement.
+        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE outbox SET locked_until = ");
+        sql.push_bind(millis(lease_until));
+        sql.push(
+            " WHERE message_id IN (SELECT message_id FROM (\
+             SELECT o.message_id, r.max_rows, \
+             ROW_NUMBER() OVER (PARTITION BY o.session_id ORDER BY o.message_id) AS n \
+             FROM outbox o JOIN (SELECT column1 AS session_id, column2 AS max_rows FROM (",
+        );
+        sql.push_values(chunk, |mut row, (session, limit)| {
+            row.push_bind(*session).push_bind(*limit);
+        });
+        sql.push(")) r ON r.session_id = o.session_id WHERE o.available_at <= ");
+        sql.push_bind(millis(now));
+        sql.push(" AND (o.locked_until IS NULL OR o.locked_until <= ");
+        sql.push_bind(millis(now));
+        sql.push(")) WHERE n <= max_rows) RETURNING message_id, session_id, attempts");
+        due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
+    }
+    let ids: Vec<String> = due.iter().map(|(id, _, _)| id.clone()).collect();
     let mut found = fetch_many(&mut tx, &ids).await?;
-    let mut claimed = Vec::with_capacity(due.len());
-    let mut started_ids = HashSet::new();
+    let mut claimed: HashMap<String, Vec<Claimed>> = HashMap::new();
+    let mut started: Vec<Message> = Vec::new();
     let mut done: Vec<&str> = Vec::new();
-    for (id, attempts) in &due {
+    for (id, session, attempts) in &due {
         let Some(mut message) = found.remove(id) else { continue };
         match message.status {
             MessageStatus::Queued => {
                 message.status = MessageStatus::Sending;
                 message.status_reason = None;
                 message.updated_at = now;
-                started_ids.insert(id.as_str());
+                started.push(message.clone());
             }
             // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
             MessageStatus::Sending => {}
@@ -358,11 +370,12 @@ pub(super) async fn claim(
                 continue;
             }
         }
-        claimed.push(Claimed { message, attempts: u32::try_from(*attempts).unwrap_or(u32::MAX) });
+        let attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
+        claimed.entry(session.clone()).or_default().push(Claimed { message, attempts });
     }
     delete_outbox(&mut tx, &done).await?;
-    let started: Vec<&Message> =
-        claimed.iter().map(|c| &c.message).filter(|m| started_ids.contains(m.id.as_str())).collect();
+    started.sort_by(|a, b| a.id.cmp(&b.id));
+    let started: Vec<&Message> = started.iter().collect();
     for chunk in started.chunks(ROWS_PER_INSERT) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
@@ -372,10 +385,19 @@ pub(super) async fn claim(
         sql.build().execute(&mut *tx).await?;
     }
     insert_history(&mut tx, &started, now).await?;
-    let events = status_events(&mut tx, &started, now).await?;
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    for event in status_events(&mut tx, &started, now).await? {
+        events.entry(event.session_id.clone()).or_default().push(event);
+    }
     tx.commit().await?;
-    claimed.sort_by(|a, b| a.message.id.cmp(&b.message.id));
-    Ok((claimed, events))
+    Ok(requests
+        .iter()
+        .map(|request| {
+            let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
+            mine.sort_by(|a, b| a.message.id.cmp(&b.message.id));
+            (mine, events.remove(request.session_id.as_str()).unwrap_or_default())
+        })
+        .collect())
 }
 
 pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {

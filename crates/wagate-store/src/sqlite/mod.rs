@@ -16,8 +16,8 @@ use tokio::sync::Mutex;
 use wagate_core::{Event, EventType, Message, MessageId, Session, SessionId, Timestamp};
 
 use crate::{
-    Accepted, Claimed, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, SessionChange,
-    StatusUpdate, Store, StoreError, StoreResult,
+    Accepted, ClaimRequest, Claimed, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession,
+    SessionChange, StatusUpdate, Store, StoreError, StoreResult,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -140,12 +140,11 @@ impl Store for SqliteStore {
 
     async fn claim_outbound(
         &self,
-        session_id: &SessionId,
-        limit: u32,
+        requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<(Vec<Claimed>, Vec<Event>)> {
-        messages::claim(&mut *self.writer.lock().await, session_id, limit, now, lease_until).await
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
+        messages::claim(&mut *self.writer.lock().await, requests, now, lease_until).await
     }
 
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {

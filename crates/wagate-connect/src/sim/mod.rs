@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use wagate_core::{ConnectorKind, Jid, MessageContent, PhoneNumber, SessionId};
+use wagate_core::{ConnectorKind, MessageContent, PhoneNumber, SessionId};
 
 pub use network::{Faults, Injected, SimError, SimNetwork};
 
@@ -116,10 +116,6 @@ impl Connection for SimConnection {
 fn wa_id_for(message: &OutboundMessage) -> String {
     let tail = message.id.as_str().trim_start_matches("msg_");
     format!("3EB0{tail}")
-}
-
-fn user_jid(phone: &PhoneNumber) -> Jid {
-    phone.to_jid()
 }
 
 /// What `POST /v1/sim/inbound` asks the network to deliver.

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
-use wagate_core::{PhoneNumber, SessionId};
+use wagate_core::{MessageContent, PhoneNumber, SessionId};
 
-use super::{user_jid, wa_id_for, InboundRequest, SimConfig};
+use super::{wa_id_for, InboundRequest, SimConfig};
 use crate::{
     Ack, ConnectError, ConnectorEvent, EventSink, InboundMessage, OutboundMessage, Receipt, SendError,
 };
@@ -104,6 +105,22 @@ impl State {
         let device = self.devices.entry(session.clone()).or_default();
         device.mailbox.push_back(mail);
         flush(device);
+    }
+
+    /// A one-to-one message from `from` reaches `session`; the receiver resolves once the
+    /// session stored it.
+    fn deliver(
+        &mut self,
+        session: &SessionId,
+        from: &PhoneNumber,
+        wa_id: String,
+        content: MessageContent,
+    ) -> oneshot::Receiver<()> {
+        let (ack, acked) = Ack::new();
+        let inbound =
+            InboundMessage { wa_id, chat: from.to_jid(), from: from.to_jid(), content, at: Utc::now() };
+        self.post(session, Mail::Inbound(inbound, ack));
+        acked
     }
 
     fn go_live(&mut self, session: &SessionId, phone: PhoneNumber, sink: EventSink) {
@@ -360,15 +377,7 @@ impl SimNetwork {
         let target = state.phones.get(&to).cloned();
         let (delivered_after, ack) = match target {
             Some(target) => {
-                let (ack, acked) = Ack::new();
-                let inbound = InboundMessage {
-                    wa_id: wa_id.clone(),
-                    chat: user_jid(&from),
-                    from: user_jid(&from),
-                    content: message.content.clone(),
-                    at: Utc::now(),
-                };
-                state.post(&target, Mail::Inbound(inbound, ack));
+                let acked = state.deliver(&target, &from, wa_id.clone(), message.content.clone());
                 (Duration::ZERO, Some(acked))
             }
             None => (self.config.delivery_delay, None),
@@ -408,15 +417,7 @@ impl SimNetwork {
             let online = device.live.is_some();
             let wa_id =
                 request.wa_id.unwrap_or_else(|| format!("SIM{}", random_code(b"0123456789ABCDEF", 20)));
-            let (ack, acked) = Ack::new();
-            let inbound = InboundMessage {
-                wa_id: wa_id.clone(),
-                chat: user_jid(&request.from),
-                from: user_jid(&request.from),
-                content: request.content,
-                at: Utc::now(),
-            };
-            state.post(&request.session_id, Mail::Inbound(inbound, ack));
+            let acked = state.deliver(&request.session_id, &request.from, wa_id.clone(), request.content);
             (acked, wa_id, online)
         };
         if !online {

@@ -78,6 +78,9 @@ pub struct Engine {
     events: broadcast::Sender<Event>,
     sessions: Mutex<HashMap<SessionId, Running>>,
     link_codes: Mutex<HashMap<SessionId, LinkCode>>,
+    /// Per session: serialises connect, disconnect, logout and delete, so that two requests
+    /// cannot both start (or both end) its task.
+    lifecycle: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
     /// Bounds how many sessions connect at once, so a restart does not stampede WhatsApp.
     connecting: Semaphore,
     /// Accepted messages, committed in groups.
@@ -132,6 +135,7 @@ impl Engine {
             events,
             sessions: Mutex::new(HashMap::new()),
             link_codes: Mutex::new(HashMap::new()),
+            lifecycle: Mutex::new(HashMap::new()),
             connecting,
         })
     }
@@ -167,6 +171,11 @@ impl Engine {
 
     fn codes(&self) -> MutexGuard<'_, HashMap<SessionId, LinkCode>> {
         self.link_codes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lifecycle(&self, id: &SessionId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(id.clone()).or_default())
     }
 
     /// The code a linking session shows now.
@@ -240,6 +249,8 @@ impl Engine {
         id: &SessionId,
         pairing_phone: Option<PhoneNumber>,
     ) -> Result<Session, SessionError> {
+        let lifecycle = self.lifecycle(id);
+        let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         let connector = self
             .connectors
@@ -297,6 +308,8 @@ impl Engine {
 
     /// Closes a session's connection; it stays linked and offline until connected again.
     pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let lifecycle = self.lifecycle(id);
+        let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Disconnect).await {
             if !session.auto_connect && !session.status.is_active() {
@@ -319,6 +332,8 @@ impl Engine {
 
     /// Unlinks a session's device; connecting again needs a new QR code.
     pub async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let lifecycle = self.lifecycle(id);
+        let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Logout).await {
             if session.credentials.is_none() {
@@ -349,6 +364,8 @@ impl Engine {
 
     /// Stops a session and deletes it with its messages.
     pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
+        let lifecycle = self.lifecycle(id);
+        let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Logout).await {
             if let Some(connector) = self.connectors.get(&session.connector) {
@@ -357,6 +374,7 @@ impl Engine {
         }
         self.running().remove(id);
         self.codes().remove(id);
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         if self.store.delete_session(id).await? {
             Ok(())
         } else {

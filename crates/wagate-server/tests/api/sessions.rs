@@ -211,3 +211,28 @@ async fn a_phone_is_free_again_after_its_offline_session_is_deleted_or_logged_ou
     assert_eq!(session["status"], "logged_out");
     server.link("dave", "15550001111").await;
 }
+
+#[tokio::test]
+async fn concurrent_connects_start_one_connection() {
+    let server = TestServer::start().await;
+    server.create_session("alice").await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = server.request(Method::POST, "/v1/sessions/alice/connect");
+        requests.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = requests.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::ACCEPTED || *s == StatusCode::CONFLICT));
+    server.wait_for_qr("alice").await;
+    let connecting = server
+        .all_events()
+        .await
+        .iter()
+        .filter(|e| e["session_id"] == "alice" && e["data"]["status"] == "connecting")
+        .count();
+    assert_eq!(connecting, 1);
+}

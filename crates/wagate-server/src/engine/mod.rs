@@ -335,16 +335,22 @@ impl Engine {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
+        let linked = session.credentials.is_some();
         if !self.command(id, Command::Logout).await {
-            if session.credentials.is_none() {
+            if !linked {
                 return Err(SessionError::NotLinked);
             }
-            if let Some(connector) = self.connectors.get(&session.connector) {
-                connector.forget(id).await;
-            }
-            return Ok(self.logged_out(id, "logged out by request".into()).await?);
+            self.logged_out(id, "logged out by request".into()).await?;
         }
+        // The task may have been between connections: make sure the connector forgets too.
+        self.forget(&session).await;
         self.store.get_session(id).await?.ok_or(SessionError::NotFound)
+    }
+
+    async fn forget(&self, session: &Session) {
+        if let Some(connector) = self.connectors.get(&session.connector) {
+            connector.forget(&session.id).await;
+        }
     }
 
     async fn logged_out(&self, id: &SessionId, reason: String) -> Result<Session, StoreError> {
@@ -367,11 +373,8 @@ impl Engine {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        if !self.command(id, Command::Logout).await {
-            if let Some(connector) = self.connectors.get(&session.connector) {
-                connector.forget(id).await;
-            }
-        }
+        self.command(id, Command::Logout).await;
+        self.forget(&session).await;
         self.running().remove(id);
         self.codes().remove(id);
         self.lifecycle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);

@@ -236,3 +236,14 @@ async fn concurrent_connects_start_one_connection() {
         .count();
     assert_eq!(connecting, 1);
 }
+
+#[tokio::test]
+async fn a_session_deleted_while_waiting_to_reconnect_frees_its_phone() {
+    let server = TestServer::start_with(|c| c.engine.reconnect_min_ms = 60_000).await;
+    server.link("alice", "15550001111").await;
+    server.post("/v1/sim/faults", json!({ "session_id": "alice", "drop_connection": true })).await;
+    server.wait_for_status("alice", "disconnected").await;
+    let (status, _) = server.call(server.request(Method::DELETE, "/v1/sessions/alice")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.link("bob", "15550001111").await;
+}

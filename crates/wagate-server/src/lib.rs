@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
 use wagate_connect::Connector;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub admin_key: Arc<str>,
     /// The simulated network, when the sim connector is enabled.
     pub sim: Option<Arc<SimNetwork>>,
+    /// Turns true when the server starts shutting down, so long waits end early.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -40,6 +42,7 @@ pub struct Server {
     engine: Arc<Engine>,
     store: SqliteStore,
     stop: oneshot::Sender<()>,
+    stopping: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
 }
 
@@ -80,7 +83,9 @@ impl Server {
         let resumed = engine.resume().await.context("cannot resume sessions")?;
 
         let addr = listener.local_addr()?;
+        let (stopping, stopping_rx) = watch::channel(false);
         let state = AppState {
+            stopping: stopping_rx,
             engine: Arc::clone(&engine),
             config: Arc::new(config),
             admin_key: Arc::clone(&admin_key),
@@ -96,7 +101,7 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, store, stop, http })
+        Ok(Self { addr, admin_key, engine, store, stop, stopping, http })
     }
 
     /// Where the API listens.
@@ -111,6 +116,7 @@ impl Server {
     /// Stops taking requests, finishes the ones in flight, closes sessions (they resume on
     /// next start) and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stopping.send(true);
         let _ = self.stop.send(());
         self.http.await??;
         self.engine.shutdown().await;

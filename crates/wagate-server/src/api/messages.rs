@@ -108,19 +108,25 @@ pub async fn send(
     let mut status = StatusCode::ACCEPTED;
     if let Some(events) = events.as_mut() {
         let timeout = Duration::from_millis(state.config.api.wait_timeout_ms);
-        match tokio::time::timeout(timeout, wait_for_result(&state, &message, events)).await {
-            Ok(result) => {
-                message = result?;
-                status = StatusCode::OK;
-            }
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "wait_timeout",
-                    "no send result yet; the message stays queued and will be sent",
-                )
-                .with_details(json!({ "message": message })))
-            }
+        let mut stopping = state.stopping.clone();
+        tokio::select! {
+            waited = tokio::time::timeout(timeout, wait_for_result(&state, &message, events)) => match waited {
+                Ok(result) => {
+                    message = result?;
+                    status = StatusCode::OK;
+                }
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "wait_timeout",
+                        "no send result yet; the message stays queued and will be sent",
+                    )
+                    .with_details(json!({ "message": message })))
+                }
+            },
+            // The server is stopping: the message is committed and queued, so answer as a
+            // send without `wait` would rather than hold the shutdown up.
+            _ = stopping.wait_for(|stopping| *stopping) => {}
         }
     }
     let mut response = (status, Json(message)).into_response();

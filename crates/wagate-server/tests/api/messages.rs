@@ -262,3 +262,21 @@ async fn failed_sends_are_retried_then_given_up() {
     assert_eq!(failed["status_reason"], "send_failed: simulated send failure");
     assert_eq!(history(&failed), ["queued", "sending", "queued", "sending", "queued", "sending", "failed"]);
 }
+
+#[tokio::test]
+async fn a_shutdown_answers_waiting_sends_with_the_queued_message() {
+    let mut server = TestServer::start_with(|c| c.api.wait_timeout_ms = 60_000).await;
+    server.create_session("alice").await;
+    let request = server
+        .request(Method::POST, "/v1/sessions/alice/messages?wait=true")
+        .json(&json!({ "to": "15557770001", "type": "text", "text": { "body": "later" } }));
+    let waiting = tokio::spawn(async move { request.send().await.unwrap() });
+    // Wait until the message is accepted, then stop the server under the waiting request.
+    crate::common::eventually(|| async { (!server.messages("alice", "out").await.is_empty()).then_some(()) })
+        .await;
+    server.stop().await;
+    let response = waiting.await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["status"], "queued");
+}

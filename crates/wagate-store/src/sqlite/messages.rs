@@ -119,12 +119,12 @@ async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<S
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
              status, status_reason, wa_id, idempotency_key, created_at, updated_at) ",
         );
-        let mut failed = None;
-        sql.push_values(chunk, |mut row, (message, key)| {
-            let content = serde_json::to_string(&message.content).unwrap_or_else(|e| {
-                failed = Some(e.to_string());
-                String::new()
-            });
+        let contents = chunk
+            .iter()
+            .map(|(message, _)| serde_json::to_string(&message.content))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sql.push_values(chunk.iter().zip(contents), |mut row, ((message, key), content)| {
             row.push_bind(message.id.to_string())
                 .push_bind(message.session_id.to_string())
                 .push_bind(message.direction.as_str())
@@ -140,9 +140,6 @@ async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<S
                 .push_bind(millis(message.created_at))
                 .push_bind(millis(message.updated_at));
         });
-        if let Some(e) = failed {
-            return Err(StoreError::Corrupt(e));
-        }
         sql.build().execute(&mut *conn).await?;
     }
     Ok(())

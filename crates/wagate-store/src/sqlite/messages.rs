@@ -89,24 +89,29 @@ async fn fetch_many(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<
     Ok(found)
 }
 
-/// Outbound messages of one session, by WhatsApp id.
+/// Messages in one direction, by session and WhatsApp id.
 async fn fetch_by_wa_ids(
     conn: &mut SqliteConnection,
-    session: &SessionId,
     direction: Direction,
-    wa_ids: &[String],
-) -> StoreResult<HashMap<String, Message>> {
-    let mut found = HashMap::with_capacity(wa_ids.len());
-    for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
-        sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
-        sql.push(" AND wa_id IN ");
-        push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
-        for row in sql.build().fetch_all(&mut *conn).await? {
-            let message = from_row(&row)?;
-            if let Some(wa_id) = message.wa_id.clone() {
-                found.insert(wa_id, message);
+    keys: impl IntoIterator<Item = (SessionId, String)>,
+) -> StoreResult<HashMap<(SessionId, String), Message>> {
+    let mut by_session: HashMap<SessionId, Vec<String>> = HashMap::new();
+    for (session, wa_id) in keys {
+        by_session.entry(session).or_default().push(wa_id);
+    }
+    let mut found = HashMap::new();
+    for (session, wa_ids) in by_session {
+        for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
+            let mut sql =
+                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
+            sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
+            sql.push(" AND wa_id IN ");
+            push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
+            for row in sql.build().fetch_all(&mut *conn).await? {
+                let message = from_row(&row)?;
+                if let Some(wa_id) = message.wa_id.clone() {
+                    found.insert((session.clone(), wa_id), message);
+                }
             }
         }
     }
@@ -423,18 +428,14 @@ pub(super) async fn apply_statuses(
         })
         .collect();
     let mut messages = fetch_many(&mut tx, &ids).await?;
+    let receipts = updates.iter().filter_map(|u| match &u.message {
+        MessageRef::WaId(session, wa_id) => Some((session.clone(), wa_id.clone())),
+        MessageRef::Id(_) => None,
+    });
     let mut by_wa_id: HashMap<(SessionId, String), String> = HashMap::new();
-    let mut wa_ids: HashMap<SessionId, Vec<String>> = HashMap::new();
-    for update in &updates {
-        if let MessageRef::WaId(session, wa_id) = &update.message {
-            wa_ids.entry(session.clone()).or_default().push(wa_id.clone());
-        }
-    }
-    for (session, wa_ids) in wa_ids {
-        for (wa_id, message) in fetch_by_wa_ids(&mut tx, &session, Direction::Out, &wa_ids).await? {
-            by_wa_id.insert((session.clone(), wa_id), message.id.to_string());
-            messages.insert(message.id.to_string(), message);
-        }
+    for (key, message) in fetch_by_wa_ids(&mut tx, Direction::Out, receipts).await? {
+        by_wa_id.insert(key, message.id.to_string());
+        messages.insert(message.id.to_string(), message);
     }
 
     // Apply in order in memory; a message may move twice in one batch (delivered, then read).
@@ -510,16 +511,9 @@ pub(super) async fn store_inbound(
     let now = from_millis(millis(now))?;
     let mut tx = conn.begin().await?;
     // WhatsApp delivers a message again when it was not acknowledged: store each id once.
-    let mut wa_ids: HashMap<SessionId, Vec<String>> = HashMap::new();
-    for new in &batch {
-        wa_ids.entry(new.session_id.clone()).or_default().push(new.wa_id.clone());
-    }
-    let mut seen: HashSet<(SessionId, String)> = HashSet::new();
-    for (session, wa_ids) in wa_ids {
-        for wa_id in fetch_by_wa_ids(&mut tx, &session, Direction::In, &wa_ids).await?.into_keys() {
-            seen.insert((session.clone(), wa_id));
-        }
-    }
+    let keys = batch.iter().map(|new| (new.session_id.clone(), new.wa_id.clone()));
+    let mut seen: HashSet<(SessionId, String)> =
+        fetch_by_wa_ids(&mut tx, Direction::In, keys).await?.into_keys().collect();
     let mut rows = Vec::new();
     for new in batch {
         if !seen.insert((new.session_id.clone(), new.wa_id.clone())) {

@@ -106,11 +106,8 @@ pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Session>> {
 }
 
 pub(super) async fn delete(conn: &mut SqliteConnection, id: &SessionId) -> StoreResult<bool> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("DELETE FROM outbox WHERE session_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-    let deleted =
-        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-    tx.commit().await?;
+    // Messages, their status history and their outbox rows go with it (ON DELETE CASCADE).
+    let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id.as_str()).execute(conn).await?;
     Ok(deleted.rows_affected() > 0)
 }
 

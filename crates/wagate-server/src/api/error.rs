@@ -46,6 +46,10 @@ impl ApiError {
             .with_details(json!({ "field": field }))
     }
 
+    pub fn shutting_down() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+    }
+
     pub fn session_not_found(id: &str) -> Self {
         Self::not_found("session_not_found", format!("no session with id {id:?}"))
     }

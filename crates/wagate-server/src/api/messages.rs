@@ -20,9 +20,7 @@ impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
         match e {
             AcceptError::SessionNotFound => ApiError::not_found("session_not_found", "session not found"),
-            AcceptError::Commit(CommitError::ShuttingDown) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
-            }
+            AcceptError::Commit(CommitError::ShuttingDown) => ApiError::shutting_down(),
             AcceptError::Commit(cause) => ApiError::internal(cause),
         }
     }
@@ -168,13 +166,7 @@ async fn wait_for_result(
                     return Ok(current);
                 }
             }
-            Err(RecvError::Closed) => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting_down",
-                    "the server is shutting down",
-                ))
-            }
+            Err(RecvError::Closed) => return Err(ApiError::shutting_down()),
         }
     }
 }

@@ -29,6 +29,18 @@ pub enum AcceptError {
     Commit(#[from] CommitError),
 }
 
+/// A group commit that writes its batches with `write`, at the clock's time.
+fn writer<I, O, W, Fut>(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, write: W) -> GroupCommit<I, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    W: Fn(Arc<dyn Store>, Vec<I>, Timestamp) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = StoreResult<Vec<O>>> + Send + 'static,
+{
+    let (store, clock) = (Arc::clone(store), Arc::clone(clock));
+    GroupCommit::start(move |batch| write(Arc::clone(&store), batch, clock.now()))
+}
+
 /// A QR or pairing code a linking session shows.
 #[derive(Debug, Clone)]
 pub enum LinkCode {
@@ -101,28 +113,18 @@ impl Engine {
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(16 * 1024);
         let connecting = Semaphore::new(config.resume_concurrency);
-        let accepts = {
-            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
-            GroupCommit::start(move |batch| {
-                let (store, now) = (Arc::clone(&store), clock.now());
-                async move { store.accept_outbound(batch, now).await }
-            })
-        };
-        let claims = {
-            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
-            let lease = crate::config::ms(config.send_lease_ms);
-            GroupCommit::start(move |batch| {
-                let (store, now) = (Arc::clone(&store), clock.now());
-                async move { store.claim_outbound(batch, now, now + lease).await }
-            })
-        };
-        let statuses = {
-            let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
-            GroupCommit::start(move |batch| {
-                let (store, now) = (Arc::clone(&store), clock.now());
-                async move { store.apply_statuses(batch, now).await }
-            })
-        };
+        let lease = crate::config::ms(config.send_lease_ms);
+        let accepts =
+            writer(
+                &store,
+                &clock,
+                |store, batch, now| async move { store.accept_outbound(batch, now).await },
+            );
+        let claims = writer(&store, &clock, move |store, batch, now| async move {
+            store.claim_outbound(batch, now, now + lease).await
+        });
+        let statuses =
+            writer(&store, &clock, |store, batch, now| async move { store.apply_statuses(batch, now).await });
         Arc::new(Self {
             accepts,
             claims,

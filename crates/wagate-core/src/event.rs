@@ -15,14 +15,17 @@ pub enum EventType {
     MessageReceived,
     #[serde(rename = "message.status")]
     MessageStatus,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::SessionStatus,
         EventType::SessionQr,
         EventType::MessageReceived,
         EventType::MessageStatus,
+        EventType::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl EventType {
             EventType::SessionQr => "session.qr",
             EventType::MessageReceived => "message.received",
             EventType::MessageStatus => "message.status",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -53,7 +57,8 @@ pub struct Event {
     pub id: EventId,
     #[serde(rename = "type")]
     pub kind: EventType,
-    pub session_id: String,
+    /// The session the event is about; none for events about wagate itself (webhooks).
+    pub session_id: Option<String>,
     pub created_at: Timestamp,
     pub data: serde_json::Value,
 }

@@ -1,4 +1,4 @@
-//! Identifiers: user-chosen session ids, sortable message ids and event ids.
+//! Identifiers: user-chosen session ids and sortable message, webhook, event and delivery ids.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -14,6 +14,10 @@ pub enum IdError {
     InvalidMessageId,
     #[error("event id must look like evt_<digits>")]
     InvalidEventId,
+    #[error("webhook id must look like wh_<26 characters>")]
+    InvalidWebhookId,
+    #[error("delivery id must look like dlv_<digits>")]
+    InvalidDeliveryId,
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
@@ -72,82 +76,118 @@ fn next_ulid() -> ulid::Ulid {
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
 }
 
-/// A message id: `msg_` + a ULID, so ids sort by creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct MessageId(String);
+/// Ids made of a prefix and a ULID, so that they sort by creation time.
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl MessageId {
-    pub fn generate() -> Self {
-        Self(format!("msg_{}", next_ulid()))
-    }
+        impl $name {
+            pub fn generate() -> Self {
+                Self(format!(concat!($prefix, "{}"), next_ulid()))
+            }
 
-    pub fn parse(s: &str) -> Result<Self, IdError> {
-        match s.strip_prefix("msg_") {
-            Some(tail) if ulid::Ulid::from_string(tail).is_ok() => Ok(Self(s.to_owned())),
-            _ => Err(IdError::InvalidMessageId),
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                match s.strip_prefix($prefix) {
+                    Some(tail) if ulid::Ulid::from_string(tail).is_ok() => Ok(Self(s.to_owned())),
+                    _ => Err(IdError::$error),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Ids made of a prefix and a row's position in an append-only table, zero-padded so that
+/// they sort as text too.
+macro_rules! seq_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(i64);
+
+        impl $name {
+            pub fn from_seq(seq: i64) -> Self {
+                Self(seq)
+            }
+
+            /// The row's position.
+            pub fn seq(self) -> i64 {
+                self.0
+            }
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                s.strip_prefix($prefix)
+                    .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|d| d.parse::<i64>().ok())
+                    .map(Self)
+                    .ok_or(IdError::$error)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{:016}"), self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl<'de> Deserialize<'de> for MessageId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// An event id: `evt_` + the event's position in the log, zero-padded so ids sort as text too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(i64);
-
-impl EventId {
-    pub fn from_seq(seq: i64) -> Self {
-        Self(seq)
-    }
-
-    /// The event's position in the log.
-    pub fn seq(self) -> i64 {
-        self.0
-    }
-
-    pub fn parse(s: &str) -> Result<Self, IdError> {
-        s.strip_prefix("evt_")
-            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|d| d.parse::<i64>().ok())
-            .map(Self)
-            .ok_or(IdError::InvalidEventId)
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "evt_{:016}", self.0)
-    }
-}
-
-impl Serialize for EventId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for EventId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+ulid_id!(
+    /// A message id: `msg_` + a ULID.
+    MessageId,
+    "msg_",
+    InvalidMessageId
+);
+ulid_id!(
+    /// A webhook id: `wh_` + a ULID.
+    WebhookId,
+    "wh_",
+    InvalidWebhookId
+);
+seq_id!(
+    /// An event id: `evt_` + the event's position in the log.
+    EventId,
+    "evt_",
+    InvalidEventId
+);
+seq_id!(
+    /// A webhook delivery id: `dlv_` + the delivery's position.
+    DeliveryId,
+    "dlv_",
+    InvalidDeliveryId
+);
 
 #[cfg(test)]
 mod tests {

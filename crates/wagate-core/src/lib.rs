@@ -1,20 +1,22 @@
 //! wagate-core: the domain types and rules of wagate (ids, phone numbers and JIDs, message
-//! content, the message and session state machines, the event envelope). No I/O lives here.
+//! content, the message and session state machines, the event envelope, webhooks). No I/O lives here.
 
 pub mod event;
 pub mod ids;
 pub mod message;
 pub mod phone;
 pub mod session;
+pub mod webhook;
 
 pub use event::{Event, EventType};
-pub use ids::{EventId, IdError, MessageId, SessionId};
+pub use ids::{DeliveryId, EventId, IdError, MessageId, SessionId, WebhookId};
 pub use message::{
     Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange, StatusEntry,
     TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};
+pub use webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 
 /// Timestamps everywhere in wagate are UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

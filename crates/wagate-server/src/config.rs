@@ -29,6 +29,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub api: ApiConfig,
     pub engine: EngineConfig,
+    pub events: EventsConfig,
+    pub webhooks: WebhooksConfig,
     pub connectors: ConnectorsConfig,
 }
 
@@ -68,6 +70,41 @@ pub struct EngineConfig {
     pub resume_concurrency: usize,
 }
 
+/// The live event streams (SSE and WebSocket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    /// How many events a live subscriber may fall behind before it is cut off (it can resume
+    /// from the log with its last event id).
+    pub stream_buffer: usize,
+    /// How long a WebSocket subscriber without query parameters has to send its filters.
+    pub ws_hello_ms: u64,
+    /// How often the log is read when no write of this node announced new events.
+    pub poll_interval_ms: u64,
+}
+
+/// Webhook deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Allow webhook URLs that resolve to loopback, private or link-local addresses.
+    pub allow_private_targets: bool,
+    /// How long one attempt may take, answer included.
+    pub timeout_ms: u64,
+    /// Delays before the 2nd, 3rd, … attempt; after the last one the delivery is `failed`.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Each delay is varied at random by up to this many percent either way.
+    pub retry_jitter_percent: u32,
+    /// Deliveries to one webhook in flight at once.
+    pub max_in_flight: u32,
+    /// A webhook whose attempts have all failed for this long is disabled.
+    pub disable_after_ms: u64,
+    /// How long the old secret keeps signing after a rotation.
+    pub secret_overlap_ms: u64,
+    /// How often due retries are looked for when nothing else wakes the deliverer.
+    pub poll_interval_ms: u64,
+}
+
 /// The connectors.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -102,6 +139,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             api: ApiConfig::default(),
             engine: EngineConfig::default(),
+            events: EventsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             connectors: ConnectorsConfig::default(),
         }
     }
@@ -123,6 +162,38 @@ impl Default for EngineConfig {
             reconnect_min_ms: 1_000,
             reconnect_max_ms: 60_000,
             resume_concurrency: 8,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { stream_buffer: 4096, ws_hello_ms: 1_000, poll_interval_ms: 1_000 }
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout_ms: 15_000,
+            // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about 28 hours in all.
+            retry_schedule_ms: vec![
+                5_000,
+                300_000,
+                1_800_000,
+                2 * HOUR_MS,
+                5 * HOUR_MS,
+                10 * HOUR_MS,
+                10 * HOUR_MS,
+            ],
+            retry_jitter_percent: 20,
+            max_in_flight: 16,
+            disable_after_ms: 5 * 24 * HOUR_MS,
+            secret_overlap_ms: 24 * HOUR_MS,
+            poll_interval_ms: 1_000,
         }
     }
 }
@@ -154,6 +225,8 @@ pub enum ConfigError {
     MediaUrl(String),
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
+    #[error("{0} must be at most {1}")]
+    TooLarge(&'static str, u64),
 }
 
 impl Config {
@@ -188,10 +261,18 @@ impl Config {
             ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
             ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
             ("api.max_body_bytes", self.api.max_body_bytes as u64),
+            ("events.stream_buffer", self.events.stream_buffer as u64),
+            ("events.poll_interval_ms", self.events.poll_interval_ms),
+            ("webhooks.timeout_ms", self.webhooks.timeout_ms),
+            ("webhooks.max_in_flight", u64::from(self.webhooks.max_in_flight)),
+            ("webhooks.poll_interval_ms", self.webhooks.poll_interval_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        if self.webhooks.retry_jitter_percent > 100 {
+            return Err(ConfigError::TooLarge("webhooks.retry_jitter_percent", 100));
         }
         Ok(())
     }
@@ -235,6 +316,8 @@ mod tests {
             jail.set_env("WAGATE_ADMIN_KEY", "secret");
             jail.set_env("WAGATE_LOG_FORMAT", "json");
             jail.set_env("WAGATE_CONNECTORS__SIM__READ_DELAY_MS", "5");
+            jail.set_env("WAGATE_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true");
+            jail.set_env("WAGATE_WEBHOOKS__RETRY_SCHEDULE_MS", "[10, 20]");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.listen, "0.0.0.0:8181");
             assert_eq!(config.node_id, "from-file");
@@ -242,6 +325,8 @@ mod tests {
             assert_eq!(config.admin_key.as_deref(), Some("secret"));
             assert_eq!(config.log_format, LogFormat::Json);
             assert_eq!(config.connectors.sim.read_delay_ms, 5);
+            assert!(config.webhooks.allow_private_targets);
+            assert_eq!(config.webhooks.retry_schedule_ms, [10, 20]);
             assert_eq!(config.database_url().unwrap(), "sqlite:///var/lib/wagate/wagate.db");
             Ok(())
         });
@@ -255,6 +340,7 @@ mod tests {
                 ("WAGATE_DATABASE_URL", "postgres://localhost/wagate", "database_url"),
                 ("WAGATE_MEDIA_URL", "s3://bucket/media", "media_url"),
                 ("WAGATE_ENGINE__SEND_BATCH", "0", "engine.send_batch"),
+                ("WAGATE_WEBHOOKS__RETRY_JITTER_PERCENT", "150", "webhooks.retry_jitter_percent"),
                 ("WAGATE_LOG_FORMAT", "xml", "log_format"),
             ] {
                 jail.clear_env();

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 mod qr;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use wagate_store::{SqliteStore, Store};
 use config::ms;
 pub use config::Config;
 use engine::Engine;
+use webhooks::Deliverer;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -29,6 +31,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
     pub admin_key: Arc<str>,
+    pub deliverer: Arc<Deliverer>,
     /// The simulated network, when the sim connector is enabled.
     pub sim: Option<Arc<SimNetwork>>,
     /// Turns true when the server starts shutting down, so long waits end early.
@@ -40,6 +43,7 @@ pub struct Server {
     addr: SocketAddr,
     admin_key: Arc<str>,
     engine: Arc<Engine>,
+    deliverer: Arc<Deliverer>,
     store: SqliteStore,
     stop: oneshot::Sender<()>,
     stopping: watch::Sender<bool>,
@@ -77,16 +81,22 @@ impl Server {
             Arc::new(store.clone()) as Arc<dyn Store>,
             Arc::new(SystemClock),
             config.engine.clone(),
+            &config.events,
             config.node_id.clone(),
             connectors,
         );
         let resumed = engine.resume().await.context("cannot resume sessions")?;
+        let deliverer = Arc::new(
+            Deliverer::start(Arc::clone(&engine), config.webhooks.clone())
+                .context("cannot start the webhook deliverer")?,
+        );
 
         let addr = listener.local_addr()?;
         let (stopping, stopping_rx) = watch::channel(false);
         let state = AppState {
             stopping: stopping_rx,
             engine: Arc::clone(&engine),
+            deliverer: Arc::clone(&deliverer),
             config: Arc::new(config),
             admin_key: Arc::clone(&admin_key),
             sim,
@@ -101,7 +111,7 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, store, stop, stopping, http })
+        Ok(Self { addr, admin_key, engine, deliverer, store, stop, stopping, http })
     }
 
     /// Where the API listens.
@@ -113,12 +123,13 @@ impl Server {
         &self.admin_key
     }
 
-    /// Stops taking requests, finishes the ones in flight, closes sessions (they resume on
-    /// next start) and closes the store.
+    /// Stops taking requests, finishes the ones in flight and the webhook attempts in flight,
+    /// closes sessions (they resume on next start) and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stopping.send(true);
         let _ = self.stop.send(());
         self.http.await??;
+        self.deliverer.stop().await;
         self.engine.shutdown().await;
         self.store.close().await;
         tracing::info!("wagate stopped");

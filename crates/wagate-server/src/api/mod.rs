@@ -5,6 +5,8 @@ mod events;
 mod messages;
 mod sessions;
 mod sim;
+mod streams;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -28,7 +30,16 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/qr", get(sessions::qr))
         .route("/sessions/{id}/messages", post(messages::send).get(messages::list))
         .route("/messages/{id}", get(messages::get))
-        .route("/events", get(events::list));
+        .route("/events", get(events::list))
+        .route("/events/stream", get(streams::sse))
+        .route("/events/ws", get(streams::ws))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery_id}", get(webhooks::delivery))
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
+        .route("/webhooks/{id}/replay", post(webhooks::replay));
     if state.sim.is_some() {
         v1 = v1.merge(sim::routes());
     }

@@ -25,7 +25,7 @@ pub enum CommitError {
 type Job<I, O> = (Vec<I>, oneshot::Sender<Result<Vec<O>, CommitError>>);
 
 /// A writer task that commits the items of all waiting submissions in one call.
-pub(super) struct GroupCommit<I, O> {
+pub(crate) struct GroupCommit<I, O> {
     jobs: Mutex<Option<mpsc::Sender<Job<I, O>>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -33,7 +33,7 @@ pub(super) struct GroupCommit<I, O> {
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     /// Starts the writer; `commit` writes a batch in one transaction and answers one output per
     /// input, in order.
-    pub(super) fn start<F, Fut>(commit: F) -> Self
+    pub(crate) fn start<F, Fut>(commit: F) -> Self
     where
         F: FnMut(Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<O>, StoreError>> + Send + 'static,
@@ -44,7 +44,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     }
 
     /// Commits `items` (with whatever else is waiting); answers once they are committed.
-    pub(super) async fn submit(&self, items: Vec<I>) -> Result<Vec<O>, CommitError> {
+    pub(crate) async fn submit(&self, items: Vec<I>) -> Result<Vec<O>, CommitError> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let jobs = jobs.ok_or(CommitError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
@@ -53,7 +53,7 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
     }
 
     /// Commits what is waiting, then stops taking submissions.
-    pub(super) async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {

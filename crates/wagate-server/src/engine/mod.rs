@@ -2,6 +2,7 @@
 //! store what the connection reports) and publishes every committed event.
 
 mod group_commit;
+mod live;
 mod session;
 
 use std::collections::HashMap;
@@ -16,9 +17,11 @@ use wagate_store::{
     StoreError, StoreResult,
 };
 
-use crate::config::EngineConfig;
+use crate::config::{ms, EngineConfig, EventsConfig};
 pub use group_commit::CommitError;
-use group_commit::GroupCommit;
+pub(crate) use group_commit::GroupCommit;
+use live::LiveFeed;
+pub use live::{EventFilter, StreamEnd, Subscription};
 
 /// Why a message was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +90,8 @@ pub struct Engine {
     config: EngineConfig,
     node_id: String,
     connectors: HashMap<ConnectorKind, Arc<dyn Connector>>,
-    events: broadcast::Sender<Event>,
+    live: LiveFeed,
+    stream_buffer: usize,
     sessions: Mutex<HashMap<SessionId, Running>>,
     link_codes: Mutex<HashMap<SessionId, LinkCode>>,
     /// Per session: serialises connect, disconnect, logout and delete, so that two requests
@@ -108,12 +112,13 @@ impl Engine {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
+        events: &EventsConfig,
         node_id: String,
         connectors: Vec<Arc<dyn Connector>>,
     ) -> Arc<Self> {
-        let (events, _) = broadcast::channel(16 * 1024);
+        let live = LiveFeed::start(Arc::clone(&store), events.stream_buffer, ms(events.poll_interval_ms));
         let connecting = Semaphore::new(config.resume_concurrency);
-        let lease = crate::config::ms(config.send_lease_ms);
+        let lease = ms(config.send_lease_ms);
         let accepts =
             writer(
                 &store,
@@ -134,7 +139,8 @@ impl Engine {
             config,
             node_id,
             connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
-            events,
+            live,
+            stream_buffer: events.stream_buffer,
             sessions: Mutex::new(HashMap::new()),
             link_codes: Mutex::new(HashMap::new()),
             lifecycle: Mutex::new(HashMap::new()),
@@ -154,16 +160,25 @@ impl Engine {
         self.connectors.contains_key(&kind)
     }
 
-    /// Live events, from the moment of subscribing.
+    /// Live events in log order, from the moment of subscribing.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.live.subscribe()
     }
 
-    /// Publishes events that are committed.
+    /// A subscriber's stream: the events after `after` (or from now), then live ones.
+    pub async fn subscription(
+        &self,
+        filter: EventFilter,
+        after: Option<wagate_core::EventId>,
+    ) -> Result<Subscription, StoreError> {
+        Subscription::new(Arc::clone(&self.store), self.live.subscribe(), self.stream_buffer, filter, after)
+            .await
+    }
+
+    /// Announces committed events to live subscribers (which read them from the log, in order).
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = Event>) {
-        for event in events {
-            // No subscriber is fine: the log has it.
-            let _ = self.events.send(event);
+        if events.into_iter().next().is_some() {
+            self.live.wake();
         }
     }
 
@@ -417,5 +432,6 @@ impl Engine {
         self.accepts.stop().await;
         self.claims.stop().await;
         self.statuses.stop().await;
+        self.live.stop().await;
     }
 }

@@ -1,5 +1,6 @@
 //! The event log.
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use wagate_core::{Event, EventId, EventType, SessionId, Timestamp};
 
@@ -17,14 +18,24 @@ pub(super) async fn insert(
     data: serde_json::Value,
     now: Timestamp,
 ) -> StoreResult<Event> {
-    let mut events = insert_many(conn, vec![(kind, session_id.clone(), data)], now).await?;
+    let mut events = insert_many(conn, vec![(kind, Some(session_id.clone()), data)], now).await?;
     events.pop().ok_or_else(|| StoreError::Corrupt("event not appended".into()))
 }
 
-/// Appends events in order inside the caller's transaction, a few statements for many events.
+/// An event to append: its type, the session it is about (if any) and its data.
+pub(super) type NewEvent = (EventType, Option<SessionId>, serde_json::Value);
+
+/// Which webhooks want an event: SQL over `w` (webhooks) and `e` (events), the same rule as
+/// `Webhook::wants`.
+pub(super) const WEBHOOK_WANTS_EVENT: &str = "(w.session_id IS NULL OR w.session_id = e.session_id) \
+     AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value = '*' OR f.value = e.type \
+     OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))";
+
+/// Appends events in order inside the caller's transaction, a few statements for many events,
+/// and queues a delivery of each to every enabled webhook that wants it.
 pub(super) async fn insert_many(
     conn: &mut SqliteConnection,
-    new: Vec<(EventType, SessionId, serde_json::Value)>,
+    new: Vec<NewEvent>,
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
     let now = from_millis(millis(now))?;
@@ -35,25 +46,65 @@ pub(super) async fn insert_many(
         let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO events (type, session_id, created_at, data) ");
         sql.push_values(&chunk, |mut row, (kind, session, data)| {
             row.push_bind(kind.as_str())
-                .push_bind(session.as_str())
+                .push_bind(session.as_ref().map(SessionId::as_str))
                 .push_bind(millis(now))
                 .push_bind(data.to_string());
         });
         let done = sql.build().execute(&mut *conn).await?;
         // One writer, AUTOINCREMENT: the rows of one INSERT get consecutive sequence numbers,
         // in the order of its VALUES, ending at the last inserted rowid.
-        let first = done.last_insert_rowid() - chunk.len() as i64 + 1;
+        let last = done.last_insert_rowid();
+        let first = last - chunk.len() as i64 + 1;
+        queue_deliveries(conn, first, last, now).await?;
         for (offset, (kind, session, data)) in chunk.into_iter().enumerate() {
             events.push(Event {
                 id: EventId::from_seq(first + offset as i64),
                 kind,
-                session_id: session.to_string(),
+                session_id: session.map(|s| s.to_string()),
                 created_at: now,
                 data,
             });
         }
     }
     Ok(events)
+}
+
+/// Queues deliveries of the events `first..=last` to the enabled webhooks that want them.
+async fn queue_deliveries(
+    conn: &mut SqliteConnection,
+    first: i64,
+    last: i64,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
+         SELECT w.id, e.seq, 'pending', ?1, ?1, ?1 FROM events e JOIN webhooks w ON w.enabled = 1 \
+         WHERE e.seq BETWEEN ?2 AND ?3 AND {WEBHOOK_WANTS_EVENT} ORDER BY e.seq, w.id"
+    ))
+    .bind(millis(now))
+    .bind(first)
+    .bind(last)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An event from a row with its columns `seq, type, session_id, created_at, data`.
+pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Event> {
+    let kind: String = row.try_get("type")?;
+    Ok(Event {
+        id: EventId::from_seq(row.try_get("seq")?),
+        kind: EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind}")))?,
+        session_id: row.try_get("session_id")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        data: from_json(row.try_get("data")?)?,
+    })
+}
+
+/// The id of the newest event, if any.
+pub(super) async fn last_id(pool: &SqlitePool) -> StoreResult<Option<EventId>> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events").fetch_one(pool).await?;
+    Ok(seq.map(EventId::from_seq))
 }
 
 pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Vec<Event>> {
@@ -70,17 +121,5 @@ pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Ve
     }
     sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            let kind: String = row.try_get("type")?;
-            Ok(Event {
-                id: EventId::from_seq(row.try_get("seq")?),
-                kind: EventType::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event type {kind}")))?,
-                session_id: row.try_get("session_id")?,
-                created_at: from_millis(row.try_get("created_at")?)?,
-                data: from_json(row.try_get("data")?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(from_row).collect()
 }

@@ -10,7 +10,7 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{from_json, from_millis, millis, push_list};
+use super::{corrupt, from_json, from_millis, millis, push_list};
 use crate::{
     Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate,
     StoreError, StoreResult,
@@ -18,10 +18,6 @@ use crate::{
 
 const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, \
     status_reason, wa_id, created_at, updated_at";
-
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value}"))
-}
 
 fn from_row(row: &SqliteRow) -> StoreResult<Message> {
     let id: String = row.try_get("id")?;
@@ -179,7 +175,7 @@ async fn status_events(
 ) -> StoreResult<Vec<Event>> {
     let new = changed
         .iter()
-        .map(|m| (EventType::MessageStatus, m.session_id.clone(), status_event_data(m)))
+        .map(|m| (EventType::MessageStatus, Some(m.session_id.clone()), status_event_data(m)))
         .collect();
     events::insert_many(conn, new, now).await
 }
@@ -387,7 +383,7 @@ pub(super) async fn claim(
         sql.build().execute(&mut *tx).await?;
     }
     insert_history(&mut tx, &started, now).await?;
-    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    let mut events: HashMap<Option<String>, Vec<Event>> = HashMap::new();
     for event in status_events(&mut tx, &started, now).await? {
         events.entry(event.session_id.clone()).or_default().push(event);
     }
@@ -397,7 +393,7 @@ pub(super) async fn claim(
         .map(|request| {
             let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
             mine.sort_by(|a, b| a.message.id.cmp(&b.message.id));
-            (mine, events.remove(request.session_id.as_str()).unwrap_or_default())
+            (mine, events.remove(&Some(request.session_id.to_string())).unwrap_or_default())
         })
         .collect())
 }
@@ -542,7 +538,7 @@ pub(super) async fn store_inbound(
     let mut new_events = Vec::with_capacity(stored.len());
     for message in &stored {
         let data = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        new_events.push((EventType::MessageReceived, message.session_id.clone(), data));
+        new_events.push((EventType::MessageReceived, Some(message.session_id.clone()), data));
     }
     let events = events::insert_many(&mut tx, new_events, now).await?;
     tx.commit().await?;

@@ -4,6 +4,7 @@
 mod events;
 mod messages;
 mod sessions;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,11 +14,15 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
-use wagate_core::{Event, EventType, Message, MessageId, Session, SessionId, Timestamp};
+use wagate_core::{
+    Delivery, DeliveryId, Event, EventId, EventType, Message, MessageId, Session, SessionId, Timestamp,
+    Webhook, WebhookId,
+};
 
 use crate::{
-    Accepted, ClaimRequest, Claimed, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession,
-    SessionChange, StatusUpdate, Store, StoreError, StoreResult,
+    Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
+    EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, Replayed,
+    SessionChange, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -79,6 +84,10 @@ pub(crate) fn millis(t: Timestamp) -> i64 {
 
 pub(crate) fn from_millis(ms: i64) -> StoreResult<Timestamp> {
     chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+}
+
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value}"))
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
@@ -169,5 +178,92 @@ impl Store for SqliteStore {
 
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {
         messages::list(&self.readers, query).await
+    }
+
+    async fn last_event_id(&self) -> StoreResult<Option<EventId>> {
+        events::last_id(&self.readers).await
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
+        webhooks::create(&mut *self.writer.lock().await, new, now).await
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.readers, id).await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(&self.readers).await
+    }
+
+    async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        webhooks::update(&mut *self.writer.lock().await, id, change, now).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &WebhookId,
+        secret: String,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        webhooks::rotate_secret(&mut *self.writer.lock().await, id, secret, previous_until, now).await
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<bool> {
+        webhooks::delete(&mut *self.writer.lock().await, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        slots: DeliverySlots,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
+        webhooks::claim(&mut *self.writer.lock().await, slots, now, lease_until).await
+    }
+
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        now: Timestamp,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Vec<Event>> {
+        webhooks::record_attempts(&mut *self.writer.lock().await, records, now, disable_after).await
+    }
+
+    async fn list_deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        webhooks::list_deliveries(&self.readers, query).await
+    }
+
+    async fn get_delivery(&self, webhook: &WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
+        webhooks::get_delivery(&self.readers, webhook, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: &WebhookId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        if !webhooks::retry(&mut *self.writer.lock().await, webhook, id, now).await? {
+            return Ok(None);
+        }
+        webhooks::get_delivery(&self.readers, webhook, id).await
+    }
+
+    async fn replay_events(
+        &self,
+        webhook: &WebhookId,
+        from: EventBound,
+        until: Option<EventBound>,
+        now: Timestamp,
+    ) -> StoreResult<Replayed> {
+        webhooks::replay(&mut *self.writer.lock().await, webhook, from, until, now).await
     }
 }

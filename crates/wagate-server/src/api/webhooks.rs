@@ -1,0 +1,301 @@
+//! `/v1/webhooks`: register receivers of events, inspect and retry their deliveries, replay.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wagate_core::{DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Webhook, WebhookId};
+use wagate_store::{DeliveryQuery, EventBound, NewWebhook, StoreError, WebhookChange};
+
+use super::{page_limit, ApiError, ApiJson, ApiQuery};
+use crate::webhooks::signing::generate_secret;
+use crate::webhooks::targets::{check_url, TargetError};
+use crate::AppState;
+
+const MAX_URL_LEN: usize = 2048;
+const MAX_FILTERS: usize = 50;
+const MAX_DESCRIPTION_CHARS: usize = 500;
+
+fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(raw).map_err(|_| webhook_not_found(raw))
+}
+
+fn webhook_not_found(id: &str) -> ApiError {
+    ApiError::not_found("webhook_not_found", format!("no webhook with id {id:?}"))
+}
+
+fn found(webhook: Option<Webhook>, id: &WebhookId) -> Result<Webhook, ApiError> {
+    webhook.ok_or_else(|| webhook_not_found(id.as_str()))
+}
+
+/// A webhook as the API shows it; the secret only when it was just made.
+fn shown(webhook: &Webhook, with_secret: bool) -> Value {
+    let mut value = json!(webhook);
+    if with_secret {
+        value["secret"] = json!(webhook.secret);
+    }
+    value
+}
+
+async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ApiError::invalid_field("url", format!("must be at most {MAX_URL_LEN} characters")));
+    }
+    match check_url(url, state.config.webhooks.allow_private_targets).await {
+        Ok(url) => Ok(url.to_string()),
+        Err(TargetError::Invalid(why)) => Err(ApiError::invalid_field("url", why)),
+        Err(e @ TargetError::Private(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "private_target",
+            format!("url: {e}; set webhooks.allow_private_targets = true to allow such targets"),
+        )
+        .with_details(json!({ "field": "url" }))),
+        Err(e @ TargetError::Unresolvable(_)) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_target", format!("url: {e}"))
+                .with_details(json!({ "field": "url" })))
+        }
+    }
+}
+
+/// Event filters: exact types, `prefix.*` or `*`, each selecting at least one type.
+fn checked_filters(filters: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if filters.is_empty() {
+        return Err(ApiError::invalid_field("events", "must name at least one event type, or \"*\""));
+    }
+    if filters.len() > MAX_FILTERS {
+        return Err(ApiError::invalid_field("events", format!("at most {MAX_FILTERS} filters")));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(filters.len());
+    for filter in filters {
+        let filter = filter.trim().to_owned();
+        if !EventType::ALL.into_iter().any(|kind| kind.matches(&filter)) {
+            return Err(ApiError::invalid_field("events", format!("{filter:?} matches no event type")));
+        }
+        if !checked.contains(&filter) {
+            checked.push(filter);
+        }
+    }
+    Ok(checked)
+}
+
+fn checked_description(description: Option<String>) -> Result<Option<String>, ApiError> {
+    match description {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::invalid_field(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    url: String,
+    /// Every event when absent.
+    events: Option<Vec<String>>,
+    session_id: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = NewWebhook {
+        url: checked_url(&state, &body.url).await?,
+        events: checked_filters(body.events.unwrap_or_else(|| vec!["*".into()]))?,
+        session_id: body
+            .session_id
+            .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
+            .transpose()?,
+        description: checked_description(body.description)?,
+        secret: generate_secret(),
+    };
+    let webhook = state.engine.store().create_webhook(new, state.engine.now()).await?;
+    tracing::info!(webhook_id = %webhook.id, url = %webhook.url, "webhook created");
+    state.deliverer.wake();
+    Ok((StatusCode::CREATED, Json(shown(&webhook, true))))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let webhooks = state.engine.store().list_webhooks().await?;
+    let shown: Vec<Value> = webhooks.iter().map(|w| shown(w, false)).collect();
+    Ok(Json(json!({ "data": shown })))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = webhook_id(&id)?;
+    let webhook = found(state.engine.store().get_webhook(&id).await?, &id)?;
+    Ok(Json(shown(&webhook, false)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    enabled: Option<bool>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+}
+
+/// Tells a field set to `null` (Some(None)) from a missing one (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> Result<Json<Value>, ApiError> {
+    let id = webhook_id(&id)?;
+    let url = match body.url {
+        Some(url) => Some(checked_url(&state, &url).await?),
+        None => None,
+    };
+    let change = WebhookChange {
+        url,
+        events: body.events.map(checked_filters).transpose()?,
+        description: body.description.map(checked_description).transpose()?,
+        enabled: body.enabled,
+    };
+    let webhook = found(state.engine.store().update_webhook(&id, change, state.engine.now()).await?, &id)?;
+    state.deliverer.wake();
+    Ok(Json(shown(&webhook, false)))
+}
+
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = webhook_id(&id)?;
+    if state.engine.store().delete_webhook(&id).await? {
+        tracing::info!(webhook_id = %id, "webhook deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(webhook_not_found(id.as_str()))
+    }
+}
+
+/// A new secret; the old one keeps signing alongside for `webhooks.secret_overlap_ms`.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = webhook_id(&id)?;
+    let now = state.engine.now();
+    let overlap = chrono::Duration::milliseconds(
+        i64::try_from(state.config.webhooks.secret_overlap_ms).unwrap_or(i64::MAX),
+    );
+    let webhook =
+        state.engine.store().rotate_webhook_secret(&id, generate_secret(), now + overlap, now).await?;
+    let webhook = found(webhook, &id)?;
+    let mut shown = shown(&webhook, true);
+    shown["previous_secret_expires_at"] = json!(webhook.previous_secret.as_ref().map(|(_, until)| until));
+    Ok(Json(shown))
+}
+
+#[derive(Deserialize)]
+pub struct DeliveriesQuery {
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let webhook_id = webhook_id(&id)?;
+    found(state.engine.store().get_webhook(&webhook_id).await?, &webhook_id)?;
+    let status = query
+        .status
+        .map(|s| {
+            DeliveryStatus::parse(&s)
+                .ok_or_else(|| ApiError::invalid_field("status", "must be pending, delivered or failed"))
+        })
+        .transpose()?;
+    let before = query
+        .before
+        .map(|b| DeliveryId::parse(&b).map_err(|e| ApiError::invalid_field("before", e)))
+        .transpose()?;
+    let limit = page_limit(query.limit, 50, 500)?;
+    let deliveries =
+        state.engine.store().list_deliveries(DeliveryQuery { webhook_id, status, before, limit }).await?;
+    let next_before = (deliveries.len() == limit as usize).then(|| deliveries.last().map(|d| d.id)).flatten();
+    Ok(Json(json!({ "data": deliveries, "next_before": next_before })))
+}
+
+fn delivery_not_found(id: &str) -> ApiError {
+    ApiError::not_found("delivery_not_found", format!("this webhook has no delivery {id:?}"))
+}
+
+pub async fn delivery(
+    State(state): State<AppState>,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let webhook_id = webhook_id(&id)?;
+    let delivery_id = DeliveryId::parse(&delivery).map_err(|_| delivery_not_found(&delivery))?;
+    let found = state.engine.store().get_delivery(&webhook_id, delivery_id).await?;
+    Ok(Json(json!(found.ok_or_else(|| delivery_not_found(&delivery))?)))
+}
+
+/// Makes one delivery due now, whatever its status; a failed one gets one more attempt.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let webhook_id = webhook_id(&id)?;
+    let delivery_id = DeliveryId::parse(&delivery).map_err(|_| delivery_not_found(&delivery))?;
+    let retried = state.engine.store().retry_delivery(&webhook_id, delivery_id, state.engine.now()).await?;
+    let retried = retried.ok_or_else(|| delivery_not_found(&delivery))?;
+    state.deliverer.wake();
+    Ok((StatusCode::ACCEPTED, Json(json!(retried))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// An event id or an RFC 3339 time; inclusive.
+    since: String,
+    /// An event id or an RFC 3339 time; inclusive. Up to the newest event when absent.
+    until: Option<String>,
+}
+
+fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {
+    if raw.starts_with("evt_") {
+        return EventId::parse(raw).map(EventBound::Id).map_err(|e| ApiError::invalid_field(field, e));
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| EventBound::Time(t.to_utc()))
+        .map_err(|_| ApiError::invalid_field(field, "must be an event id (evt_…) or an RFC 3339 time"))
+}
+
+/// Queues the webhook's events in a range again (new deliveries with the same `webhook-id`s).
+pub async fn replay(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Replay>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let webhook_id = webhook_id(&id)?;
+    let since = event_bound("since", &body.since)?;
+    let until = body.until.as_deref().map(|u| event_bound("until", u)).transpose()?;
+    let webhook = found(state.engine.store().get_webhook(&webhook_id).await?, &webhook_id)?;
+    if !webhook.enabled {
+        return Err(ApiError::conflict("webhook_disabled", "the webhook is disabled; enable it first"));
+    }
+    let replayed =
+        match state.engine.store().replay_events(&webhook_id, since, until, state.engine.now()).await {
+            Err(StoreError::NotFound(_)) => return Err(webhook_not_found(webhook_id.as_str())),
+            other => other?,
+        };
+    state.deliverer.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({ "queued": replayed.count, "first_event_id": replayed.first, "last_event_id": replayed.last }),
+        ),
+    ))
+}

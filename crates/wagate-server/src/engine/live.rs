@@ -1,0 +1,212 @@
+//! The live event feed. One task reads the log in id order and broadcasts what it reads, so
+//! every live subscriber sees events in log order whichever writer committed them; a
+//! subscriber that resumes reads the log first, then joins the feed without a gap or a repeat.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+use wagate_core::{Event, EventId, EventType, SessionId};
+use wagate_store::{EventQuery, Store, StoreError};
+
+/// Events read from the log per query.
+const PAGE: u32 = 500;
+
+pub(super) struct LiveFeed {
+    sender: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LiveFeed {
+    /// Starts following the log from its current end; `buffer` is how far a subscriber may
+    /// fall behind, `poll` how often the log is read when nothing announced new events.
+    pub(super) fn start(store: Arc<dyn Store>, buffer: usize, poll: Duration) -> Self {
+        let (sender, _) = broadcast::channel(buffer);
+        let wake = Arc::new(Notify::new());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(follow(store, sender.clone(), Arc::clone(&wake), poll, stopped));
+        Self { sender, wake, stop, task: Mutex::new(Some(task)) }
+    }
+
+    /// New events were committed.
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+
+    /// Broadcasts what is committed, then stops; subscribers see the feed close.
+    pub(super) async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn follow(
+    store: Arc<dyn Store>,
+    sender: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = loop {
+        match store.last_event_id().await {
+            Ok(last) => break last,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event log; retrying");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    };
+    loop {
+        loop {
+            let query = EventQuery { after: last, limit: PAGE, ..Default::default() };
+            match store.list_events(query).await {
+                Ok(page) => {
+                    let full = page.len() == PAGE as usize;
+                    for event in page {
+                        last = Some(event.id);
+                        // No subscriber is fine: the log has it.
+                        let _ = sender.send(event);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the event log");
+                    break;
+                }
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Which events a subscriber wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub session_id: Option<SessionId>,
+    /// Empty: every type.
+    pub types: Vec<EventType>,
+}
+
+impl EventFilter {
+    fn wants(&self, event: &Event) -> bool {
+        let session_ok = match &self.session_id {
+            Some(id) => event.session_id.as_deref() == Some(id.as_str()),
+            None => true,
+        };
+        session_ok && (self.types.is_empty() || self.types.contains(&event.kind))
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamEnd {
+    #[error("slow consumer: fell more than {0} events behind; reconnect with the last event id to resume")]
+    SlowConsumer(usize),
+    #[error("the server is shutting down; reconnect with the last event id to resume")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One subscriber's view of the log: what it missed first, then the live feed.
+pub struct Subscription {
+    store: Arc<dyn Store>,
+    filter: EventFilter,
+    live: broadcast::Receiver<Event>,
+    buffer: usize,
+    /// The last event handed out (or skipped as already seen).
+    last: Option<EventId>,
+    backlog: VecDeque<Event>,
+    caught_up: bool,
+    /// Whether the feed has handed out an event since the last catch-up from the log.
+    following: bool,
+}
+
+impl Subscription {
+    /// Follows events after `after`, or from now when `after` is None.
+    pub(super) async fn new(
+        store: Arc<dyn Store>,
+        live: broadcast::Receiver<Event>,
+        buffer: usize,
+        filter: EventFilter,
+        after: Option<EventId>,
+    ) -> Result<Self, StoreError> {
+        // Subscribed to the feed first: whatever the log read below misses, the feed carries.
+        let last = match after {
+            Some(after) => Some(after),
+            None => store.last_event_id().await?,
+        };
+        Ok(Self {
+            store,
+            filter,
+            live,
+            buffer,
+            last,
+            backlog: VecDeque::new(),
+            caught_up: false,
+            following: false,
+        })
+    }
+
+    /// The next event the subscriber wants, in log order.
+    pub async fn next(&mut self) -> Result<Event, StreamEnd> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                self.last = Some(event.id);
+                return Ok(event);
+            }
+            if !self.caught_up {
+                let query = EventQuery {
+                    after: self.last,
+                    session_id: self.filter.session_id.clone(),
+                    types: self.filter.types.clone(),
+                    limit: PAGE,
+                };
+                let page = self.store.list_events(query).await?;
+                self.caught_up = page.len() < PAGE as usize;
+                self.backlog.extend(page);
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(event) if self.last.is_some_and(|last| event.id <= last) => {}
+                Ok(event) => {
+                    self.following = true;
+                    self.last = Some(event.id);
+                    if self.filter.wants(&event) {
+                        return Ok(event);
+                    }
+                }
+                // Fell behind while following the feed: too slow for it.
+                Err(broadcast::error::RecvError::Lagged(_)) if self.following => {
+                    return Err(StreamEnd::SlowConsumer(self.buffer))
+                }
+                // Fell behind while reading a long backlog: read on from the log.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.live = self.live.resubscribe();
+                    self.caught_up = false;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(StreamEnd::ShuttingDown),
+            }
+        }
+    }
+}

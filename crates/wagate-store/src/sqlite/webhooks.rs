@@ -1,0 +1,481 @@
+//! Webhooks, their deliveries and the attempts of each delivery.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use wagate_core::{
+    Attempt, Delivery, DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Timestamp, Webhook,
+    WebhookId,
+};
+
+use super::events::{self, ROWS_PER_INSERT, WEBHOOK_WANTS_EVENT};
+use super::{corrupt, from_json, from_millis, millis};
+use crate::{
+    AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound, NewWebhook,
+    Replayed, StoreError, StoreResult, WebhookChange,
+};
+
+const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
+     secret, previous_secret, previous_secret_until, created_at, updated_at";
+
+fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
+    let id: String = row.try_get("id")?;
+    let session: Option<String> = row.try_get("session_id")?;
+    let previous: Option<String> = row.try_get("previous_secret")?;
+    let previous_until: Option<i64> = row.try_get("previous_secret_until")?;
+    Ok(Webhook {
+        id: WebhookId::parse(&id).map_err(|_| corrupt("webhook id", &id))?,
+        url: row.try_get("url")?,
+        events: from_json(row.try_get("events")?)?,
+        session_id: session
+            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("session id", &s)))
+            .transpose()?,
+        description: row.try_get("description")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        secret: row.try_get("secret")?,
+        previous_secret: match (previous, previous_until) {
+            (Some(secret), Some(until)) => Some((secret, from_millis(until)?)),
+            _ => None,
+        },
+    })
+}
+
+fn events_json(events: &[String]) -> String {
+    serde_json::Value::from(events.to_vec()).to_string()
+}
+
+pub(super) async fn create(
+    conn: &mut SqliteConnection,
+    new: NewWebhook,
+    now: Timestamp,
+) -> StoreResult<Webhook> {
+    let now = from_millis(millis(now))?;
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        url: new.url,
+        events: new.events,
+        session_id: new.session_id,
+        description: new.description,
+        enabled: true,
+        disabled_reason: None,
+        created_at: now,
+        updated_at: now,
+        secret: new.secret,
+        previous_secret: None,
+    };
+    sqlx::query(
+        "INSERT INTO webhooks (id, url, events, session_id, description, secret, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(webhook.id.as_str())
+    .bind(&webhook.url)
+    .bind(events_json(&webhook.events))
+    .bind(webhook.session_id.as_ref().map(SessionId::as_str))
+    .bind(&webhook.description)
+    .bind(&webhook.secret)
+    .bind(millis(now))
+    .bind(millis(now))
+    .execute(conn)
+    .await?;
+    Ok(webhook)
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+    let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?"))
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(webhook_from_row).transpose()
+}
+
+pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Webhook>> {
+    let rows =
+        sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")).fetch_all(pool).await?;
+    rows.iter().map(webhook_from_row).collect()
+}
+
+pub(super) async fn update(
+    conn: &mut SqliteConnection,
+    id: &WebhookId,
+    change: WebhookChange,
+    now: Timestamp,
+) -> StoreResult<Option<Webhook>> {
+    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET updated_at = ");
+    sql.push_bind(millis(now));
+    if let Some(url) = change.url {
+        sql.push(", url = ").push_bind(url);
+    }
+    if let Some(events) = change.events {
+        sql.push(", events = ").push_bind(events_json(&events));
+    }
+    if let Some(description) = change.description {
+        sql.push(", description = ").push_bind(description);
+    }
+    if let Some(enabled) = change.enabled {
+        sql.push(", disabled_reason = NULL, failing_since = NULL, enabled = ").push_bind(enabled);
+    }
+    sql.push(" WHERE id = ").push_bind(id.as_str());
+    sql.push(format!(" RETURNING {WEBHOOK_COLUMNS}"));
+    let row = sql.build().fetch_optional(conn).await?;
+    row.as_ref().map(webhook_from_row).transpose()
+}
+
+pub(super) async fn rotate_secret(
+    conn: &mut SqliteConnection,
+    id: &WebhookId,
+    secret: String,
+    previous_until: Timestamp,
+    now: Timestamp,
+) -> StoreResult<Option<Webhook>> {
+    // The right-hand sides see the row before the update: the old secret becomes the previous one.
+    let row = sqlx::query(&format!(
+        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = ?, secret = ?, updated_at = ? \
+         WHERE id = ? RETURNING {WEBHOOK_COLUMNS}"
+    ))
+    .bind(millis(previous_until))
+    .bind(secret)
+    .bind(millis(now))
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(webhook_from_row).transpose()
+}
+
+pub(super) async fn delete(conn: &mut SqliteConnection, id: &WebhookId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM webhooks WHERE id = ?").bind(id.as_str()).execute(conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Appends `(?, ?, …)` binding each integer: the list of an `IN`.
+fn push_ids(sql: &mut QueryBuilder<'_, Sqlite>, ids: impl IntoIterator<Item = i64>) {
+    sql.push("(");
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    sql.push(")");
+}
+
+pub(super) async fn claim(
+    conn: &mut SqliteConnection,
+    slots: DeliverySlots,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
+    let mut tx = conn.begin().await?;
+    let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled = 1 ORDER BY id"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut claimed = Vec::new();
+    for row in &rows {
+        let webhook = webhook_from_row(row)?;
+        let busy = slots.in_flight.get(&webhook.id).copied().unwrap_or(0);
+        let free = slots.max_in_flight.saturating_sub(busy);
+        if free == 0 {
+            claimed.push((webhook, Vec::new()));
+            continue;
+        }
+        let leased = sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = ?1 WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE webhook_id = ?2 AND status = 'pending' AND next_attempt_at <= ?3 \
+             ORDER BY next_attempt_at, id LIMIT ?4) RETURNING id, event_seq, attempts",
+        )
+        .bind(millis(lease_until))
+        .bind(webhook.id.as_str())
+        .bind(millis(now))
+        .bind(i64::from(free))
+        .fetch_all(&mut *tx)
+        .await?;
+        if leased.is_empty() {
+            claimed.push((webhook, Vec::new()));
+            continue;
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT seq, type, session_id, created_at, data FROM events WHERE seq IN ",
+        );
+        let mut wanted = Vec::with_capacity(leased.len());
+        for row in &leased {
+            let (id, seq, attempts): (i64, i64, i64) =
+                (row.try_get("id")?, row.try_get("event_seq")?, row.try_get("attempts")?);
+            wanted.push((id, seq, attempts));
+        }
+        push_ids(&mut sql, wanted.iter().map(|(_, seq, _)| *seq));
+        let mut found: HashMap<i64, wagate_core::Event> = HashMap::new();
+        for row in sql.build().fetch_all(&mut *tx).await? {
+            let event = events::from_row(&row)?;
+            found.insert(event.id.seq(), event);
+        }
+        wanted.sort_unstable();
+        let mut deliveries = Vec::with_capacity(wanted.len());
+        for (id, seq, attempts) in wanted {
+            let event =
+                found.remove(&seq).ok_or_else(|| StoreError::Corrupt(format!("delivery of event {seq}")))?;
+            deliveries.push(ClaimedDelivery {
+                id: DeliveryId::from_seq(id),
+                event,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            });
+        }
+        claimed.push((webhook, deliveries));
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+pub(super) async fn record_attempts(
+    conn: &mut SqliteConnection,
+    records: Vec<AttemptRecord>,
+    now: Timestamp,
+    disable_after: chrono::Duration,
+) -> StoreResult<Vec<wagate_core::Event>> {
+    let mut tx = conn.begin().await?;
+    // A delivery can vanish mid-attempt with its webhook; its attempt is dropped with it.
+    for chunk in records.chunks(ROWS_PER_INSERT / 8) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
+             next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT column1 AS id, column2 AS status, \
+             column3 AS next_at, column4 AS at FROM (",
+        );
+        sql.push_values(chunk, |mut row, record| {
+            let (status, next_at) = match record.outcome {
+                AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
+                AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
+                AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+            };
+            row.push_bind(record.delivery.seq())
+                .push_bind(status.as_str())
+                .push_bind(next_at)
+                .push_bind(millis(record.attempt.at));
+        });
+        sql.push(")) AS v WHERE webhook_deliveries.id = v.id");
+        sql.build().execute(&mut *tx).await?;
+
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
+        );
+        sql.push_values(chunk, |mut row, record| {
+            let attempt = &record.attempt;
+            row.push_bind(record.delivery.seq())
+                .push_bind(millis(attempt.at))
+                .push_bind(attempt.status_code.map(i64::from))
+                .push_bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+                .push_bind(attempt.response_body.clone())
+                .push_bind(attempt.error.clone());
+        });
+        sql.push(") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.column1)");
+        sql.build().execute(&mut *tx).await?;
+    }
+
+    // A webhook is failing from its first failed attempt until its next success.
+    let succeeded: HashSet<&str> = records
+        .iter()
+        .filter(|r| r.outcome == AttemptOutcome::Delivered)
+        .map(|r| r.webhook_id.as_str())
+        .collect();
+    let failed: HashSet<&str> =
+        records.iter().map(|r| r.webhook_id.as_str()).filter(|id| !succeeded.contains(id)).collect();
+    if !succeeded.is_empty() {
+        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
+        super::push_list(&mut sql, succeeded.iter().copied());
+        sql.build().execute(&mut *tx).await?;
+    }
+    let mut disabled = Vec::new();
+    if !failed.is_empty() {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+        sql.push_bind(millis(now)).push(") WHERE id IN ");
+        super::push_list(&mut sql, failed.iter().copied());
+        sql.build().execute(&mut *tx).await?;
+
+        let reason = format!("every delivery failed for {} hours", disable_after.num_hours());
+        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET enabled = 0, disabled_reason = ");
+        sql.push_bind(&reason).push(", updated_at = ").push_bind(millis(now));
+        sql.push(" WHERE enabled = 1 AND failing_since <= ").push_bind(millis(now - disable_after));
+        sql.push(" AND id IN ");
+        super::push_list(&mut sql, failed.iter().copied());
+        sql.push(" RETURNING id, url, session_id, failing_since");
+        for row in sql.build().fetch_all(&mut *tx).await? {
+            let id: String = row.try_get("id")?;
+            let url: String = row.try_get("url")?;
+            let session: Option<String> = row.try_get("session_id")?;
+            let since = from_millis(row.try_get("failing_since")?)?;
+            let data = serde_json::json!({
+                "webhook_id": id,
+                "url": url,
+                "session_id": session,
+                "reason": reason,
+                "failing_since": since,
+            });
+            disabled.push((EventType::WebhookDisabled, None, data));
+        }
+    }
+    let events = events::insert_many(&mut tx, disabled, now).await?;
+    tx.commit().await?;
+    Ok(events)
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_seq, e.type, d.status, d.attempts, \
+     d.next_attempt_at, d.created_at, d.updated_at";
+
+fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
+    let webhook: String = row.try_get("webhook_id")?;
+    let kind: String = row.try_get("type")?;
+    let status: String = row.try_get("status")?;
+    let next: Option<i64> = row.try_get("next_attempt_at")?;
+    let status = DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?;
+    Ok(Delivery {
+        id: DeliveryId::from_seq(row.try_get("id")?),
+        webhook_id: WebhookId::parse(&webhook).map_err(|_| corrupt("webhook id", &webhook))?,
+        event_id: EventId::from_seq(row.try_get("event_seq")?),
+        event_type: EventType::parse(&kind).ok_or_else(|| corrupt("event type", &kind))?,
+        status,
+        attempt_count: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        next_attempt_at: match (status, next) {
+            (DeliveryStatus::Pending, Some(at)) => Some(from_millis(at)?),
+            _ => None,
+        },
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        attempts: Vec::new(),
+    })
+}
+
+/// Fills in each delivery's attempts, oldest first.
+async fn with_attempts(pool: &SqlitePool, mut deliveries: Vec<Delivery>) -> StoreResult<Vec<Delivery>> {
+    if deliveries.is_empty() {
+        return Ok(deliveries);
+    }
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "SELECT delivery_id, at, status_code, latency_ms, response, error FROM webhook_attempts \
+         WHERE delivery_id IN ",
+    );
+    push_ids(&mut sql, deliveries.iter().map(|d| d.id.seq()));
+    sql.push(" ORDER BY rowid");
+    let mut attempts: HashMap<i64, Vec<Attempt>> = HashMap::new();
+    for row in sql.build().fetch_all(pool).await? {
+        let status: Option<i64> = row.try_get("status_code")?;
+        attempts.entry(row.try_get("delivery_id")?).or_default().push(Attempt {
+            at: from_millis(row.try_get("at")?)?,
+            status_code: status.and_then(|s| u16::try_from(s).ok()),
+            latency_ms: u64::try_from(row.try_get::<i64, _>("latency_ms")?).unwrap_or(0),
+            response_body: row.try_get("response")?,
+            error: row.try_get("error")?,
+        });
+    }
+    for delivery in &mut deliveries {
+        delivery.attempts = attempts.remove(&delivery.id.seq()).unwrap_or_default();
+    }
+    Ok(deliveries)
+}
+
+pub(super) async fn list_deliveries(pool: &SqlitePool, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
+         WHERE d.webhook_id = "
+    ));
+    sql.push_bind(query.webhook_id.as_str());
+    if let Some(status) = query.status {
+        sql.push(" AND d.status = ").push_bind(status.as_str());
+    }
+    if let Some(before) = query.before {
+        sql.push(" AND d.id < ").push_bind(before.seq());
+    }
+    sql.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(query.limit));
+    let rows = sql.build().fetch_all(pool).await?;
+    let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+    with_attempts(pool, deliveries).await
+}
+
+pub(super) async fn get_delivery(
+    pool: &SqlitePool,
+    webhook: &WebhookId,
+    id: DeliveryId,
+) -> StoreResult<Option<Delivery>> {
+    let row = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
+         WHERE d.id = ? AND d.webhook_id = ?"
+    ))
+    .bind(id.seq())
+    .bind(webhook.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(with_attempts(pool, vec![delivery_from_row(&row)?]).await?.pop())
+}
+
+/// Makes a delivery due now; false when the webhook has no such delivery.
+pub(super) async fn retry(
+    conn: &mut SqliteConnection,
+    webhook: &WebhookId,
+    id: DeliveryId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 \
+         WHERE id = ?2 AND webhook_id = ?3",
+    )
+    .bind(millis(now))
+    .bind(id.seq())
+    .bind(webhook.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn push_bound(sql: &mut QueryBuilder<'_, Sqlite>, bound: EventBound, op: &str) {
+    match bound {
+        EventBound::Id(id) => sql.push(format!(" AND e.seq {op} ")).push_bind(id.seq()),
+        EventBound::Time(at) => sql.push(format!(" AND e.created_at {op} ")).push_bind(millis(at)),
+    };
+}
+
+pub(super) async fn replay(
+    conn: &mut SqliteConnection,
+    webhook: &WebhookId,
+    from: EventBound,
+    until: Option<EventBound>,
+    now: Timestamp,
+) -> StoreResult<Replayed> {
+    let mut tx = conn.begin().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = ?")
+        .bind(webhook.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("webhook"));
+    }
+    let before: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries").fetch_one(&mut *tx).await?;
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
+         SELECT w.id, e.seq, 'pending', ",
+    );
+    sql.push_bind(millis(now)).push(", ").push_bind(millis(now)).push(", ").push_bind(millis(now));
+    sql.push(" FROM events e JOIN webhooks w ON w.id = ").push_bind(webhook.as_str());
+    sql.push(format!(" WHERE {WEBHOOK_WANTS_EVENT}"));
+    push_bound(&mut sql, from, ">=");
+    if let Some(until) = until {
+        push_bound(&mut sql, until, "<=");
+    }
+    sql.push(" ORDER BY e.seq");
+    sql.build().execute(&mut *tx).await?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > ?",
+    )
+    .bind(before)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let first: Option<i64> = row.try_get("first")?;
+    let last: Option<i64> = row.try_get("last")?;
+    Ok(Replayed {
+        count: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
+        first: first.map(EventId::from_seq),
+        last: last.map(EventId::from_seq),
+    })
+}

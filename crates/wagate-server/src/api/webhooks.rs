@@ -103,16 +103,15 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let new = NewWebhook {
-        url: checked_url(&state, &body.url).await?,
-        events: checked_filters(body.events.unwrap_or_else(|| vec!["*".into()]))?,
-        session_id: body
-            .session_id
-            .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
-            .transpose()?,
-        description: checked_description(body.description)?,
-        secret: generate_secret(),
-    };
+    let events = checked_filters(body.events.unwrap_or_else(|| vec!["*".into()]))?;
+    let session_id = body
+        .session_id
+        .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
+        .transpose()?;
+    let description = checked_description(body.description)?;
+    // Last: checking the URL may take a DNS lookup.
+    let url = checked_url(&state, &body.url).await?;
+    let new = NewWebhook { url, events, session_id, description, secret: generate_secret() };
     let webhook = state.engine.store().create_webhook(new, state.engine.now()).await?;
     tracing::info!(webhook_id = %webhook.id, url = %webhook.url, "webhook created");
     state.deliverer.wake();
@@ -153,16 +152,13 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> Result<Json<Value>, ApiError> {
     let id = webhook_id(&id)?;
+    let events = body.events.map(checked_filters).transpose()?;
+    let description = body.description.map(checked_description).transpose()?;
     let url = match body.url {
         Some(url) => Some(checked_url(&state, &url).await?),
         None => None,
     };
-    let change = WebhookChange {
-        url,
-        events: body.events.map(checked_filters).transpose()?,
-        description: body.description.map(checked_description).transpose()?,
-        enabled: body.enabled,
-    };
+    let change = WebhookChange { url, events, description, enabled: body.enabled };
     let webhook = found(state.engine.store().update_webhook(&id, change, state.engine.now()).await?, &id)?;
     state.deliverer.wake();
     Ok(Json(shown(&webhook, false)))

@@ -23,11 +23,25 @@ pub fn fast_config(dir: &TempDir) -> Config {
     config.engine.reconnect_max_ms = 100;
     config.engine.send_retry_base_ms = 20;
     config.api.wait_timeout_ms = 5_000;
+    config.events.poll_interval_ms = 50;
+    config.webhooks.allow_private_targets = true;
+    config.webhooks.retry_schedule_ms = vec![20; 5];
+    config.webhooks.retry_jitter_percent = 0;
+    config.webhooks.timeout_ms = 2_000;
+    config.webhooks.poll_interval_ms = 20;
     config
+}
+
+struct Killable {
+    kill: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 pub struct TestServer {
     server: Option<Server>,
+    /// A server on its own runtime, which the test can kill (see [`TestServer::start_killable`]).
+    killable: Option<Killable>,
+    key: String,
     pub dir: Arc<TempDir>,
     pub config: Config,
     pub base: String,
@@ -50,7 +64,50 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::start(config.clone(), listener).await.expect("server starts");
         let base = format!("http://{}", server.addr());
-        Self { server: Some(server), dir, config, base, client: reqwest::Client::new() }
+        let key = server.admin_key().to_owned();
+        Self { server: Some(server), killable: None, key, dir, config, base, client: reqwest::Client::new() }
+    }
+
+    /// A server on its own thread and runtime, so that [`TestServer::kill`] can stop it the
+    /// way a crash would: every task dropped where it stands, nothing shut down.
+    pub fn start_killable(dir: Arc<TempDir>, config: Config) -> Self {
+        let (started, addr) = std::sync::mpsc::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        let server_config = config.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let server = runtime.block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                Server::start(server_config, listener).await.expect("server starts")
+            });
+            started.send((server.addr(), server.admin_key().to_owned())).expect("report the address");
+            let _ = killed.recv();
+            runtime.shutdown_background();
+            // The server's tasks are gone with the runtime; what is left of it is not shut down.
+            std::mem::forget(server);
+        });
+        let (addr, key) = addr.recv().expect("server starts");
+        Self {
+            server: None,
+            killable: Some(Killable { kill, thread }),
+            key,
+            dir,
+            config,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Kills a server started with [`TestServer::start_killable`].
+    pub fn kill(mut self) -> (Arc<TempDir>, Config) {
+        let killable = self.killable.take().expect("a killable server");
+        let _ = killable.kill.send(());
+        killable.thread.join().expect("server thread");
+        (Arc::clone(&self.dir), self.config.clone())
     }
 
     pub fn server(&self) -> &Server {
@@ -70,7 +127,7 @@ impl TestServer {
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(self.server().admin_key())
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key)
     }
 
     pub async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -88,6 +145,24 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(self.request(Method::POST, path).json(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(self.request(Method::PATCH, path).json(&body)).await
+    }
+
+    /// Registers a webhook; answers its id and secret.
+    pub async fn create_webhook(&self, url: &str, events: Value) -> (String, String) {
+        let (status, body) = self.post("/v1/webhooks", json!({ "url": url, "events": events })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (body["id"].as_str().expect("id").to_owned(), body["secret"].as_str().expect("secret").to_owned())
+    }
+
+    /// A webhook's deliveries, newest first.
+    pub async fn deliveries(&self, webhook: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/webhooks/{webhook}/deliveries?limit=500{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().expect("data").clone()
     }
 
     pub async fn create_session(&self, id: &str) -> Value {
@@ -181,18 +256,18 @@ impl TestServer {
     }
 }
 
-/// Polls until `check` returns a value; fails the test after ten seconds.
+/// Polls until `check` returns a value; fails the test after fifteen seconds.
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s");
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 15 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -5,5 +5,8 @@ mod common;
 mod events;
 mod input;
 mod messages;
+mod receiver;
 mod restart;
 mod sessions;
+mod streams;
+mod webhooks;

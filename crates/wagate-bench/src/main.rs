@@ -4,6 +4,11 @@
 //! clients, and reports accepted messages/s, accept latency (p50/p99) and end-to-end
 //! (accepted → read) messages/s. By default it starts a server in this process on a temporary
 //! data dir; `--url` and `--key` point it at a running one instead.
+//!
+//! `webhooks`: registers a webhook to a receiver in this process, sends messages as `send`
+//! does, and reports webhook deliveries/s and the delay from an event's creation to its
+//! arrival at the receiver (p50/p99); then replays the whole run to the webhook and reports
+//! how fast a backlog drains.
 
 // The report on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
@@ -28,6 +33,28 @@ struct Cli {
 enum Command {
     /// Send text messages through sim sessions.
     Send(SendArgs),
+    /// Deliver the events of a send run to a local webhook receiver.
+    Webhooks(WebhookArgs),
+}
+
+#[derive(clap::Args)]
+struct WebhookArgs {
+    /// Messages to send; each makes five events (queued, sending, sent, delivered, read).
+    #[arg(long, default_value_t = 4_000)]
+    messages: usize,
+    /// Concurrent HTTP clients sending.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Sim sessions the messages are spread over.
+    #[arg(long, default_value_t = 4)]
+    sessions: usize,
+    /// Deliveries to the webhook in flight at once (`webhooks.max_in_flight`).
+    #[arg(long, default_value_t = 16)]
+    max_in_flight: u32,
+    /// Messages per second to send at (as fast as possible when absent), to measure the
+    /// delay when the deliverer keeps up.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -115,14 +142,26 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Send(args) => send(args).await,
+            Command::Webhooks(args) => webhooks(args).await,
         }
     })
 }
 
-async fn send(args: SendArgs) -> anyhow::Result<()> {
-    // Keep the in-process server alive for the whole run.
-    let (_dir, server, base, key) = match (&args.url, &args.key) {
-        (Some(url), Some(key)) => (None, None, url.trim_end_matches('/').to_owned(), key.clone()),
+/// A server to benchmark: the one at `url`, or one started in this process.
+struct Target {
+    client: Arc<Client>,
+    server: Option<wagate_server::Server>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn target(
+    url: Option<&str>,
+    key: Option<&str>,
+    concurrency: usize,
+    tweak: impl FnOnce(&mut wagate_server::Config),
+) -> anyhow::Result<Target> {
+    let (dir, server, base, key) = match (url, key) {
+        (Some(url), Some(key)) => (None, None, url.trim_end_matches('/').to_owned(), key.to_owned()),
         _ => {
             let dir = tempfile::TempDir::new()?;
             let mut config = wagate_server::Config {
@@ -132,50 +171,60 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             };
             config.connectors.sim.delivery_delay_ms = 0;
             config.connectors.sim.read_delay_ms = 0;
+            tweak(&mut config);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let server = wagate_server::Server::start(config, listener).await?;
             let base = format!("http://{}", server.addr());
             (Some(dir), Some(server), base, "bench".to_owned())
         }
     };
-    let client = Arc::new(Client {
-        http: reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?,
-        base,
-        key,
-    });
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    Ok(Target { client: Arc::new(Client { http, base, key }), server, _dir: dir })
+}
+
+/// Creates `count` sim sessions for this run, linked unless `link` is false.
+async fn sessions(client: &Client, count: usize, link: bool) -> anyhow::Result<Vec<String>> {
     let run = format!("{:x}", std::process::id());
-    let sessions: Vec<String> = (0..args.sessions).map(|i| format!("bench-{run}-{i}")).collect();
+    let sessions: Vec<String> = (0..count).map(|i| format!("bench-{run}-{i}")).collect();
     for (i, id) in sessions.iter().enumerate() {
-        if args.accept_only {
+        if link {
+            let phone = format!("1555{:07}", 1_000_000 + i);
+            client.link(id, &phone).await.with_context(|| format!("linking {id}"))?;
+        } else {
             let (status, body) = client.post("/v1/sessions", json!({ "id": id, "connector": "sim" })).await?;
             if status != 201 {
                 bail!("creating session {id}: {status} {body}");
             }
-        } else {
-            let phone = format!("1555{:07}", 1_000_000 + i);
-            client.link(id, &phone).await.with_context(|| format!("linking {id}"))?;
         }
     }
-    let after = last_event(&client).await?;
+    Ok(sessions)
+}
 
-    println!(
-        "sending {} messages from {} concurrent clients through {} sim sessions",
-        args.messages, args.concurrency, args.sessions
-    );
+/// Sends `total` texts to virtual contacts from `concurrency` clients, at most `rate` a
+/// second when given; answers the accept latencies (µs) and how long accepting took.
+async fn send_texts(
+    client: &Arc<Client>,
+    sessions: &[String],
+    total: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> anyhow::Result<(Histogram<u64>, Duration)> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let client = Arc::clone(&client);
+    for _ in 0..concurrency {
+        let client = Arc::clone(client);
         let next = Arc::clone(&next);
-        let sessions = sessions.clone();
-        let total = args.messages;
+        let sessions = sessions.to_vec();
         workers.push(tokio::spawn(async move {
             let mut latencies = Histogram::<u64>::new(3).expect("histogram");
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     return Ok::<_, anyhow::Error>(latencies);
+                }
+                if let Some(rate) = rate {
+                    tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
                 }
                 let session = &sessions[n % sessions.len()];
                 let body = json!({ "to": format!("1666{:07}", 1 + n % 9_999), "type": "text", "text": { "body": format!("bench {n}") } });
@@ -192,9 +241,26 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     for worker in workers {
         latencies.add(worker.await??)?;
     }
-    let accepted_in = started.elapsed();
+    Ok((latencies, started.elapsed()))
+}
 
-    let ms = |us: u64| us as f64 / 1000.0;
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let target = target(args.url.as_deref(), args.key.as_deref(), args.concurrency, |_| {}).await?;
+    let client = &target.client;
+    let sessions = sessions(client, args.sessions, !args.accept_only).await?;
+    let after = last_event(client).await?;
+
+    println!(
+        "sending {} messages from {} concurrent clients through {} sim sessions",
+        args.messages, args.concurrency, args.sessions
+    );
+    let started = Instant::now();
+    let (latencies, accepted_in) =
+        send_texts(client, &sessions, args.messages, args.concurrency, None).await?;
     println!(
         "accepted:   {:>9.0} messages/s ({} in {:.2} s)",
         args.messages as f64 / accepted_in.as_secs_f64(),
@@ -208,7 +274,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         ms(latencies.max())
     );
     if args.accept_only {
-        return finish(server).await;
+        return finish(target.server).await;
     }
 
     // Follow the event log until every message is read.
@@ -241,7 +307,122 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         args.messages,
         read_in.as_secs_f64()
     );
-    finish(server).await
+    finish(target.server).await
+}
+
+/// What the bench's webhook receiver has seen.
+#[derive(Default)]
+struct Received {
+    ids: std::collections::HashSet<String>,
+    /// Event created → received, in µs, for first arrivals.
+    delays: Option<Histogram<u64>>,
+    last_at: Option<Instant>,
+}
+
+async fn receive(
+    axum::extract::State(received): axum::extract::State<Arc<std::sync::Mutex<Received>>>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let now = chrono::Utc::now();
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    let created = event["created_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let mut received = received.lock().unwrap_or_else(|e| e.into_inner());
+    if received.ids.insert(event["id"].as_str().unwrap_or_default().to_owned()) {
+        if let Some(created) = created {
+            let delay = (now - created.to_utc()).num_microseconds().unwrap_or(0).max(0) as u64;
+            let delays = received.delays.get_or_insert_with(|| Histogram::new(3).expect("histogram"));
+            let _ = delays.record(delay);
+        }
+    }
+    received.last_at = Some(Instant::now());
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Waits until the receiver has `count` distinct events; answers when the last arrived.
+async fn received_all(received: &std::sync::Mutex<Received>, count: usize) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        {
+            let received = received.lock().unwrap_or_else(|e| e.into_inner());
+            if received.ids.len() >= count {
+                return Ok(received.last_at.unwrap_or_else(Instant::now));
+            }
+            if Instant::now() > deadline {
+                bail!("only {} of {count} events arrived", received.ids.len());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn webhooks(args: WebhookArgs) -> anyhow::Result<()> {
+    let target = target(None, None, args.concurrency, |config| {
+        config.webhooks.allow_private_targets = true;
+        config.webhooks.max_in_flight = args.max_in_flight;
+    })
+    .await?;
+    let client = &target.client;
+    let received = Arc::new(std::sync::Mutex::new(Received::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let receiver_url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new().fallback(receive).with_state(Arc::clone(&received));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sessions = sessions(client, args.sessions, true).await?;
+    let first_event = last_event(client).await?;
+    let (status, body) =
+        client.post("/v1/webhooks", json!({ "url": receiver_url, "events": ["message.*"] })).await?;
+    if status != 201 {
+        bail!("creating the webhook: {status} {body}");
+    }
+    let webhook = body["id"].as_str().unwrap_or_default().to_owned();
+    let expected = args.messages * 5;
+    println!(
+        "sending {} messages ({} events) from {} clients through {} sim sessions to one webhook",
+        args.messages, expected, args.concurrency, args.sessions
+    );
+    let started = Instant::now();
+    send_texts(client, &sessions, args.messages, args.concurrency, args.rate).await?;
+    let last_arrival = received_all(&received, expected).await?;
+    let took = last_arrival - started;
+    {
+        let received = received.lock().unwrap_or_else(|e| e.into_inner());
+        let delays = received.delays.as_ref().context("no delivery arrived")?;
+        println!(
+            "live:    {:>9.0} deliveries/s ({} in {:.2} s); event → receiver p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            expected as f64 / took.as_secs_f64(),
+            expected,
+            took.as_secs_f64(),
+            ms(delays.value_at_quantile(0.5)),
+            ms(delays.value_at_quantile(0.99)),
+            ms(delays.max())
+        );
+    }
+
+    // Replay everything: a backlog that is all due at once.
+    let since = match first_event {
+        Some(id) => id,
+        None => "evt_0000000000000000".to_owned(),
+    };
+    received.lock().unwrap_or_else(|e| e.into_inner()).ids.clear();
+    let started = Instant::now();
+    let (status, body) =
+        client.post(&format!("/v1/webhooks/{webhook}/replay"), json!({ "since": since })).await?;
+    if status != 202 {
+        bail!("replay: {status} {body}");
+    }
+    let queued = body["queued"].as_u64().unwrap_or(0) as usize;
+    let last_arrival = received_all(&received, queued).await?;
+    let took = last_arrival - started;
+    println!(
+        "backlog: {:>9.0} deliveries/s ({} replayed in {:.2} s)",
+        queued as f64 / took.as_secs_f64(),
+        queued,
+        took.as_secs_f64()
+    );
+    finish(target.server).await
 }
 
 async fn finish(server: Option<wagate_server::Server>) -> anyhow::Result<()> {

@@ -177,8 +177,8 @@ pub struct DeliveryQuery {
     pub limit: u32,
 }
 
-/// How many deliveries the caller can start now: per webhook, `max_in_flight` minus those it
-/// already has in flight.
+/// How many deliveries the caller can take now: per webhook, `max_in_flight` minus those it
+/// already holds.
 #[derive(Debug, Clone, Default)]
 pub struct DeliverySlots {
     pub max_in_flight: u32,
@@ -310,6 +310,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>>;
+    /// Makes claimed deliveries that were not attempted due again at `now` (their lease given back).
+    async fn release_deliveries(&self, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()>;
     /// Records attempts in one transaction. A webhook whose attempts have all failed since
     /// `disable_after` ago is disabled, and its `webhook.disabled` event is returned.
     async fn record_attempts(

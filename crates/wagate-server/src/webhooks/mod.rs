@@ -7,13 +7,13 @@ mod attempt;
 pub mod signing;
 pub mod targets;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
-use wagate_core::{Event, Webhook, WebhookId};
+use wagate_core::{DeliveryId, Event, Webhook, WebhookId};
 use wagate_store::{AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliverySlots, StoreResult};
 
 use crate::config::{ms, WebhooksConfig};
@@ -60,7 +60,7 @@ impl Deliverer {
             config,
             client,
             records: Arc::new(records),
-            in_flight: HashMap::new(),
+            lanes: HashMap::new(),
             attempts: JoinSet::new(),
             writes: JoinSet::new(),
         };
@@ -83,13 +83,31 @@ impl Deliverer {
     }
 }
 
+/// How many rounds of `max_in_flight` attempts a webhook's claims reach ahead: one claim
+/// feeds several rounds, so claims (write transactions) stay few when deliveries flow fast.
+const PREFETCH_ROUNDS: u32 = 4;
+
+/// One webhook's deliveries on this node: attempts in flight and claimed ones waiting their turn.
+#[derive(Default)]
+struct Lane {
+    in_flight: u32,
+    waiting: VecDeque<(Arc<Webhook>, ClaimedDelivery)>,
+}
+
+impl Lane {
+    fn held(&self) -> u32 {
+        self.in_flight + self.waiting.len() as u32
+    }
+}
+
 struct Worker {
     engine: Arc<Engine>,
     config: WebhooksConfig,
     client: reqwest::Client,
     records: Arc<GroupCommit<AttemptRecord, ()>>,
-    /// Attempts in flight per webhook; every enabled webhook seen in the last claim has an entry.
-    in_flight: HashMap<WebhookId, u32>,
+    /// Every enabled webhook seen in the last claim has a lane, and so has any webhook with
+    /// deliveries still held here.
+    lanes: HashMap<WebhookId, Lane>,
     attempts: JoinSet<(WebhookId, AttemptRecord)>,
     writes: JoinSet<()>,
 }
@@ -115,13 +133,22 @@ impl Worker {
                     }
                     // New events may have queued deliveries; take all that arrived at once.
                     while !matches!(events.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
-                    claim |= self.has_free_slot();
+                    claim |= self.lanes.values().any(|lane| self.has_room(lane));
                 }
                 Some(done) = self.attempts.join_next(), if !self.attempts.is_empty() => {
                     claim |= self.finished(done);
                 }
                 Some(_) = self.writes.join_next(), if !self.writes.is_empty() => {}
             }
+        }
+        // Deliveries claimed but not started go back to the store, due now.
+        let waiting: Vec<DeliveryId> = self
+            .lanes
+            .values_mut()
+            .flat_map(|lane| lane.waiting.drain(..).map(|(_, delivery)| delivery.id))
+            .collect();
+        if let Err(e) = self.engine.store().release_deliveries(waiting, self.engine.now()).await {
+            tracing::warn!(error = %e, "cannot release claimed deliveries; they are due again when their lease ends");
         }
         while let Some(done) = self.attempts.join_next().await {
             self.finished(done);
@@ -130,18 +157,24 @@ impl Worker {
         self.records.stop().await;
     }
 
-    /// Whether some known webhook could take another delivery.
-    fn has_free_slot(&self) -> bool {
-        self.in_flight.values().any(|n| *n < self.config.max_in_flight)
+    fn prefetch(&self) -> u32 {
+        self.config.max_in_flight * PREFETCH_ROUNDS
+    }
+
+    /// Whether a lane has room for a batch: at most half its prefetch held. Claiming for
+    /// every free slot would cost a transaction per delivery.
+    fn has_room(&self, lane: &Lane) -> bool {
+        lane.held() <= self.prefetch() / 2
     }
 
     async fn claim(&mut self) {
         let now = self.engine.now();
-        // An attempt lasts at most the timeout; the lease covers it twice over.
-        let lease = now
-            + chrono::Duration::milliseconds(i64::try_from(self.config.timeout_ms * 2).unwrap_or(i64::MAX));
-        let slots =
-            DeliverySlots { max_in_flight: self.config.max_in_flight, in_flight: self.in_flight.clone() };
+        // A claimed delivery may wait its turn behind PREFETCH_ROUNDS rounds of attempts, each
+        // lasting at most the timeout; the lease covers that and its own attempt, with a margin.
+        let lease_ms = self.config.timeout_ms.saturating_mul(u64::from(PREFETCH_ROUNDS) + 2);
+        let lease = now + chrono::Duration::milliseconds(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let held = self.lanes.iter().map(|(id, lane)| (id.clone(), lane.held())).collect();
+        let slots = DeliverySlots { max_in_flight: self.prefetch(), in_flight: held };
         let claimed = match self.engine.store().claim_deliveries(slots, now, lease).await {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -149,31 +182,33 @@ impl Worker {
                 return;
             }
         };
-        let mut in_flight = HashMap::with_capacity(claimed.len());
+        let enabled: HashSet<WebhookId> = claimed.iter().map(|(webhook, _)| webhook.id.clone()).collect();
         for (webhook, deliveries) in claimed {
-            let busy = self.in_flight.get(&webhook.id).copied().unwrap_or(0);
-            in_flight.insert(webhook.id.clone(), busy + deliveries.len() as u32);
             let webhook = Arc::new(webhook);
-            for delivery in deliveries {
-                self.attempts.spawn(attempt(
-                    self.client.clone(),
-                    Arc::clone(&webhook),
-                    delivery,
-                    self.config.clone(),
-                    self.engine.now(),
-                ));
-            }
+            let lane = self.lanes.entry(webhook.id.clone()).or_default();
+            lane.waiting.extend(deliveries.into_iter().map(|d| (Arc::clone(&webhook), d)));
         }
-        // Webhooks deleted or disabled since keep their count until their attempts finish.
-        for (id, busy) in &self.in_flight {
-            if *busy > 0 {
-                in_flight.entry(id.clone()).or_insert(*busy);
-            }
+        // Webhooks deleted or disabled since keep their lane until it is empty.
+        self.lanes.retain(|id, lane| enabled.contains(id) || lane.held() > 0);
+        let ids: Vec<WebhookId> = self.lanes.keys().cloned().collect();
+        for id in ids {
+            self.start_attempts(&id);
         }
-        self.in_flight = in_flight;
     }
 
-    /// Frees the attempt's slot and records it; true when its webhook has room for more.
+    /// Starts waiting deliveries of a webhook while it has free slots.
+    fn start_attempts(&mut self, id: &WebhookId) {
+        let Some(lane) = self.lanes.get_mut(id) else { return };
+        while lane.in_flight < self.config.max_in_flight {
+            let Some((webhook, delivery)) = lane.waiting.pop_front() else { break };
+            lane.in_flight += 1;
+            let (client, config, now) = (self.client.clone(), self.config.clone(), self.engine.now());
+            self.attempts.spawn(attempt(client, webhook, delivery, config, now));
+        }
+    }
+
+    /// Frees the attempt's slot, starts the next waiting one and records this one; true when
+    /// its webhook has room for another claim.
     fn finished(&mut self, done: Result<(WebhookId, AttemptRecord), tokio::task::JoinError>) -> bool {
         let (webhook, record) = match done {
             Ok(done) => done,
@@ -183,16 +218,16 @@ impl Worker {
                 return true;
             }
         };
-        let busy = self.in_flight.entry(webhook).or_default();
-        *busy = busy.saturating_sub(1);
-        let room = *busy <= self.config.max_in_flight / 2;
+        let lane = self.lanes.entry(webhook.clone()).or_default();
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        self.start_attempts(&webhook);
         let records = Arc::clone(&self.records);
         self.writes.spawn(async move {
             if let Err(e) = records.submit(vec![record]).await {
                 tracing::error!(error = %e, "cannot record a webhook attempt; it will be made again");
             }
         });
-        room
+        self.lanes.get(&webhook).is_some_and(|lane| self.has_room(lane))
     }
 }
 

@@ -172,8 +172,8 @@ async fn a_retry_pending_when_the_server_is_killed_completes_after_restart() {
 async fn an_attempt_cut_short_by_a_kill_is_made_again_after_restart() {
     let dir = Arc::new(TempDir::new().unwrap());
     let mut config = fast_config(&dir);
-    // The lease of an attempt is twice the timeout.
-    config.webhooks.timeout_ms = 500;
+    // The lease of a claimed delivery is a few timeouts long.
+    config.webhooks.timeout_ms = 200;
     let receiver = Receiver::start().await;
     receiver.answer_next(&[Answer::Hang]);
     let server = TestServer::start_killable(Arc::clone(&dir), config);

@@ -228,6 +228,10 @@ impl Store for SqliteStore {
         webhooks::claim(&mut *self.writer.lock().await, slots, now, lease_until).await
     }
 
+    async fn release_deliveries(&self, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
+        webhooks::release(&mut *self.writer.lock().await, ids, now).await
+    }
+
     async fn record_attempts(
         &self,
         records: Vec<AttemptRecord>,

@@ -226,6 +226,20 @@ pub(super) async fn claim(
     Ok(claimed)
 }
 
+pub(super) async fn release(
+    conn: &mut SqliteConnection,
+    ids: Vec<DeliveryId>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
+        sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
+        push_ids(&mut sql, chunk.iter().map(|id| id.seq()));
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn record_attempts(
     conn: &mut SqliteConnection,
     records: Vec<AttemptRecord>,

@@ -247,3 +247,136 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening() {
     let received = EventQuery { types: vec![EventType::MessageReceived], limit: 10, ..Default::default() };
     assert_eq!(store.list_events(received).await.unwrap().len(), 2);
 }
+
+async fn webhook(
+    store: &SqliteStore,
+    events: &[&str],
+    session: Option<&str>,
+    now: Timestamp,
+) -> wagate_core::Webhook {
+    let new = wagate_store::NewWebhook {
+        url: "https://example.com/hook".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        session_id: session.map(sid),
+        description: None,
+        secret: "whsec_c2VjcmV0".into(),
+    };
+    store.create_webhook(new, now).await.unwrap()
+}
+
+fn slots(max: u32) -> wagate_store::DeliverySlots {
+    wagate_store::DeliverySlots { max_in_flight: max, in_flight: Default::default() }
+}
+
+#[tokio::test]
+async fn events_queue_deliveries_to_the_webhooks_that_want_them() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    let all = webhook(&store, &["*"], None, now).await;
+    let messages = webhook(&store, &["message.*"], None, now).await;
+    let only_b = webhook(&store, &["session.status"], Some("b"), now).await;
+    with_session(&store, "a", now).await;
+    with_session(&store, "b", now).await;
+    store.accept_outbound(vec![outbound("a", "15550001111", None)], now).await.unwrap();
+
+    let claimed = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
+    let types = |id: &wagate_core::WebhookId| -> Vec<(EventType, Option<String>)> {
+        let (_, deliveries) = claimed.iter().find(|(w, _)| &w.id == id).unwrap();
+        deliveries.iter().map(|d| (d.event.kind, d.event.session_id.clone())).collect()
+    };
+    assert_eq!(types(&all.id).len(), 3);
+    assert_eq!(types(&messages.id), [(EventType::MessageStatus, Some("a".into()))]);
+    assert_eq!(types(&only_b.id), [(EventType::SessionStatus, Some("b".into()))]);
+
+    // Leased: nothing more is due until the lease runs out, then all of it again.
+    assert!(store.claim_deliveries(slots(10), now, now).await.unwrap().iter().all(|(_, d)| d.is_empty()));
+    let later = now + Duration::seconds(31);
+    let again = store.claim_deliveries(slots(10), later, later + Duration::seconds(30)).await.unwrap();
+    assert_eq!(again.iter().map(|(_, d)| d.len()).sum::<usize>(), 5);
+}
+
+#[tokio::test]
+async fn claims_take_no_more_than_the_free_slots_oldest_first() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir).await;
+    let now = Utc::now();
+    let hook = webhook(&store, &["*"], None, now).await;
+    for id in ["a", "b", "c", "d", "e"] {
+        with_session(&store, id, now).await;
+    }
+    let mut held = slots(4);
+    held.in_flight.insert(hook.id.clone(), 1);
+    let claimed = store.claim_deliveries(held, now, now + Duration::seconds(30)).await.unwrap();
+    let sessions: Vec<Option<String>> = claimed[0].1.iter().map(|d| d.event.session_id.clone()).collect();
+    assert_eq!(sessions, [Some("a".into()), Some("b".into()), Some("c".into())]);
+
+    // A recorded success is final; a retry is due when it says; a release is due at once.
+    let record = |d: &wagate_store::ClaimedDelivery, outcome| wagate_store::AttemptRecord {
+        delivery: d.id,
+        webhook_id: hook.id.clone(),
+        attempt: wagate_core::Attempt {
+            at: now,
+            status_code: Some(200),
+            latency_ms: 3,
+            response_body: None,
+            error: None,
+        },
+        outcome,
+    };
+    let retry_at = now + Duration::seconds(5);
+    let records = vec![
+        record(&claimed[0].1[0], wagate_store::AttemptOutcome::Delivered),
+        record(&claimed[0].1[1], wagate_store::AttemptOutcome::RetryAt(retry_at)),
+    ];
+    assert!(store.record_attempts(records, now, Duration::days(5)).await.unwrap().is_empty());
+    store.release_deliveries(vec![claimed[0].1[2].id], now).await.unwrap();
+    let next = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
+    let sessions: Vec<Option<String>> = next[0].1.iter().map(|d| d.event.session_id.clone()).collect();
+    assert_eq!(sessions, [Some("c".into()), Some("d".into()), Some("e".into())]);
+    let at_retry = store.claim_deliveries(slots(10), retry_at, retry_at).await.unwrap();
+    assert_eq!(at_retry[0].1.len(), 1);
+    assert_eq!(at_retry[0].1[0].attempts, 1);
+    assert_eq!(at_retry[0].1[0].event.session_id.as_deref(), Some("b"));
+
+    let query = wagate_store::DeliveryQuery {
+        webhook_id: hook.id.clone(),
+        status: Some(wagate_core::DeliveryStatus::Delivered),
+        before: None,
+        limit: 10,
+    };
+    let delivered = store.list_deliveries(query).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].attempts.len(), 1);
+    assert_eq!(delivered[0].attempts[0].status_code, Some(200));
+}
+
+#[tokio::test]
+async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
+    use sqlx::{ConnectOptions, Executor};
+    let dir = TempDir::new().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    // A database as the first release left it: only the first migration, three events, the last deleted.
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::copy(migrations.join("0001_init.sql"), first.join("0001_init.sql")).unwrap();
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = options.create_if_missing(true).connect().await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    conn.execute(
+        "INSERT INTO events (type, session_id, created_at, data) VALUES \
+         ('session.status', 'old', 1, '{}'), ('session.status', 'old', 2, '{}'), ('session.status', 'old', 3, '{}'); \
+         DELETE FROM events WHERE seq = 3;",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    with_session(&store, "new", Utc::now()).await;
+    let events = store.list_events(EventQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let ids: Vec<(i64, Option<&str>)> =
+        events.iter().map(|e| (e.id.seq(), e.session_id.as_deref())).collect();
+    assert_eq!(ids, [(1, Some("old")), (2, Some("old")), (4, Some("new"))]);
+}

@@ -10,6 +10,9 @@ CREATE TABLE events_v2 (
 );
 INSERT INTO events_v2 (seq, type, session_id, created_at, data)
     SELECT seq, type, session_id, created_at, data FROM events;
+-- Ids are never reused: the new table goes on from where the old one's sequence stood.
+DELETE FROM sqlite_sequence WHERE name = 'events_v2';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'events_v2', seq FROM sqlite_sequence WHERE name = 'events';
 DROP TABLE events;
 ALTER TABLE events_v2 RENAME TO events;
 CREATE INDEX events_by_session ON events (session_id, seq);

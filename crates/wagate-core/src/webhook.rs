@@ -28,15 +28,6 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Whether this webhook wants an event of `kind` from `session`.
-    pub fn wants(&self, kind: EventType, session: Option<&str>) -> bool {
-        let session_ok = match &self.session_id {
-            Some(own) => session == Some(own.as_str()),
-            None => true,
-        };
-        session_ok && self.events.iter().any(|filter| kind.matches(filter))
-    }
-
     /// The secrets that sign a delivery made at `now`: the current one, and the previous
     /// one while its overlap lasts.
     pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
@@ -128,17 +119,6 @@ mod tests {
             secret: "whsec_new".into(),
             previous_secret: Some(("whsec_old".into(), now + chrono::Duration::hours(1))),
         }
-    }
-
-    #[test]
-    fn a_webhook_wants_the_types_and_session_it_names() {
-        let all = webhook(&["message.*"], None);
-        assert!(all.wants(EventType::MessageStatus, Some("a")));
-        assert!(!all.wants(EventType::SessionStatus, Some("a")));
-        let scoped = webhook(&["*"], Some("a"));
-        assert!(scoped.wants(EventType::SessionQr, Some("a")));
-        assert!(!scoped.wants(EventType::SessionQr, Some("b")));
-        assert!(!scoped.wants(EventType::WebhookDisabled, None));
     }
 
     #[test]

@@ -66,6 +66,21 @@ pub(super) async fn post(
     }
 }
 
+/// An attempt not made: it fails with `why`.
+pub(super) fn refused(now: Timestamp, why: &str) -> Answer {
+    Answer {
+        attempt: Attempt {
+            at: now,
+            status_code: None,
+            latency_ms: 0,
+            response_body: None,
+            error: Some(why.into()),
+        },
+        delivered: false,
+        retry_after: None,
+    }
+}
+
 /// The first [`RESPONSE_PREFIX`] bytes of the answer's body, if it has one.
 async fn read_prefix(mut response: reqwest::Response) -> Option<String> {
     let mut bytes = Vec::new();

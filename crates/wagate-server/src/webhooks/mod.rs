@@ -239,7 +239,12 @@ async fn attempt(
     now: wagate_core::Timestamp,
 ) -> (WebhookId, AttemptRecord) {
     let ClaimedDelivery { id, event, attempts } = delivery;
-    let answer = attempt::post(&client, &webhook, &event, now).await;
+    // Registration refused private targets; this catches URLs kept from a time they were allowed.
+    let answer = if !config.allow_private_targets && targets::names_private_ip(&webhook.url) {
+        attempt::refused(now, "the URL names a private address and webhooks.allow_private_targets is false")
+    } else {
+        attempt::post(&client, &webhook, &event, now).await
+    };
     let outcome = if answer.delivered {
         AttemptOutcome::Delivered
     } else {

@@ -94,6 +94,15 @@ pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetErro
     Ok(url)
 }
 
+/// Whether a URL names a non-public IP address directly (such a URL never reaches the resolver).
+pub fn names_private_ip(url: &str) -> bool {
+    match Url::parse(url).ok().and_then(|url| url.host().map(|host| host.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+        _ => false,
+    }
+}
+
 /// A resolver that hands reqwest only public addresses.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicOnly;
@@ -154,5 +163,13 @@ mod tests {
             check_url("https://93.184.216.34/hook", false).await.unwrap().as_str(),
             "https://93.184.216.34/hook"
         );
+        assert!(names_private_ip("http://10.0.0.1/x") && names_private_ip("http://[::1]:80/"));
+        assert!(!names_private_ip("https://8.8.8.8/") && !names_private_ip("https://localhost/"));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_hands_out_no_private_address() {
+        let refused = PublicOnly.resolve("localhost".parse().unwrap()).await;
+        assert!(refused.is_err_and(|e| e.to_string().contains("private")));
     }
 }

@@ -232,3 +232,20 @@ async fn a_consumer_that_falls_behind_is_cut_off_with_a_reason() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_shutdown_ends_open_streams_with_a_reason() {
+    let mut server = TestServer::start().await;
+    let mut stream = Sse::open(&server, "", None).await;
+    let mut socket = open_ws(&server, "?types=session.*").await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), server.stop())
+        .await
+        .expect("stops despite open streams");
+    let frame = stream.next().await;
+    assert_eq!(frame.event.as_deref(), Some("close"));
+    assert_eq!(serde_json::from_str::<Value>(&frame.data).unwrap()["code"], "shutting_down");
+    match socket.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}

@@ -357,3 +357,19 @@ async fn private_targets_are_refused_unless_allowed() {
         assert_eq!(answer["error"]["details"]["field"], field, "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_private_target_kept_from_before_is_not_called_once_refused() {
+    let mut server = TestServer::start_with(|c| c.webhooks.retry_schedule_ms = vec![]).await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = server.create_webhook(&receiver.url, json!(["session.status"])).await;
+    server.stop().await;
+    let mut config = server.config.clone();
+    config.webhooks.allow_private_targets = false;
+    let server = TestServer::start_in(Arc::clone(&server.dir), config).await;
+    server.create_session("alice").await;
+
+    let failed = eventually(|| async { server.deliveries(&webhook, "&status=failed").await.pop() }).await;
+    assert!(failed["attempts"][0]["error"].as_str().unwrap().contains("private"), "{failed}");
+    assert!(receiver.hits().is_empty());
+}

@@ -25,8 +25,9 @@ pub(super) async fn insert(
 /// An event to append: its type, the session it is about (if any) and its data.
 pub(super) type NewEvent = (EventType, Option<SessionId>, serde_json::Value);
 
-/// Which webhooks want an event: SQL over `w` (webhooks) and `e` (events), the same rule as
-/// `Webhook::wants`.
+/// Which webhooks want an event: SQL over `w` (webhooks) and `e` (events). A webhook limited
+/// to a session wants only that session's events; a filter is an exact type, `prefix.*` or `*`
+/// (as `EventType::matches`).
 pub(super) const WEBHOOK_WANTS_EVENT: &str = "(w.session_id IS NULL OR w.session_id = e.session_id) \
      AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value = '*' OR f.value = e.type \
      OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))";

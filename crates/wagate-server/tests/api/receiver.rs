@@ -19,6 +19,8 @@ use crate::common::eventually;
 #[derive(Debug, Clone, Copy)]
 pub enum Answer {
     Status(u16),
+    /// This status with a body of about this many bytes: `x` then `é`s (two bytes each).
+    Body(u16, usize),
     /// Never answer (the sender times out).
     Hang,
 }
@@ -123,7 +125,11 @@ impl Receiver {
     }
 }
 
-async fn receive(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
     let answer = {
         let mut script = script.lock().unwrap();
         script.hits.push(Hit { headers, body });
@@ -131,13 +137,15 @@ async fn receive(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, b
         script.most_in_flight = script.most_in_flight.max(script.in_flight);
         script.next.pop_front().or(script.otherwise).unwrap_or(Answer::Status(200))
     };
-    let status = match answer {
-        Answer::Status(code) => StatusCode::from_u16(code).expect("status code"),
+    let status = |code| StatusCode::from_u16(code).expect("status code");
+    let reply = match answer {
+        Answer::Status(code) => (status(code), String::new()),
+        Answer::Body(code, size) => (status(code), format!("x{}", "é".repeat(size / 2))),
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3_600)).await;
-            StatusCode::OK
+            (StatusCode::OK, String::new())
         }
     };
     script.lock().unwrap().in_flight -= 1;
-    status
+    reply
 }

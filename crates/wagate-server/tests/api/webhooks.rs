@@ -69,7 +69,7 @@ async fn deliveries_are_signed_per_standard_webhooks_and_filtered() {
 async fn a_failed_attempt_is_retried_on_the_schedule() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
-    receiver.answer_next(&[Answer::Status(500)]);
+    receiver.answer_next(&[Answer::Body(500, 10_000)]);
     let (webhook, _) = server.create_webhook(&receiver.url, json!(["session.status"])).await;
     server.create_session("alice").await;
 
@@ -86,6 +86,10 @@ async fn a_failed_attempt_is_retried_on_the_schedule() {
         delivery["attempts"].as_array().unwrap().iter().map(|a| &a["status_code"]).collect();
     assert_eq!(codes, [&json!(500), &json!(200)]);
     assert_eq!(delivery["attempts"][0]["error"], "the receiver answered 500 Internal Server Error");
+    // The first 4 KiB of the answer is kept, less the character the cut went through.
+    let kept = delivery["attempts"][0]["response_body"].as_str().unwrap();
+    assert_eq!(kept.len(), 4095);
+    assert!(kept.starts_with('x') && kept[1..].chars().all(|c| c == 'é'), "{kept}");
 }
 
 #[tokio::test]

@@ -357,4 +357,51 @@ mod tests {
         let error = Config::load(Some(Path::new("/nonexistent/wagate.toml"))).unwrap_err();
         assert!(error.to_string().contains("/nonexistent/wagate.toml"));
     }
+
+    /// Every leaf of the configuration as a dotted key with its default, in JSON.
+    fn defaults() -> Vec<(String, serde_json::Value)> {
+        fn walk(prefix: &str, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+            match value {
+                serde_json::Value::Object(fields) => {
+                    for (name, value) in fields {
+                        let key = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+                        walk(&key, value, out);
+                    }
+                }
+                leaf => out.push((prefix.to_owned(), leaf)),
+            }
+        }
+        let mut out = Vec::new();
+        walk("", serde_json::to_value(Config::default()).unwrap(), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_configuration_reference_documents_every_key_with_its_default() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let rows: std::collections::HashMap<&str, Vec<&str>> = doc
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+                (cells[0].trim_matches('`'), cells)
+            })
+            .collect();
+        let defaults = defaults();
+        for (key, default) in &defaults {
+            let row = rows.get(key.as_str()).unwrap_or_else(|| panic!("docs/configuration.md lacks `{key}`"));
+            let env = format!("WAGATE_{}", key.to_uppercase().replace('.', "__"));
+            assert_eq!(row[1].trim_matches('`'), env, "environment variable of `{key}`");
+            let documented = row[2].trim_matches('`').replace(' ', "");
+            let expected = if default.is_null() { "none".to_owned() } else { default.to_string() };
+            assert_eq!(documented, expected, "default of `{key}`");
+            assert!(row[3].len() > 10, "`{key}` needs a meaning");
+        }
+        for key in rows.keys() {
+            assert!(
+                defaults.iter().any(|(k, _)| k == key),
+                "docs/configuration.md documents `{key}`, which does not exist"
+            );
+        }
+    }
 }

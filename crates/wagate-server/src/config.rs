@@ -286,6 +286,17 @@ impl Config {
             .ok_or_else(|| ConfigError::Listen(self.listen.clone()))
     }
 
+    /// The configuration as TOML, with the admin key and any password in the database URL
+    /// replaced by `********`.
+    pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut shown = self.clone();
+        if shown.admin_key.is_some() {
+            shown.admin_key = Some("********".into());
+        }
+        shown.database_url = shown.database_url.map(|url| mask_password(&url));
+        toml::to_string(&shown)
+    }
+
     /// The database URL in force.
     pub fn database_url(&self) -> Result<String, ConfigError> {
         match &self.database_url {
@@ -293,6 +304,17 @@ impl Config {
             Some(url) if url.starts_with("sqlite:") => Ok(url.clone()),
             Some(url) => Err(ConfigError::DatabaseUrl(url.clone())),
         }
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:********@host/…`.
+fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("********"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -403,5 +425,20 @@ mod tests {
                 "docs/configuration.md documents `{key}`, which does not exist"
             );
         }
+    }
+
+    #[test]
+    fn the_printed_configuration_hides_secrets_and_reads_back() {
+        let config = Config {
+            admin_key: Some("very-secret".into()),
+            database_url: Some("postgres://wagate:hunter2@db.internal/wagate".into()),
+            ..Config::default()
+        };
+        let printed = config.to_masked_toml().unwrap();
+        assert!(!printed.contains("very-secret") && !printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://wagate:********@db.internal/wagate"), "{printed}");
+        let read: Config = toml::from_str(&printed).unwrap();
+        assert_eq!(read.webhooks.retry_schedule_ms, config.webhooks.retry_schedule_ms);
+        assert_eq!(read.listen, config.listen);
     }
 }

@@ -137,6 +137,20 @@ impl Server {
     }
 }
 
+/// Writes a consistent copy of the configured SQLite database to `file`.
+pub async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    if file.exists() {
+        anyhow::bail!("{} already exists; a backup is written to a new file", file.display());
+    }
+    let database_url = config.database_url()?;
+    let store = SqliteStore::open(&database_url)
+        .await
+        .with_context(|| format!("cannot open the database {database_url}"))?;
+    store.backup_to(file).await.with_context(|| format!("cannot write the backup to {}", file.display()))?;
+    store.close().await;
+    Ok(())
+}
+
 /// Runs wagate until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr()?;

@@ -1,5 +1,8 @@
 //! `wagate`: parses the command line and hands over to the library.
 
+// `wagate config` prints the configuration: that output is the command's purpose.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,13 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve,
+    /// Print the configuration in force (defaults, file, environment), secrets masked.
+    Config,
+    /// Write a consistent copy of the SQLite database to FILE while wagate may be running.
+    Backup {
+        /// The copy to write; must not exist yet.
+        file: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -42,5 +52,14 @@ async fn main() -> anyhow::Result<()> {
     init_logging(config.log_format);
     match cli.command {
         Command::Serve => wagate_server::run(config).await,
+        Command::Config => {
+            print!("{}", config.to_masked_toml()?);
+            Ok(())
+        }
+        Command::Backup { file } => {
+            wagate_server::backup(&config, &file).await?;
+            tracing::info!(file = %file.display(), "backup written");
+            Ok(())
+        }
     }
 }

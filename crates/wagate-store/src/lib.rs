@@ -30,6 +30,25 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Why the store is not ready to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the database cannot be reached: {0}")]
+    Database(String),
+    #[error("the database schema is not current: {0}")]
+    Migrations(String),
+}
+
+impl NotReady {
+    /// The name of the failing check.
+    pub fn check(&self) -> &'static str {
+        match self {
+            NotReady::Database(_) => "database",
+            NotReady::Migrations(_) => "migrations",
+        }
+    }
+}
+
 /// A session to create.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -223,6 +242,9 @@ pub enum EventBound {
 /// its events in the same transaction and returns them, so callers can publish what is committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers on a new connection and has every migration applied.
+    async fn ready(&self) -> Result<(), NotReady>;
+
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;

@@ -17,6 +17,9 @@ use wagate_core::SessionId;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
 
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
 use crate::AppState;
 
 /// Every route of the server.
@@ -51,8 +54,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower::ServiceBuilder::new()
+                // A request id from `x-request-id`, or a new one; echoed in the answer and
+                // carried by every log line of the request.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
+}
+
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
 }
 
 async fn not_found() -> ApiError {
@@ -71,17 +86,25 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers with its schema current and the background workers run;
+/// otherwise 503 naming the failing check.
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.engine.store().list_sessions().await {
-        Ok(_) => Ok(Json(json!({ "status": "ready" }))),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database is unreachable")
-                .with_details(json!({ "check": "database" })))
-        }
+    let not_ready = |check: &str, message: String| {
+        tracing::warn!(check, "not ready: {message}");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+            .with_details(json!({ "check": check }))
+    };
+    if let Err(e) = state.engine.store().ready().await {
+        return Err(not_ready(e.check(), e.to_string()));
     }
+    if !state.engine.workers_running() || !state.deliverer.is_running() {
+        return Err(not_ready("workers", "a background worker has stopped".into()));
+    }
+    Ok(Json(
+        json!({ "status": "ready", "checks": { "database": "ok", "migrations": "ok", "workers": "ok" } }),
+    ))
 }
 
 /// A session id from the path; one that cannot be valid names no session.

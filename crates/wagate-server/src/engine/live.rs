@@ -32,6 +32,11 @@ impl LiveFeed {
         Self { sender, wake, stop, task: Mutex::new(Some(task)) }
     }
 
+    /// Whether the task that follows the log is alive.
+    pub(super) fn is_running(&self) -> bool {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|task| !task.is_finished())
+    }
+
     /// New events were committed.
     pub(super) fn wake(&self) {
         self.wake.notify_one();

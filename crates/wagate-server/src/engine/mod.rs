@@ -160,6 +160,11 @@ impl Engine {
         self.connectors.contains_key(&kind)
     }
 
+    /// Whether the engine's background workers are alive.
+    pub fn workers_running(&self) -> bool {
+        self.live.is_running()
+    }
+
     /// Live events in log order, from the moment of subscribing.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()

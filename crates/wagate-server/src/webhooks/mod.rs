@@ -68,6 +68,11 @@ impl Deliverer {
         Ok(Self { wake, stop, task: Mutex::new(Some(task)) })
     }
 
+    /// Whether the delivery worker is alive.
+    pub fn is_running(&self) -> bool {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|task| !task.is_finished())
+    }
+
     /// Looks for due deliveries now (a webhook was added or changed, a retry or replay was asked for).
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -21,8 +21,8 @@ use wagate_core::{
 
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, Replayed,
-    SessionChange, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
+    EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
+    Replayed, SessionChange, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -35,6 +35,8 @@ pub struct SqliteStore {
     /// more than the transaction itself.
     writer: Arc<Mutex<SqliteConnection>>,
     readers: SqlitePool,
+    /// How to open a connection of its own (the readiness check opens one each time).
+    options: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -51,9 +53,17 @@ impl SqliteStore {
             .foreign_keys(true);
         let mut writer = options.connect().await?;
         MIGRATOR.run(&mut writer).await?;
-        let readers =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers })
+        let options = options.read_only(true).create_if_missing(false);
+        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers, options })
+    }
+
+    /// Writes a consistent copy of the database to `path` (a new file), while it is in use.
+    pub async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
+        let path = path.to_str().ok_or_else(|| StoreError::Corrupt("backup path is not UTF-8".into()))?;
+        let mut conn = self.readers.acquire().await?;
+        sqlx::query("VACUUM INTO ?").bind(path).execute(&mut *conn).await?;
+        Ok(())
     }
 
     /// Closes both pools, waiting for connections in use.
@@ -96,6 +106,22 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResu
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ready(&self) -> Result<(), NotReady> {
+        let mut conn = self.options.connect().await.map_err(|e| NotReady::Database(e.to_string()))?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| NotReady::Migrations(e.to_string()))?;
+        let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        let _ = conn.close().await;
+        if applied == expected {
+            Ok(())
+        } else {
+            Err(NotReady::Migrations(format!("applied {applied:?}, this version needs {expected:?}")))
+        }
+    }
+
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
         sessions::create(&mut *self.writer.lock().await, new, now).await
     }

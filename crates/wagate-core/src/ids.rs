@@ -99,6 +99,14 @@ macro_rules! ulid_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// When the id was made, in milliseconds since the Unix epoch.
+            pub fn created_ms(&self) -> u64 {
+                self.0
+                    .strip_prefix($prefix)
+                    .and_then(|tail| ulid::Ulid::from_string(tail).ok())
+                    .map_or(0, |ulid| ulid.timestamp_ms())
+            }
         }
 
         impl fmt::Display for $name {

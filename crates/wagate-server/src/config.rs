@@ -31,6 +31,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
     pub connectors: ConnectorsConfig,
 }
 
@@ -68,6 +69,16 @@ pub struct EngineConfig {
     pub reconnect_max_ms: u64,
     /// How many sessions connect at the same time when wagate starts.
     pub resume_concurrency: usize,
+}
+
+/// `GET /metrics` (Prometheus).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on this address (`host:port`) instead of the API's.
+    pub listen: Option<String>,
+    /// Ask for the admin key on `/metrics`, as on the API.
+    pub require_key: bool,
 }
 
 /// The live event streams (SSE and WebSocket).
@@ -141,6 +152,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             events: EventsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
             connectors: ConnectorsConfig::default(),
         }
     }
@@ -227,6 +239,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{0} must be at most {1}")]
     TooLarge(&'static str, u64),
+    #[error("metrics.listen = {0:?} is not a host:port address")]
+    MetricsListen(String),
 }
 
 impl Config {
@@ -269,6 +283,12 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
+            }
+        }
+        if let Some(listen) = &self.metrics.listen {
+            use std::net::ToSocketAddrs;
+            if listen.to_socket_addrs().map_or(true, |mut a| a.next().is_none()) {
+                return Err(ConfigError::MetricsListen(listen.clone()));
             }
         }
         if self.webhooks.retry_jitter_percent > 100 {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 mod qr;
 pub mod webhooks;
 
@@ -48,6 +49,9 @@ pub struct Server {
     stop: oneshot::Sender<()>,
     stopping: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
+    /// The `/metrics` listener, when it has its own address.
+    metrics_http: Option<JoinHandle<std::io::Result<()>>>,
+    observer: JoinHandle<()>,
 }
 
 impl Server {
@@ -85,6 +89,8 @@ impl Server {
             config.node_id.clone(),
             connectors,
         );
+        metrics::install();
+        let observer = metrics::observe(Arc::clone(&engine));
         let resumed = engine.resume().await.context("cannot resume sessions")?;
         let deliverer = Arc::new(
             Deliverer::start(Arc::clone(&engine), config.webhooks.clone())
@@ -101,6 +107,22 @@ impl Server {
             admin_key: Arc::clone(&admin_key),
             sim,
         };
+        let metrics_http = match state.config.metrics.listen.clone() {
+            Some(listen) => {
+                let listener =
+                    TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+                let app = api::metrics_routes(&state).with_state(state.clone());
+                let mut stopping = state.stopping.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopping.wait_for(|stopping| *stopping).await;
+                        })
+                        .await
+                }))
+            }
+            None => None,
+        };
         let app = api::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(async move {
@@ -111,7 +133,7 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, deliverer, store, stop, stopping, http })
+        Ok(Self { addr, admin_key, engine, deliverer, store, stop, stopping, http, metrics_http, observer })
     }
 
     /// Where the API listens.
@@ -129,6 +151,10 @@ impl Server {
         let _ = self.stopping.send(true);
         let _ = self.stop.send(());
         self.http.await??;
+        if let Some(metrics_http) = self.metrics_http {
+            metrics_http.await??;
+        }
+        self.observer.abort();
         self.deliverer.stop().await;
         self.engine.shutdown().await;
         self.store.close().await;

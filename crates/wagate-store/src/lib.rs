@@ -300,6 +300,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;
 
+    async fn stats(&self) -> StoreResult<Stats>;
+
     /// The id of the newest event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
 
@@ -360,6 +362,19 @@ pub trait Store: Send + Sync + 'static {
         until: Option<EventBound>,
         now: Timestamp,
     ) -> StoreResult<Replayed>;
+}
+
+/// Counts for monitoring, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// (connector, status, sessions)
+    pub sessions: Vec<(String, String, u64)>,
+    /// Outbound messages waiting to be sent, and when the oldest of them was accepted.
+    pub outbox: u64,
+    pub outbox_oldest: Option<Timestamp>,
+    /// Webhook deliveries pending, and when the oldest of them was queued.
+    pub deliveries_pending: u64,
+    pub deliveries_oldest: Option<Timestamp>,
 }
 
 /// What a replay queued.

@@ -47,10 +47,11 @@ pub fn router(state: AppState) -> Router {
         v1 = v1.merge(sim::routes());
     }
     let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let mut app = Router::new().nest("/v1", v1).route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if state.config.metrics.listen.is_none() {
+        app = app.merge(metrics_routes(&state));
+    }
+    app.route_layer(middleware::from_fn(crate::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
@@ -63,6 +64,16 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// `GET /metrics`, behind the admin key when `metrics.require_key` is set.
+pub fn metrics_routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new().route("/metrics", get(crate::metrics::render));
+    if state.config.metrics.require_key {
+        routes.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key))
+    } else {
+        routes
+    }
 }
 
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {

@@ -262,6 +262,12 @@ async fn attempt(
 }
 
 fn log_attempt(webhook: &Webhook, event: &Event, attempt: &wagate_core::Attempt, outcome: AttemptOutcome) {
+    let result = match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::RetryAt(_) => "retry",
+        AttemptOutcome::Failed => "failed",
+    };
+    crate::metrics::webhook_attempt(result, attempt.latency_ms);
     match outcome {
         AttemptOutcome::Delivered => {
             tracing::debug!(webhook_id = %webhook.id, event_id = %event.id, latency_ms = attempt.latency_ms, "webhook delivered")

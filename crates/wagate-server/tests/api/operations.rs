@@ -53,3 +53,66 @@ async fn a_backup_taken_while_running_holds_the_data() {
     let (status, body) = from_backup.get("/v1/sessions/alice").await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// The value of one sample line of a Prometheus text page (0 when absent).
+fn sample(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+async fn metrics_page(server: &TestServer) -> String {
+    let response = server.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_move_when_a_message_is_sent() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    server.link("bob", "15550002222").await;
+    let before = metrics_page(&server).await;
+    let sent = server.send_text("alice", "15550002222", "counted").await;
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "read").await;
+    let after = metrics_page(&server).await;
+
+    // The recorder is shared by every server in this process, so compare before and after.
+    for line in [
+        r#"wagate_messages_total{connector="sim",direction="out",status="sent"}"#,
+        r#"wagate_messages_total{connector="sim",direction="out",status="read"}"#,
+        r#"wagate_messages_total{connector="sim",direction="in",status="received"}"#,
+        r#"wagate_events_total{type="message.status"}"#,
+        r#"wagate_http_requests_total{method="POST",route="/v1/sessions/{id}/messages",status="202"}"#,
+        r#"wagate_send_latency_seconds_count{stage="accepted_to_sent"}"#,
+        r#"wagate_send_latency_seconds_count{stage="sent_to_delivered"}"#,
+    ] {
+        assert!(sample(&after, line) > sample(&before, line), "{line} did not move");
+    }
+    for present in [
+        r#"wagate_sessions{connector="sim",status="connected"}"#,
+        "wagate_outbox_messages",
+        "wagate_webhook_deliveries_pending",
+        "wagate_http_request_duration_seconds_bucket",
+        "wagate_process_resident_memory_bytes",
+        "wagate_process_cpu_seconds_total",
+    ] {
+        assert!(after.contains(present), "{present} missing from /metrics");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_require_the_key_or_move_to_their_own_address() {
+    let server = TestServer::start_with(|c| c.metrics.require_key = true).await;
+    let anonymous = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    metrics_page(&server).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = TestServer::start_with(|c| c.metrics.listen = Some(format!("127.0.0.1:{port}"))).await;
+    assert_eq!(server.get("/metrics").await.0, StatusCode::NOT_FOUND);
+    let own = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("wagate_"));
+}

@@ -206,17 +206,13 @@ async fn websocket_takes_filters_and_resume_id_from_the_first_message() {
 async fn a_consumer_that_falls_behind_is_cut_off_with_a_reason() {
     let server = TestServer::start_with(|c| c.events.stream_buffer = 4).await;
     server.create_session("alice").await;
+    // Queued while alice is not linked; linking her claims 64 at once: 64 events in one commit.
+    server.send_texts("alice", "15550002222", "m", 100).await;
     let mut socket = open_ws(&server, "?types=message.status").await;
-    let send = |i: usize| {
-        server.post(
-            "/v1/sessions/alice/messages",
-            json!({ "to": "15550002222", "type": "text", "text": { "body": format!("m{i}") } }),
-        )
-    };
-    send(0).await;
-    next_event(&mut socket).await;
-    // A burst far larger than the buffer, committed together.
-    futures_util::future::join_all((1..200).map(send)).await;
+    server.send_text("alice", "15550002222", "following").await;
+    assert_eq!(next_event(&mut socket).await["data"]["status"], "queued");
+
+    server.link("alice", "15550001111").await;
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await

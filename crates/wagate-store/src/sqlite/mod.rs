@@ -22,7 +22,7 @@ use wagate_core::{
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
     EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
-    Replayed, SessionChange, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
+    Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -204,6 +204,31 @@ impl Store for SqliteStore {
 
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {
         messages::list(&self.readers, query).await
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        let sessions: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT connector, status, COUNT(*) FROM sessions GROUP BY connector, status")
+                .fetch_all(&self.readers)
+                .await?;
+        let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        let (pending, pending_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Stats {
+            sessions: sessions.into_iter().map(|(c, s, n)| (c, s, count(n))).collect(),
+            outbox: count(outbox),
+            outbox_oldest: outbox_oldest.map(from_millis).transpose()?,
+            deliveries_pending: count(pending),
+            deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
+        })
     }
 
     async fn last_event_id(&self) -> StoreResult<Option<EventId>> {

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, Timestamp};
+use crate::EventId;
 
 /// The kinds of events wagate appends to its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "session.status")]
     SessionStatus,
@@ -52,14 +52,14 @@ impl EventType {
 }
 
 /// One entry of the event log: `{"id","type","session_id","created_at","data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: EventId,
     #[serde(rename = "type")]
     pub kind: EventType,
     /// The session the event is about; none for events about wagate itself (webhooks).
     pub session_id: Option<String>,
-    pub created_at: Timestamp,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     pub data: serde_json::Value,
 }
 

@@ -21,7 +21,7 @@ pub enum IdError {
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct SessionId(String);
 
@@ -80,7 +80,7 @@ fn next_ulid() -> ulid::Ulid {
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -129,7 +129,8 @@ macro_rules! ulid_id {
 macro_rules! seq_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
+        #[schema(value_type = String)]
         pub struct $name(i64);
 
         impl $name {

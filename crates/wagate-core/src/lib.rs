@@ -18,7 +18,8 @@ pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 
-/// Timestamps everywhere in wagate are UTC.
+/// Timestamps everywhere in wagate are UTC. Fields of API types spell the type out
+/// (`chrono::DateTime<chrono::Utc>`) so that their OpenAPI schema says `date-time`.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// A source of the current time, injected so that tests and replays control it.

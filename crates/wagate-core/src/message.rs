@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which way a message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Sent by wagate on behalf of the session.
@@ -30,13 +30,13 @@ impl Direction {
 }
 
 /// The body of a text message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TextContent {
     pub body: String,
 }
 
 /// What a message says; the JSON shape follows Meta's Cloud API (`{"type":"text","text":{…}}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MessageContent {
     Text { text: TextContent },
@@ -70,7 +70,7 @@ impl MessageContent {
 }
 
 /// Where a message is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Accepted and waiting for its session to send it.
@@ -233,16 +233,16 @@ mod tests {
 }
 
 /// One step of a message's status history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusEntry {
     pub status: MessageStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub at: crate::Timestamp,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A stored message, inbound or outbound, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: crate::MessageId,
     pub session_id: crate::SessionId,
@@ -258,8 +258,8 @@ pub struct Message {
     pub status_reason: Option<String>,
     /// WhatsApp's own id for the message, once it has one.
     pub wa_id: Option<String>,
-    pub created_at: crate::Timestamp,
-    pub updated_at: crate::Timestamp,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status_history: Vec<StatusEntry>,
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How a session reaches WhatsApp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
     /// The built-in simulated network.
@@ -34,7 +34,7 @@ impl ConnectorKind {
 }
 
 /// A session's connection status as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Created,
@@ -88,7 +88,7 @@ impl SessionStatus {
 }
 
 /// A session as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: crate::SessionId,
     pub connector: ConnectorKind,
@@ -100,9 +100,9 @@ pub struct Session {
     pub jid: Option<String>,
     pub config: serde_json::Value,
     pub metadata: serde_json::Value,
-    pub last_connected_at: Option<crate::Timestamp>,
-    pub created_at: crate::Timestamp,
-    pub updated_at: crate::Timestamp,
+    pub last_connected_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
     /// The connector's device credentials; only the owner node reads them, never the API.
     #[serde(skip)]
     pub credentials: Option<serde_json::Value>,

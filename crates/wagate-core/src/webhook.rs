@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{DeliveryId, EventId, EventType, SessionId, Timestamp, WebhookId};
 
 /// A receiver of events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: WebhookId,
     pub url: String,
@@ -17,8 +17,8 @@ pub struct Webhook {
     pub enabled: bool,
     /// Why the webhook was disabled, when wagate disabled it.
     pub disabled_reason: Option<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
     /// The signing secret (`whsec_…`); shown only when created or rotated.
     #[serde(skip)]
     pub secret: String,
@@ -42,7 +42,7 @@ impl Webhook {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     /// Waiting for its first or next attempt.
@@ -70,7 +70,7 @@ impl DeliveryStatus {
 }
 
 /// One event on its way to one webhook.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: DeliveryId,
     pub webhook_id: WebhookId,
@@ -80,17 +80,17 @@ pub struct Delivery {
     /// Attempts made so far.
     pub attempt_count: u32,
     /// When the next attempt is due (pending deliveries only).
-    pub next_attempt_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
     /// Oldest first.
     pub attempts: Vec<Attempt>,
 }
 
 /// One HTTP attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
-    pub at: Timestamp,
+    pub at: chrono::DateTime<chrono::Utc>,
     /// The receiver's HTTP status; absent when no answer came (refused, timeout).
     pub status_code: Option<u16>,
     pub latency_ms: u64,

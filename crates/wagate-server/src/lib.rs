@@ -111,7 +111,7 @@ impl Server {
             Some(listen) => {
                 let listener =
                     TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-                let app = api::metrics_routes(&state).with_state(state.clone());
+                let app = axum::Router::from(api::metrics_routes(&state)).with_state(state.clone());
                 let mut stopping = state.stopping.clone();
                 Some(tokio::spawn(async move {
                     axum::serve(listener, app)

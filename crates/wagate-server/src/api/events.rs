@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 use wagate_core::{EventId, EventType, SessionId};
 use wagate_store::EventQuery;
 
+use super::openapi::{ErrorBody, EventList};
 use super::{page_limit, ApiError, ApiQuery};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     after: Option<String>,
     session_id: Option<String>,
@@ -34,6 +35,8 @@ pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     Ok(types)
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", params(ListQuery),
+    responses((status = 200, body = EventList, description = "Oldest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,

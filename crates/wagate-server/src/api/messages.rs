@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId, TextContent};
 use wagate_store::{MessageQuery, NewOutbound};
 
+use super::openapi::{ErrorBody, MessageList};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::engine::{AcceptError, CommitError};
 use crate::AppState;
@@ -26,7 +27,8 @@ impl From<AcceptError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"to": "+1 555 000 2222", "type": "text", "text": {"body": "Hi Bob"}}))]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     to: String,
@@ -55,7 +57,7 @@ pub fn content(kind: &str, text: Option<TextContent>) -> Result<MessageContent, 
     Ok(content)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct SendQuery {
     #[serde(default)]
     wait: bool,
@@ -78,6 +80,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), SendQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message")),
+    request_body = SendRequest,
+    responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -171,13 +178,15 @@ async fn wait_for_result(
     }
 }
 
+#[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
+    responses((status = 200, body = Message, description = "With its `status_history`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
     state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     chat: Option<String>,
     direction: Option<String>,
@@ -185,6 +194,8 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), ListQuery),
+    responses((status = 200, body = MessageList, description = "Newest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path(raw): Path<String>,

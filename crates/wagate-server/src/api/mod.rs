@@ -3,6 +3,7 @@
 mod error;
 mod events;
 mod messages;
+mod openapi;
 mod sessions;
 mod sim;
 mod streams;
@@ -10,9 +11,12 @@ mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 use wagate_core::SessionId;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
@@ -22,36 +26,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 
-/// Every route of the server.
+/// Every route of the server: the documented API, then `/openapi.json` and `/docs`.
 pub fn router(state: AppState) -> Router {
-    let mut v1 = Router::new()
-        .route("/sessions", post(sessions::create).get(sessions::list))
-        .route("/sessions/{id}", get(sessions::get).delete(sessions::delete))
-        .route("/sessions/{id}/connect", post(sessions::connect))
-        .route("/sessions/{id}/disconnect", post(sessions::disconnect))
-        .route("/sessions/{id}/logout", post(sessions::logout))
-        .route("/sessions/{id}/qr", get(sessions::qr))
-        .route("/sessions/{id}/messages", post(messages::send).get(messages::list))
-        .route("/messages/{id}", get(messages::get))
-        .route("/events", get(events::list))
-        .route("/events/stream", get(streams::sse))
-        .route("/events/ws", get(streams::ws))
-        .route("/webhooks", post(webhooks::create).get(webhooks::list))
-        .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
-        .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
-        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/webhooks/{id}/deliveries/{delivery_id}", get(webhooks::delivery))
-        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
-        .route("/webhooks/{id}/replay", post(webhooks::replay));
-    if state.sim.is_some() {
-        v1 = v1.merge(sim::routes());
-    }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
-    let mut app = Router::new().nest("/v1", v1).route("/healthz", get(healthz)).route("/readyz", get(readyz));
-    if state.config.metrics.listen.is_none() {
-        app = app.merge(metrics_routes(&state));
-    }
-    app.route_layer(middleware::from_fn(crate::metrics::track_http))
+    let (app, openapi) = documented_routes(&state).split_for_parts();
+    let document = openapi::document(openapi);
+    app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
@@ -66,9 +45,54 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI document of this server's API.
+pub fn openapi_document(state: &AppState) -> serde_json::Value {
+    openapi::document(documented_routes(state).split_for_parts().1)
+}
+
+/// Every API route, each with its OpenAPI description. Routes are added here only with
+/// `routes!`, so none exists without its description.
+fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let mut v1 = OpenApiRouter::new()
+        .routes(routes!(sessions::create, sessions::list))
+        .routes(routes!(sessions::get, sessions::delete))
+        .routes(routes!(sessions::connect))
+        .routes(routes!(sessions::disconnect))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::qr))
+        .routes(routes!(messages::send, messages::list))
+        .routes(routes!(messages::get))
+        .routes(routes!(events::list))
+        .routes(routes!(streams::sse))
+        .routes(routes!(streams::ws))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
+        .routes(routes!(webhooks::retry))
+        .routes(routes!(webhooks::replay));
+    if state.sim.is_some() {
+        v1 = v1
+            .routes(routes!(sim::scan))
+            .routes(routes!(sim::pair))
+            .routes(routes!(sim::inbound))
+            .routes(routes!(sim::faults));
+    }
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
+    let mut app = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/v1", v1)
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
+    if state.config.metrics.listen.is_none() {
+        app = app.merge(metrics_routes(state));
+    }
+    app.route_layer(middleware::from_fn(crate::metrics::track_http))
+}
+
 /// `GET /metrics`, behind the admin key when `metrics.require_key` is set.
-pub fn metrics_routes(state: &AppState) -> Router<AppState> {
-    let routes = Router::new().route("/metrics", get(crate::metrics::render));
+pub fn metrics_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new().routes(routes!(crate::metrics::render));
     if state.config.metrics.require_key {
         routes.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key))
     } else {
@@ -93,12 +117,16 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = openapi::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers with its schema current and the background workers run;
 /// otherwise 503 naming the failing check.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = openapi::Ready), (status = 503, description = "Not ready; `details.check` names the failing check", body = openapi::ErrorBody)))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use wagate_core::{ConnectorKind, PhoneNumber, Session, SessionId};
 use wagate_store::{NewSession, StoreError};
 
+use super::openapi::{ErrorBody, QrCode, SessionList};
 use super::{session_id, ApiError, ApiJson, ApiQuery};
 use crate::engine::{LinkCode, SessionError};
 use crate::AppState;
@@ -39,7 +40,8 @@ impl From<SessionError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "sales-1", "connector": "sim", "name": "Sales line"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     id: Option<String>,
@@ -57,6 +59,8 @@ fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = CreateSession,
+    responses((status = 201, body = Session), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSession>,
@@ -93,29 +97,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
+#[utoipa::path(get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions = state.engine.store().list_sessions().await?;
     Ok(Json(json!({ "data": sessions })))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Session>, ApiError> {
     let id = session_id(&raw)?;
     let session = state.engine.store().get_session(&id).await?;
     session.map(Json).ok_or_else(|| ApiError::session_not_found(&raw))
 }
 
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    responses((status = 204, description = "Deleted with its messages; its events stay in the log"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = session_id(&raw)?;
     state.engine.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(example = json!({"pairing_phone": "15550001111"}))]
 #[serde(deny_unknown_fields)]
-struct ConnectRequest {
+pub struct ConnectRequest {
     pairing_phone: Option<String>,
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/connect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    request_body(content = Option<ConnectRequest>, description = "Optional; `pairing_phone` links by pairing code instead of QR"),
+    responses((status = 202, body = Session, description = "Connecting"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn connect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -141,6 +153,8 @@ pub async fn connect(
     Ok((StatusCode::ACCEPTED, Json(session)))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/disconnect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn disconnect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -149,6 +163,8 @@ pub async fn disconnect(
     Ok(Json(state.engine.disconnect(&id).await?))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/logout", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -157,11 +173,15 @@ pub async fn logout(
     Ok(Json(state.engine.logout(&id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct QrQuery {
+    /// `json` (default), `png` or `svg`.
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
+    responses((status = 200, body = QrCode, content_type = "application/json", description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
 pub async fn qr(
     State(state): State<AppState>,
     Path(raw): Path<String>,

@@ -2,23 +2,15 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wagate_connect::sim::{Faults, InboundRequest, SimError};
 use wagate_core::{PhoneNumber, SessionId, TextContent};
 
+use super::openapi::{ErrorBody, SimInjected, SimLinked};
 use super::{ApiError, ApiJson};
 use crate::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sim/scan", post(scan))
-        .route("/sim/pair", post(pair))
-        .route("/sim/inbound", post(inbound))
-        .route("/sim/faults", post(faults))
-}
 
 impl From<SimError> for ApiError {
     fn from(e: SimError) -> Self {
@@ -49,13 +41,16 @@ fn existing_session(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|e| ApiError::invalid_field("session_id", e))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "<the code from GET /v1/sessions/{id}/qr>", "phone": "15550001111"}))]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     code: String,
     phone: String,
 }
 
+#[utoipa::path(post, path = "/sim/scan", tag = "sim", request_body = LinkRequest,
+    responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn scan(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
@@ -65,6 +60,8 @@ pub async fn scan(
     Ok(Json(json!({ "session_id": session })))
 }
 
+#[utoipa::path(post, path = "/sim/pair", tag = "sim", request_body = LinkRequest,
+    responses((status = 200, body = SimLinked), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn pair(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
@@ -74,7 +71,8 @@ pub async fn pair(
     Ok(Json(json!({ "session_id": session })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"session_id": "bob", "from": "447700900123", "type": "text", "text": {"body": "hello from London"}}))]
 #[serde(deny_unknown_fields)]
 pub struct InboundBody {
     session_id: String,
@@ -86,6 +84,9 @@ pub struct InboundBody {
     text: Option<TextContent>,
 }
 
+#[utoipa::path(post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
+    responses((status = 200, body = SimInjected, description = "Stored"), (status = 202, body = SimInjected, description = "Pending: the session is offline"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn inbound(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<InboundBody>,
@@ -106,7 +107,8 @@ pub async fn inbound(
     Ok((status, Json(json!({ "wa_id": injected.wa_id, "status": word }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"session_id": "alice", "fail_sends": 2}))]
 #[serde(deny_unknown_fields)]
 pub struct FaultsBody {
     session_id: String,
@@ -117,6 +119,8 @@ pub struct FaultsBody {
     send_delay_ms: Option<u64>,
 }
 
+#[utoipa::path(post, path = "/sim/faults", tag = "sim", request_body = FaultsBody,
+    responses((status = 200, description = "The faults in force", body = Object), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn faults(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FaultsBody>,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use wagate_core::{Event, EventId, SessionId};
 
 use super::events::parse_types;
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiQuery};
 use crate::engine::{EventFilter, StreamEnd, Subscription};
 use crate::AppState;
@@ -24,7 +25,7 @@ use crate::AppState;
 /// How long one WebSocket message may wait for a consumer that stopped reading.
 const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 pub struct StreamQuery {
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
@@ -106,6 +107,10 @@ fn end_code(end: &StreamEnd) -> &'static str {
 
 /// `GET /v1/events/stream`: each event as `id: evt_…` + `data: <envelope>`; a stream that
 /// ends says why in a last `event: close`. `Last-Event-ID` (or `after`) resumes.
+#[utoipa::path(get, path = "/events/stream", tag = "events",
+    params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -141,6 +146,9 @@ pub async fn sse(
 /// `GET /v1/events/ws`: each event as a text message holding the envelope. Filters and the
 /// resume id come from the query, or from the client's first message when the query has
 /// none (sent within `events.ws_hello_ms`; after that the stream starts with no filter).
+#[utoipa::path(get, path = "/events/ws", tag = "events", params(StreamQuery),
+    responses((status = 101, description = "WebSocket: each event as a text message holding the envelope; without query parameters the first client message may carry `{\"session_id\",\"types\",\"after\"}`"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn ws(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<StreamQuery>,

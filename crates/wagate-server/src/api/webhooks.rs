@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wagate_core::{DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Webhook, WebhookId};
+use wagate_core::{Delivery, DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Webhook, WebhookId};
 use wagate_store::{DeliveryQuery, EventBound, NewWebhook, StoreError, WebhookChange};
 
+use super::openapi::{DeliveryList, ErrorBody, Replayed, WebhookList, WebhookWithSecret};
 use super::{page_limit, ApiError, ApiJson, ApiQuery};
 use crate::webhooks::signing::generate_secret;
 use crate::webhooks::targets::{check_url, TargetError};
@@ -89,7 +90,8 @@ fn checked_description(description: Option<String>) -> Result<Option<String>, Ap
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"url": "https://example.com/wagate", "events": ["message.*", "session.status"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     url: String,
@@ -99,6 +101,8 @@ pub struct CreateWebhook {
     description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
@@ -118,19 +122,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(shown(&webhook, true))))
 }
 
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let webhooks = state.engine.store().list_webhooks().await?;
     let shown: Vec<Value> = webhooks.iter().map(|w| shown(w, false)).collect();
     Ok(Json(json!({ "data": shown })))
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), responses((status = 200, body = Webhook), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = webhook_id(&id)?;
     let webhook = found(state.engine.store().get_webhook(&id).await?, &id)?;
     Ok(Json(shown(&webhook, false)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"enabled": true, "events": ["message.received"]}))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     url: Option<String>,
@@ -146,6 +153,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = UpdateWebhook,
+    responses((status = 200, body = Webhook), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -164,6 +173,8 @@ pub async fn update(
     Ok(Json(shown(&webhook, false)))
 }
 
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    responses((status = 204, description = "Deleted with its deliveries"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = webhook_id(&id)?;
     if state.engine.store().delete_webhook(&id).await? {
@@ -175,6 +186,8 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 /// A new secret; the old one keeps signing alongside for `webhooks.secret_overlap_ms`.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+    responses((status = 200, body = WebhookWithSecret, description = "The new secret, shown only now; the old one signs alongside until `previous_secret_expires_at`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -192,13 +205,15 @@ pub async fn rotate_secret(
     Ok(Json(shown))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct DeliveriesQuery {
     status: Option<String>,
     before: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), DeliveriesQuery),
+    responses((status = 200, body = DeliveryList, description = "Newest first, each with its attempts"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -228,6 +243,8 @@ fn delivery_not_found(id: &str) -> ApiError {
     ApiError::not_found("delivery_not_found", format!("this webhook has no delivery {id:?}"))
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
+    responses((status = 200, body = Delivery), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delivery(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
@@ -239,6 +256,8 @@ pub async fn delivery(
 }
 
 /// Makes one delivery due now, whatever its status; a failed one gets one more attempt.
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
+    responses((status = 202, body = Delivery, description = "Due now"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
@@ -251,7 +270,8 @@ pub async fn retry(
     Ok((StatusCode::ACCEPTED, Json(json!(retried))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"since": "2026-01-01T00:00:00Z"}))]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
     /// An event id or an RFC 3339 time; inclusive.
@@ -270,6 +290,8 @@ fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {
 }
 
 /// Queues the webhook's events in a range again (new deliveries with the same `webhook-id`s).
+#[utoipa::path(post, path = "/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = Replay,
+    responses((status = 202, body = Replayed), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The webhook is disabled", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,

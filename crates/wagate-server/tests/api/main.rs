@@ -5,6 +5,7 @@ mod common;
 mod events;
 mod input;
 mod messages;
+mod openapi;
 mod operations;
 mod receiver;
 mod restart;

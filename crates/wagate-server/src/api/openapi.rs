@@ -1,0 +1,173 @@
+//! The OpenAPI 3.1 document, built from the handlers' annotations as the router is built
+//! (so a route cannot exist without being described), and the shapes only the document needs.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Session, Webhook};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wagate",
+        description = "A self-hosted WhatsApp gateway: sessions, messages, the event log, webhooks and live streams.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("api_key" = [])),
+    components(schemas(ErrorBody, Event)),
+    tags(
+        (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
+        (name = "messages", description = "Send (queued durably before the answer) and read history"),
+        (name = "events", description = "The event log, and live streams of it"),
+        (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
+        (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
+        (name = "operations", description = "Health, readiness, metrics")
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+    }
+}
+
+/// The finished document as JSON, with the event deliveries described under `webhooks`.
+pub fn document(openapi: utoipa::openapi::OpenApi) -> Value {
+    let mut document = serde_json::to_value(openapi).unwrap_or_else(|_| json!({}));
+    document["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let header = |name: &str, description: &str| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": { "type": "string" } });
+    document["webhooks"] = json!({
+        "event": {
+            "post": {
+                "summary": "An event, delivered to a registered webhook",
+                "description": "Sent for every event the webhook's filters select, at least once (deduplicate by `webhook-id`), signed per the Standard Webhooks specification. Answer 2xx within the timeout; anything else is retried on the schedule.",
+                "parameters": [
+                    header("webhook-id", "The event id; the same on every attempt"),
+                    header("webhook-timestamp", "Unix seconds when this attempt was signed"),
+                    header("webhook-signature", "`v1,<base64 HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")>`, space-separated when two secrets sign"),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Event" } } }
+                },
+                "responses": { "2XX": { "description": "Delivered" } },
+                "security": []
+            }
+        }
+    });
+    document
+}
+
+/// Every error answer: `{"error":{"code","message","details"?}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code such as `session_not_found` or `invalid_field`.
+    #[schema(example = "invalid_field")]
+    pub code: String,
+    pub message: String,
+    /// More about the error; `field` names the offending field of a 422.
+    pub details: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub data: Vec<Session>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    pub data: Vec<Message>,
+    /// Pass as `before` for the next page; null on the last page.
+    pub next_before: Option<MessageId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<Event>,
+    /// Pass as `after` to continue.
+    pub next_after: Option<EventId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub data: Vec<Webhook>,
+}
+
+/// A webhook as created or rotated: with its signing secret.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+    /// After a rotation: until when the previous secret also signs.
+    pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub data: Vec<Delivery>,
+    pub next_before: Option<DeliveryId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    pub queued: u64,
+    pub first_event_id: Option<EventId>,
+    pub last_event_id: Option<EventId>,
+}
+
+/// The code a linking session shows: a QR code (`code` + `image`) or a pairing code.
+#[derive(Serialize, ToSchema)]
+pub struct QrCode {
+    /// What the phone scans.
+    pub code: Option<String>,
+    /// The QR code as a PNG data URL.
+    pub image: Option<String>,
+    /// What the user types on the phone, when linking by pairing code.
+    pub pairing_code: Option<String>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    pub status: String,
+    pub checks: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimLinked {
+    pub session_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimInjected {
+    pub wa_id: String,
+    /// `stored`, or `pending` while the session is offline.
+    pub status: String,
+}

@@ -328,7 +328,7 @@ impl Config {
 }
 
 /// `scheme://user:secret@host/…` → `scheme://user:********@host/…`.
-fn mask_password(url: &str) -> String {
+pub(crate) fn mask_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("********"));

@@ -132,7 +132,8 @@ impl Server {
                 })
                 .await
         });
-        tracing::info!(%addr, resumed, database = %database_url, "wagate is listening");
+        let database = config::mask_password(&database_url);
+        tracing::info!(%addr, resumed, %database, "wagate is listening");
         Ok(Self { addr, admin_key, engine, deliverer, store, stop, stopping, http, metrics_http, observer })
     }
 

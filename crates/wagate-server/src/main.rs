@@ -30,6 +30,12 @@ enum Command {
         /// The copy to write; must not exist yet.
         file: PathBuf,
     },
+    /// Exit 0 when the running gateway answers `/healthz` (for container health checks).
+    Healthcheck {
+        /// Where wagate listens; defaults to the configured `listen` address.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -54,6 +60,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => wagate_server::run(config).await,
         Command::Config => {
             print!("{}", config.to_masked_toml()?);
+            Ok(())
+        }
+        Command::Healthcheck { url } => {
+            let url =
+                url.unwrap_or_else(|| format!("http://{}", config.listen.replace("0.0.0.0", "127.0.0.1")));
+            let response = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?
+                .get(format!("{}/healthz", url.trim_end_matches('/')))
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "/healthz answered {}", response.status());
             Ok(())
         }
         Command::Backup { file } => {

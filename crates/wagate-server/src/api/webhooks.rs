@@ -117,7 +117,10 @@ pub async fn create(
     let url = checked_url(&state, &body.url).await?;
     let new = NewWebhook { url, events, session_id, description, secret: generate_secret() };
     let webhook = state.engine.store().create_webhook(new, state.engine.now()).await?;
-    tracing::info!(webhook_id = %webhook.id, url = %webhook.url, "webhook created");
+    // The host only: a URL's path or query may carry a token.
+    let host =
+        url::Url::parse(&webhook.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    tracing::info!(webhook_id = %webhook.id, host, "webhook created");
     state.deliverer.wake();
     Ok((StatusCode::CREATED, Json(shown(&webhook, true))))
 }

@@ -116,7 +116,7 @@ pub fn webhook_attempt(result: &'static str, latency_ms: u64) {
 }
 
 /// `GET /metrics` in the Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+#[utoipa::path(operation_id = "server_render", get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format")))]
 pub async fn render(State(state): State<AppState>) -> Response {
     let exporter = exporter();

@@ -12,6 +12,7 @@ use super::{page_limit, ApiError, ApiQuery};
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     after: Option<String>,
     session_id: Option<String>,
@@ -35,7 +36,7 @@ pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     Ok(types)
 }
 
-#[utoipa::path(get, path = "/events", tag = "events", params(ListQuery),
+#[utoipa::path(operation_id = "events_list", get, path = "/events", tag = "events", params(ListQuery),
     responses((status = 200, body = EventList, description = "Oldest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

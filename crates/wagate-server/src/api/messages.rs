@@ -58,6 +58,7 @@ pub fn content(kind: &str, text: Option<TextContent>) -> Result<MessageContent, 
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SendQuery {
     #[serde(default)]
     wait: bool,
@@ -80,7 +81,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), SendQuery,
+#[utoipa::path(operation_id = "messages_send", post, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), SendQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message")),
     request_body = SendRequest,
     responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
@@ -178,7 +179,7 @@ async fn wait_for_result(
     }
 }
 
-#[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
+#[utoipa::path(operation_id = "messages_get", get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
     responses((status = 200, body = Message, description = "With its `status_history`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
@@ -187,6 +188,7 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     chat: Option<String>,
     direction: Option<String>,
@@ -194,7 +196,7 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), ListQuery),
+#[utoipa::path(operation_id = "messages_list", get, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), ListQuery),
     responses((status = 200, body = MessageList, description = "Newest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -118,15 +118,15 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = openapi::Health)))]
+#[utoipa::path(operation_id = "server_healthz", get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = openapi::Health, description = "OK")))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers with its schema current and the background workers run;
 /// otherwise 503 naming the failing check.
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, body = openapi::Ready), (status = 503, description = "Not ready; `details.check` names the failing check", body = openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "server_readyz", get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = openapi::Ready, description = "OK"), (status = 503, description = "Not ready; `details.check` names the failing check", body = openapi::ErrorBody)))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

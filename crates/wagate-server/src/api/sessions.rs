@@ -59,8 +59,8 @@ fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = Session), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_create", post, path = "/sessions", tag = "sessions", request_body = CreateSession,
+    responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSession>,
@@ -97,20 +97,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-#[utoipa::path(get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_list", get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions = state.engine.store().list_sessions().await?;
     Ok(Json(json!({ "data": sessions })))
 }
 
-#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_get", get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Session>, ApiError> {
     let id = session_id(&raw)?;
     let session = state.engine.store().get_session(&id).await?;
     session.map(Json).ok_or_else(|| ApiError::session_not_found(&raw))
 }
 
-#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(operation_id = "sessions_delete", delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     responses((status = 204, description = "Deleted with its messages; its events stay in the log"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = session_id(&raw)?;
@@ -125,7 +125,7 @@ pub struct ConnectRequest {
     pairing_phone: Option<String>,
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/connect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(operation_id = "sessions_connect", post, path = "/sessions/{id}/connect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     request_body(content = Option<ConnectRequest>, description = "Optional; `pairing_phone` links by pairing code instead of QR"),
     responses((status = 202, body = Session, description = "Connecting"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn connect(
@@ -153,8 +153,8 @@ pub async fn connect(
     Ok((StatusCode::ACCEPTED, Json(session)))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/disconnect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_disconnect", post, path = "/sessions/{id}/disconnect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn disconnect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -163,8 +163,8 @@ pub async fn disconnect(
     Ok(Json(state.engine.disconnect(&id).await?))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/logout", tag = "sessions", params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = Session), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_logout", post, path = "/sessions/{id}/logout", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -174,12 +174,13 @@ pub async fn logout(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QrQuery {
     /// `json` (default), `png` or `svg`.
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
+#[utoipa::path(operation_id = "sessions_qr", get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
     responses((status = 200, body = QrCode, content_type = "application/json", description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
         (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
 pub async fn qr(

@@ -49,7 +49,7 @@ pub struct LinkRequest {
     phone: String,
 }
 
-#[utoipa::path(post, path = "/sim/scan", tag = "sim", request_body = LinkRequest,
+#[utoipa::path(operation_id = "sim_scan", post, path = "/sim/scan", tag = "sim", request_body = LinkRequest,
     responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn scan(
     State(state): State<AppState>,
@@ -60,8 +60,8 @@ pub async fn scan(
     Ok(Json(json!({ "session_id": session })))
 }
 
-#[utoipa::path(post, path = "/sim/pair", tag = "sim", request_body = LinkRequest,
-    responses((status = 200, body = SimLinked), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sim_pair", post, path = "/sim/pair", tag = "sim", request_body = LinkRequest,
+    responses((status = 200, body = SimLinked, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn pair(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
@@ -84,7 +84,7 @@ pub struct InboundBody {
     text: Option<TextContent>,
 }
 
-#[utoipa::path(post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
+#[utoipa::path(operation_id = "sim_inbound", post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
     responses((status = 200, body = SimInjected, description = "Stored"), (status = 202, body = SimInjected, description = "Pending: the session is offline"),
         (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn inbound(
@@ -119,7 +119,7 @@ pub struct FaultsBody {
     send_delay_ms: Option<u64>,
 }
 
-#[utoipa::path(post, path = "/sim/faults", tag = "sim", request_body = FaultsBody,
+#[utoipa::path(operation_id = "sim_faults", post, path = "/sim/faults", tag = "sim", request_body = FaultsBody,
     responses((status = 200, description = "The faults in force", body = Object), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn faults(
     State(state): State<AppState>,

@@ -26,6 +26,7 @@ use crate::AppState;
 const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
@@ -107,7 +108,7 @@ fn end_code(end: &StreamEnd) -> &'static str {
 
 /// `GET /v1/events/stream`: each event as `id: evt_…` + `data: <envelope>`; a stream that
 /// ends says why in a last `event: close`. `Last-Event-ID` (or `after`) resumes.
-#[utoipa::path(get, path = "/events/stream", tag = "events",
+#[utoipa::path(operation_id = "events_sse", get, path = "/events/stream", tag = "events",
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
@@ -146,7 +147,7 @@ pub async fn sse(
 /// `GET /v1/events/ws`: each event as a text message holding the envelope. Filters and the
 /// resume id come from the query, or from the client's first message when the query has
 /// none (sent within `events.ws_hello_ms`; after that the stream starts with no filter).
-#[utoipa::path(get, path = "/events/ws", tag = "events", params(StreamQuery),
+#[utoipa::path(operation_id = "events_ws", get, path = "/events/ws", tag = "events", params(StreamQuery),
     responses((status = 101, description = "WebSocket: each event as a text message holding the envelope; without query parameters the first client message may carry `{\"session_id\",\"types\",\"after\"}`"),
         (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn ws(

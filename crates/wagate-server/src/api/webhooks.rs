@@ -101,7 +101,7 @@ pub struct CreateWebhook {
     description: Option<String>,
 }
 
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+#[utoipa::path(operation_id = "webhooks_create", post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -125,14 +125,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(shown(&webhook, true))))
 }
 
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+#[utoipa::path(operation_id = "webhooks_list", get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let webhooks = state.engine.store().list_webhooks().await?;
     let shown: Vec<Value> = webhooks.iter().map(|w| shown(w, false)).collect();
     Ok(Json(json!({ "data": shown })))
 }
 
-#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), responses((status = 200, body = Webhook), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(operation_id = "webhooks_get", get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), responses((status = 200, body = Webhook, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = webhook_id(&id)?;
     let webhook = found(state.engine.store().get_webhook(&id).await?, &id)?;
@@ -156,8 +156,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = UpdateWebhook,
-    responses((status = 200, body = Webhook), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+#[utoipa::path(operation_id = "webhooks_update", patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = UpdateWebhook,
+    responses((status = 200, body = Webhook, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -176,7 +176,7 @@ pub async fn update(
     Ok(Json(shown(&webhook, false)))
 }
 
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+#[utoipa::path(operation_id = "webhooks_delete", delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses((status = 204, description = "Deleted with its deliveries"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = webhook_id(&id)?;
@@ -189,7 +189,7 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 /// A new secret; the old one keeps signing alongside for `webhooks.secret_overlap_ms`.
-#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
+#[utoipa::path(operation_id = "webhooks_rotate_secret", post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses((status = 200, body = WebhookWithSecret, description = "The new secret, shown only now; the old one signs alongside until `previous_secret_expires_at`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
@@ -209,13 +209,14 @@ pub async fn rotate_secret(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     status: Option<String>,
     before: Option<String>,
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), DeliveriesQuery),
+#[utoipa::path(operation_id = "webhooks_deliveries", get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), DeliveriesQuery),
     responses((status = 200, body = DeliveryList, description = "Newest first, each with its attempts"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,
@@ -246,8 +247,8 @@ fn delivery_not_found(id: &str) -> ApiError {
     ApiError::not_found("delivery_not_found", format!("this webhook has no delivery {id:?}"))
 }
 
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
-    responses((status = 200, body = Delivery), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(operation_id = "webhooks_delivery", get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
+    responses((status = 200, body = Delivery, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delivery(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
@@ -259,7 +260,7 @@ pub async fn delivery(
 }
 
 /// Makes one delivery due now, whatever its status; a failed one gets one more attempt.
-#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
+#[utoipa::path(operation_id = "webhooks_retry", post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses((status = 202, body = Delivery, description = "Due now"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
@@ -293,8 +294,8 @@ fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {
 }
 
 /// Queues the webhook's events in a range again (new deliveries with the same `webhook-id`s).
-#[utoipa::path(post, path = "/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = Replay,
-    responses((status = 202, body = Replayed), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The webhook is disabled", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+#[utoipa::path(operation_id = "webhooks_replay", post, path = "/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = Replay,
+    responses((status = 202, body = Replayed, description = "Accepted"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The webhook is disabled", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,

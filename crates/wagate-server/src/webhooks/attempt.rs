@@ -11,7 +11,7 @@ use super::signing;
 use crate::config::WebhooksConfig;
 
 /// How much of a receiver's answer is kept.
-pub const RESPONSE_PREFIX: usize = 4096;
+pub(super) const RESPONSE_PREFIX: usize = 4096;
 
 /// What one attempt found out.
 pub(super) struct Answer {

@@ -18,7 +18,6 @@ use wagate_store::{AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliverySlots
 
 use crate::config::{ms, WebhooksConfig};
 use crate::engine::{Engine, GroupCommit};
-pub use attempt::RESPONSE_PREFIX;
 
 /// Runs webhook deliveries in the background.
 pub struct Deliverer {

@@ -73,6 +73,8 @@ impl MessageContent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
+    /// Accepted, to be sent at its `scheduled_at`.
+    Scheduled,
     /// Accepted and waiting for its session to send it.
     Queued,
     /// Handed to the connector; no answer yet.
@@ -87,6 +89,8 @@ pub enum MessageStatus {
     Failed,
     /// An inbound message, stored.
     Received,
+    /// A scheduled message canceled before it was due.
+    Canceled,
 }
 
 /// A status change the state machine refuses.
@@ -109,6 +113,7 @@ pub enum StatusChange {
 impl MessageStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            MessageStatus::Scheduled => "scheduled",
             MessageStatus::Queued => "queued",
             MessageStatus::Sending => "sending",
             MessageStatus::Sent => "sent",
@@ -116,11 +121,13 @@ impl MessageStatus {
             MessageStatus::Read => "read",
             MessageStatus::Failed => "failed",
             MessageStatus::Received => "received",
+            MessageStatus::Canceled => "canceled",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "scheduled" => MessageStatus::Scheduled,
             "queued" => MessageStatus::Queued,
             "sending" => MessageStatus::Sending,
             "sent" => MessageStatus::Sent,
@@ -128,6 +135,7 @@ impl MessageStatus {
             "read" => MessageStatus::Read,
             "failed" => MessageStatus::Failed,
             "received" => MessageStatus::Received,
+            "canceled" => MessageStatus::Canceled,
             _ => return None,
         })
     }
@@ -143,12 +151,12 @@ impl MessageStatus {
     /// Position along queued → sending → sent → delivered → read.
     fn progress(self) -> Option<u8> {
         match self {
-            MessageStatus::Queued => Some(0),
+            MessageStatus::Scheduled | MessageStatus::Queued => Some(0),
             MessageStatus::Sending => Some(1),
             MessageStatus::Sent => Some(2),
             MessageStatus::Delivered => Some(3),
             MessageStatus::Read => Some(4),
-            MessageStatus::Failed | MessageStatus::Received => None,
+            MessageStatus::Failed | MessageStatus::Received | MessageStatus::Canceled => None,
         }
     }
 
@@ -161,14 +169,15 @@ impl MessageStatus {
         use MessageStatus::*;
         let illegal = Err(IllegalTransition { from: self, to });
         match (self, to) {
-            (Queued, Sending) | (Sending, Queued) => Ok(StatusChange::Apply),
-            (Queued | Sending | Sent, Failed) => Ok(StatusChange::Apply),
+            (Queued | Scheduled, Sending) | (Sending, Queued) => Ok(StatusChange::Apply),
+            (Scheduled, Canceled) => Ok(StatusChange::Apply),
+            (Scheduled | Queued | Sending | Sent, Failed) => Ok(StatusChange::Apply),
             (Sending | Sent | Delivered, Sent | Delivered | Read) => match (self.progress(), to.progress()) {
                 (Some(from), Some(next)) if next > from => Ok(StatusChange::Apply),
                 _ => Ok(StatusChange::Stale),
             },
             (Read, Sent | Delivered | Read) => Ok(StatusChange::Stale),
-            (Failed, Failed) => Ok(StatusChange::Stale),
+            (Failed, Failed) | (Canceled, Canceled) => Ok(StatusChange::Stale),
             _ => illegal,
         }
     }
@@ -193,6 +202,19 @@ mod tests {
         assert_eq!(Read.transition(Delivered), Ok(StatusChange::Stale));
         assert_eq!(Delivered.transition(Delivered), Ok(StatusChange::Stale));
         assert_eq!(Delivered.transition(Sent), Ok(StatusChange::Stale));
+    }
+
+    #[test]
+    fn a_scheduled_message_is_sent_or_canceled() {
+        assert_eq!(Scheduled.transition(Sending), Ok(StatusChange::Apply));
+        assert_eq!(Scheduled.transition(Canceled), Ok(StatusChange::Apply));
+        assert_eq!(Canceled.transition(Canceled), Ok(StatusChange::Stale));
+        for to in [Sent, Queued, Read] {
+            assert!(Scheduled.transition(to).is_err(), "{to:?}");
+        }
+        for from in [Queued, Sending, Sent, Failed] {
+            assert!(from.transition(Canceled).is_err(), "{from:?}");
+        }
     }
 
     #[test]
@@ -258,6 +280,9 @@ pub struct Message {
     pub status_reason: Option<String>,
     /// WhatsApp's own id for the message, once it has one.
     pub wa_id: Option<String>,
+    /// When a scheduled message is (or was) due; absent for messages sent at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

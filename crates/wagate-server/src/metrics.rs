@@ -178,7 +178,7 @@ impl Observer {
         let (direction, status) = match event.kind {
             EventType::MessageReceived => ("in", "received"),
             EventType::MessageStatus => match event.data["status"].as_str() {
-                Some(status @ ("sent" | "delivered" | "read" | "failed")) => ("out", status),
+                Some(status @ ("sent" | "delivered" | "read" | "failed" | "canceled")) => ("out", status),
                 _ => return,
             },
             _ => return,

@@ -90,6 +90,8 @@ pub struct NewOutbound {
     pub to: Jid,
     pub content: MessageContent,
     pub idempotency_key: Option<String>,
+    /// Send at this time (the message is `scheduled` until then) rather than at once.
+    pub scheduled_at: Option<Timestamp>,
 }
 
 /// The answer to accepting one outbound message.
@@ -297,6 +299,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the `message.received` events of the new ones.
     async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>>;
 
+    /// Cancels a message that is still `scheduled`: it goes `canceled` and leaves the queue.
+    /// `Conflict` when it is past that.
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)>;
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;
 

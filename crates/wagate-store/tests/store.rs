@@ -41,6 +41,7 @@ fn outbound(session: &str, to: &str, key: Option<&str>) -> NewOutbound {
         to: Jid::parse_recipient(to).unwrap(),
         content: text("hi"),
         idempotency_key: key.map(str::to_owned),
+        scheduled_at: None,
     }
 }
 

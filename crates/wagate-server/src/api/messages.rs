@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId, TextContent};
-use wagate_store::{MessageQuery, NewOutbound};
+use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::openapi::{ErrorBody, MessageList};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
@@ -36,7 +36,26 @@ pub struct SendRequest {
     kind: String,
     text: Option<TextContent>,
     context: Option<Value>,
-    scheduled_at: Option<Value>,
+    /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
+    scheduled_at: Option<String>,
+}
+
+/// How far ahead a send may be scheduled.
+const MAX_SCHEDULE_DAYS: i64 = 366;
+
+fn scheduled_time(raw: &str, now: wagate_core::Timestamp) -> Result<wagate_core::Timestamp, ApiError> {
+    let at = chrono::DateTime::parse_from_rfc3339(raw)
+        .map_err(|_| {
+            ApiError::invalid_field("scheduled_at", "must be an RFC 3339 time, e.g. 2026-12-24T18:00:00Z")
+        })?
+        .to_utc();
+    if at > now + chrono::Duration::days(MAX_SCHEDULE_DAYS) {
+        return Err(ApiError::invalid_field(
+            "scheduled_at",
+            format!("must be within {MAX_SCHEDULE_DAYS} days"),
+        ));
+    }
+    Ok(at)
 }
 
 /// Builds the content from `type` and the field it names (`{"type":"text","text":{…}}`), so
@@ -96,21 +115,26 @@ pub async fn send(
     let session_id = session_id(&raw)?;
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
     let content = super::messages::content(&body.kind, body.text)?;
-    for (field, value) in [("context", &body.context), ("scheduled_at", &body.scheduled_at)] {
-        if value.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported_field",
-                format!("{field} is not supported by this version yet"),
-            )
-            .with_details(json!({ "field": field })));
-        }
+    if body.context.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_field",
+            "context is not supported by this version yet",
+        )
+        .with_details(json!({ "field": "context" })));
     }
-    let new = NewOutbound { session_id, to, content, idempotency_key: idempotency_key(&headers)? };
+    let scheduled_at =
+        body.scheduled_at.as_deref().map(|at| scheduled_time(at, state.engine.now())).transpose()?;
+    let new =
+        NewOutbound { session_id, to, content, idempotency_key: idempotency_key(&headers)?, scheduled_at };
     // Subscribe before accepting so the result cannot slip past.
     let mut events = query.wait.then(|| state.engine.subscribe());
     let accepted = state.engine.accept(new).await?;
     let mut message = accepted.message;
+    // A send scheduled for later has no result to wait for yet.
+    if message.status == wagate_core::MessageStatus::Scheduled {
+        events = None;
+    }
     let mut status = StatusCode::ACCEPTED;
     if let Some(events) = events.as_mut() {
         let timeout = Duration::from_millis(state.config.api.wait_timeout_ms);
@@ -185,6 +209,33 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
     let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
     state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
+}
+
+/// Cancels a message while it is still `scheduled`.
+#[utoipa::path(operation_id = "messages_cancel", delete, path = "/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "Message id (`msg_…`)")),
+    responses((status = 200, body = Message, description = "Canceled: it will not be sent"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "The message is not scheduled (any more)", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Message>, ApiError> {
+    let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
+    let id = MessageId::parse(&raw).map_err(|_| not_found())?;
+    match state.engine.store().cancel_scheduled(&id, state.engine.now()).await {
+        Ok((message, event)) => {
+            state.engine.publish([event]);
+            Ok(Json(message))
+        }
+        Err(StoreError::NotFound(_)) => Err(not_found()),
+        Err(StoreError::IllegalTransition(e)) => Err(ApiError::conflict(
+            "message_not_scheduled",
+            format!("only a scheduled message can be canceled; this one is {}", e.from.as_str()),
+        )
+        .with_details(json!({ "status": e.from }))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -61,7 +61,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
         .routes(routes!(messages::send, messages::list))
-        .routes(routes!(messages::get))
+        .routes(routes!(messages::get, messages::cancel))
         .routes(routes!(events::list))
         .routes(routes!(streams::sse))
         .routes(routes!(streams::ws))

@@ -159,10 +159,10 @@ async fn malformed_oversized_and_invalid_bodies() {
         let error = expect_error(&server, send().json(&body), unprocessable, "invalid_field").await;
         assert_eq!(error["error"]["details"]["field"], field, "{body} -> {error}");
     }
-    let mut scheduled = text("15557770001");
-    scheduled["scheduled_at"] = json!("2030-01-01T00:00:00Z");
-    let error = expect_error(&server, send().json(&scheduled), unprocessable, "unsupported_field").await;
-    assert_eq!(error["error"]["details"]["field"], "scheduled_at");
+    let mut replying = text("15557770001");
+    replying["context"] = json!({ "message_id": "msg_01M81CT1P101NSFF6A4DVJGB87" });
+    let error = expect_error(&server, send().json(&replying), unprocessable, "unsupported_field").await;
+    assert_eq!(error["error"]["details"]["field"], "context");
     let long_key = "k".repeat(300);
     expect_error(
         &server,

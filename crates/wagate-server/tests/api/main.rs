@@ -9,6 +9,7 @@ mod openapi;
 mod operations;
 mod receiver;
 mod restart;
+mod scheduled;
 mod sessions;
 mod streams;
 mod webhooks;

@@ -150,16 +150,21 @@ async fn nothing_is_lost_while_the_receiver_is_down() {
 async fn a_retry_pending_when_the_server_is_killed_completes_after_restart() {
     let dir = Arc::new(TempDir::new().unwrap());
     let mut config = fast_config(&dir);
-    config.webhooks.retry_schedule_ms = vec![300];
+    config.webhooks.retry_schedule_ms = vec![1_000];
     let receiver = Receiver::start().await;
     receiver.answer_next(&[Answer::Status(500)]);
     let server = TestServer::start_killable(Arc::clone(&dir), config);
     let (webhook, secret) = server.create_webhook(&receiver.url, json!(["session.status"])).await;
     server.create_session("alice").await;
-    receiver.wait_for(1).await;
+    // Killed once the failed attempt is recorded and its retry is pending.
+    eventually(|| async {
+        let pending = server.deliveries(&webhook, "&status=pending").await.pop()?;
+        (pending["attempt_count"] == 1).then_some(())
+    })
+    .await;
     let (dir, config) = server.kill();
 
-    // The retry was due 300 ms after the failure; the server was not running then.
+    // The retry was due a second after the failure; the server was not running then.
     let server = TestServer::start_in(dir, config).await;
     let hits = receiver.wait_for(2).await;
     assert_eq!(hits[0].header("webhook-id"), hits[1].header("webhook-id"));

@@ -16,7 +16,7 @@ use crate::{
     StoreError, StoreResult,
 };
 
-const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, \
+const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
     status_reason, wa_id, created_at, updated_at";
 
 fn from_row(row: &SqliteRow) -> StoreResult<Message> {
@@ -35,6 +35,7 @@ fn from_row(row: &SqliteRow) -> StoreResult<Message> {
         status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status", &status))?,
         status_reason: row.try_get("status_reason")?,
         wa_id: row.try_get("wa_id")?,
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(from_millis).transpose()?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
         status_history: Vec::new(),
@@ -61,14 +62,18 @@ async fn fetch(conn: &mut SqliteConnection, id: &MessageId) -> StoreResult<Optio
 
 /// The `data` of a `message.status` event.
 fn status_event_data(message: &Message) -> serde_json::Value {
-    serde_json::json!({
+    let mut data = serde_json::json!({
         "message_id": message.id,
         "status": message.status,
         "reason": message.status_reason,
         "chat": message.chat,
         "to": message.to,
         "wa_id": message.wa_id,
-    })
+    });
+    if message.status == MessageStatus::Scheduled {
+        data["scheduled_at"] = serde_json::json!(message.scheduled_at);
+    }
+    data
 }
 
 /// Looks up messages by id, a few statements for many ids.
@@ -118,7 +123,7 @@ async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<S
     for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
-             status, status_reason, wa_id, idempotency_key, created_at, updated_at) ",
+             status, status_reason, wa_id, idempotency_key, scheduled_at, created_at, updated_at) ",
         );
         let contents = chunk
             .iter()
@@ -138,6 +143,7 @@ async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<S
                 .push_bind(message.status_reason.clone())
                 .push_bind(message.wa_id.clone())
                 .push_bind(key.clone())
+                .push_bind(message.scheduled_at.map(millis))
                 .push_bind(millis(message.created_at))
                 .push_bind(millis(message.updated_at));
         });
@@ -242,6 +248,9 @@ pub(super) async fn accept(
             }
             keys_in_batch.insert((new.session_id.clone(), key.clone()), rows.len());
         }
+        // A time already past means now.
+        let scheduled_at =
+            new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
         let message = Message {
             id: MessageId::generate(),
             session_id: new.session_id,
@@ -250,9 +259,10 @@ pub(super) async fn accept(
             from: sender.clone(),
             to: new.to.to_string(),
             content: new.content,
-            status: MessageStatus::Queued,
+            status: if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued },
             status_reason: None,
             wa_id: None,
+            scheduled_at,
             created_at: now,
             updated_at: now,
             status_history: Vec::new(),
@@ -267,7 +277,9 @@ pub(super) async fn accept(
         let mut sql =
             QueryBuilder::<Sqlite>::new("INSERT INTO outbox (message_id, session_id, available_at) ");
         sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str()).push_bind(message.session_id.as_str()).push_bind(millis(now));
+            row.push_bind(message.id.as_str())
+                .push_bind(message.session_id.as_str())
+                .push_bind(millis(message.scheduled_at.unwrap_or(now)));
         });
         sql.build().execute(&mut *tx).await?;
     }
@@ -354,7 +366,7 @@ pub(super) async fn claim(
     for (id, session, attempts) in &due {
         let Some(mut message) = found.remove(id) else { continue };
         match message.status {
-            MessageStatus::Queued => {
+            MessageStatus::Queued | MessageStatus::Scheduled => {
                 message.status = MessageStatus::Sending;
                 message.status_reason = None;
                 message.updated_at = now;
@@ -396,6 +408,35 @@ pub(super) async fn claim(
             (mine, events.remove(&Some(request.session_id.to_string())).unwrap_or_default())
         })
         .collect())
+}
+
+pub(super) async fn cancel_scheduled(
+    conn: &mut SqliteConnection,
+    id: &MessageId,
+    now: Timestamp,
+) -> StoreResult<(Message, Event)> {
+    let now = from_millis(millis(now))?;
+    let mut tx = conn.begin().await?;
+    let mut message =
+        fetch_where(&mut tx, "id = ?", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
+    match message.status.transition(MessageStatus::Canceled)? {
+        wagate_core::StatusChange::Apply => {}
+        wagate_core::StatusChange::Stale => {
+            return Err(
+                wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
+            )
+        }
+    }
+    message.status = MessageStatus::Canceled;
+    message.status_reason = Some("canceled by request".into());
+    message.updated_at = now;
+    write_statuses(&mut tx, &[&message]).await?;
+    insert_history(&mut tx, &[&message], now).await?;
+    delete_outbox(&mut tx, &[message.id.as_str()]).await?;
+    let mut events = status_events(&mut tx, &[&message], now).await?;
+    tx.commit().await?;
+    let event = events.pop().ok_or_else(|| StoreError::Corrupt("no event for a cancel".into()))?;
+    Ok((message, event))
 }
 
 pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
@@ -526,6 +567,7 @@ pub(super) async fn store_inbound(
             status: MessageStatus::Received,
             status_reason: None,
             wa_id: Some(new.wa_id),
+            scheduled_at: None,
             created_at: from_millis(millis(new.at))?,
             updated_at: now,
             status_history: Vec::new(),

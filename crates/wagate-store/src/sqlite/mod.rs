@@ -198,6 +198,10 @@ impl Store for SqliteStore {
         messages::store_inbound(&mut *self.writer.lock().await, batch, now).await
     }
 
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)> {
+        messages::cancel_scheduled(&mut *self.writer.lock().await, id, now).await
+    }
+
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
         messages::get(&self.readers, id).await
     }

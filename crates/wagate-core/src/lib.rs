@@ -6,6 +6,7 @@ pub mod ids;
 pub mod message;
 pub mod phone;
 pub mod session;
+pub mod template;
 pub mod webhook;
 
 pub use event::{Event, EventType};
@@ -16,6 +17,7 @@ pub use message::{
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};
+pub use template::Template;
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 
 /// Timestamps everywhere in wagate are UTC. Fields of API types spell the type out

@@ -5,8 +5,8 @@ mod sqlite;
 use async_trait::async_trait;
 use wagate_core::{
     Attempt, ConnectorKind, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Jid,
-    Message, MessageContent, MessageId, MessageStatus, Session, SessionId, SessionStatus, Timestamp, Webhook,
-    WebhookId,
+    Message, MessageContent, MessageId, MessageStatus, Session, SessionId, SessionStatus, Template,
+    Timestamp, Webhook, WebhookId,
 };
 
 pub use sqlite::SqliteStore;
@@ -307,6 +307,24 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> StoreResult<Stats>;
 
+    /// `Conflict` when a template of that name exists.
+    async fn create_template(
+        &self,
+        name: String,
+        language: Option<String>,
+        content: MessageContent,
+        now: Timestamp,
+    ) -> StoreResult<Template>;
+    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>>;
+    async fn list_templates(&self) -> StoreResult<Vec<Template>>;
+    async fn update_template(
+        &self,
+        name: &str,
+        change: TemplateChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Template>>;
+    async fn delete_template(&self, name: &str) -> StoreResult<bool>;
+
     /// The id of the newest event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
 
@@ -367,6 +385,14 @@ pub trait Store: Send + Sync + 'static {
         until: Option<EventBound>,
         now: Timestamp,
     ) -> StoreResult<Replayed>;
+}
+
+/// A change to a template; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateChange {
+    pub content: Option<MessageContent>,
+    /// `Some(None)` clears it.
+    pub language: Option<Option<String>>,
 }
 
 /// Counts for monitoring, read at once.

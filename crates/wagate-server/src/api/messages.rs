@@ -35,6 +35,8 @@ pub struct SendRequest {
     #[serde(rename = "type")]
     kind: String,
     text: Option<TextContent>,
+    /// With `"type":"template"`: which template, and the values of its placeholders.
+    template: Option<super::templates::TemplateRef>,
     context: Option<Value>,
     /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
     scheduled_at: Option<String>,
@@ -114,7 +116,10 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     let session_id = session_id(&raw)?;
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
-    let content = super::messages::content(&body.kind, body.text)?;
+    let content = match body.kind.as_str() {
+        "template" => super::templates::render(&state, body.template).await?,
+        kind => content(kind, body.text)?,
+    };
     if body.context.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

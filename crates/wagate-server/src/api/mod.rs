@@ -7,6 +7,7 @@ mod openapi;
 mod sessions;
 mod sim;
 mod streams;
+mod templates;
 mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
@@ -65,6 +66,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(events::list))
         .routes(routes!(streams::sse))
         .routes(routes!(streams::ws))
+        .routes(routes!(templates::create, templates::list))
+        .routes(routes!(templates::get, templates::update, templates::delete))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))

@@ -21,6 +21,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
         (name = "events", description = "The event log, and live streams of it"),
+        (name = "templates", description = "Message bodies with {{var}} placeholders, sent by name"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
         (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
         (name = "operations", description = "Health, readiness, metrics")
@@ -104,6 +105,11 @@ pub struct EventList {
     pub data: Vec<Event>,
     /// Pass as `after` to continue.
     pub next_after: Option<EventId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemplateList {
+    pub data: Vec<wagate_core::Template>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -12,4 +12,5 @@ mod restart;
 mod scheduled;
 mod sessions;
 mod streams;
+mod templates;
 mod webhooks;

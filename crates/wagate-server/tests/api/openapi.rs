@@ -124,7 +124,7 @@ async fn the_request_examples_of_the_document_are_accepted() {
             continue;
         }
         let id = if path.starts_with("/v1/webhooks/") { webhook.as_str() } else { "alice" };
-        let concrete = path.replace("{id}", id);
+        let concrete = path.replace("{id}", id).replace("{name}", "welcome");
         let (status, body) = server.call(server.request(method.clone(), &concrete).json(&example)).await;
         assert!(
             ![StatusCode::BAD_REQUEST, StatusCode::UNSUPPORTED_MEDIA_TYPE, StatusCode::UNPROCESSABLE_ENTITY]

@@ -4,6 +4,7 @@
 mod events;
 mod messages;
 mod sessions;
+mod templates;
 mod webhooks;
 
 use std::str::FromStr;
@@ -15,14 +16,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 use wagate_core::{
-    Delivery, DeliveryId, Event, EventId, EventType, Message, MessageId, Session, SessionId, Timestamp,
-    Webhook, WebhookId,
+    Delivery, DeliveryId, Event, EventId, EventType, Message, MessageContent, MessageId, Session, SessionId,
+    Template, Timestamp, Webhook, WebhookId,
 };
 
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
     EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
-    Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError, StoreResult, WebhookChange,
+    Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError, StoreResult, TemplateChange,
+    WebhookChange,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -233,6 +235,37 @@ impl Store for SqliteStore {
             deliveries_pending: count(pending),
             deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
         })
+    }
+
+    async fn create_template(
+        &self,
+        name: String,
+        language: Option<String>,
+        content: MessageContent,
+        now: Timestamp,
+    ) -> StoreResult<Template> {
+        templates::create(&mut *self.writer.lock().await, name, language, content, now).await
+    }
+
+    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>> {
+        templates::get(&self.readers, name).await
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<Template>> {
+        templates::list(&self.readers).await
+    }
+
+    async fn update_template(
+        &self,
+        name: &str,
+        change: TemplateChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Template>> {
+        templates::update(&mut *self.writer.lock().await, name, change, now).await
+    }
+
+    async fn delete_template(&self, name: &str) -> StoreResult<bool> {
+        templates::delete(&mut *self.writer.lock().await, name).await
     }
 
     async fn last_event_id(&self) -> StoreResult<Option<EventId>> {

@@ -1,0 +1,182 @@
+//! `/v1/templates`: message bodies with `{{var}}` placeholders, sent by name with
+//! `{"type":"template","template":{"name","params"}}`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wagate_core::{template, MessageContent, Template, TextContent};
+use wagate_store::{StoreError, TemplateChange};
+
+use super::openapi::{ErrorBody, TemplateList};
+use super::{ApiError, ApiJson};
+use crate::AppState;
+
+/// A message body as a send takes it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentBody {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<TextContent>,
+}
+
+fn checked_content(body: ContentBody) -> Result<MessageContent, ApiError> {
+    if body.kind == "template" {
+        return Err(ApiError::invalid_field("content.type", "a template cannot contain a template"));
+    }
+    super::messages::content(&body.kind, body.text).map_err(|mut e| {
+        // Name the field inside `content`.
+        if let Some(field) = e.details.as_ref().and_then(|d| d["field"].as_str()).map(str::to_owned) {
+            e.message = format!("content.{}", e.message);
+            e.details = Some(json!({ "field": format!("content.{field}") }));
+        }
+        e
+    })
+}
+
+fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError> {
+    match language {
+        Some(l) if l.is_empty() || l.len() > 16 => {
+            Err(ApiError::invalid_field("language", "must be 1 to 16 characters, such as en or pt_BR"))
+        }
+        other => Ok(other),
+    }
+}
+
+fn template_not_found(name: &str) -> ApiError {
+    ApiError::not_found("template_not_found", format!("no template named {name:?}"))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "welcome", "language": "en", "content": {"type": "text", "text": {"body": "Hi {{name}}, welcome to {{shop}}!"}}}))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTemplate {
+    name: String,
+    language: Option<String>,
+    content: ContentBody,
+}
+
+#[utoipa::path(operation_id = "templates_create", post, path = "/templates", tag = "templates", request_body = CreateTemplate,
+    responses((status = 201, body = Template, description = "Created"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 409, description = "A template of that name exists", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTemplate>,
+) -> Result<(StatusCode, Json<Template>), ApiError> {
+    template::check_name(&body.name).map_err(|e| ApiError::invalid_field("name", e))?;
+    let language = checked_language(body.language)?;
+    let content = checked_content(body.content)?;
+    match state.engine.store().create_template(body.name.clone(), language, content, state.engine.now()).await
+    {
+        Ok(created) => Ok((StatusCode::CREATED, Json(created))),
+        Err(StoreError::Conflict(_)) => {
+            Err(ApiError::conflict("template_exists", format!("a template named {:?} exists", body.name)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(operation_id = "templates_list", get, path = "/templates", tag = "templates",
+    responses((status = 200, body = TemplateList, description = "By name"), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "data": state.engine.store().list_templates().await? })))
+}
+
+#[utoipa::path(operation_id = "templates_get", get, path = "/templates/{name}", tag = "templates",
+    params(("name" = String, Path, description = "Template name")),
+    responses((status = 200, body = Template, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Template>, ApiError> {
+    state.engine.store().get_template(&name).await?.map(Json).ok_or_else(|| template_not_found(&name))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"content": {"type": "text", "text": {"body": "Hello {{name}}!"}}}))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTemplate {
+    content: Option<ContentBody>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    language: Option<Option<String>>,
+}
+
+/// Tells a field set to `null` (Some(None)) from a missing one (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(operation_id = "templates_update", patch, path = "/templates/{name}", tag = "templates",
+    params(("name" = String, Path, description = "Template name")), request_body = UpdateTemplate,
+    responses((status = 200, body = Template, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateTemplate>,
+) -> Result<Json<Template>, ApiError> {
+    let change = TemplateChange {
+        content: body.content.map(checked_content).transpose()?,
+        language: body.language.map(checked_language).transpose()?,
+    };
+    let updated = state.engine.store().update_template(&name, change, state.engine.now()).await?;
+    updated.map(Json).ok_or_else(|| template_not_found(&name))
+}
+
+#[utoipa::path(operation_id = "templates_delete", delete, path = "/templates/{name}", tag = "templates",
+    params(("name" = String, Path, description = "Template name")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.engine.store().delete_template(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(template_not_found(&name))
+    }
+}
+
+/// `"template": {"name","params"}` of a send.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    name: String,
+    /// Values for the placeholders: strings, numbers or booleans.
+    #[serde(default)]
+    params: HashMap<String, Value>,
+}
+
+/// The content a template send sends: the template filled in with the params.
+pub async fn render(state: &AppState, reference: Option<TemplateRef>) -> Result<MessageContent, ApiError> {
+    let reference =
+        reference.ok_or_else(|| ApiError::invalid_field("template", "is required for type template"))?;
+    let found = state.engine.store().get_template(&reference.name).await?;
+    let found = found.ok_or_else(|| template_not_found(&reference.name))?;
+    let mut params = HashMap::with_capacity(reference.params.len());
+    for (name, value) in reference.params {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(ApiError::invalid_field(
+                    &format!("template.params.{name}"),
+                    "must be a string, number or boolean",
+                ))
+            }
+        };
+        params.insert(name, text);
+    }
+    let content = found.content.render(&params).map_err(|missing| {
+        ApiError::invalid_field(&format!("template.params.{missing}"), "is missing: the template uses it")
+    })?;
+    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
+    Ok(content)
+}

@@ -170,12 +170,9 @@ pub async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<(
         anyhow::bail!("{} already exists; a backup is written to a new file", file.display());
     }
     let database_url = config.database_url()?;
-    let store = SqliteStore::open(&database_url)
+    SqliteStore::backup(&database_url, file)
         .await
-        .with_context(|| format!("cannot open the database {database_url}"))?;
-    store.backup_to(file).await.with_context(|| format!("cannot write the backup to {}", file.display()))?;
-    store.close().await;
-    Ok(())
+        .with_context(|| format!("cannot write a backup of {database_url} to {}", file.display()))
 }
 
 /// Runs wagate until SIGINT or SIGTERM.

@@ -60,11 +60,15 @@ impl SqliteStore {
         Ok(Self { writer: Arc::new(Mutex::new(writer)), readers, options })
     }
 
-    /// Writes a consistent copy of the database to `path` (a new file), while it is in use.
-    pub async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
+    /// Writes a consistent copy of the database at `url` to `path` (a new file), while it may
+    /// be in use. Opens it read-only and runs no migrations: a backup taken before an upgrade
+    /// with the new binary is the old schema.
+    pub async fn backup(url: &str, path: &std::path::Path) -> StoreResult<()> {
         let path = path.to_str().ok_or_else(|| StoreError::Corrupt("backup path is not UTF-8".into()))?;
-        let mut conn = self.readers.acquire().await?;
-        sqlx::query("VACUUM INTO ?").bind(path).execute(&mut *conn).await?;
+        let options = SqliteConnectOptions::from_str(url)?.read_only(true).busy_timeout(Duration::from_secs(10));
+        let mut conn = options.connect().await?;
+        sqlx::query("VACUUM INTO ?").bind(path).execute(&mut conn).await?;
+        conn.close().await?;
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub enum IdError {
     InvalidWebhookId,
     #[error("delivery id must look like dlv_<digits>")]
     InvalidDeliveryId,
+    #[error("hook id must look like hk_<26 characters>")]
+    InvalidHookId,
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
@@ -184,6 +186,12 @@ ulid_id!(
     WebhookId,
     "wh_",
     InvalidWebhookId
+);
+ulid_id!(
+    /// A trigger hook id: `hk_` + a ULID.
+    HookId,
+    "hk_",
+    InvalidHookId
 );
 seq_id!(
     /// An event id: `evt_` + the event's position in the log.

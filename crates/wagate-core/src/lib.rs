@@ -10,14 +10,14 @@ pub mod template;
 pub mod webhook;
 
 pub use event::{Event, EventType};
-pub use ids::{DeliveryId, EventId, IdError, MessageId, SessionId, WebhookId};
+pub use ids::{DeliveryId, EventId, HookId, IdError, MessageId, SessionId, WebhookId};
 pub use message::{
     Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange, StatusEntry,
     TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};
-pub use template::Template;
+pub use template::{Hook, Template};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 
 /// Timestamps everywhere in wagate are UTC. Fields of API types spell the type out

@@ -1,4 +1,5 @@
-//! Message templates: a message body with `{{var}}` placeholders, filled in at send time.
+//! Message templates (a message body with `{{var}}` placeholders, filled in at send time) and
+//! the trigger hooks that send them.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,6 +18,21 @@ pub struct Template {
     pub params: Vec<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A trigger hook: whoever holds its secret URL can send to its fixed recipients, without
+/// an API key (for example a CI pipeline announcing a failed build).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Hook {
+    pub id: crate::HookId,
+    pub session_id: crate::SessionId,
+    /// The recipients every call sends to.
+    pub to: Vec<String>,
+    /// When set, a call sends this template with the params it posts; otherwise the text it posts.
+    pub template: Option<String>,
+    pub description: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why a template name is not acceptable.

@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How long `?wait=true` waits for a send result before answering 504.
     pub wait_timeout_ms: u64,
+    /// Calls each trigger hook (`/hooks/{token}`) takes per minute; more get 429.
+    pub hook_calls_per_minute: u32,
 }
 
 /// The engine that runs sessions and sends messages.
@@ -160,7 +162,7 @@ impl Default for Config {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, wait_timeout_ms: 30_000 }
+        Self { max_body_bytes: 1024 * 1024, wait_timeout_ms: 30_000, hook_calls_per_minute: 30 }
     }
 }
 
@@ -275,6 +277,7 @@ impl Config {
             ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
             ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
             ("api.max_body_bytes", self.api.max_body_bytes as u64),
+            ("api.hook_calls_per_minute", u64::from(self.api.hook_calls_per_minute)),
             ("events.stream_buffer", self.events.stream_buffer as u64),
             ("events.poll_interval_ms", self.events.poll_interval_ms),
             ("webhooks.timeout_ms", self.webhooks.timeout_ms),

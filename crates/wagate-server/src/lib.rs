@@ -33,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_key: Arc<str>,
     pub deliverer: Arc<Deliverer>,
+    /// Calls per trigger hook, counted for rate limiting.
+    pub hook_limits: Arc<api::HookLimits>,
     /// The simulated network, when the sim connector is enabled.
     pub sim: Option<Arc<SimNetwork>>,
     /// Turns true when the server starts shutting down, so long waits end early.
@@ -103,6 +105,7 @@ impl Server {
             stopping: stopping_rx,
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
+            hook_limits: Arc::default(),
             config: Arc::new(config),
             admin_key: Arc::clone(&admin_key),
             sim,

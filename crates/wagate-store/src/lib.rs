@@ -4,9 +4,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use wagate_core::{
-    Attempt, ConnectorKind, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Jid,
-    Message, MessageContent, MessageId, MessageStatus, Session, SessionId, SessionStatus, Template,
-    Timestamp, Webhook, WebhookId,
+    Attempt, ConnectorKind, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Hook,
+    HookId, Jid, Message, MessageContent, MessageId, MessageStatus, Session, SessionId, SessionStatus,
+    Template, Timestamp, Webhook, WebhookId,
 };
 
 pub use sqlite::SqliteStore;
@@ -325,6 +325,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Template>>;
     async fn delete_template(&self, name: &str) -> StoreResult<bool>;
 
+    /// `NotFound` when the session does not exist.
+    async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook>;
+    async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>>;
+    async fn delete_hook(&self, session: &SessionId, id: &HookId) -> StoreResult<bool>;
+    /// The hook with this token hash, marked used at `now`.
+    async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>>;
+
     /// The id of the newest event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
 
@@ -393,6 +400,16 @@ pub struct TemplateChange {
     pub content: Option<MessageContent>,
     /// `Some(None)` clears it.
     pub language: Option<Option<String>>,
+}
+
+/// A trigger hook to create; only the hash of its token is kept.
+#[derive(Debug, Clone)]
+pub struct NewHook {
+    pub session_id: SessionId,
+    pub token_hash: String,
+    pub to: Vec<String>,
+    pub template: Option<String>,
+    pub description: Option<String>,
 }
 
 /// Counts for monitoring, read at once.

@@ -2,6 +2,7 @@
 
 mod error;
 mod events;
+mod hooks;
 mod messages;
 mod openapi;
 mod sessions;
@@ -21,6 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use wagate_core::SessionId;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
+pub use hooks::HookLimits;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -62,6 +64,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
         .routes(routes!(messages::send, messages::list))
+        .routes(routes!(hooks::create, hooks::list))
+        .routes(routes!(hooks::revoke))
         .routes(routes!(messages::get, messages::cancel))
         .routes(routes!(events::list))
         .routes(routes!(streams::sse))
@@ -85,6 +89,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     let mut app = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", v1)
+        .routes(routes!(hooks::call))
         .routes(routes!(healthz))
         .routes(routes!(readyz));
     if state.config.metrics.listen.is_none() {

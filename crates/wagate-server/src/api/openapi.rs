@@ -22,6 +22,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
         (name = "events", description = "The event log, and live streams of it"),
         (name = "templates", description = "Message bodies with {{var}} placeholders, sent by name"),
+        (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
         (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
         (name = "operations", description = "Health, readiness, metrics")
@@ -105,6 +106,22 @@ pub struct EventList {
     pub data: Vec<Event>,
     /// Pass as `after` to continue.
     pub next_after: Option<EventId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HookList {
+    pub data: Vec<wagate_core::Hook>,
+}
+
+/// A hook as created: with the secret URL that sends through it.
+#[derive(Serialize, ToSchema)]
+pub struct HookCreated {
+    #[serde(flatten)]
+    pub hook: wagate_core::Hook,
+    /// `/hooks/<token>`: POST to it to send. Shown only now.
+    pub path: String,
+    /// The same, with the host the request came to.
+    pub url: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -147,10 +147,10 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRef {
-    name: String,
+    pub(super) name: String,
     /// Values for the placeholders: strings, numbers or booleans.
     #[serde(default)]
-    params: HashMap<String, Value>,
+    pub(super) params: HashMap<String, Value>,
 }
 
 /// The content a template send sends: the template filled in with the params.

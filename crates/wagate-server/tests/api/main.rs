@@ -3,6 +3,7 @@
 
 mod common;
 mod events;
+mod hooks;
 mod input;
 mod messages;
 mod openapi;

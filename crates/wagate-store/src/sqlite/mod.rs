@@ -16,13 +16,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 use wagate_core::{
-    Delivery, DeliveryId, Event, EventId, EventType, Message, MessageContent, MessageId, Session, SessionId,
-    Template, Timestamp, Webhook, WebhookId,
+    Delivery, DeliveryId, Event, EventId, EventType, Hook, HookId, Message, MessageContent, MessageId,
+    Session, SessionId, Template, Timestamp, Webhook, WebhookId,
 };
 
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, MessageQuery, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
+    EventBound, EventQuery, MessageQuery, NewHook, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
     Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError, StoreResult, TemplateChange,
     WebhookChange,
 };
@@ -65,7 +65,8 @@ impl SqliteStore {
     /// with the new binary is the old schema.
     pub async fn backup(url: &str, path: &std::path::Path) -> StoreResult<()> {
         let path = path.to_str().ok_or_else(|| StoreError::Corrupt("backup path is not UTF-8".into()))?;
-        let options = SqliteConnectOptions::from_str(url)?.read_only(true).busy_timeout(Duration::from_secs(10));
+        let options =
+            SqliteConnectOptions::from_str(url)?.read_only(true).busy_timeout(Duration::from_secs(10));
         let mut conn = options.connect().await?;
         sqlx::query("VACUUM INTO ?").bind(path).execute(&mut conn).await?;
         conn.close().await?;
@@ -270,6 +271,22 @@ impl Store for SqliteStore {
 
     async fn delete_template(&self, name: &str) -> StoreResult<bool> {
         templates::delete(&mut *self.writer.lock().await, name).await
+    }
+
+    async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
+        templates::create_hook(&mut *self.writer.lock().await, new, now).await
+    }
+
+    async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>> {
+        templates::list_hooks(&self.readers, session).await
+    }
+
+    async fn delete_hook(&self, session: &SessionId, id: &HookId) -> StoreResult<bool> {
+        templates::delete_hook(&mut *self.writer.lock().await, session, id).await
+    }
+
+    async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>> {
+        templates::use_hook(&mut *self.writer.lock().await, token_hash, now).await
     }
 
     async fn last_event_id(&self) -> StoreResult<Option<EventId>> {

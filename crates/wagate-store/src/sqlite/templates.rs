@@ -1,11 +1,11 @@
-//! Message templates.
+//! Message templates, and the trigger hooks that send them.
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use wagate_core::{template, MessageContent, Template, Timestamp};
+use wagate_core::{template, Hook, HookId, MessageContent, SessionId, Template, Timestamp};
 
-use super::{from_json, from_millis, millis};
-use crate::{StoreError, StoreResult, TemplateChange};
+use super::{corrupt, from_json, from_millis, millis};
+use crate::{NewHook, StoreError, StoreResult, TemplateChange};
 
 const COLUMNS: &str = "name, language, content, created_at, updated_at";
 
@@ -96,4 +96,91 @@ pub(super) async fn update(
 pub(super) async fn delete(conn: &mut SqliteConnection, name: &str) -> StoreResult<bool> {
     let done = sqlx::query("DELETE FROM templates WHERE name = ?").bind(name).execute(conn).await?;
     Ok(done.rows_affected() > 0)
+}
+
+const HOOK_COLUMNS: &str = "id, session_id, recipients, template, description, created_at, last_used_at";
+
+fn hook_from_row(row: &SqliteRow) -> StoreResult<Hook> {
+    let id: String = row.try_get("id")?;
+    let session: String = row.try_get("session_id")?;
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    Ok(Hook {
+        id: HookId::parse(&id).map_err(|_| corrupt("hook id", &id))?,
+        session_id: SessionId::parse(&session).map_err(|_| corrupt("session id", &session))?,
+        to: from_json(row.try_get("recipients")?)?,
+        template: row.try_get("template")?,
+        description: row.try_get("description")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        last_used_at: last_used.map(from_millis).transpose()?,
+    })
+}
+
+pub(super) async fn create_hook(
+    conn: &mut SqliteConnection,
+    new: NewHook,
+    now: Timestamp,
+) -> StoreResult<Hook> {
+    let now = from_millis(millis(now))?;
+    let hook = Hook {
+        id: HookId::generate(),
+        session_id: new.session_id,
+        to: new.to,
+        template: new.template,
+        description: new.description,
+        created_at: now,
+        last_used_at: None,
+    };
+    let done = sqlx::query(
+        "INSERT INTO hooks (id, session_id, token_hash, recipients, template, description, created_at) \
+         SELECT ?, id, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+    )
+    .bind(hook.id.as_str())
+    .bind(&new.token_hash)
+    .bind(serde_json::Value::from(hook.to.clone()).to_string())
+    .bind(&hook.template)
+    .bind(&hook.description)
+    .bind(millis(now))
+    .bind(hook.session_id.as_str())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    Ok(hook)
+}
+
+pub(super) async fn list_hooks(pool: &SqlitePool, session: &SessionId) -> StoreResult<Vec<Hook>> {
+    let rows = sqlx::query(&format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE session_id = ? ORDER BY id"))
+        .bind(session.as_str())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(hook_from_row).collect()
+}
+
+pub(super) async fn delete_hook(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    id: &HookId,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM hooks WHERE session_id = ? AND id = ?")
+        .bind(session.as_str())
+        .bind(id.as_str())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn use_hook(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+    now: Timestamp,
+) -> StoreResult<Option<Hook>> {
+    let row = sqlx::query(&format!(
+        "UPDATE hooks SET last_used_at = ? WHERE token_hash = ? RETURNING {HOOK_COLUMNS}"
+    ))
+    .bind(millis(now))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(hook_from_row).transpose()
 }

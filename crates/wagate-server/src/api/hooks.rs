@@ -1,0 +1,243 @@
+//! Trigger hooks: `POST /v1/sessions/{id}/hooks` makes a secret URL, `/hooks/{token}`, that
+//! anyone holding it can POST to (no API key) to send to the hook's fixed recipients. Only a
+//! hash of the token is stored; calls are rate-limited per hook.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wagate_core::{Hook, HookId, Jid, MessageContent, TextContent};
+use wagate_store::{NewHook, NewOutbound, StoreError};
+
+use super::openapi::{ErrorBody, HookCreated, HookList};
+use super::templates::TemplateRef;
+use super::{session_id, ApiError, ApiJson};
+use crate::AppState;
+
+/// Recipients one hook may send to.
+const MAX_RECIPIENTS: usize = 50;
+
+/// Calls per hook and minute, counted on this node.
+#[derive(Default)]
+pub struct HookLimits {
+    windows: Mutex<HashMap<HookId, (Instant, u32)>>,
+}
+
+impl HookLimits {
+    /// Counts a call; when over `per_minute`, how long until the next is allowed.
+    fn admit(&self, hook: &HookId, per_minute: u32) -> Result<(), Duration> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let (started, count) = windows.entry(hook.clone()).or_insert((now, 0));
+        if now.duration_since(*started) >= Duration::from_secs(60) {
+            (*started, *count) = (now, 0);
+        }
+        if *count >= per_minute {
+            return Err(Duration::from_secs(60).saturating_sub(now.duration_since(*started)));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"to": "15557770001", "description": "CI: failed builds"}))]
+#[serde(deny_unknown_fields)]
+pub struct CreateHook {
+    /// One recipient or a list of them.
+    #[schema(value_type = Object)]
+    to: Value,
+    /// Send this template with the params each call posts, instead of the text it posts.
+    template: Option<String>,
+    description: Option<String>,
+}
+
+fn recipients(to: Value) -> Result<Vec<String>, ApiError> {
+    let list = match to {
+        Value::String(one) => vec![one],
+        Value::Array(many) => many
+            .into_iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::invalid_field("to", "must be a phone number or a list of them"))?,
+        _ => return Err(ApiError::invalid_field("to", "must be a phone number or a list of them")),
+    };
+    if list.is_empty() || list.len() > MAX_RECIPIENTS {
+        return Err(ApiError::invalid_field("to", format!("must name 1 to {MAX_RECIPIENTS} recipients")));
+    }
+    list.iter()
+        .map(|to| {
+            Jid::parse_recipient(to).map(|jid| jid.to_string()).map_err(|e| ApiError::invalid_field("to", e))
+        })
+        .collect()
+}
+
+#[utoipa::path(operation_id = "hooks_create", post, path = "/sessions/{id}/hooks", tag = "hooks",
+    params(("id" = String, Path, description = "Session id")), request_body = CreateHook,
+    responses((status = 201, body = HookCreated, description = "The hook, with its secret URL (shown only now)"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateHook>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let session = session_id(&raw)?;
+    let to = recipients(body.to)?;
+    if let Some(name) = &body.template {
+        if state.engine.store().get_template(name).await?.is_none() {
+            return Err(ApiError::invalid_field("template", format!("no template named {name:?}")));
+        }
+    }
+    if body.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        return Err(ApiError::invalid_field("description", "must be at most 500 characters"));
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let new = NewHook {
+        session_id: session,
+        token_hash: token_hash(&token),
+        to,
+        template: body.template,
+        description: body.description,
+    };
+    let hook = match state.engine.store().create_hook(new, state.engine.now()).await {
+        Err(StoreError::NotFound(_)) => return Err(ApiError::session_not_found(&raw)),
+        other => other?,
+    };
+    let path = format!("/hooks/{token}");
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let mut shown = json!(hook);
+    shown["path"] = json!(path);
+    shown["url"] = json!(format!("http://{host}{path}"));
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+#[utoipa::path(operation_id = "hooks_list", get, path = "/sessions/{id}/hooks", tag = "hooks",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = HookList, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let session = session_id(&raw)?;
+    if state.engine.store().get_session(&session).await?.is_none() {
+        return Err(ApiError::session_not_found(&raw));
+    }
+    Ok(Json(json!({ "data": state.engine.store().list_hooks(&session).await? })))
+}
+
+fn hook_not_found() -> ApiError {
+    ApiError::not_found("hook_not_found", "no such hook")
+}
+
+#[utoipa::path(operation_id = "hooks_revoke", delete, path = "/sessions/{id}/hooks/{hook_id}", tag = "hooks",
+    params(("id" = String, Path, description = "Session id"), ("hook_id" = String, Path, description = "Hook id (`hk_…`)")),
+    responses((status = 204, description = "Revoked: its URL no longer sends"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((raw, hook)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let session = session_id(&raw)?;
+    let hook = HookId::parse(&hook).map_err(|_| hook_not_found())?;
+    if state.engine.store().delete_hook(&session, &hook).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(hook_not_found())
+    }
+}
+
+/// What a call posts: `{"text"}`, `{"params"}` for a template hook, or a plain-text body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"text": "Build 512 failed on main"}))]
+#[serde(deny_unknown_fields)]
+pub struct HookCall {
+    text: Option<String>,
+    #[serde(default)]
+    params: HashMap<String, Value>,
+}
+
+fn call_body(headers: &HeaderMap, body: &Bytes) -> Result<HookCall, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return serde_json::from_slice(body).map_err(|e| ApiError::invalid_field("body", e));
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::invalid_field("body", "must be UTF-8 text"))?;
+    Ok(HookCall { text: Some(text.trim().to_owned()), params: HashMap::new() })
+}
+
+#[utoipa::path(operation_id = "hooks_call", post, path = "/hooks/{token}", tag = "hooks", security(()),
+    params(("token" = String, Path, description = "The hook's secret token")),
+    request_body(content = HookCall, description = "JSON `{\"text\"}` (or `{\"params\"}` for a template hook), or a plain-text body"),
+    responses((status = 202, description = "Queued, one message per recipient", body = Object),
+        (status = 404, description = "No such hook (or revoked)", body = ErrorBody),
+        (status = 422, description = "Invalid text or params", body = ErrorBody),
+        (status = 429, description = "Too many calls; see Retry-After", body = ErrorBody)))]
+pub async fn call(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let hook: Hook = state
+        .engine
+        .store()
+        .use_hook(&token_hash(&token), state.engine.now())
+        .await?
+        .ok_or_else(hook_not_found)?;
+    if let Err(wait) = state.hook_limits.admit(&hook.id, state.config.api.hook_calls_per_minute) {
+        let seconds = wait.as_secs().max(1);
+        let mut response =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many calls to this hook")
+                .with_details(json!({ "retry_after_seconds": seconds }))
+                .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
+    }
+    let call = call_body(&headers, &body)?;
+    let content = match &hook.template {
+        Some(name) => {
+            super::templates::render(&state, Some(TemplateRef { name: name.clone(), params: call.params }))
+                .await?
+        }
+        None => {
+            let body = call.text.unwrap_or_default();
+            let content = MessageContent::Text { text: TextContent { body } };
+            content.validate().map_err(|(_, message)| ApiError::invalid_field("text", message))?;
+            content
+        }
+    };
+    let mut sent = Vec::with_capacity(hook.to.len());
+    for to in &hook.to {
+        let to = Jid::parse_recipient(to).map_err(ApiError::internal)?;
+        let new = NewOutbound {
+            session_id: hook.session_id.clone(),
+            to,
+            content: content.clone(),
+            idempotency_key: None,
+            scheduled_at: None,
+        };
+        let message = state.engine.accept(new).await?.message;
+        sent.push(json!({ "id": message.id, "to": message.to, "status": message.status }));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "messages": sent })).into_response()).into_response())
+}

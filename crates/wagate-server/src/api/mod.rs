@@ -110,7 +110,10 @@ pub fn metrics_routes(state: &AppState) -> OpenApiRouter<AppState> {
 
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    // A hook's path is its secret: logs name the route, not the token.
+    let path = request.uri().path();
+    let path = if path.starts_with("/hooks/") { "/hooks/{token}" } else { path };
+    tracing::info_span!("request", method = %request.method(), path, request_id)
 }
 
 async fn not_found() -> ApiError {

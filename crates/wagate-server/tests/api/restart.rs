@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::common::{event_seq, eventually, fast_config, history, TestServer};
@@ -64,29 +64,49 @@ fn messages_accepted_before_a_crash_are_sent_after_it() {
         ids
     });
     crashed.shutdown_background();
+    let restarted_at = chrono::Utc::now();
 
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let server = TestServer::start_in(Arc::clone(&dir), config).await;
         server.wait_for_status("alice", "connected").await;
         server.wait_for_status("bob", "connected").await;
         // Receipts that were pending in the old process's simulated phones died with it, so
-        // what counts here is that every message was sent and arrived once.
+        // what counts here is that every message was sent, and sent once.
+        let mut sent_after_restart = Vec::new();
         for id in &accepted {
-            eventually(|| async {
+            let message = eventually(|| async {
                 let (_, message) = server.get(&format!("/v1/messages/{id}")).await;
-                ["sent", "delivered", "read"].contains(&message["status"].as_str()?).then_some(())
+                ["sent", "delivered", "read"].contains(&message["status"].as_str()?).then_some(message)
             })
             .await;
+            let sent: Vec<&Value> = message["status_history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["status"] == "sent")
+                .collect();
+            assert_eq!(sent.len(), 1, "{id} was sent once: {message}");
+            let at = chrono::DateTime::parse_from_rfc3339(sent[0]["at"].as_str().unwrap()).unwrap();
+            if at >= restarted_at {
+                sent_after_restart.push(message["text"]["body"].as_str().unwrap().to_owned());
+            }
         }
+        assert!(!sent_after_restart.is_empty(), "the crash came before every message was sent");
+        // The simulated WhatsApp lives in the process, so a message it was handing to alice at
+        // the moment of the crash died with it; everything sent after the restart must arrive.
         let received = eventually(|| async {
-            let received = server.messages("alice", "in").await;
-            (received.len() >= accepted.len()).then_some(received)
+            let received: Vec<String> = server
+                .messages("alice", "in")
+                .await
+                .iter()
+                .map(|m| m["text"]["body"].as_str().unwrap().to_owned())
+                .collect();
+            sent_after_restart.iter().all(|body| received.contains(body)).then_some(received)
         })
         .await;
-        let mut bodies: Vec<String> =
-            received.iter().map(|m| m["text"]["body"].as_str().unwrap().to_owned()).collect();
-        bodies.sort_by_key(|b| b[1..].parse::<u32>().unwrap());
-        let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-        assert_eq!(bodies, expected, "every accepted message arrived exactly once");
+        let mut unique = received.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), received.len(), "no message arrived twice: {received:?}");
     });
 }

@@ -9,6 +9,14 @@
 //! does, and reports webhook deliveries/s and the delay from an event's creation to its
 //! arrival at the receiver (p50/p99); then replays the whole run to the webhook and reports
 //! how fast a backlog drains.
+//!
+//! `campaign`: creates one campaign to many virtual contacts (100,000 by default) through a
+//! sim session without pacing, and reports how long creating it took and how many messages
+//! a second reached `read`.
+//!
+//! `media`: uploads one large document (100 MiB by default) as a stream, sends it between
+//! two sim sessions and downloads what arrived, and reports the process's peak memory (the
+//! server runs in this process) before and after: streaming keeps it flat.
 
 // The report on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
@@ -35,6 +43,30 @@ enum Command {
     Send(SendArgs),
     /// Deliver the events of a send run to a local webhook receiver.
     Webhooks(WebhookArgs),
+    /// Create one large campaign and time it until every message is read.
+    Campaign(CampaignArgs),
+    /// Upload, send and download one large document; report peak memory.
+    Media(MediaArgs),
+}
+
+#[derive(clap::Args)]
+struct MediaArgs {
+    /// Size of the document in MiB.
+    #[arg(long, default_value_t = 100)]
+    mib: u64,
+}
+
+#[derive(clap::Args)]
+struct CampaignArgs {
+    /// Recipients of the campaign.
+    #[arg(long, default_value_t = 100_000)]
+    recipients: usize,
+    /// A running wagate to benchmark (its sim connector must be enabled).
+    #[arg(long, requires = "key")]
+    url: Option<String>,
+    /// Its admin API key.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +175,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Send(args) => send(args).await,
             Command::Webhooks(args) => webhooks(args).await,
+            Command::Campaign(args) => campaign(args).await,
+            Command::Media(args) => media(args).await,
         }
     })
 }
@@ -443,4 +477,137 @@ async fn last_event(client: &Client) -> anyhow::Result<Option<String>> {
         }
         cursor = page["next_after"].as_str().map(str::to_owned);
     }
+}
+
+async fn campaign(args: CampaignArgs) -> anyhow::Result<()> {
+    let target = target(args.url.as_deref(), args.key.as_deref(), 4, |_| {}).await?;
+    let client = &target.client;
+    let session = sessions(client, 1, true).await?.remove(0);
+    let recipients: Vec<Value> = (0..args.recipients)
+        .map(|i| json!({ "to": format!("1778{i:06}1"), "params": { "name": format!("N{i}") } }))
+        .collect();
+    let body = json!({ "name": "bench", "content": { "type": "text", "text": { "body": "Hi {{name}}, this is a benchmark" } }, "recipients": recipients });
+    let bytes = body.to_string().len();
+    println!("creating a campaign of {} recipients ({:.1} MB of JSON)", args.recipients, bytes as f64 / 1e6);
+    let started = Instant::now();
+    let (status, created) = client.post(&format!("/v1/sessions/{session}/campaigns"), body).await?;
+    let creation = started.elapsed();
+    if status != 201 {
+        bail!("creating the campaign answered {status}: {created}");
+    }
+    println!("created in {:.2} s", creation.as_secs_f64());
+    let path = format!("/v1/sessions/{session}/campaigns/{}", created["id"].as_str().unwrap_or_default());
+    let total = created["total"].as_u64().unwrap_or_default();
+    let mut all_sent = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (_, progress) = client.get(&path).await?;
+        let count = |status: &str| progress["counts"][status].as_u64().unwrap_or_default();
+        if all_sent.is_none() && progress["status"] == "completed" {
+            all_sent = Some(started.elapsed() - creation);
+        }
+        if count("read") + count("failed") >= total {
+            let elapsed = started.elapsed() - creation;
+            let sent = all_sent.unwrap_or(elapsed);
+            println!(
+                "all sent after {:.2} s: {:.0} messages/s",
+                sent.as_secs_f64(),
+                total as f64 / sent.as_secs_f64()
+            );
+            println!(
+                "all read after {:.2} s: {:.0} messages/s to read ({} failed)",
+                elapsed.as_secs_f64(),
+                total as f64 / elapsed.as_secs_f64(),
+                count("failed")
+            );
+            break;
+        }
+    }
+    if let Some(server) = target.server {
+        server.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory so far (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn media(args: MediaArgs) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use sha2::Digest;
+
+    let target = target(None, None, 4, |_| {}).await?;
+    let client = &target.client;
+    let sessions = sessions(client, 2, true).await?;
+    let before = peak_rss_mib();
+    println!("peak RSS with the server up and two sessions linked: {before:.1} MiB");
+
+    // The document, generated as it is sent: 1 MiB chunks of a repeating pattern.
+    let chunks = args.mib;
+    let mut sent_hash = sha2::Sha256::new();
+    let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..chunks {
+        sent_hash.update(&chunk);
+    }
+    let sent_hash = sent_hash.finalize();
+    let body = futures_util::stream::iter(
+        (0..chunks).map(move |_| Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk.clone()))),
+    );
+    let started = Instant::now();
+    let uploaded = client
+        .http
+        .post(format!("{}/v1/media?filename=big.pdf", client.base))
+        .bearer_auth(&client.key)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await?;
+    if uploaded.status() != 201 {
+        bail!("upload answered {}: {}", uploaded.status(), uploaded.text().await?);
+    }
+    let media: Value = uploaded.json().await?;
+    println!("uploaded {} MiB in {:.2} s", args.mib, started.elapsed().as_secs_f64());
+
+    let body = json!({ "to": format!("1555{:07}", 1_000_001), "type": "document", "document": { "media_id": media["id"], "filename": "big.pdf" } });
+    let (status, sent) =
+        client.post(&format!("/v1/sessions/{}/messages?wait=true", sessions[0]), body).await?;
+    if status != 200 {
+        bail!("send answered {status}: {sent}");
+    }
+    let received = loop {
+        let (_, page) =
+            client.get(&format!("/v1/sessions/{}/messages?direction=in&limit=1", sessions[1])).await?;
+        if let Some(message) = page["data"].as_array().and_then(|m| m.first()).cloned() {
+            break message;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let id = received["document"]["id"].as_str().unwrap_or_default().to_owned();
+    let download =
+        client.http.get(format!("{}/v1/media/{id}", client.base)).bearer_auth(&client.key).send().await?;
+    let mut stream = download.bytes_stream();
+    let mut got_hash = sha2::Sha256::new();
+    let mut got = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        got += chunk.len() as u64;
+        got_hash.update(&chunk);
+    }
+    if got_hash.finalize() != sent_hash {
+        bail!("the downloaded document differs from the uploaded one");
+    }
+    let after = peak_rss_mib();
+    println!("sent and downloaded {got} bytes, identical (sha256)");
+    println!("peak RSS after: {after:.1} MiB (+{:.1} MiB for a {} MiB document)", after - before, args.mib);
+    if let Some(server) = target.server {
+        server.shutdown().await?;
+    }
+    Ok(())
 }

@@ -25,6 +25,10 @@ pub struct OutboundMessage {
     pub id: MessageId,
     pub to: Jid,
     pub content: MessageContent,
+    /// WhatsApp's id of the message this one quotes.
+    pub reply_to: Option<String>,
+    /// Who the text or caption mentions.
+    pub mentions: Vec<Jid>,
 }
 
 /// A message that reached the session.
@@ -36,6 +40,9 @@ pub struct InboundMessage {
     pub from: Jid,
     pub content: MessageContent,
     pub at: Timestamp,
+    /// WhatsApp's id of the message this one quotes.
+    pub reply_to: Option<String>,
+    pub mentions: Vec<Jid>,
 }
 
 /// A delivery or read receipt for a message the session sent.
@@ -97,7 +104,7 @@ pub enum ConnectorEvent {
         reason: String,
     },
     Inbound {
-        message: InboundMessage,
+        message: Box<InboundMessage>,
         ack: Ack,
     },
     Receipt {
@@ -136,6 +143,9 @@ pub enum ConnectError {
 pub trait Connection: Send + Sync {
     /// Sends a message; on success returns WhatsApp's id for it.
     async fn send(&self, message: &OutboundMessage) -> Result<String, SendError>;
+    /// Shows "typing…" in the chat with `to` until the next send (pacing). Connectors whose
+    /// network has no such thing ignore it.
+    async fn typing(&self, _to: &Jid) {}
     /// Closes the connection; the link stays, so a later connect needs no new QR.
     async fn disconnect(&self);
     /// Unlinks the device.

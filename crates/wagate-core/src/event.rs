@@ -17,15 +17,18 @@ pub enum EventType {
     MessageStatus,
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    #[serde(rename = "campaign.status")]
+    CampaignStatus,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::SessionStatus,
         EventType::SessionQr,
         EventType::MessageReceived,
         EventType::MessageStatus,
         EventType::WebhookDisabled,
+        EventType::CampaignStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl EventType {
             EventType::MessageReceived => "message.received",
             EventType::MessageStatus => "message.status",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::CampaignStatus => "campaign.status",
         }
     }
 

@@ -20,6 +20,10 @@ pub enum IdError {
     InvalidDeliveryId,
     #[error("hook id must look like hk_<26 characters>")]
     InvalidHookId,
+    #[error("campaign id must look like cmp_<26 characters>")]
+    InvalidCampaignId,
+    #[error("media id must look like med_<26 characters>")]
+    InvalidMediaId,
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
@@ -192,6 +196,18 @@ ulid_id!(
     HookId,
     "hk_",
     InvalidHookId
+);
+ulid_id!(
+    /// A media file id: `med_` + a ULID.
+    MediaId,
+    "med_",
+    InvalidMediaId
+);
+ulid_id!(
+    /// A campaign id: `cmp_` + a ULID.
+    CampaignId,
+    "cmp_",
+    InvalidCampaignId
 );
 seq_id!(
     /// An event id: `evt_` + the event's position in the log.

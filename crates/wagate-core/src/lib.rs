@@ -1,19 +1,23 @@
 //! wagate-core: the domain types and rules of wagate (ids, phone numbers and JIDs, message
 //! content, the message and session state machines, the event envelope, webhooks). No I/O lives here.
 
+pub mod campaign;
 pub mod event;
 pub mod ids;
+pub mod media;
 pub mod message;
 pub mod phone;
 pub mod session;
 pub mod template;
 pub mod webhook;
 
+pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
 pub use event::{Event, EventType};
-pub use ids::{DeliveryId, EventId, HookId, IdError, MessageId, SessionId, WebhookId};
+pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, MessageId, SessionId, WebhookId};
+pub use media::{Media, MediaContent, MediaKind};
 pub use message::{
-    Direction, IllegalTransition, Message, MessageContent, MessageStatus, StatusChange, StatusEntry,
-    TextContent,
+    ContactCard, Direction, IllegalTransition, LocationContent, Message, MessageContent, MessageStatus,
+    PollContent, ReactionContent, ReplyContext, StatusChange, StatusEntry, TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};

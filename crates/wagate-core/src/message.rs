@@ -36,20 +36,171 @@ pub struct TextContent {
 }
 
 /// What a message says; the JSON shape follows Meta's Cloud API (`{"type":"text","text":{…}}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MessageContent {
     Text { text: TextContent },
+    Image { image: crate::MediaContent },
+    Video { video: crate::MediaContent },
+    Audio { audio: crate::MediaContent },
+    Document { document: crate::MediaContent },
+    Sticker { sticker: crate::MediaContent },
+    Location { location: LocationContent },
+    Contacts { contacts: Vec<ContactCard> },
+    Reaction { reaction: ReactionContent },
+    Poll { poll: PollContent },
+}
+
+/// A place on the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationContent {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A contact card: its name and numbers, and the vCard WhatsApp carries (built from them
+/// when not given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCard {
+    /// The name shown (taken from the vCard's `FN` when only a vCard is given).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(default)]
+    pub vcard: String,
+}
+
+impl ContactCard {
+    /// The card with its vCard 3.0 built from the fields, unless it came with one.
+    pub fn with_vcard(mut self) -> Self {
+        if self.name.trim().is_empty() {
+            let full_name = self.vcard.lines().find_map(|line| line.trim().strip_prefix("FN:"));
+            self.name = full_name.unwrap_or_default().trim().to_owned();
+        }
+        if self.vcard.trim().is_empty() {
+            let escape = |s: &str| {
+                s.replace('\\', "\\\\").replace(',', "\\,").replace(';', "\\;").replace('\n', "\\n")
+            };
+            let mut card = format!("BEGIN:VCARD\nVERSION:3.0\nFN:{}\n", escape(&self.name));
+            if let Some(org) = &self.organization {
+                card.push_str(&format!("ORG:{}\n", escape(org)));
+            }
+            for phone in &self.phones {
+                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                card.push_str(&format!("TEL;type=CELL;waid={digits}:{}\n", escape(phone)));
+            }
+            for email in &self.emails {
+                card.push_str(&format!("EMAIL:{}\n", escape(email)));
+            }
+            card.push_str("END:VCARD");
+            self.vcard = card;
+        }
+        self
+    }
+}
+
+/// A reaction to a message; an empty emoji takes the reaction back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionContent {
+    /// The message reacted to: a wagate id (`msg_…`) or WhatsApp's.
+    pub message_id: String,
+    #[serde(default)]
+    pub emoji: String,
+}
+
+/// A poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollContent {
+    pub question: String,
+    pub options: Vec<String>,
+    /// How many options a voter may pick (1 by default).
+    #[serde(default = "one")]
+    pub selectable_count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// WhatsApp refuses text bodies longer than this many characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
+/// WhatsApp refuses captions longer than this many characters.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+/// Contact cards one message carries at most.
+pub const MAX_CONTACTS: usize = 20;
+/// Options a poll has at most.
+pub const MAX_POLL_OPTIONS: usize = 12;
 
 impl MessageContent {
     /// The `type` field of this content.
     pub fn kind(&self) -> &'static str {
         match self {
             MessageContent::Text { .. } => "text",
+            MessageContent::Image { .. } => "image",
+            MessageContent::Video { .. } => "video",
+            MessageContent::Audio { .. } => "audio",
+            MessageContent::Document { .. } => "document",
+            MessageContent::Sticker { .. } => "sticker",
+            MessageContent::Location { .. } => "location",
+            MessageContent::Contacts { .. } => "contacts",
+            MessageContent::Reaction { .. } => "reaction",
+            MessageContent::Poll { .. } => "poll",
+        }
+    }
+
+    /// A media message of `kind` carrying `media`.
+    pub fn media(kind: crate::MediaKind, media: crate::MediaContent) -> MessageContent {
+        match kind {
+            crate::MediaKind::Image => MessageContent::Image { image: media },
+            crate::MediaKind::Video => MessageContent::Video { video: media },
+            crate::MediaKind::Audio => MessageContent::Audio { audio: media },
+            crate::MediaKind::Document => MessageContent::Document { document: media },
+            crate::MediaKind::Sticker => MessageContent::Sticker { sticker: media },
+        }
+    }
+
+    /// The media of a media message, with its kind.
+    pub fn media_part(&self) -> Option<(crate::MediaKind, &crate::MediaContent)> {
+        match self {
+            MessageContent::Text { .. }
+            | MessageContent::Location { .. }
+            | MessageContent::Contacts { .. }
+            | MessageContent::Reaction { .. }
+            | MessageContent::Poll { .. } => None,
+            MessageContent::Image { image } => Some((crate::MediaKind::Image, image)),
+            MessageContent::Video { video } => Some((crate::MediaKind::Video, video)),
+            MessageContent::Audio { audio } => Some((crate::MediaKind::Audio, audio)),
+            MessageContent::Document { document } => Some((crate::MediaKind::Document, document)),
+            MessageContent::Sticker { sticker } => Some((crate::MediaKind::Sticker, sticker)),
+        }
+    }
+
+    /// The media of a media message, to change.
+    pub fn media_part_mut(&mut self) -> Option<&mut crate::MediaContent> {
+        match self {
+            MessageContent::Text { .. }
+            | MessageContent::Location { .. }
+            | MessageContent::Contacts { .. }
+            | MessageContent::Reaction { .. }
+            | MessageContent::Poll { .. } => None,
+            MessageContent::Image { image: media }
+            | MessageContent::Video { video: media }
+            | MessageContent::Audio { audio: media }
+            | MessageContent::Document { document: media }
+            | MessageContent::Sticker { sticker: media } => Some(media),
         }
     }
 
@@ -62,6 +213,77 @@ impl MessageContent {
                 }
                 if text.body.chars().count() > MAX_TEXT_CHARS {
                     return Err(("text.body", format!("must be at most {MAX_TEXT_CHARS} characters")));
+                }
+                Ok(())
+            }
+            MessageContent::Location { location } => {
+                if !(-90.0..=90.0).contains(&location.latitude) {
+                    return Err(("location.latitude", "must be between -90 and 90".into()));
+                }
+                if !(-180.0..=180.0).contains(&location.longitude) {
+                    return Err(("location.longitude", "must be between -180 and 180".into()));
+                }
+                Ok(())
+            }
+            MessageContent::Contacts { contacts } => {
+                if contacts.is_empty() || contacts.len() > MAX_CONTACTS {
+                    return Err(("contacts", format!("must hold 1 to {MAX_CONTACTS} contacts")));
+                }
+                for contact in contacts {
+                    if contact.name.trim().is_empty() {
+                        return Err(("contacts.name", "must not be empty".into()));
+                    }
+                    if contact.phones.is_empty() && !contact.vcard.contains("TEL") {
+                        return Err(("contacts.phones", "a contact needs a phone number".into()));
+                    }
+                }
+                Ok(())
+            }
+            MessageContent::Reaction { reaction } => {
+                if reaction.message_id.trim().is_empty() {
+                    return Err(("reaction.message_id", "must not be empty".into()));
+                }
+                if reaction.emoji.chars().count() > 10 {
+                    return Err((
+                        "reaction.emoji",
+                        "must be one emoji, or empty to remove the reaction".into(),
+                    ));
+                }
+                Ok(())
+            }
+            MessageContent::Poll { poll } => {
+                if poll.question.trim().is_empty() || poll.question.chars().count() > 255 {
+                    return Err(("poll.question", "must be 1 to 255 characters".into()));
+                }
+                if !(2..=MAX_POLL_OPTIONS).contains(&poll.options.len()) {
+                    return Err(("poll.options", format!("must hold 2 to {MAX_POLL_OPTIONS} options")));
+                }
+                let mut seen = std::collections::HashSet::new();
+                if poll
+                    .options
+                    .iter()
+                    .any(|o| o.trim().is_empty() || o.chars().count() > 100 || !seen.insert(o))
+                {
+                    return Err(("poll.options", "must be distinct, 1 to 100 characters each".into()));
+                }
+                if poll.selectable_count == 0 || poll.selectable_count as usize > poll.options.len() {
+                    return Err((
+                        "poll.selectable_count",
+                        "must be between 1 and the number of options".into(),
+                    ));
+                }
+                Ok(())
+            }
+            media => {
+                let Some((kind, part)) = media.media_part() else { return Ok(()) };
+                if part.caption.as_ref().is_some_and(|c| c.chars().count() > MAX_CAPTION_CHARS) {
+                    return Err(("caption", format!("must be at most {MAX_CAPTION_CHARS} characters")));
+                }
+                if part.caption.is_some() && !kind.has_caption() {
+                    return Err(("caption", format!("a {} has no caption", kind.as_str())));
+                }
+                if part.voice && kind != crate::MediaKind::Audio {
+                    return Err(("voice", "only audio can be a voice note".into()));
                 }
                 Ok(())
             }
@@ -170,7 +392,9 @@ impl MessageStatus {
         let illegal = Err(IllegalTransition { from: self, to });
         match (self, to) {
             (Queued | Scheduled, Sending) | (Sending, Queued) => Ok(StatusChange::Apply),
-            (Scheduled, Canceled) => Ok(StatusChange::Apply),
+            // A message not yet claimed for sending can be called off (a scheduled send, or
+            // the unsent rest of a canceled campaign).
+            (Scheduled | Queued, Canceled) => Ok(StatusChange::Apply),
             (Scheduled | Queued | Sending | Sent, Failed) => Ok(StatusChange::Apply),
             (Sending | Sent | Delivered, Sent | Delivered | Read) => match (self.progress(), to.progress()) {
                 (Some(from), Some(next)) if next > from => Ok(StatusChange::Apply),
@@ -212,7 +436,8 @@ mod tests {
         for to in [Sent, Queued, Read] {
             assert!(Scheduled.transition(to).is_err(), "{to:?}");
         }
-        for from in [Queued, Sending, Sent, Failed] {
+        assert_eq!(Queued.transition(Canceled), Ok(StatusChange::Apply));
+        for from in [Sending, Sent, Failed] {
             assert!(from.transition(Canceled).is_err(), "{from:?}");
         }
     }
@@ -243,6 +468,53 @@ mod tests {
     }
 
     #[test]
+    fn a_contact_card_gets_a_vcard_and_a_vcard_gives_a_name() {
+        let card = ContactCard {
+            name: "Ann Lee; Sales".into(),
+            phones: vec!["+1 555 000 2222".into()],
+            emails: vec!["ann@example.com".into()],
+            organization: Some("Acme".into()),
+            vcard: String::new(),
+        }
+        .with_vcard();
+        assert_eq!(
+            card.vcard,
+            "BEGIN:VCARD\nVERSION:3.0\nFN:Ann Lee\\; Sales\nORG:Acme\nTEL;type=CELL;waid=15550002222:+1 555 000 2222\nEMAIL:ann@example.com\nEND:VCARD"
+        );
+        let raw = ContactCard {
+            name: String::new(),
+            phones: vec![],
+            emails: vec![],
+            organization: None,
+            vcard: "BEGIN:VCARD\nFN:Bob\nTEL:+1 555\nEND:VCARD".into(),
+        }
+        .with_vcard();
+        assert_eq!(raw.name, "Bob");
+        assert!(MessageContent::Contacts { contacts: vec![raw] }.validate().is_ok());
+    }
+
+    #[test]
+    fn locations_and_polls_are_checked() {
+        let at = |latitude, longitude| MessageContent::Location {
+            location: LocationContent { latitude, longitude, name: None, address: None },
+        };
+        assert!(at(-23.5, -46.6).validate().is_ok());
+        assert_eq!(at(91.0, 0.0).validate().unwrap_err().0, "location.latitude");
+        assert_eq!(at(0.0, 181.0).validate().unwrap_err().0, "location.longitude");
+        let poll = |options: &[&str], selectable_count| MessageContent::Poll {
+            poll: PollContent {
+                question: "Lunch?".into(),
+                options: options.iter().map(|o| o.to_string()).collect(),
+                selectable_count,
+            },
+        };
+        assert!(poll(&["pizza", "sushi"], 2).validate().is_ok());
+        assert_eq!(poll(&["pizza"], 1).validate().unwrap_err().0, "poll.options");
+        assert_eq!(poll(&["pizza", "pizza"], 1).validate().unwrap_err().0, "poll.options");
+        assert_eq!(poll(&["pizza", "sushi"], 3).validate().unwrap_err().0, "poll.selectable_count");
+    }
+
+    #[test]
     fn content_uses_the_cloud_api_shape() {
         let content: MessageContent =
             serde_json::from_str(r#"{"type":"text","text":{"body":"Hi"}}"#).unwrap();
@@ -252,6 +524,15 @@ mod tests {
         assert_eq!(empty.validate().unwrap_err().0, "text.body");
         assert!(serde_json::from_str::<MessageContent>(r#"{"type":"text"}"#).is_err());
     }
+}
+
+/// The message a reply quotes: ours when wagate has it, and WhatsApp's id for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplyContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<crate::MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
 }
 
 /// One step of a message's status history.
@@ -283,6 +564,19 @@ pub struct Message {
     /// When a scheduled message is (or was) due; absent for messages sent at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The message this one replies to (quotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ReplyContext>,
+    /// The JIDs the message mentions (`@…` in its text or caption).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// The campaign that sent this message, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<crate::CampaignId>,
+    /// While `queued`: when the next send attempt is due, if it waits (a retry after a
+    /// failed attempt, or a pacing cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -102,6 +102,7 @@ impl MessageContent {
     pub fn template_texts(&self) -> Vec<&str> {
         match self {
             MessageContent::Text { text } => vec![text.body.as_str()],
+            media => media.media_part().and_then(|(_, m)| m.caption.as_deref()).into_iter().collect(),
         }
     }
 
@@ -110,6 +111,13 @@ impl MessageContent {
         Ok(match self {
             MessageContent::Text { text } => {
                 MessageContent::Text { text: crate::TextContent { body: render(&text.body, params)? } }
+            }
+            media => {
+                let mut rendered = media.clone();
+                if let Some(part) = rendered.media_part_mut() {
+                    part.caption = part.caption.as_deref().map(|c| render(c, params)).transpose()?;
+                }
+                rendered
             }
         })
     }

@@ -33,6 +33,178 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
     pub connectors: ConnectorsConfig,
+    pub campaigns: CampaignsConfig,
+    pub pacing: PacingConfig,
+    pub media: MediaConfig,
+}
+
+/// Where media files are kept (`media_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaLocation {
+    Directory(PathBuf),
+    /// An S3 bucket (or an S3-compatible server's), under a key prefix.
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    Unsupported(String),
+}
+
+/// Media files: where S3 is, and the largest file each kind of media message takes
+/// (WhatsApp's limits).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Allow `link` downloads from loopback, private and link-local addresses.
+    pub allow_private_links: bool,
+    /// How long downloading a `link` may take.
+    pub download_timeout_ms: u64,
+    /// With `s3://` media: the endpoint of an S3-compatible server (MinIO, …); AWS when unset.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Credentials; when unset, the usual `AWS_*` environment variables are used.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// Allow a plain-http endpoint (a local MinIO).
+    pub s3_allow_http: bool,
+    /// With `s3://` media: `GET /v1/media/{id}` redirects to a presigned URL instead of
+    /// streaming the file through wagate.
+    pub presigned_downloads: bool,
+    /// How long a presigned URL works.
+    pub presigned_expiry_ms: u64,
+    /// Media files older than this are deleted (their messages keep the metadata); 0 keeps
+    /// them forever.
+    pub retention_ms: u64,
+    /// How often old media is looked for, when `retention_ms` is set.
+    pub retention_sweep_ms: u64,
+    pub max_image_bytes: u64,
+    pub max_video_bytes: u64,
+    pub max_audio_bytes: u64,
+    pub max_document_bytes: u64,
+    pub max_sticker_bytes: u64,
+}
+
+impl MediaConfig {
+    pub fn max_bytes(&self, kind: wagate_core::MediaKind) -> u64 {
+        match kind {
+            wagate_core::MediaKind::Image => self.max_image_bytes,
+            wagate_core::MediaKind::Video => self.max_video_bytes,
+            wagate_core::MediaKind::Audio => self.max_audio_bytes,
+            wagate_core::MediaKind::Document => self.max_document_bytes,
+            wagate_core::MediaKind::Sticker => self.max_sticker_bytes,
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_links: false,
+            download_timeout_ms: 60_000,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+            presigned_downloads: false,
+            presigned_expiry_ms: 300_000,
+            retention_ms: 0,
+            retention_sweep_ms: 3_600_000,
+            max_image_bytes: 5 * MIB,
+            max_video_bytes: 16 * MIB,
+            max_audio_bytes: 16 * MIB,
+            max_document_bytes: 100 * MIB,
+            max_sticker_bytes: 500 * 1024,
+        }
+    }
+}
+
+/// Bulk campaigns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CampaignsConfig {
+    /// Most recipients one campaign takes.
+    pub max_recipients: usize,
+    /// Largest campaign request body (JSON or CSV upload); other routes keep `api.max_body_bytes`.
+    pub max_body_bytes: usize,
+}
+
+/// How fast each session sends, by connector; a session's `config.pacing` overrides any field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PacingConfig {
+    /// The window the caps count over (a rolling day).
+    pub window_ms: u64,
+    pub web: Pacing,
+    pub cloud: Pacing,
+    pub sim: Pacing,
+}
+
+/// One session's send pacing. Zero turns a setting off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pacing {
+    /// Least time between two sends.
+    pub min_interval_ms: u64,
+    /// Up to this much more, at random, after each send.
+    pub jitter_ms: u64,
+    /// Show "typing…" to the recipient before each send, for this long per character of text.
+    pub typing_ms_per_char: u64,
+    /// Longest "typing…".
+    pub typing_max_ms: u64,
+    /// Most messages to one recipient per window.
+    pub per_recipient_limit: u32,
+    /// Most messages per window.
+    pub daily_cap: u32,
+}
+
+impl Pacing {
+    /// No pacing at all: sends go as fast as the connection takes them.
+    pub const NONE: Pacing = Pacing {
+        min_interval_ms: 0,
+        jitter_ms: 0,
+        typing_ms_per_char: 0,
+        typing_max_ms: 0,
+        per_recipient_limit: 0,
+        daily_cap: 0,
+    };
+
+    /// Whether sends go one at a time (any setting is on).
+    pub fn is_paced(&self) -> bool {
+        *self != Pacing::NONE
+    }
+
+    /// These settings with the fields of a session's `config.pacing` (a JSON object) put over
+    /// them; the error says what is wrong with the overrides.
+    pub fn with_overrides(&self, overrides: &serde_json::Value) -> Result<Pacing, String> {
+        let serde_json::Value::Object(fields) = overrides else {
+            return Err("must be a JSON object".into());
+        };
+        let mut merged = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        for (key, value) in fields {
+            merged[key] = value.clone();
+        }
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+}
+
+impl PacingConfig {
+    /// The defaults for sessions of a connector.
+    pub fn defaults(&self, connector: wagate_core::ConnectorKind) -> &Pacing {
+        match connector {
+            wagate_core::ConnectorKind::Web => &self.web,
+            wagate_core::ConnectorKind::Cloud => &self.cloud,
+            wagate_core::ConnectorKind::Sim => &self.sim,
+        }
+    }
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing::NONE
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +328,9 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
             connectors: ConnectorsConfig::default(),
+            campaigns: CampaignsConfig::default(),
+            pacing: PacingConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -176,6 +351,36 @@ impl Default for EngineConfig {
             reconnect_min_ms: 1_000,
             reconnect_max_ms: 60_000,
             resume_concurrency: 8,
+        }
+    }
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        Self { max_recipients: 100_000, max_body_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        Self {
+            window_ms: 24 * HOUR_MS,
+            // WhatsApp bans accounts that send like machines: many messages in a burst, to
+            // many people, in the same rhythm. 5–10 s apart with "typing…" first (about what a
+            // person manages) and at most 1,000 a day keeps a linked phone within what people
+            // report as safe; raise them only for an account with a history.
+            web: Pacing {
+                min_interval_ms: 5_000,
+                jitter_ms: 5_000,
+                typing_ms_per_char: 50,
+                typing_max_ms: 3_000,
+                per_recipient_limit: 0,
+                daily_cap: 1_000,
+            },
+            // Meta paces the Cloud API itself (throughput and messaging limits per number).
+            cloud: Pacing::NONE,
+            // Benchmarks measure wagate, not a pause.
+            sim: Pacing::NONE,
         }
     }
 }
@@ -235,7 +440,7 @@ pub enum ConfigError {
     Listen(String),
     #[error("database_url = {0:?}: only sqlite:// URLs are supported by this version")]
     DatabaseUrl(String),
-    #[error("media_url = {0:?}: only local directories (a path or file://) are supported by this version")]
+    #[error("media_url = {0:?}: give a local directory (a path or file://…) or s3://bucket/prefix")]
     MediaUrl(String),
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
@@ -264,10 +469,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.database_url()?;
-        if let Some(url) = &self.media_url {
-            if url.contains("://") && !url.starts_with("file://") {
-                return Err(ConfigError::MediaUrl(url.clone()));
-            }
+        if let MediaLocation::Unsupported(url) = self.media_location() {
+            return Err(ConfigError::MediaUrl(url));
         }
         for (name, value) in [
             ("engine.send_batch", u64::from(self.engine.send_batch)),
@@ -283,6 +486,13 @@ impl Config {
             ("webhooks.timeout_ms", self.webhooks.timeout_ms),
             ("webhooks.max_in_flight", u64::from(self.webhooks.max_in_flight)),
             ("webhooks.poll_interval_ms", self.webhooks.poll_interval_ms),
+            ("campaigns.max_recipients", self.campaigns.max_recipients as u64),
+            ("campaigns.max_body_bytes", self.campaigns.max_body_bytes as u64),
+            ("pacing.window_ms", self.pacing.window_ms),
+            ("media.max_document_bytes", self.media.max_document_bytes),
+            ("media.download_timeout_ms", self.media.download_timeout_ms),
+            ("media.presigned_expiry_ms", self.media.presigned_expiry_ms),
+            ("media.retention_sweep_ms", self.media.retention_sweep_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -317,7 +527,34 @@ impl Config {
             shown.admin_key = Some("********".into());
         }
         shown.database_url = shown.database_url.map(|url| mask_password(&url));
+        if shown.media.s3_secret_access_key.is_some() {
+            shown.media.s3_secret_access_key = Some("********".into());
+        }
         toml::to_string(&shown)
+    }
+
+    /// Where media files are kept.
+    pub fn media_location(&self) -> MediaLocation {
+        let Some(url) = &self.media_url else {
+            return MediaLocation::Directory(self.data_dir.join("media"));
+        };
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return MediaLocation::Unsupported(url.clone());
+            }
+            return MediaLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            };
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            return MediaLocation::Directory(PathBuf::from(path));
+        }
+        if url.contains("://") {
+            return MediaLocation::Unsupported(url.clone());
+        }
+        MediaLocation::Directory(PathBuf::from(url))
     }
 
     /// The database URL in force.
@@ -383,7 +620,7 @@ mod tests {
             for (var, value, expected) in [
                 ("WAGATE_LISTEN", "nowhere", "listen"),
                 ("WAGATE_DATABASE_URL", "postgres://localhost/wagate", "database_url"),
-                ("WAGATE_MEDIA_URL", "s3://bucket/media", "media_url"),
+                ("WAGATE_MEDIA_URL", "gs://bucket/media", "media_url"),
                 ("WAGATE_ENGINE__SEND_BATCH", "0", "engine.send_batch"),
                 ("WAGATE_WEBHOOKS__RETRY_JITTER_PERCENT", "150", "webhooks.retry_jitter_percent"),
                 ("WAGATE_LOG_FORMAT", "xml", "log_format"),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod media;
 pub mod metrics;
 mod qr;
 pub mod webhooks;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_key: Arc<str>,
     pub deliverer: Arc<Deliverer>,
+    /// Media files.
+    pub media: Arc<media::MediaStore>,
     /// Calls per trigger hook, counted for rate limiting.
     pub hook_limits: Arc<api::HookLimits>,
     /// The simulated network, when the sim connector is enabled.
@@ -54,6 +57,8 @@ pub struct Server {
     /// The `/metrics` listener, when it has its own address.
     metrics_http: Option<JoinHandle<std::io::Result<()>>>,
     observer: JoinHandle<()>,
+    /// Deletes old media, when `media.retention_ms` is set.
+    retention: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -88,9 +93,12 @@ impl Server {
             Arc::new(SystemClock),
             config.engine.clone(),
             &config.events,
+            config.pacing.clone(),
             config.node_id.clone(),
             connectors,
         );
+        let media = Arc::new(media::MediaStore::open(&config, Arc::clone(engine.store()))?);
+        let retention = media.start_retention(Arc::new(SystemClock));
         metrics::install();
         let observer = metrics::observe(Arc::clone(&engine));
         let resumed = engine.resume().await.context("cannot resume sessions")?;
@@ -106,6 +114,7 @@ impl Server {
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
             hook_limits: Arc::default(),
+            media,
             config: Arc::new(config),
             admin_key: Arc::clone(&admin_key),
             sim,
@@ -137,7 +146,19 @@ impl Server {
         });
         let database = config::mask_password(&database_url);
         tracing::info!(%addr, resumed, %database, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, deliverer, store, stop, stopping, http, metrics_http, observer })
+        Ok(Self {
+            addr,
+            admin_key,
+            engine,
+            deliverer,
+            store,
+            stop,
+            stopping,
+            http,
+            metrics_http,
+            observer,
+            retention,
+        })
     }
 
     /// Where the API listens.
@@ -159,6 +180,9 @@ impl Server {
             metrics_http.await??;
         }
         self.observer.abort();
+        if let Some(retention) = self.retention {
+            retention.abort();
+        }
         self.deliverer.stop().await;
         self.engine.shutdown().await;
         self.store.close().await;

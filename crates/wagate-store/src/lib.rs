@@ -4,9 +4,10 @@ mod sqlite;
 
 use async_trait::async_trait;
 use wagate_core::{
-    Attempt, ConnectorKind, Delivery, DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Hook,
-    HookId, Jid, Message, MessageContent, MessageId, MessageStatus, Session, SessionId, SessionStatus,
-    Template, Timestamp, Webhook, WebhookId,
+    Attempt, Campaign, CampaignAction, CampaignId, CampaignState, ConnectorKind, Delivery, DeliveryId,
+    DeliveryStatus, Direction, Event, EventId, EventType, Hook, HookId, Jid, Media, MediaId, Message,
+    MessageContent, MessageId, MessageStatus, ReplyContext, Session, SessionId, SessionStatus, Template,
+    Timestamp, Webhook, WebhookId,
 };
 
 pub use sqlite::SqliteStore;
@@ -92,6 +93,10 @@ pub struct NewOutbound {
     pub idempotency_key: Option<String>,
     /// Send at this time (the message is `scheduled` until then) rather than at once.
     pub scheduled_at: Option<Timestamp>,
+    /// The message it replies to.
+    pub context: Option<ReplyContext>,
+    /// JIDs it mentions.
+    pub mentions: Vec<String>,
 }
 
 /// The answer to accepting one outbound message.
@@ -113,6 +118,9 @@ pub struct NewInbound {
     pub to: String,
     pub content: MessageContent,
     pub at: Timestamp,
+    /// WhatsApp's id of the message it replies to.
+    pub reply_to: Option<String>,
+    pub mentions: Vec<String>,
 }
 
 /// Which message a status update is about.
@@ -158,6 +166,39 @@ pub struct EventQuery {
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     pub session_id: SessionId,
+    pub limit: u32,
+    /// Pacing caps reached: queued messages they cover wait until then (applied before claiming).
+    pub defer: Vec<Deferral>,
+}
+
+/// Queued messages of a session that must not be sent before `until`: all of them, or those
+/// to one recipient.
+#[derive(Debug, Clone)]
+pub struct Deferral {
+    pub recipient: Option<String>,
+    pub until: Timestamp,
+}
+
+/// A campaign to create: one message per recipient, each already rendered.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub session_id: SessionId,
+    pub name: String,
+    pub template: Option<String>,
+    /// The body as given, placeholders and all.
+    pub content: MessageContent,
+    pub scheduled_at: Option<Timestamp>,
+    pub recipients: Vec<(Jid, MessageContent)>,
+    /// How many recipients were left out.
+    pub rejected: u64,
+}
+
+/// Filters for listing a campaign's messages, in recipient order.
+#[derive(Debug, Clone)]
+pub struct RecipientQuery {
+    pub campaign_id: CampaignId,
+    pub status: Option<MessageStatus>,
+    pub after: Option<MessageId>,
     pub limit: u32,
 }
 
@@ -290,11 +331,19 @@ pub trait Store: Send + Sync + 'static {
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
     /// Applies status updates in one transaction. Unknown messages and stale receipts are
     /// skipped; an illegal transition fails only its own update.
+    /// Each answer holds the update's `message.status` event (none when skipped) and the
+    /// `campaign.status` event of a campaign it completed.
     async fn apply_statuses(
         &self,
         updates: Vec<StatusUpdate>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Option<Event>>>>;
+    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>>;
+    /// The recipient and time of each message of a session sent since `since`, oldest first.
+    async fn sent_since(
+        &self,
+        session_id: &SessionId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>>;
     /// Stores inbound messages, skipping ones already stored (same session and WhatsApp id).
     /// Returns the `message.received` events of the new ones.
     async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>>;
@@ -306,6 +355,30 @@ pub trait Store: Send + Sync + 'static {
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;
 
     async fn stats(&self) -> StoreResult<Stats>;
+
+    /// Records a media file whose bytes are stored.
+    async fn create_media(&self, media: &Media) -> StoreResult<()>;
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>>;
+    /// Forgets up to `limit` media files stored before `before`; answers their ids, so that
+    /// their bytes can be deleted.
+    async fn expire_media(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<MediaId>>;
+
+    /// Creates a campaign with its messages (queued, or scheduled) in one transaction, with one
+    /// `campaign.status` event rather than one event per message. `NotFound` without the session.
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)>;
+    async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>>;
+    /// A session's campaigns, newest first.
+    async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>>;
+    /// Pauses, resumes or cancels a campaign. `Ok(Err(state))` when the action does not apply
+    /// to the campaign's current state; `NotFound` without the campaign.
+    async fn act_on_campaign(
+        &self,
+        session: &SessionId,
+        id: &CampaignId,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Result<(Campaign, Event), CampaignState>>;
+    async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>>;
 
     /// `Conflict` when a template of that name exists.
     async fn create_template(

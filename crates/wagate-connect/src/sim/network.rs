@@ -9,7 +9,7 @@ use chrono::Utc;
 use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
-use wagate_core::{MessageContent, PhoneNumber, SessionId};
+use wagate_core::{Jid, MessageContent, PhoneNumber, SessionId};
 
 use super::{wa_id_for, InboundRequest, SimConfig};
 use crate::{
@@ -51,7 +51,7 @@ pub struct Injected {
 }
 
 enum Mail {
-    Inbound(InboundMessage, Ack),
+    Inbound(Box<InboundMessage>, Ack),
     Receipt { wa_id: String, receipt: Receipt },
 }
 
@@ -115,11 +115,19 @@ impl State {
         from: &PhoneNumber,
         wa_id: String,
         content: MessageContent,
+        (reply_to, mentions): (Option<String>, Vec<Jid>),
     ) -> oneshot::Receiver<()> {
         let (ack, acked) = Ack::new();
-        let inbound =
-            InboundMessage { wa_id, chat: from.to_jid(), from: from.to_jid(), content, at: Utc::now() };
-        self.post(session, Mail::Inbound(inbound, ack));
+        let inbound = InboundMessage {
+            wa_id,
+            chat: from.to_jid(),
+            from: from.to_jid(),
+            content,
+            at: Utc::now(),
+            reply_to,
+            mentions,
+        };
+        self.post(session, Mail::Inbound(Box::new(inbound), ack));
         acked
     }
 
@@ -377,7 +385,8 @@ impl SimNetwork {
         let target = state.phones.get(&to).cloned();
         let (delivered_after, ack) = match target {
             Some(target) => {
-                let acked = state.deliver(&target, &from, wa_id.clone(), message.content.clone());
+                let extras = (message.reply_to.clone(), message.mentions.clone());
+                let acked = state.deliver(&target, &from, wa_id.clone(), message.content.clone(), extras);
                 (Duration::ZERO, Some(acked))
             }
             None => (self.config.delivery_delay, None),
@@ -417,7 +426,13 @@ impl SimNetwork {
             let online = device.live.is_some();
             let wa_id =
                 request.wa_id.unwrap_or_else(|| format!("SIM{}", random_code(b"0123456789ABCDEF", 20)));
-            let acked = state.deliver(&request.session_id, &request.from, wa_id.clone(), request.content);
+            let acked = state.deliver(
+                &request.session_id,
+                &request.from,
+                wa_id.clone(),
+                request.content,
+                (None, Vec::new()),
+            );
             (acked, wa_id, online)
         };
         if !online {

@@ -235,6 +235,8 @@ pub async fn call(
             content: content.clone(),
             idempotency_key: None,
             scheduled_at: None,
+            context: None,
+            mentions: Vec::new(),
         };
         let message = state.engine.accept(new).await?.message;
         sent.push(json!({ "id": message.id, "to": message.to, "status": message.status }));

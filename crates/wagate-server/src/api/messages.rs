@@ -6,15 +6,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-use wagate_core::{Direction, EventType, Jid, Message, MessageContent, MessageId, TextContent};
+use wagate_core::{
+    ContactCard, Direction, EventType, Jid, LocationContent, MediaContent, MediaId, MediaKind, Message,
+    MessageContent, MessageId, PollContent, ReactionContent, ReplyContext, TextContent,
+};
 use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::openapi::{ErrorBody, MessageList};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::engine::{AcceptError, CommitError};
+use crate::media::{LinkError, MediaError};
 use crate::AppState;
 
 impl From<AcceptError> for ApiError {
@@ -37,15 +42,183 @@ pub struct SendRequest {
     text: Option<TextContent>,
     /// With `"type":"template"`: which template, and the values of its placeholders.
     template: Option<super::templates::TemplateRef>,
-    context: Option<Value>,
+    image: Option<MediaBody>,
+    video: Option<MediaBody>,
+    audio: Option<MediaBody>,
+    document: Option<MediaBody>,
+    sticker: Option<MediaBody>,
+    location: Option<LocationContent>,
+    /// Contact cards: `name` and `phones` (a vCard is built from them), or a raw `vcard`.
+    contacts: Option<Vec<ContactCard>>,
+    /// `{"message_id","emoji"}`; an empty emoji takes the reaction back.
+    reaction: Option<ReactionContent>,
+    poll: Option<PollContent>,
+    /// Reply to (quote) a message: `{"message_id"}`, wagate's id or WhatsApp's.
+    context: Option<ContextBody>,
+    /// Numbers the text or caption mentions (WhatsApp shows `@name` where the text has `@number`).
+    mentions: Option<Vec<String>>,
     /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
     scheduled_at: Option<String>,
+}
+
+/// The file of a media message: one of `media_id`, `link` or `data`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaBody {
+    /// A file uploaded with `POST /v1/media` (`id` is taken too, as in Meta's Cloud API).
+    #[serde(alias = "id")]
+    media_id: Option<String>,
+    /// An https URL to download the file from.
+    link: Option<String>,
+    /// The file itself, base64 (a `data:…;base64,` prefix is allowed).
+    data: Option<String>,
+    /// Image, video and document only.
+    caption: Option<String>,
+    /// The name a document shows.
+    filename: Option<String>,
+    /// Audio only: send it as a push-to-talk voice note.
+    #[serde(default)]
+    voice: bool,
+}
+
+/// The content of a media send: the file resolved (stored first when it came as `data`) and
+/// checked against the kind's type and size rules.
+async fn media_content(
+    state: &AppState,
+    kind: MediaKind,
+    body: Option<MediaBody>,
+) -> Result<MessageContent, ApiError> {
+    let name = kind.as_str();
+    let body = body.ok_or_else(|| ApiError::invalid_field(name, format!("is required for type {name}")))?;
+    let given = [body.media_id.is_some(), body.link.is_some(), body.data.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError::invalid_field(name, "give exactly one of media_id, link or data"));
+    }
+    let (field, media) = if let Some(raw) = &body.media_id {
+        let field = format!("{name}.media_id");
+        let found = match MediaId::parse(raw) {
+            Ok(id) => state.media.get(&id).await?,
+            Err(_) => None,
+        };
+        (field.clone(), found.ok_or_else(|| ApiError::invalid_field(&field, "names no uploaded media"))?)
+    } else if let Some(link) = &body.link {
+        let field = format!("{name}.link");
+        let saved = state.media.save_link(link, body.filename.clone(), state.engine.now()).await;
+        let media = saved.map_err(|e| match e {
+            LinkError::Media(MediaError::TooLarge(max)) => {
+                ApiError::invalid_field(&field, format!("the file is larger than {max} bytes"))
+            }
+            LinkError::Media(other) => other.into(),
+            other => ApiError::invalid_field(&field, other),
+        })?;
+        (field, media)
+    } else {
+        let field = format!("{name}.data");
+        let encoded = body.data.as_deref().unwrap_or_default();
+        let encoded = encoded.split_once(";base64,").map_or(encoded, |(_, data)| data);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| ApiError::invalid_field(&field, format!("is not valid base64: {e}")))?;
+        let chunk: Result<axum::body::Bytes, std::convert::Infallible> = Ok(bytes.into());
+        let saved =
+            state.media.save(futures_util::stream::iter([chunk]), body.filename.clone(), state.engine.now());
+        (field, saved.await?)
+    };
+    kind.check(&media, state.media.max_bytes(kind)).map_err(|rule| ApiError::invalid_field(&field, rule))?;
+    let content =
+        MessageContent::media(kind, MediaContent::of(&media, body.caption, body.filename, body.voice));
+    content
+        .validate()
+        .map_err(|(part, message)| ApiError::invalid_field(&format!("{name}.{part}"), message))?;
+    Ok(content)
+}
+
+/// `"context": {"message_id"}` of a reply.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContextBody {
+    message_id: String,
+}
+
+/// What a reply quotes: a message of the same session by wagate's id (it must have been sent
+/// or received, so that WhatsApp knows it), or any by WhatsApp's id.
+async fn reply_context(
+    state: &AppState,
+    session: &wagate_core::SessionId,
+    message_id: &str,
+) -> Result<ReplyContext, ApiError> {
+    let field = "context.message_id";
+    let Ok(id) = MessageId::parse(message_id) else {
+        if message_id.trim().is_empty() {
+            return Err(ApiError::invalid_field(field, "must not be empty"));
+        }
+        return Ok(ReplyContext { message_id: None, wa_id: Some(message_id.to_owned()) });
+    };
+    match state.engine.store().get_message(&id).await? {
+        Some(message) if &message.session_id == session => match message.wa_id {
+            Some(wa_id) => Ok(ReplyContext { message_id: Some(id), wa_id: Some(wa_id) }),
+            None => Err(ApiError::invalid_field(
+                field,
+                "that message has not been sent yet, so it cannot be quoted",
+            )),
+        },
+        _ => Err(ApiError::invalid_field(field, "names no message of this session")),
+    }
+}
+
+/// The JIDs a message mentions; only text and captioned media carry mentions.
+fn mentioned(content: &MessageContent, mentions: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if mentions.is_empty() {
+        return Ok(mentions);
+    }
+    let captioned = content.media_part().is_some_and(|(kind, _)| kind.has_caption());
+    if content.kind() != "text" && !captioned {
+        return Err(ApiError::invalid_field(
+            "mentions",
+            format!("a {} message cannot mention anyone", content.kind()),
+        ));
+    }
+    mentions
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| match Jid::parse_recipient(raw) {
+            Ok(jid) if jid.phone().is_some() => Ok(jid.to_string()),
+            _ => Err(ApiError::invalid_field(&format!("mentions[{i}]"), "must be a phone number")),
+        })
+        .collect()
+}
+
+/// The field a message type needs.
+fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid_field(field, format!("is required for type {field}")))
+}
+
+/// Content checked against the rules serde cannot express.
+fn checked(content: MessageContent) -> Result<MessageContent, ApiError> {
+    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
+    Ok(content)
+}
+
+/// A reaction names a message of the same session by wagate's id, or any by WhatsApp's.
+async fn reacted_to(
+    state: &AppState,
+    session: &wagate_core::SessionId,
+    message_id: &str,
+) -> Result<(), ApiError> {
+    let Ok(id) = MessageId::parse(message_id) else { return Ok(()) };
+    match state.engine.store().get_message(&id).await? {
+        Some(message) if &message.session_id == session => Ok(()),
+        _ => Err(ApiError::invalid_field("reaction.message_id", "names no message of this session")),
+    }
 }
 
 /// How far ahead a send may be scheduled.
 const MAX_SCHEDULE_DAYS: i64 = 366;
 
-fn scheduled_time(raw: &str, now: wagate_core::Timestamp) -> Result<wagate_core::Timestamp, ApiError> {
+pub(super) fn scheduled_time(
+    raw: &str,
+    now: wagate_core::Timestamp,
+) -> Result<wagate_core::Timestamp, ApiError> {
     let at = chrono::DateTime::parse_from_rfc3339(raw)
         .map_err(|_| {
             ApiError::invalid_field("scheduled_at", "must be an RFC 3339 time, e.g. 2026-12-24T18:00:00Z")
@@ -70,7 +243,11 @@ pub fn content(kind: &str, text: Option<TextContent>) -> Result<MessageContent, 
         other => {
             return Err(ApiError::invalid_field(
                 "type",
-                format!("{other:?} is not a supported message type (supported: text)"),
+                format!(
+                    "{other:?} is not a supported message type \
+                     (supported: text, image, video, audio, document, sticker, location, contacts, reaction, \
+                     poll, template)"
+                ),
             ))
         }
     };
@@ -118,20 +295,48 @@ pub async fn send(
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
     let content = match body.kind.as_str() {
         "template" => super::templates::render(&state, body.template).await?,
+        "image" => media_content(&state, MediaKind::Image, body.image).await?,
+        "video" => media_content(&state, MediaKind::Video, body.video).await?,
+        "audio" => media_content(&state, MediaKind::Audio, body.audio).await?,
+        "document" => media_content(&state, MediaKind::Document, body.document).await?,
+        "sticker" => media_content(&state, MediaKind::Sticker, body.sticker).await?,
+        "location" => checked(MessageContent::Location { location: required("location", body.location)? })?,
+        "contacts" => {
+            let cards = required("contacts", body.contacts)?;
+            checked(MessageContent::Contacts {
+                contacts: cards.into_iter().map(ContactCard::with_vcard).collect(),
+            })?
+        }
+        "reaction" => {
+            let reaction = required("reaction", body.reaction)?;
+            reacted_to(&state, &session_id, &reaction.message_id).await?;
+            checked(MessageContent::Reaction { reaction })?
+        }
+        "poll" => checked(MessageContent::Poll { poll: required("poll", body.poll)? })?,
         kind => content(kind, body.text)?,
     };
-    if body.context.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unsupported_field",
-            "context is not supported by this version yet",
-        )
-        .with_details(json!({ "field": "context" })));
-    }
+    let context = match body.context {
+        Some(_) if content.kind() == "reaction" => {
+            return Err(ApiError::invalid_field(
+                "context",
+                "a reaction names its message in reaction.message_id",
+            ));
+        }
+        Some(context) => Some(reply_context(&state, &session_id, &context.message_id).await?),
+        None => None,
+    };
+    let mentions = mentioned(&content, body.mentions.unwrap_or_default())?;
     let scheduled_at =
         body.scheduled_at.as_deref().map(|at| scheduled_time(at, state.engine.now())).transpose()?;
-    let new =
-        NewOutbound { session_id, to, content, idempotency_key: idempotency_key(&headers)?, scheduled_at };
+    let new = NewOutbound {
+        session_id,
+        to,
+        content,
+        idempotency_key: idempotency_key(&headers)?,
+        scheduled_at,
+        context,
+        mentions,
+    };
     // Subscribe before accepting so the result cannot slip past.
     let mut events = query.wait.then(|| state.engine.subscribe());
     let accepted = state.engine.accept(new).await?;

@@ -1,8 +1,10 @@
 //! The HTTP API v1 (see DESIGN.md §4).
 
+mod campaigns;
 mod error;
 mod events;
 mod hooks;
+mod media;
 mod messages;
 mod openapi;
 mod sessions;
@@ -63,7 +65,13 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::disconnect))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
-        .routes(routes!(messages::send, messages::list))
+        .routes(routes!(messages::list))
+        .routes(routes!(media::download))
+        .routes(routes!(campaigns::get))
+        .routes(routes!(campaigns::pause))
+        .routes(routes!(campaigns::resume))
+        .routes(routes!(campaigns::cancel))
+        .routes(routes!(campaigns::recipients))
         .routes(routes!(hooks::create, hooks::list))
         .routes(routes!(hooks::revoke))
         .routes(routes!(messages::get, messages::cancel))
@@ -86,7 +94,23 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
             .routes(routes!(sim::inbound))
             .routes(routes!(sim::faults));
     }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
+    // A campaign may carry 100,000 recipients: its body limit is its own.
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(campaigns::create, campaigns::list))
+        .layer(DefaultBodyLimit::max(state.config.campaigns.max_body_bytes));
+    // A file (or a send carrying one as base64) may be as large as the largest media message.
+    let largest = usize::try_from(state.media.max_upload()).unwrap_or(usize::MAX);
+    let files = OpenApiRouter::new()
+        .routes(routes!(media::upload))
+        .layer(DefaultBodyLimit::max(largest.saturating_add(1024 * 1024)));
+    let sends = OpenApiRouter::new()
+        .routes(routes!(messages::send))
+        .layer(DefaultBodyLimit::max((largest / 3).saturating_mul(4).saturating_add(1024 * 1024)));
+    let v1 = v1
+        .merge(uploads)
+        .merge(files)
+        .merge(sends)
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key));
     let mut app = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/v1", v1)
         .routes(routes!(hooks::call))

@@ -21,6 +21,8 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
         (name = "events", description = "The event log, and live streams of it"),
+        (name = "media", description = "Files for media messages: upload once, send by media_id, download with Range"),
+        (name = "campaigns", description = "One message to many recipients, with progress, pause, resume and cancel"),
         (name = "templates", description = "Message bodies with {{var}} placeholders, sent by name"),
         (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
@@ -106,6 +108,19 @@ pub struct EventList {
     pub data: Vec<Event>,
     /// Pass as `after` to continue.
     pub next_after: Option<EventId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CampaignList {
+    pub data: Vec<wagate_core::Campaign>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecipientList {
+    /// Each recipient's message.
+    pub data: Vec<Message>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<MessageId>,
 }
 
 #[derive(Serialize, ToSchema)]

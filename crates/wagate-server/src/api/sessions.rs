@@ -77,11 +77,20 @@ pub async fn create(
     if body.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(ApiError::invalid_field("name", "must be at most 200 characters"));
     }
+    let config = object_field("config", body.config)?;
+    if let Some(pacing) = config.get("pacing") {
+        state
+            .config
+            .pacing
+            .defaults(connector)
+            .with_overrides(pacing)
+            .map_err(|e| ApiError::invalid_field("config.pacing", e))?;
+    }
     let new = NewSession {
         id: id.clone(),
         connector,
         name: body.name,
-        config: object_field("config", body.config)?,
+        config,
         metadata: object_field("metadata", body.metadata)?,
     };
     let (session, event) = match state.engine.store().create_session(new, state.engine.now()).await {

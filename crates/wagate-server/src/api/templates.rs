@@ -24,7 +24,7 @@ pub struct ContentBody {
     text: Option<TextContent>,
 }
 
-fn checked_content(body: ContentBody) -> Result<MessageContent, ApiError> {
+pub(super) fn checked_content(body: ContentBody) -> Result<MessageContent, ApiError> {
     if body.kind == "template" {
         return Err(ApiError::invalid_field("content.type", "a template cannot contain a template"));
     }
@@ -47,7 +47,7 @@ fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError
     }
 }
 
-fn template_not_found(name: &str) -> ApiError {
+pub(super) fn template_not_found(name: &str) -> ApiError {
     ApiError::not_found("template_not_found", format!("no template named {name:?}"))
 }
 
@@ -153,27 +153,31 @@ pub struct TemplateRef {
     pub(super) params: HashMap<String, Value>,
 }
 
+/// What a placeholder value may be.
+pub(super) const PARAM_TYPES: &str = "must be a string, number or boolean";
+
+/// Placeholder values as the text they put in a message; the error names one that is not a
+/// string, number or boolean.
+pub(super) fn param_texts(params: HashMap<String, Value>) -> Result<HashMap<String, String>, String> {
+    params
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(s) => Ok((name, s)),
+            Value::Number(n) => Ok((name, n.to_string())),
+            Value::Bool(b) => Ok((name, b.to_string())),
+            _ => Err(name),
+        })
+        .collect()
+}
+
 /// The content a template send sends: the template filled in with the params.
 pub async fn render(state: &AppState, reference: Option<TemplateRef>) -> Result<MessageContent, ApiError> {
     let reference =
         reference.ok_or_else(|| ApiError::invalid_field("template", "is required for type template"))?;
     let found = state.engine.store().get_template(&reference.name).await?;
     let found = found.ok_or_else(|| template_not_found(&reference.name))?;
-    let mut params = HashMap::with_capacity(reference.params.len());
-    for (name, value) in reference.params {
-        let text = match value {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => {
-                return Err(ApiError::invalid_field(
-                    &format!("template.params.{name}"),
-                    "must be a string, number or boolean",
-                ))
-            }
-        };
-        params.insert(name, text);
-    }
+    let params = param_texts(reference.params)
+        .map_err(|name| ApiError::invalid_field(&format!("template.params.{name}"), PARAM_TYPES))?;
     let content = found.content.render(&params).map_err(|missing| {
         ApiError::invalid_field(&format!("template.params.{missing}"), "is missing: the template uses it")
     })?;

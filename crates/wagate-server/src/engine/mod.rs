@@ -3,6 +3,7 @@
 
 mod group_commit;
 mod live;
+mod pacing;
 mod session;
 
 use std::collections::HashMap;
@@ -13,11 +14,11 @@ use tokio::task::JoinHandle;
 use wagate_connect::Connector;
 use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
 use wagate_store::{
-    Accepted, ClaimRequest, Claimed, Credentials, NewOutbound, SessionChange, StatusUpdate, Store,
+    Accepted, ClaimRequest, Claimed, Credentials, Deferral, NewOutbound, SessionChange, StatusUpdate, Store,
     StoreError, StoreResult,
 };
 
-use crate::config::{ms, EngineConfig, EventsConfig};
+use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
 pub use group_commit::CommitError;
 pub(crate) use group_commit::GroupCommit;
 use live::LiveFeed;
@@ -88,6 +89,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    pacing: PacingConfig,
     node_id: String,
     connectors: HashMap<ConnectorKind, Arc<dyn Connector>>,
     live: LiveFeed,
@@ -104,7 +106,7 @@ pub struct Engine {
     /// Claims of queued messages by all sessions, committed in groups.
     claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Event>)>,
     /// Status changes of all sessions (sends and receipts), committed in groups.
-    statuses: GroupCommit<StatusUpdate, StoreResult<Option<Event>>>,
+    statuses: GroupCommit<StatusUpdate, StoreResult<Vec<Event>>>,
 }
 
 impl Engine {
@@ -113,6 +115,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         events: &EventsConfig,
+        pacing: PacingConfig,
         node_id: String,
         connectors: Vec<Arc<dyn Connector>>,
     ) -> Arc<Self> {
@@ -137,6 +140,7 @@ impl Engine {
             store,
             clock,
             config,
+            pacing,
             node_id,
             connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
             live,
@@ -235,10 +239,15 @@ impl Engine {
         Ok(accepted)
     }
 
-    /// Claims a session's due messages (committed with other sessions' claims), marking
-    /// them `sending`.
-    async fn claim(&self, session_id: &SessionId) -> Result<Vec<Claimed>, CommitError> {
-        let request = ClaimRequest { session_id: session_id.clone(), limit: self.config.send_batch };
+    /// Claims up to `limit` of a session's due messages (committed with other sessions'
+    /// claims), marking them `sending`, after making what pacing caps hold back wait.
+    async fn claim(
+        &self,
+        session_id: &SessionId,
+        limit: u32,
+        defer: Vec<Deferral>,
+    ) -> Result<Vec<Claimed>, CommitError> {
+        let request = ClaimRequest { session_id: session_id.clone(), limit, defer };
         let (claimed, events) = self.claims.submit(vec![request]).await?.pop().unwrap_or_default();
         self.publish(events);
         Ok(claimed)
@@ -251,7 +260,7 @@ impl Engine {
         }
         for result in self.statuses.submit(updates).await? {
             match result {
-                Ok(event) => self.publish(event),
+                Ok(events) => self.publish(events),
                 Err(e) => tracing::warn!(error = %e, "status update refused"),
             }
         }
@@ -259,7 +268,7 @@ impl Engine {
     }
 
     /// Tells a session's task that work arrived.
-    fn wake(&self, id: &SessionId) {
+    pub(crate) fn wake(&self, id: &SessionId) {
         if let Some(running) = self.running().get(id) {
             running.wake.notify_one();
         }

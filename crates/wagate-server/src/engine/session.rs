@@ -14,6 +14,7 @@ use wagate_connect::{
 use wagate_core::{Jid, MessageStatus, PhoneNumber, Session, SessionStatus};
 use wagate_store::{Credentials, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
 
+use super::pacing::Pacer;
 use super::{Command, CommitError, Engine, LinkCode};
 use crate::config::ms;
 
@@ -50,14 +51,20 @@ pub(super) async fn run(
     wake: Arc<Notify>,
 ) {
     let span = tracing::info_span!("session", session_id = %session.id);
-    let mut runner = Runner { engine, session, connected: false };
-    runner.run(connector, pairing_phone, commands, wake).instrument(span).await;
+    async move {
+        let pacer = Pacer::load(&engine.pacing, &session, engine.store.as_ref(), engine.now()).await;
+        let mut runner = Runner { engine, session, connected: false, pacer };
+        runner.run(connector, pairing_phone, commands, wake).await;
+    }
+    .instrument(span)
+    .await;
 }
 
 struct Runner {
     engine: Arc<Engine>,
     session: Session,
     connected: bool,
+    pacer: Pacer,
 }
 
 impl Runner {
@@ -240,6 +247,8 @@ impl Runner {
                             to,
                             content: message.content,
                             at: message.at,
+                            reply_to: message.reply_to,
+                            mentions: message.mentions.iter().map(Jid::to_string).collect(),
                         },
                         ack,
                     ));
@@ -350,12 +359,18 @@ impl Runner {
         Ok(None)
     }
 
-    /// Sends one batch of due messages; returns when to look at the queue again.
+    /// Sends one batch of due messages (one message when paced); returns when to look at the
+    /// queue again.
     async fn send_due(&mut self, connection: &dyn Connection) -> Result<Option<Instant>, RunError> {
         let engine = Arc::clone(&self.engine);
         let config = &engine.config;
-        let claimed = engine.claim(&self.session.id).await?;
-        let full_batch = claimed.len() as u32 == config.send_batch;
+        if let Some(not_before) = self.pacer.not_before() {
+            return Ok(Some(not_before));
+        }
+        let limit = self.pacer.batch(config.send_batch);
+        let defer = self.pacer.deferrals(engine.now());
+        let claimed = engine.claim(&self.session.id, limit, defer).await?;
+        let full_batch = claimed.len() as u32 == limit;
         let mut updates = Vec::with_capacity(claimed.len());
         for item in claimed {
             let message = item.message;
@@ -371,10 +386,25 @@ impl Runner {
                 updates.push(update(MessageStatus::Failed, Some("invalid_recipient".into()), None, None));
                 continue;
             };
-            let outbound = OutboundMessage { id: message.id.clone(), to, content: message.content.clone() };
+            let typing = self.pacer.typing_time(&message.content);
+            if !typing.is_zero() {
+                connection.typing(&to).await;
+                tokio::time::sleep(typing).await;
+            }
+            let outbound = OutboundMessage {
+                id: message.id.clone(),
+                to,
+                content: message.content.clone(),
+                reply_to: message.context.as_ref().and_then(|c| c.wa_id.clone()),
+                // Stored mentions were checked when the message was accepted.
+                mentions: message.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect(),
+            };
             let result = connection.send(&outbound).instrument(span).await;
             updates.push(match result {
-                Ok(wa_id) => update(MessageStatus::Sent, None, Some(wa_id), None),
+                Ok(wa_id) => {
+                    self.pacer.sent(message.to.clone(), engine.now());
+                    update(MessageStatus::Sent, None, Some(wa_id), None)
+                }
                 Err(SendError::Permanent { code, .. }) => {
                     update(MessageStatus::Failed, Some(code), None, None)
                 }
@@ -389,12 +419,13 @@ impl Runner {
         }
         self.engine.apply_statuses(updates).await?;
         if full_batch {
-            return Ok(Some(Instant::now()));
+            return Ok(Some(self.pacer.not_before().unwrap_or_else(Instant::now)));
         }
         let next = engine.store.next_outbound_due(&self.session.id).await?;
         Ok(next.map(|due| {
             let wait = (due - engine.now()).to_std().unwrap_or_default();
-            Instant::now() + wait
+            let due = Instant::now() + wait;
+            self.pacer.not_before().map_or(due, |not_before| due.max(not_before))
         }))
     }
 

@@ -229,6 +229,15 @@ impl TestServer {
         .await
     }
 
+    /// Waits until a message was sent (it may be delivered or read already); returns it.
+    pub async fn wait_until_sent(&self, id: &str) -> Value {
+        eventually(|| async {
+            let (_, body) = self.get(&format!("/v1/messages/{id}")).await;
+            matches!(body["status"].as_str(), Some("sent" | "delivered" | "read")).then_some(body)
+        })
+        .await
+    }
+
     /// Every event in the log, paging through it.
     pub async fn all_events(&self) -> Vec<Value> {
         let mut events = Vec::new();

@@ -1,13 +1,17 @@
 //! Integration tests: each test runs its own server on port 0 with a temp data dir and talks
 //! to it over HTTP like a user would.
 
+mod campaigns;
 mod common;
 mod events;
 mod hooks;
 mod input;
+mod kinds;
+mod media;
 mod messages;
 mod openapi;
 mod operations;
+mod pacing;
 mod receiver;
 mod restart;
 mod scheduled;

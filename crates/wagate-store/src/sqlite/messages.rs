@@ -3,10 +3,10 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Column, Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use wagate_core::{
-    Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, SessionId, StatusChange,
-    StatusEntry, Timestamp,
+    CampaignId, Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, ReplyContext,
+    SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
 use super::events::{self, ROWS_PER_INSERT};
@@ -17,10 +17,23 @@ use crate::{
 };
 
 const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
-    status_reason, wa_id, created_at, updated_at";
+    status_reason, wa_id, campaign_id, context, mentions, created_at, updated_at";
 
-fn from_row(row: &SqliteRow) -> StoreResult<Message> {
+/// The columns of a message as the API shows it: with when a waiting message is tried next.
+pub(super) const SHOWN_COLUMNS: &str =
+    "id, session_id, direction, chat, sender, recipient, content, status, \
+    scheduled_at, status_reason, wa_id, campaign_id, context, mentions, created_at, updated_at, \
+    (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
+     AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
+
+pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Message> {
     let id: String = row.try_get("id")?;
+    let campaign_id: Option<String> = row.try_get("campaign_id")?;
+    let next_attempt_at = if row.columns().iter().any(|c| c.name() == "next_attempt_at") {
+        row.try_get::<Option<i64>, _>("next_attempt_at")?.map(from_millis).transpose()?
+    } else {
+        None
+    };
     let session_id: String = row.try_get("session_id")?;
     let direction: String = row.try_get("direction")?;
     let status: String = row.try_get("status")?;
@@ -36,6 +49,12 @@ fn from_row(row: &SqliteRow) -> StoreResult<Message> {
         status_reason: row.try_get("status_reason")?,
         wa_id: row.try_get("wa_id")?,
         scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(from_millis).transpose()?,
+        campaign_id: campaign_id
+            .map(|id| CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id)))
+            .transpose()?,
+        next_attempt_at,
+        context: row.try_get::<Option<&str>, _>("context")?.map(from_json).transpose()?,
+        mentions: row.try_get::<Option<&str>, _>("mentions")?.map(from_json).transpose()?.unwrap_or_default(),
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
         status_history: Vec::new(),
@@ -56,10 +75,6 @@ async fn fetch_where(
     row.as_ref().map(from_row).transpose()
 }
 
-async fn fetch(conn: &mut SqliteConnection, id: &MessageId) -> StoreResult<Option<Message>> {
-    fetch_where(conn, "id = ?", &[id.as_str()]).await
-}
-
 /// The `data` of a `message.status` event.
 fn status_event_data(message: &Message) -> serde_json::Value {
     let mut data = serde_json::json!({
@@ -72,6 +87,9 @@ fn status_event_data(message: &Message) -> serde_json::Value {
     });
     if message.status == MessageStatus::Scheduled {
         data["scheduled_at"] = serde_json::json!(message.scheduled_at);
+    }
+    if let Some(campaign) = &message.campaign_id {
+        data["campaign_id"] = serde_json::json!(campaign);
     }
     data
 }
@@ -119,41 +137,58 @@ async fn fetch_by_wa_ids(
     Ok(found)
 }
 
-async fn insert_messages(conn: &mut SqliteConnection, rows: &[(Message, Option<String>)]) -> StoreResult<()> {
+pub(super) async fn insert_messages(
+    conn: &mut SqliteConnection,
+    rows: &[(Message, Option<String>)],
+) -> StoreResult<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
-             status, status_reason, wa_id, idempotency_key, scheduled_at, created_at, updated_at) ",
+             status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
+             created_at, updated_at) ",
         );
-        let contents = chunk
+        let json = |message: &Message| -> Result<_, serde_json::Error> {
+            let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
+            let mentions = (!message.mentions.is_empty())
+                .then(|| serde_json::to_string(&message.mentions))
+                .transpose()?;
+            Ok((serde_json::to_string(&message.content)?, context, mentions))
+        };
+        let encoded = chunk
             .iter()
-            .map(|(message, _)| serde_json::to_string(&message.content))
+            .map(|(message, _)| json(message))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sql.push_values(chunk.iter().zip(contents), |mut row, ((message, key), content)| {
-            row.push_bind(message.id.to_string())
-                .push_bind(message.session_id.to_string())
-                .push_bind(message.direction.as_str())
-                .push_bind(message.chat.clone())
-                .push_bind(message.from.clone())
-                .push_bind(message.to.clone())
-                .push_bind(message.content.kind())
-                .push_bind(content)
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.clone())
-                .push_bind(message.wa_id.clone())
-                .push_bind(key.clone())
-                .push_bind(message.scheduled_at.map(millis))
-                .push_bind(millis(message.created_at))
-                .push_bind(millis(message.updated_at));
-        });
+        sql.push_values(
+            chunk.iter().zip(encoded),
+            |mut row, ((message, key), (content, context, mentions))| {
+                row.push_bind(message.id.to_string())
+                    .push_bind(message.session_id.to_string())
+                    .push_bind(message.direction.as_str())
+                    .push_bind(message.chat.clone())
+                    .push_bind(message.from.clone())
+                    .push_bind(message.to.clone())
+                    .push_bind(message.content.kind())
+                    .push_bind(content)
+                    .push_bind(message.status.as_str())
+                    .push_bind(message.status_reason.clone())
+                    .push_bind(message.wa_id.clone())
+                    .push_bind(key.clone())
+                    .push_bind(message.scheduled_at.map(millis))
+                    .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
+                    .push_bind(context)
+                    .push_bind(mentions)
+                    .push_bind(millis(message.created_at))
+                    .push_bind(millis(message.updated_at));
+            },
+        );
         sql.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// One status history row per message that changed.
-async fn insert_history(
+pub(super) async fn insert_history(
     conn: &mut SqliteConnection,
     changed: &[&Message],
     now: Timestamp,
@@ -186,7 +221,7 @@ async fn status_events(
     events::insert_many(conn, new, now).await
 }
 
-async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> StoreResult<()> {
+pub(super) async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> StoreResult<()> {
     for chunk in ids.chunks(ROWS_PER_INSERT) {
         let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE message_id IN ");
         push_list(&mut sql, chunk.iter().copied());
@@ -263,6 +298,10 @@ pub(super) async fn accept(
             status_reason: None,
             wa_id: None,
             scheduled_at,
+            campaign_id: None,
+            next_attempt_at: None,
+            context: new.context,
+            mentions: new.mentions,
             created_at: now,
             updated_at: now,
             status_history: Vec::new(),
@@ -273,16 +312,7 @@ pub(super) async fn accept(
     insert_messages(&mut tx, &rows).await?;
     let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
     insert_history(&mut tx, &created, now).await?;
-    for chunk in created.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Sqlite>::new("INSERT INTO outbox (message_id, session_id, available_at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.session_id.as_str())
-                .push_bind(millis(message.scheduled_at.unwrap_or(now)));
-        });
-        sql.build().execute(&mut *tx).await?;
-    }
+    insert_outbox(&mut tx, &created, now).await?;
     let events = status_events(&mut tx, &created, now).await?;
     tx.commit().await?;
     Ok(outcomes
@@ -298,6 +328,29 @@ pub(super) async fn accept(
         .collect())
 }
 
+/// Queues messages for sending: due at their scheduled time, or `now`.
+pub(super) async fn insert_outbox(
+    conn: &mut SqliteConnection,
+    messages: &[&Message],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) ",
+        );
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str())
+                .push_bind(message.session_id.as_str())
+                .push_bind(millis(message.scheduled_at.unwrap_or(now)))
+                .push_bind(message.to.as_str())
+                .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
+                .push_bind(i64::from(message.campaign_id.is_some()));
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Writes messages' current statuses, one statement for many (and fills in the sender of
 /// messages accepted before their session was linked).
 async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> StoreResult<()> {
@@ -305,6 +358,8 @@ async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> S
         let mut sql = QueryBuilder::<Sqlite>::new(
             "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
              updated_at = v.at, \
+             sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
+             ELSE sent_at END, \
              sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)) \
              FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
              column5 AS at FROM (",
@@ -322,6 +377,9 @@ async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> S
     Ok(())
 }
 
+/// Sessions claimed for in one statement (SQLite allows 500 terms in a compound SELECT).
+const CLAIM_SESSIONS_PER_STATEMENT: usize = 100;
+
 pub(super) async fn claim(
     conn: &mut SqliteConnection,
     requests: Vec<ClaimRequest>,
@@ -337,25 +395,37 @@ pub(super) async fn claim(
         }
     }
     let mut tx = conn.begin().await?;
+    // Pacing caps first: what must wait is made due later, so the claim below skips it.
+    for request in &requests {
+        for deferral in &request.defer {
+            let mut sql = QueryBuilder::<Sqlite>::new("UPDATE outbox SET available_at = ");
+            sql.push_bind(millis(deferral.until)).push(" WHERE session_id = ");
+            sql.push_bind(request.session_id.as_str());
+            sql.push(" AND available_at < ").push_bind(millis(deferral.until));
+            if let Some(recipient) = &deferral.recipient {
+                sql.push(" AND recipient = ").push_bind(recipient.as_str());
+            }
+            sql.build().execute(&mut *tx).await?;
+        }
+    }
     let mut due: Vec<(String, String, i64)> = Vec::new();
-    for chunk in limits.chunks(ROWS_PER_INSERT / 2) {
-        // The oldest `limit` due rows of each session, leased in one statement.
+    for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
+        // For each session the oldest `limit` due rows, direct sends before campaign messages,
+        // each read off the queue index in order; leased in one statement.
         let mut sql = QueryBuilder::<Sqlite>::new("UPDATE outbox SET locked_until = ");
         sql.push_bind(millis(lease_until));
-        sql.push(
-            " WHERE message_id IN (SELECT message_id FROM (\
-             SELECT o.message_id, r.max_rows, \
-             ROW_NUMBER() OVER (PARTITION BY o.session_id ORDER BY o.message_id) AS n \
-             FROM outbox o JOIN (SELECT column1 AS session_id, column2 AS max_rows FROM (",
-        );
-        sql.push_values(chunk, |mut row, (session, limit)| {
-            row.push_bind(*session).push_bind(*limit);
-        });
-        sql.push(")) r ON r.session_id = o.session_id WHERE o.available_at <= ");
-        sql.push_bind(millis(now));
-        sql.push(" AND (o.locked_until IS NULL OR o.locked_until <= ");
-        sql.push_bind(millis(now));
-        sql.push(")) WHERE n <= max_rows) RETURNING message_id, session_id, attempts");
+        sql.push(" WHERE message_id IN (");
+        for (i, (session, limit)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.push("SELECT message_id FROM (SELECT message_id FROM outbox WHERE session_id = ");
+            sql.push_bind(*session);
+            sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
+            sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
+            sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit).push(")");
+        }
+        sql.push(") RETURNING message_id, session_id, attempts");
         due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
     }
     let ids: Vec<String> = due.iter().map(|(id, _, _)| id.clone()).collect();
@@ -404,7 +474,11 @@ pub(super) async fn claim(
         .iter()
         .map(|request| {
             let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
-            mine.sort_by(|a, b| a.message.id.cmp(&b.message.id));
+            // In queue order: direct sends, then campaign messages, each oldest first.
+            mine.sort_by(|a, b| {
+                (a.message.campaign_id.is_some(), &a.message.id)
+                    .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
+            });
             (mine, events.remove(&Some(request.session_id.to_string())).unwrap_or_default())
         })
         .collect())
@@ -419,6 +493,11 @@ pub(super) async fn cancel_scheduled(
     let mut tx = conn.begin().await?;
     let mut message =
         fetch_where(&mut tx, "id = ?", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
+    if message.status != MessageStatus::Scheduled {
+        return Err(
+            wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
+        );
+    }
     match message.status.transition(MessageStatus::Canceled)? {
         wagate_core::StatusChange::Apply => {}
         wagate_core::StatusChange::Stale => {
@@ -441,7 +520,7 @@ pub(super) async fn cancel_scheduled(
 
 pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
     let due: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(MAX(available_at, COALESCE(locked_until, 0))) FROM outbox WHERE session_id = ?",
+        "SELECT MIN(MAX(available_at, COALESCE(locked_until, 0))) FROM outbox WHERE session_id = ? AND held = 0",
     )
     .bind(session_id.as_str())
     .fetch_one(pool)
@@ -453,7 +532,7 @@ pub(super) async fn apply_statuses(
     conn: &mut SqliteConnection,
     updates: Vec<StatusUpdate>,
     now: Timestamp,
-) -> StoreResult<Vec<StoreResult<Option<Event>>>> {
+) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
     let now = from_millis(millis(now))?;
     let mut tx = conn.begin().await?;
     // Load every message the batch is about, keyed by message id.
@@ -528,16 +607,28 @@ pub(super) async fn apply_statuses(
         .execute(&mut *tx)
         .await?;
     }
+    let mut campaigns: Vec<&CampaignId> =
+        finished.iter().filter_map(|id| messages.get(id)?.campaign_id.as_ref()).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
     let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
     delete_outbox(&mut tx, &finished).await?;
     let changed: Vec<&Message> = changed.iter().collect();
     insert_history(&mut tx, &changed, now).await?;
     let events = status_events(&mut tx, &changed, now).await?;
+    let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
     tx.commit().await?;
-    Ok(results
+    let mut results: Vec<StoreResult<Vec<Event>>> = results
         .into_iter()
-        .map(|result: StoreResult<Option<usize>>| result.map(|index| index.map(|i| events[i].clone())))
-        .collect())
+        .map(|result: StoreResult<Option<usize>>| {
+            result.map(|index| index.map(|i| events[i].clone()).into_iter().collect())
+        })
+        .collect();
+    // A campaign's completion goes with the update that finished it (the last in the batch).
+    if let Some(Ok(last)) = results.iter_mut().rev().find(|r| r.is_ok()) {
+        last.extend(completed);
+    }
+    Ok(results)
 }
 
 pub(super) async fn store_inbound(
@@ -556,6 +647,13 @@ pub(super) async fn store_inbound(
         if !seen.insert((new.session_id.clone(), new.wa_id.clone())) {
             continue;
         }
+        let context = match new.reply_to {
+            Some(wa_id) => Some(ReplyContext {
+                message_id: quoted(&mut tx, &new.session_id, &wa_id).await?,
+                wa_id: Some(wa_id),
+            }),
+            None => None,
+        };
         let message = Message {
             id: MessageId::generate(),
             session_id: new.session_id,
@@ -568,6 +666,10 @@ pub(super) async fn store_inbound(
             status_reason: None,
             wa_id: Some(new.wa_id),
             scheduled_at: None,
+            campaign_id: None,
+            next_attempt_at: None,
+            context,
+            mentions: new.mentions,
             created_at: from_millis(millis(new.at))?,
             updated_at: now,
             status_history: Vec::new(),
@@ -587,9 +689,26 @@ pub(super) async fn store_inbound(
     Ok(events)
 }
 
+/// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
+async fn quoted(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    wa_id: &str,
+) -> StoreResult<Option<MessageId>> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE session_id = ? AND wa_id = ? LIMIT 1")
+            .bind(session.as_str())
+            .bind(wa_id)
+            .fetch_optional(conn)
+            .await?;
+    id.map(|id| MessageId::parse(&id).map_err(|_| corrupt("message id", &id))).transpose()
+}
+
 pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option<Message>> {
     let mut conn = pool.acquire().await?;
-    let Some(mut message) = fetch(&mut conn, id).await? else {
+    let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = ?");
+    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+    let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
         return Ok(None);
     };
     let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
@@ -612,7 +731,8 @@ pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option
 }
 
 pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<Vec<Message>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
+    let mut sql =
+        QueryBuilder::<Sqlite>::new(format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE session_id = "));
     sql.push_bind(query.session_id.as_str());
     if let Some(chat) = &query.chat {
         sql.push(" AND chat = ").push_bind(chat.as_str());
@@ -626,4 +746,20 @@ pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<
     sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// When each message of a session was sent since `since`, with its recipient (for pacing caps).
+pub(super) async fn sent_since(
+    pool: &SqlitePool,
+    session_id: &SessionId,
+    since: Timestamp,
+) -> StoreResult<Vec<(String, Timestamp)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT recipient, sent_at FROM messages WHERE session_id = ? AND sent_at >= ? ORDER BY sent_at",
+    )
+    .bind(session_id.as_str())
+    .bind(millis(since))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(|(to, at)| Ok((to, from_millis(at)?))).collect()
 }

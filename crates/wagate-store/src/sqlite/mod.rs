@@ -1,7 +1,9 @@
 //! The SQLite store: one file in WAL mode, one writer connection (SQLite has one writer
 //! anyway; a single connection avoids lock contention) and a small pool of readers.
 
+mod campaigns;
 mod events;
+mod media;
 mod messages;
 mod sessions;
 mod templates;
@@ -16,15 +18,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 use wagate_core::{
-    Delivery, DeliveryId, Event, EventId, EventType, Hook, HookId, Message, MessageContent, MessageId,
-    Session, SessionId, Template, Timestamp, Webhook, WebhookId,
+    Campaign, CampaignAction, CampaignId, CampaignState, Delivery, DeliveryId, Event, EventId, EventType,
+    Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId, Template,
+    Timestamp, Webhook, WebhookId,
 };
 
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, MessageQuery, NewHook, NewInbound, NewOutbound, NewSession, NewWebhook, NotReady,
-    Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError, StoreResult, TemplateChange,
-    WebhookChange,
+    EventBound, EventQuery, MessageQuery, NewCampaign, NewHook, NewInbound, NewOutbound, NewSession,
+    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError,
+    StoreResult, TemplateChange, WebhookChange,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -197,8 +200,54 @@ impl Store for SqliteStore {
         &self,
         updates: Vec<StatusUpdate>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Option<Event>>>> {
+    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
         messages::apply_statuses(&mut *self.writer.lock().await, updates, now).await
+    }
+
+    async fn create_media(&self, media: &Media) -> StoreResult<()> {
+        media::insert(&mut *self.writer.lock().await, media).await
+    }
+
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
+        media::get(&self.readers, id).await
+    }
+
+    async fn expire_media(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<MediaId>> {
+        media::expire(&mut *self.writer.lock().await, before, limit).await
+    }
+
+    async fn sent_since(
+        &self,
+        session_id: &SessionId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        messages::sent_since(&self.readers, session_id, since).await
+    }
+
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)> {
+        campaigns::create(&mut *self.writer.lock().await, new, now).await
+    }
+
+    async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>> {
+        campaigns::get(&self.readers, session, id).await
+    }
+
+    async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>> {
+        campaigns::list(&self.readers, session).await
+    }
+
+    async fn act_on_campaign(
+        &self,
+        session: &SessionId,
+        id: &CampaignId,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
+        campaigns::act(&mut *self.writer.lock().await, session, id, action, now).await
+    }
+
+    async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>> {
+        campaigns::recipients(&self.readers, query).await
     }
 
     async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
@@ -223,7 +272,8 @@ impl Store for SqliteStore {
                 .fetch_all(&self.readers)
                 .await?;
         let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id",
+            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE o.held = 0",
         )
         .fetch_one(&self.readers)
         .await?;

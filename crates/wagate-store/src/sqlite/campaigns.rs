@@ -1,0 +1,358 @@
+//! Bulk campaigns: the campaign row, its messages (created in batches with it) and the
+//! commands that hold, release or call off the ones not sent yet.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use wagate_core::{
+    Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, Event, EventType, Message,
+    MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
+};
+
+use super::messages::{self, delete_outbox};
+use super::{corrupt, events, from_json, from_millis, millis, push_list};
+use crate::{NewCampaign, RecipientQuery, StoreError, StoreResult};
+
+const COLUMNS: &str =
+    "id, session_id, name, state, template, content, scheduled_at, total, rejected, created_at, updated_at";
+
+/// A campaign row, before its counts are read.
+fn from_row(row: &SqliteRow) -> StoreResult<(Campaign, CampaignState)> {
+    let id: String = row.try_get("id")?;
+    let session_id: String = row.try_get("session_id")?;
+    let state: String = row.try_get("state")?;
+    let state = CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let campaign = Campaign {
+        id: CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id))?,
+        session_id: SessionId::parse(&session_id).map_err(|_| corrupt("session id", &session_id))?,
+        name: row.try_get("name")?,
+        status: Campaign::status_of(state, &CampaignCounts::default()),
+        template: row.try_get("template")?,
+        content: from_json::<MessageContent>(row.try_get("content")?)?,
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(from_millis).transpose()?,
+        total: count(row.try_get("total")?),
+        rejected: count(row.try_get("rejected")?),
+        counts: CampaignCounts::default(),
+        failed_by_reason: BTreeMap::new(),
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+    };
+    Ok((campaign, state))
+}
+
+/// Fills in a campaign's counts (read off its messages) and the status they imply.
+async fn with_progress(
+    conn: &mut SqliteConnection,
+    (mut campaign, state): (Campaign, CampaignState),
+) -> StoreResult<Campaign> {
+    // Both read off the campaign index (the second only its failed messages' rows).
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM messages WHERE campaign_id = ? GROUP BY status")
+            .bind(campaign.id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+    let reasons: Vec<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT status_reason, COUNT(*) FROM messages WHERE campaign_id = ? AND status = 'failed' \
+         GROUP BY status_reason",
+    )
+    .bind(campaign.id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    for (reason, n) in reasons {
+        campaign
+            .failed_by_reason
+            .insert(reason.unwrap_or_else(|| "unknown".into()), u64::try_from(n).unwrap_or(0));
+    }
+    let mut counts = CampaignCounts::default();
+    for (status, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        let slot = match MessageStatus::parse(&status) {
+            Some(MessageStatus::Scheduled) => &mut counts.scheduled,
+            Some(MessageStatus::Queued) => &mut counts.queued,
+            Some(MessageStatus::Sending) => &mut counts.sending,
+            Some(MessageStatus::Sent) => &mut counts.sent,
+            Some(MessageStatus::Delivered) => &mut counts.delivered,
+            Some(MessageStatus::Read) => &mut counts.read,
+            Some(MessageStatus::Failed) => &mut counts.failed,
+            Some(MessageStatus::Canceled) => &mut counts.canceled,
+            _ => return Err(corrupt("campaign message status", &status)),
+        };
+        *slot += n;
+    }
+    campaign.status = Campaign::status_of(state, &counts);
+    campaign.counts = counts;
+    Ok(campaign)
+}
+
+async fn fetch(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    id: &CampaignId,
+) -> StoreResult<Option<Campaign>> {
+    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = ? AND session_id = ?");
+    let row = sqlx::query(&sql).bind(id.as_str()).bind(session.as_str()).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => Ok(Some(with_progress(conn, from_row(&row)?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The `data` of a `campaign.status` event.
+fn event_data(campaign: &Campaign) -> serde_json::Value {
+    serde_json::json!({
+        "campaign_id": campaign.id,
+        "name": campaign.name,
+        "status": campaign.status,
+        "total": campaign.total,
+        "counts": campaign.counts,
+    })
+}
+
+async fn append_event(
+    conn: &mut SqliteConnection,
+    campaign: &Campaign,
+    now: Timestamp,
+) -> StoreResult<Event> {
+    events::insert(conn, EventType::CampaignStatus, &campaign.session_id, event_data(campaign), now).await
+}
+
+pub(super) async fn create(
+    conn: &mut SqliteConnection,
+    new: NewCampaign,
+    now: Timestamp,
+) -> StoreResult<(Campaign, Event)> {
+    let now = from_millis(millis(now))?;
+    let scheduled_at = new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
+    let mut tx = conn.begin().await?;
+    let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = ?")
+        .bind(new.session_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let sender = sender.ok_or(StoreError::NotFound("session"))?;
+    let id = CampaignId::generate();
+    let content = serde_json::to_string(&new.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO campaigns (id, session_id, name, state, template, content, scheduled_at, total, \
+         rejected, created_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(new.session_id.as_str())
+    .bind(&new.name)
+    .bind(&new.template)
+    .bind(content)
+    .bind(scheduled_at.map(millis))
+    .bind(new.recipients.len() as i64)
+    .bind(new.rejected as i64)
+    .bind(millis(now))
+    .bind(millis(now))
+    .execute(&mut *tx)
+    .await?;
+    let status = if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued };
+    insert_messages(&mut tx, &id, &new, sender, status, scheduled_at, now).await?;
+    // The history and queue rows are copies of what the messages hold.
+    sqlx::query(
+        "INSERT INTO message_status_history (message_id, status, reason, at) \
+         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = ? ORDER BY id",
+    )
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
+         SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \
+         FROM messages WHERE campaign_id = ? ORDER BY id",
+    )
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let campaign = fetch(&mut tx, &new.session_id, &id).await?.ok_or(StoreError::NotFound("campaign"))?;
+    let event = append_event(&mut tx, &campaign, now).await?;
+    tx.commit().await?;
+    Ok((campaign, event))
+}
+
+/// Recipients written per statement, each statement binding them as one JSON array: for
+/// 100,000 recipients, a few dozen statements instead of over a million bound values.
+const RECIPIENTS_PER_STATEMENT: usize = 5_000;
+
+/// Inserts one message per recipient (ids in recipient order).
+async fn insert_messages(
+    conn: &mut SqliteConnection,
+    id: &CampaignId,
+    new: &NewCampaign,
+    sender: Option<String>,
+    status: MessageStatus,
+    scheduled_at: Option<Timestamp>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let kind = new.recipients.first().map_or("text", |(_, content)| content.kind());
+    for chunk in new.recipients.chunks(RECIPIENTS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (to, content) in chunk {
+            let content = serde_json::to_string(content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            rows.push(serde_json::json!([MessageId::generate(), to.to_string(), content]));
+        }
+        sqlx::query(
+            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, status, \
+             scheduled_at, campaign_id, created_at, updated_at) \
+             SELECT json_extract(r.value, '$[0]'), ?, 'out', json_extract(r.value, '$[1]'), ?, \
+             json_extract(r.value, '$[1]'), ?, json_extract(r.value, '$[2]'), ?, ?, ?, ?, ? \
+             FROM json_each(?) r",
+        )
+        .bind(new.session_id.as_str())
+        .bind(&sender)
+        .bind(kind)
+        .bind(status.as_str())
+        .bind(scheduled_at.map(millis))
+        .bind(id.as_str())
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn get(
+    pool: &SqlitePool,
+    session: &SessionId,
+    id: &CampaignId,
+) -> StoreResult<Option<Campaign>> {
+    fetch(&mut *pool.acquire().await?, session, id).await
+}
+
+pub(super) async fn list(pool: &SqlitePool, session: &SessionId) -> StoreResult<Vec<Campaign>> {
+    let mut conn = pool.acquire().await?;
+    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE session_id = ? ORDER BY id DESC");
+    let rows = sqlx::query(&sql).bind(session.as_str()).fetch_all(&mut *conn).await?;
+    let mut campaigns = Vec::with_capacity(rows.len());
+    for row in &rows {
+        campaigns.push(with_progress(&mut conn, from_row(row)?).await?);
+    }
+    Ok(campaigns)
+}
+
+/// Marks `completed` the running campaigns among `ids` that have nothing left to send, and
+/// appends their events; called in the transaction that recorded send results.
+pub(super) async fn complete_finished(
+    conn: &mut SqliteConnection,
+    ids: &[&CampaignId],
+    now: Timestamp,
+) -> StoreResult<Vec<Event>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE campaigns SET state = 'completed', updated_at = ");
+    sql.push_bind(millis(now)).push(" WHERE state = 'running' AND id IN ");
+    push_list(&mut sql, ids.iter().map(|id| id.as_str()));
+    sql.push(
+        " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.campaign_id = campaigns.id) \
+         RETURNING id, session_id",
+    );
+    let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut *conn).await?;
+    let mut events = Vec::with_capacity(done.len());
+    for (id, session) in done {
+        let id = CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id))?;
+        let session = SessionId::parse(&session).map_err(|_| corrupt("session id", &session))?;
+        if let Some(campaign) = fetch(conn, &session, &id).await? {
+            events.push(append_event(conn, &campaign, now).await?);
+        }
+    }
+    Ok(events)
+}
+
+pub(super) async fn act(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    id: &CampaignId,
+    action: CampaignAction,
+    now: Timestamp,
+) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
+    let now = from_millis(millis(now))?;
+    let mut tx = conn.begin().await?;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ? AND session_id = ?")
+            .bind(id.as_str())
+            .bind(session.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let state = state.ok_or(StoreError::NotFound("campaign"))?;
+    let state = CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?;
+    let Some(mut next) = state.after(action) else {
+        return Ok(Err(state));
+    };
+    match action {
+        CampaignAction::Pause | CampaignAction::Resume => {
+            sqlx::query("UPDATE outbox SET held = ? WHERE campaign_id = ?")
+                .bind(i64::from(action == CampaignAction::Pause))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            // Paused just as its last messages were sent: nothing is left to resume.
+            let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = ?)")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if action == CampaignAction::Resume && !left {
+                next = CampaignState::Completed;
+            }
+        }
+        CampaignAction::Cancel => {
+            // Messages not claimed for sending are called off; those being sent finish.
+            let reason = "campaign canceled";
+            let canceled: Vec<String> = sqlx::query_scalar(
+                "UPDATE messages SET status = 'canceled', status_reason = ?, updated_at = ? \
+                 WHERE campaign_id = ? AND status IN ('queued', 'scheduled') RETURNING id",
+            )
+            .bind(reason)
+            .bind(millis(now))
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            for chunk in canceled.chunks(events::ROWS_PER_INSERT) {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO message_status_history (message_id, status, reason, at) ",
+                );
+                sql.push_values(chunk, |mut row, message| {
+                    row.push_bind(message.as_str())
+                        .push_bind("canceled")
+                        .push_bind(reason)
+                        .push_bind(millis(now));
+                });
+                sql.build().execute(&mut *tx).await?;
+            }
+            let ids: Vec<&str> = canceled.iter().map(String::as_str).collect();
+            delete_outbox(&mut tx, &ids).await?;
+        }
+    }
+    sqlx::query("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?")
+        .bind(next.as_str())
+        .bind(millis(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let campaign = fetch(&mut tx, session, id).await?.ok_or(StoreError::NotFound("campaign"))?;
+    let event = append_event(&mut tx, &campaign, now).await?;
+    tx.commit().await?;
+    Ok(Ok((campaign, event)))
+}
+
+pub(super) async fn recipients(pool: &SqlitePool, query: RecipientQuery) -> StoreResult<Vec<Message>> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {} FROM messages WHERE campaign_id = ",
+        messages::SHOWN_COLUMNS
+    ));
+    sql.push_bind(query.campaign_id.as_str());
+    if let Some(status) = query.status {
+        sql.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(after) = &query.after {
+        sql.push(" AND id > ").push_bind(after.as_str());
+    }
+    sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
+    let rows = sql.build().fetch_all(pool).await?;
+    rows.iter().map(messages::from_row).collect()
+}

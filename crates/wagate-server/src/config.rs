@@ -438,7 +438,7 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("listen = {0:?} is not a host:port address")]
     Listen(String),
-    #[error("database_url = {0:?}: only sqlite:// URLs are supported by this version")]
+    #[error("database_url = {0:?}: give sqlite://path/to/file.db or postgres://user@host/database")]
     DatabaseUrl(String),
     #[error("media_url = {0:?}: give a local directory (a path or file://…) or s3://bucket/prefix")]
     MediaUrl(String),
@@ -561,7 +561,11 @@ impl Config {
     pub fn database_url(&self) -> Result<String, ConfigError> {
         match &self.database_url {
             None => Ok(format!("sqlite://{}", self.data_dir.join("wagate.db").display())),
-            Some(url) if url.starts_with("sqlite:") => Ok(url.clone()),
+            Some(url)
+                if ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| url.starts_with(scheme)) =>
+            {
+                Ok(url.clone())
+            }
             Some(url) => Err(ConfigError::DatabaseUrl(url.clone())),
         }
     }
@@ -619,7 +623,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             for (var, value, expected) in [
                 ("WAGATE_LISTEN", "nowhere", "listen"),
-                ("WAGATE_DATABASE_URL", "postgres://localhost/wagate", "database_url"),
+                ("WAGATE_DATABASE_URL", "mysql://localhost/wagate", "database_url"),
                 ("WAGATE_MEDIA_URL", "gs://bucket/media", "media_url"),
                 ("WAGATE_ENGINE__SEND_BATCH", "0", "engine.send_batch"),
                 ("WAGATE_WEBHOOKS__RETRY_JITTER_PERCENT", "150", "webhooks.retry_jitter_percent"),

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
 use wagate_connect::Connector;
 use wagate_core::SystemClock;
-use wagate_store::{SqliteStore, Store};
+use wagate_store::{PgStore, SqliteStore, Store};
 
 use config::ms;
 pub use config::Config;
@@ -50,7 +50,7 @@ pub struct Server {
     admin_key: Arc<str>,
     engine: Arc<Engine>,
     deliverer: Arc<Deliverer>,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     stop: oneshot::Sender<()>,
     stopping: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
@@ -71,9 +71,7 @@ impl Server {
             .context("cannot read or create the admin key")?
             .into();
         let database_url = config.database_url()?;
-        let store = SqliteStore::open(&database_url)
-            .await
-            .with_context(|| format!("cannot open the database {database_url}"))?;
+        let store = open_store(&database_url).await?;
 
         let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
         let sim = config.connectors.sim.enabled.then(|| {
@@ -89,7 +87,7 @@ impl Server {
             connectors.push(Arc::new(SimConnector::new(Arc::clone(network))));
         }
         let engine = Engine::new(
-            Arc::new(store.clone()) as Arc<dyn Store>,
+            Arc::clone(&store),
             Arc::new(SystemClock),
             config.engine.clone(),
             &config.events,
@@ -191,12 +189,32 @@ impl Server {
     }
 }
 
+/// Opens the store the URL names (SQLite or PostgreSQL), running pending migrations.
+async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let shown = config::mask_password(database_url);
+    let store: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?)
+    } else {
+        Arc::new(PgStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?)
+    };
+    Ok(store)
+}
+
+/// Brings the configured database's schema up to date, and nothing else.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    open_store(&config.database_url()?).await?.close().await;
+    Ok(())
+}
+
 /// Writes a consistent copy of the configured SQLite database to `file`.
 pub async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     if file.exists() {
         anyhow::bail!("{} already exists; a backup is written to a new file", file.display());
     }
     let database_url = config.database_url()?;
+    if !database_url.starts_with("sqlite:") {
+        anyhow::bail!("wagate backup copies a SQLite database; back up PostgreSQL with pg_dump");
+    }
     SqliteStore::backup(&database_url, file)
         .await
         .with_context(|| format!("cannot write a backup of {database_url} to {}", file.display()))

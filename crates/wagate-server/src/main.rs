@@ -25,6 +25,8 @@ enum Command {
     Serve,
     /// Print the configuration in force (defaults, file, environment), secrets masked.
     Config,
+    /// Run the database migrations and exit (`serve` runs them too).
+    Migrate,
     /// Write a consistent copy of the SQLite database to FILE while wagate may be running.
     Backup {
         /// The copy to write; must not exist yet.
@@ -72,6 +74,11 @@ async fn main() -> anyhow::Result<()> {
                 .send()
                 .await?;
             anyhow::ensure!(response.status().is_success(), "/healthz answered {}", response.status());
+            Ok(())
+        }
+        Command::Migrate => {
+            wagate_server::migrate(&config).await?;
+            tracing::info!("database schema is up to date");
             Ok(())
         }
         Command::Backup { file } => {

@@ -1,6 +1,9 @@
-//! wagate-store: the `Store` trait, everything wagate keeps durably, and its SQLite implementation.
+//! wagate-store: the `Store` trait, everything wagate keeps durably, and its SQLite and
+//! PostgreSQL implementations.
 
+mod postgres;
 mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use wagate_core::{
@@ -10,6 +13,7 @@ use wagate_core::{
     Timestamp, Webhook, WebhookId,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong talking to the store.
@@ -287,6 +291,8 @@ pub enum EventBound {
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers on a new connection and has every migration applied.
     async fn ready(&self) -> Result<(), NotReady>;
+    /// Closes the database connections, waiting for those in use.
+    async fn close(&self);
 
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;

@@ -8,13 +8,68 @@ use wagate_core::{
     Timestamp,
 };
 use wagate_store::{
-    ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound, NewSession,
-    SqliteStore, StatusUpdate, Store, StoreError,
+    testing, ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound,
+    NewSession, PgStore, SqliteStore, StatusUpdate, Store, StoreError,
 };
+use wagate_store::testing::TestDatabase;
 
-async fn open(dir: &TempDir) -> SqliteStore {
-    SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display())).await.unwrap()
+/// A database for one test, on one backend.
+enum Backend {
+    Sqlite(TempDir),
+    Postgres(TestDatabase),
 }
+
+impl Backend {
+    /// A new empty database; `None` when the backend is PostgreSQL and no server is configured.
+    async fn new(postgres: bool) -> Option<Self> {
+        if !postgres {
+            return Some(Self::Sqlite(TempDir::new().unwrap()));
+        }
+        let server = testing::postgres_server()?;
+        Some(Self::Postgres(TestDatabase::create(&server).await.unwrap()))
+    }
+
+    /// Opens the store (again, after a close).
+    async fn open(&self) -> Box<dyn Store> {
+        match self {
+            Self::Sqlite(dir) => Box::new(
+                SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display())).await.unwrap(),
+            ),
+            Self::Postgres(db) => Box::new(PgStore::open(&db.url).await.unwrap()),
+        }
+    }
+}
+
+/// Runs each named test on SQLite and on PostgreSQL, each time on a new database.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::new(false).await.unwrap()).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                match super::Backend::new(true).await {
+                    Some(db) => super::$name(db).await,
+                    None => eprintln!("skipped: set {} to run on PostgreSQL", wagate_store::testing::POSTGRES_URL_VAR),
+                }
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    accepting_queues_with_one_event_each_and_honours_idempotency_keys,
+    claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
+    one_claim_serves_many_sessions_each_up_to_its_limit,
+    statuses_follow_the_state_machine,
+    inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
+    events_queue_deliveries_to_the_webhooks_that_want_them,
+    claims_take_no_more_than_the_free_slots_oldest_first,
+);
 
 fn sid(id: &str) -> SessionId {
     SessionId::parse(id).unwrap()
@@ -24,7 +79,7 @@ fn text(body: &str) -> MessageContent {
     MessageContent::Text { text: TextContent { body: body.into() } }
 }
 
-async fn with_session(store: &SqliteStore, id: &str, now: Timestamp) {
+async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {
     let new = NewSession {
         id: sid(id),
         connector: ConnectorKind::Sim,
@@ -58,7 +113,7 @@ fn status(id: &wagate_core::MessageId, to: MessageStatus, wa_id: Option<&str>) -
 }
 
 async fn claim(
-    store: &SqliteStore,
+    store: &dyn Store,
     requests: &[(&str, u32)],
     now: Timestamp,
     lease_until: Timestamp,
@@ -70,12 +125,10 @@ async fn claim(
     store.claim_outbound(requests, now, lease_until).await.unwrap()
 }
 
-#[tokio::test]
-async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
-    with_session(&store, "s1", now).await;
+    with_session(store, "s1", now).await;
     let batch = vec![
         outbound("s1", "15557770001", Some("k1")),
         outbound("s1", "15557770002", Some("k1")),
@@ -101,23 +154,21 @@ async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys() {
     assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
-    with_session(&store, "s1", now).await;
+    with_session(store, "s1", now).await;
     let batch = (0..3).map(|i| outbound("s1", &format!("1555777000{i}"), None)).collect();
     store.accept_outbound(batch, now).await.unwrap();
 
     let lease = now + Duration::seconds(30);
-    let (claimed, events) = claim(&store, &[("s1", 2)], now, lease).await.remove(0);
+    let (claimed, events) = claim(store, &[("s1", 2)], now, lease).await.remove(0);
     assert_eq!(claimed.len(), 2);
     assert_eq!(events.len(), 2);
     assert!(claimed.iter().all(|c| c.message.status == MessageStatus::Sending));
-    let (rest, _) = claim(&store, &[("s1", 10)], now, lease).await.remove(0);
+    let (rest, _) = claim(store, &[("s1", 10)], now, lease).await.remove(0);
     assert_eq!(rest.len(), 1, "claimed messages are not claimed twice while leased");
-    assert_eq!(claim(&store, &[("s1", 10)], now, lease).await[0].0.len(), 0);
+    assert_eq!(claim(store, &[("s1", 10)], now, lease).await[0].0.len(), 0);
 
     // The first one is sent; the others' lease lapses (their node died) and they come back.
     store
@@ -125,20 +176,18 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again() {
         .await
         .unwrap();
     let later = lease + Duration::seconds(1);
-    let (again, events) = claim(&store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
+    let (again, events) = claim(store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
     assert_eq!(again.len(), 2);
     assert!(events.is_empty(), "already sending: no new event");
     let due = store.next_outbound_due(&sid("s1")).await.unwrap().unwrap();
     assert_eq!(due.timestamp_millis(), (later + Duration::seconds(30)).timestamp_millis());
 }
 
-#[tokio::test]
-async fn one_claim_serves_many_sessions_each_up_to_its_limit() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn one_claim_serves_many_sessions_each_up_to_its_limit(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
     for session in ["a", "b", "c"] {
-        with_session(&store, session, now).await;
+        with_session(store, session, now).await;
     }
     let batch = ["a", "a", "a", "b", "b", "c"]
         .iter()
@@ -147,14 +196,14 @@ async fn one_claim_serves_many_sessions_each_up_to_its_limit() {
         .collect();
     store.accept_outbound(batch, now).await.unwrap();
     let lease = now + Duration::seconds(30);
-    let answers = claim(&store, &[("a", 2), ("b", 5), ("a", 2), ("ghost", 3)], now, lease).await;
+    let answers = claim(store, &[("a", 2), ("b", 5), ("a", 2), ("ghost", 3)], now, lease).await;
     let counts: Vec<(usize, usize)> = answers.iter().map(|(c, e)| (c.len(), e.len())).collect();
     assert_eq!(counts, [(2, 2), (2, 2), (0, 0), (0, 0)], "a session asking twice is answered once");
     for (claimed, _) in &answers[..2] {
         assert!(claimed.windows(2).all(|w| w[0].message.id < w[1].message.id), "oldest first");
     }
     assert!(answers[0].0.iter().all(|c| c.message.session_id == sid("a")));
-    let (rest, _) = claim(&store, &[("a", 10), ("c", 10)], now, lease).await.into_iter().fold(
+    let (rest, _) = claim(store, &[("a", 10), ("c", 10)], now, lease).await.into_iter().fold(
         (Vec::new(), Vec::new()),
         |(mut all, mut events), (c, e)| {
             all.extend(c);
@@ -165,19 +214,17 @@ async fn one_claim_serves_many_sessions_each_up_to_its_limit() {
     assert_eq!(rest.len(), 2, "the third of a and the one of c");
 }
 
-#[tokio::test]
-async fn statuses_follow_the_state_machine() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn statuses_follow_the_state_machine(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
-    with_session(&store, "s1", now).await;
+    with_session(store, "s1", now).await;
     let accepted = store.accept_outbound(vec![outbound("s1", "15557770001", None)], now).await.unwrap();
     let id = accepted[0].as_ref().unwrap().message.id.clone();
 
     let illegal = store.apply_statuses(vec![status(&id, MessageStatus::Sent, None)], now).await.unwrap();
     assert!(matches!(illegal[0], Err(StoreError::IllegalTransition(_))), "queued cannot jump to sent");
 
-    claim(&store, &[("s1", 1)], now, now + Duration::seconds(30)).await;
+    claim(store, &[("s1", 1)], now, now + Duration::seconds(30)).await;
     let by_wa_id = |s| StatusUpdate {
         message: MessageRef::WaId(sid("s1"), "WA1".into()),
         status: s,
@@ -215,13 +262,11 @@ async fn statuses_follow_the_state_machine() {
     assert_eq!(store.next_outbound_due(&sid("s1")).await.unwrap(), None, "sent messages leave the outbox");
 }
 
-#[tokio::test]
-async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening() {
-    let dir = TempDir::new().unwrap();
+async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening(db: Backend) {
     let now = Utc::now();
     {
-        let store = open(&dir).await;
-        with_session(&store, "s1", now).await;
+        let store = &*db.open().await;
+        with_session(store, "s1", now).await;
         let inbound = |wa_id: &str| NewInbound {
             session_id: sid("s1"),
             wa_id: wa_id.into(),
@@ -238,7 +283,7 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening() {
         assert!(store.store_inbound(vec![inbound("B")], now).await.unwrap().is_empty());
         store.close().await;
     }
-    let store = open(&dir).await;
+    let store = &*db.open().await;
     let messages = store
         .list_messages(MessageQuery {
             session_id: sid("s1"),
@@ -256,7 +301,7 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening() {
 }
 
 async fn webhook(
-    store: &SqliteStore,
+    store: &dyn Store,
     events: &[&str],
     session: Option<&str>,
     now: Timestamp,
@@ -275,16 +320,14 @@ fn slots(max: u32) -> wagate_store::DeliverySlots {
     wagate_store::DeliverySlots { max_in_flight: max, in_flight: Default::default() }
 }
 
-#[tokio::test]
-async fn events_queue_deliveries_to_the_webhooks_that_want_them() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn events_queue_deliveries_to_the_webhooks_that_want_them(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
-    let all = webhook(&store, &["*"], None, now).await;
-    let messages = webhook(&store, &["message.*"], None, now).await;
-    let only_b = webhook(&store, &["session.status"], Some("b"), now).await;
-    with_session(&store, "a", now).await;
-    with_session(&store, "b", now).await;
+    let all = webhook(store, &["*"], None, now).await;
+    let messages = webhook(store, &["message.*"], None, now).await;
+    let only_b = webhook(store, &["session.status"], Some("b"), now).await;
+    with_session(store, "a", now).await;
+    with_session(store, "b", now).await;
     store.accept_outbound(vec![outbound("a", "15550001111", None)], now).await.unwrap();
 
     let claimed = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
@@ -303,14 +346,12 @@ async fn events_queue_deliveries_to_the_webhooks_that_want_them() {
     assert_eq!(again.iter().map(|(_, d)| d.len()).sum::<usize>(), 5);
 }
 
-#[tokio::test]
-async fn claims_take_no_more_than_the_free_slots_oldest_first() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
+async fn claims_take_no_more_than_the_free_slots_oldest_first(db: Backend) {
+    let store = &*db.open().await;
     let now = Utc::now();
-    let hook = webhook(&store, &["*"], None, now).await;
+    let hook = webhook(store, &["*"], None, now).await;
     for id in ["a", "b", "c", "d", "e"] {
-        with_session(&store, id, now).await;
+        with_session(store, id, now).await;
     }
     let mut held = slots(4);
     held.in_flight.insert(hook.id.clone(), 1);

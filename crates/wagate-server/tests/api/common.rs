@@ -7,15 +7,50 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use wagate_store::testing::{self, TestDatabase};
 use tokio::net::TcpListener;
 use wagate_server::{Config, Server};
 
 pub const KEY: &str = "test-admin-key";
 
+/// Set to `postgres` (with `WAGATE_TEST_POSTGRES_URL` naming a server) to run this suite on
+/// PostgreSQL, each test on a database of its own.
+pub const DATABASE_VAR: &str = "WAGATE_TEST_DATABASE";
+
+/// Where a test's servers keep their data: a temp dir, and on PostgreSQL runs a database of
+/// its own, dropped with this.
+pub struct TestData {
+    dir: TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl TestData {
+    pub async fn new() -> Arc<Self> {
+        let database = match std::env::var(DATABASE_VAR).as_deref() {
+            Ok("postgres") => {
+                let server = testing::postgres_server()
+                    .unwrap_or_else(|| panic!("{DATABASE_VAR}=postgres needs {}", testing::POSTGRES_URL_VAR));
+                Some(TestDatabase::create(&server).await.expect("a test database"))
+            }
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("{DATABASE_VAR}={other}: give sqlite or postgres"),
+        };
+        Arc::new(Self { dir: TempDir::new().expect("temp dir"), database })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// The configuration tests run with: every delay shrunk to milliseconds.
-pub fn fast_config(dir: &TempDir) -> Config {
-    let mut config =
-        Config { data_dir: dir.path().to_owned(), admin_key: Some(KEY.into()), ..Config::default() };
+pub fn fast_config(data: &TestData) -> Config {
+    let mut config = Config {
+        data_dir: data.path().to_owned(),
+        database_url: data.database.as_ref().map(|db| db.url.clone()),
+        admin_key: Some(KEY.into()),
+        ..Config::default()
+    };
     config.connectors.sim.qr_interval_ms = 5_000;
     config.connectors.sim.delivery_delay_ms = 10;
     config.connectors.sim.read_delay_ms = 30;
@@ -42,7 +77,7 @@ pub struct TestServer {
     /// A server on its own runtime, which the test can kill (see [`TestServer::start_killable`]).
     killable: Option<Killable>,
     key: String,
-    pub dir: Arc<TempDir>,
+    pub dir: Arc<TestData>,
     pub config: Config,
     pub base: String,
     client: reqwest::Client,
@@ -54,13 +89,13 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let dir = TestData::new().await;
         let mut config = fast_config(&dir);
         tweak(&mut config);
         Self::start_in(dir, config).await
     }
 
-    pub async fn start_in(dir: Arc<TempDir>, config: Config) -> Self {
+    pub async fn start_in(dir: Arc<TestData>, config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::start(config.clone(), listener).await.expect("server starts");
         let base = format!("http://{}", server.addr());
@@ -70,7 +105,7 @@ impl TestServer {
 
     /// A server on its own thread and runtime, so that [`TestServer::kill`] can stop it the
     /// way a crash would: every task dropped where it stands, nothing shut down.
-    pub fn start_killable(dir: Arc<TempDir>, config: Config) -> Self {
+    pub fn start_killable(dir: Arc<TestData>, config: Config) -> Self {
         let (started, addr) = std::sync::mpsc::channel();
         let (kill, killed) = std::sync::mpsc::channel::<()>();
         let server_config = config.clone();
@@ -103,7 +138,7 @@ impl TestServer {
     }
 
     /// Kills a server started with [`TestServer::start_killable`].
-    pub fn kill(mut self) -> (Arc<TempDir>, Config) {
+    pub fn kill(mut self) -> (Arc<TestData>, Config) {
         let killable = self.killable.take().expect("a killable server");
         let _ = killable.kill.send(());
         killable.thread.join().expect("server thread");

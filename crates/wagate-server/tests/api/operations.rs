@@ -37,7 +37,8 @@ async fn every_answer_carries_a_request_id() {
 
 #[tokio::test]
 async fn a_backup_taken_while_running_holds_the_data() {
-    let server = TestServer::start().await;
+    // Backups are of SQLite databases, whichever database the suite runs on.
+    let server = TestServer::start_with(|config| config.database_url = None).await;
     server.create_session("alice").await;
     let copy = server.dir.path().join("backup.db");
     wagate_server::backup(&server.config, &copy).await.expect("backup");
@@ -45,11 +46,11 @@ async fn a_backup_taken_while_running_holds_the_data() {
     assert!(error.to_string().contains("already exists"));
 
     // A server started on the copy has the session.
-    let restored = tempfile::TempDir::new().unwrap();
-    std::fs::copy(&copy, restored.path().join("wagate.db")).unwrap();
     let mut config = server.config.clone();
-    config.data_dir = restored.path().to_owned();
-    let from_backup = TestServer::start_in(std::sync::Arc::new(restored), config).await;
+    let data = crate::common::TestData::new().await;
+    std::fs::copy(&copy, data.path().join("wagate.db")).unwrap();
+    config.data_dir = data.path().to_owned();
+    let from_backup = TestServer::start_in(data, config).await;
     let (status, body) = from_backup.get("/v1/sessions/alice").await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

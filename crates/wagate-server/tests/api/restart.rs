@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
-use crate::common::{event_seq, eventually, fast_config, history, TestServer};
+use crate::common::{TestData, event_seq, eventually, fast_config, history, TestServer};
 
 #[tokio::test]
 async fn queued_messages_survive_a_restart_and_are_sent_once() {
@@ -47,7 +46,7 @@ async fn queued_messages_survive_a_restart_and_are_sent_once() {
 /// does: sends in flight, no shutdown, no goodbye to the database.
 #[test]
 fn messages_accepted_before_a_crash_are_sent_after_it() {
-    let dir = Arc::new(TempDir::new().unwrap());
+    let dir = tokio::runtime::Runtime::new().unwrap().block_on(TestData::new());
     let mut config = fast_config(&dir);
     config.engine.send_lease_ms = 100;
     config.engine.send_batch = 4;

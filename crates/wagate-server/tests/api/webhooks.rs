@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
-use crate::common::{eventually, fast_config, TestServer};
+use crate::common::{TestData, eventually, fast_config, TestServer};
 use crate::receiver::{Answer, Receiver};
 
 /// alice (15550001111) and bob (15550002222), both linked.
@@ -148,7 +147,7 @@ async fn nothing_is_lost_while_the_receiver_is_down() {
 
 #[tokio::test]
 async fn a_retry_pending_when_the_server_is_killed_completes_after_restart() {
-    let dir = Arc::new(TempDir::new().unwrap());
+    let dir = TestData::new().await;
     let mut config = fast_config(&dir);
     config.webhooks.retry_schedule_ms = vec![1_000];
     let receiver = Receiver::start().await;
@@ -179,7 +178,7 @@ async fn a_retry_pending_when_the_server_is_killed_completes_after_restart() {
 
 #[tokio::test]
 async fn an_attempt_cut_short_by_a_kill_is_made_again_after_restart() {
-    let dir = Arc::new(TempDir::new().unwrap());
+    let dir = TestData::new().await;
     let mut config = fast_config(&dir);
     // The lease of a claimed delivery is a few timeouts long.
     config.webhooks.timeout_ms = 200;

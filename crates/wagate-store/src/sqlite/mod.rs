@@ -1,34 +1,43 @@
 //! The SQLite store: one file in WAL mode, one writer connection (SQLite has one writer
 //! anyway; a single connection avoids lock contention) and a small pool of readers.
 
+// The SQL is shared with PostgreSQL: each backend compiles the same modules against its own
+// `Db`, `Backend` and dialect.
+#[path = "../sql/campaigns.rs"]
 mod campaigns;
+#[path = "../sql/events.rs"]
 mod events;
+#[path = "../sql/media.rs"]
 mod media;
+#[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/sessions.rs"]
 mod sessions;
+#[path = "../sql/store.rs"]
+mod store;
+#[path = "../sql/templates.rs"]
 mod templates;
+#[path = "../sql/values.rs"]
+mod values;
+#[path = "../sql/webhooks.rs"]
 mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::Mutex;
-use wagate_core::{
-    Campaign, CampaignAction, CampaignId, CampaignState, Delivery, DeliveryId, Event, EventId, EventType,
-    Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId, Template,
-    Timestamp, Webhook, WebhookId,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
-use crate::{
-    Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, MessageQuery, NewCampaign, NewHook, NewInbound, NewOutbound, NewSession,
-    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store, StoreError,
-    StoreResult, TemplateChange, WebhookChange,
-};
+use crate::{NotReady, StoreError, StoreResult};
+use values::{corrupt, from_json, from_millis, millis, push_list};
+
+type Db = Sqlite;
+type DbConn = SqliteConnection;
+type DbPool = SqlitePool;
+type DbRow = SqliteRow;
+type Backend = SqliteStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -86,37 +95,9 @@ impl SqliteStore {
             tracing::warn!(error = %e, "could not checkpoint the database on close");
         }
     }
-}
 
-/// Appends `(?, ?, …)` binding each value: the list of an `IN`.
-pub(crate) fn push_list<'a>(sql: &mut QueryBuilder<'a, Sqlite>, values: impl IntoIterator<Item = &'a str>) {
-    sql.push("(");
-    let mut list = sql.separated(", ");
-    for value in values {
-        list.push_bind(value);
-    }
-    sql.push(")");
-}
-
-pub(crate) fn millis(t: Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(crate) fn from_millis(ms: i64) -> StoreResult<Timestamp> {
-    chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
-}
-
-pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value}"))
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ready(&self) -> Result<(), NotReady> {
+    /// Whether the database answers and its migrations are the ones this version needs.
+    async fn check_ready(&self) -> Result<(), NotReady> {
         let mut conn = self.options.connect().await.map_err(|e| NotReady::Database(e.to_string()))?;
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version")
@@ -132,301 +113,46 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
-        sessions::create(&mut *self.writer.lock().await, new, now).await
+    /// The connection that writes, one transaction at a time.
+    async fn writer(&self) -> StoreResult<MutexGuard<'_, SqliteConnection>> {
+        Ok(self.writer.lock().await)
     }
 
-    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
-        sessions::get(&self.readers, id).await
+    fn readers(&self) -> &SqlitePool {
+        &self.readers
     }
+}
 
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
-        sessions::list(&self.readers).await
-    }
+/// Starts a write transaction (SQLite has one writer, so nothing more to take).
+async fn begin(conn: &mut SqliteConnection) -> StoreResult<Transaction<'_, Sqlite>> {
+    Ok(conn.begin().await?)
+}
 
-    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
-        sessions::delete(&mut *self.writer.lock().await, id).await
-    }
+/// What differs in SQLite's SQL.
+mod dialect {
+    use super::{DbConn, StoreResult};
 
-    async fn update_session(
-        &self,
-        id: &SessionId,
-        change: SessionChange,
-        now: Timestamp,
-    ) -> StoreResult<(Session, Option<Event>)> {
-        sessions::update(&mut *self.writer.lock().await, id, change, now).await
-    }
-
-    async fn append_event(
-        &self,
-        kind: EventType,
-        session_id: &SessionId,
-        data: serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<Event> {
-        let mut writer = self.writer.lock().await;
-        let mut tx = writer.begin().await?;
-        let event = events::insert(&mut tx, kind, session_id, data, now).await?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
-    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
-        events::list(&self.readers, query).await
-    }
-
-    async fn accept_outbound(
-        &self,
-        batch: Vec<NewOutbound>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Accepted>>> {
-        messages::accept(&mut *self.writer.lock().await, batch, now).await
-    }
-
-    async fn claim_outbound(
-        &self,
-        requests: Vec<ClaimRequest>,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
-        messages::claim(&mut *self.writer.lock().await, requests, now, lease_until).await
-    }
-
-    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
-        messages::next_due(&self.readers, session_id).await
-    }
-
-    async fn apply_statuses(
-        &self,
-        updates: Vec<StatusUpdate>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
-        messages::apply_statuses(&mut *self.writer.lock().await, updates, now).await
-    }
-
-    async fn create_media(&self, media: &Media) -> StoreResult<()> {
-        media::insert(&mut *self.writer.lock().await, media).await
-    }
-
-    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
-        media::get(&self.readers, id).await
-    }
-
-    async fn expire_media(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<MediaId>> {
-        media::expire(&mut *self.writer.lock().await, before, limit).await
-    }
-
-    async fn sent_since(
-        &self,
-        session_id: &SessionId,
-        since: Timestamp,
-    ) -> StoreResult<Vec<(String, Timestamp)>> {
-        messages::sent_since(&self.readers, session_id, since).await
-    }
-
-    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)> {
-        campaigns::create(&mut *self.writer.lock().await, new, now).await
-    }
-
-    async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>> {
-        campaigns::get(&self.readers, session, id).await
-    }
-
-    async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>> {
-        campaigns::list(&self.readers, session).await
-    }
-
-    async fn act_on_campaign(
-        &self,
-        session: &SessionId,
-        id: &CampaignId,
-        action: CampaignAction,
-        now: Timestamp,
-    ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
-        campaigns::act(&mut *self.writer.lock().await, session, id, action, now).await
-    }
-
-    async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>> {
-        campaigns::recipients(&self.readers, query).await
-    }
-
-    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
-        messages::store_inbound(&mut *self.writer.lock().await, batch, now).await
-    }
-
-    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)> {
-        messages::cancel_scheduled(&mut *self.writer.lock().await, id, now).await
-    }
-
-    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
-        messages::get(&self.readers, id).await
-    }
-
-    async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {
-        messages::list(&self.readers, query).await
-    }
-
-    async fn stats(&self) -> StoreResult<Stats> {
-        let sessions: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT connector, status, COUNT(*) FROM sessions GROUP BY connector, status")
-                .fetch_all(&self.readers)
-                .await?;
-        let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id \
-             WHERE o.held = 0",
+    /// Takes the next `count` event numbers; returns the last. AUTOINCREMENT keeps the
+    /// highest number ever used, deleted or not.
+    pub(super) async fn take_event_seqs(conn: &mut DbConn, count: i64) -> StoreResult<i64> {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
         )
-        .fetch_one(&self.readers)
+        .fetch_one(&mut *conn)
         .await?;
-        let (pending, pending_oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(&self.readers)
-        .await?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(Stats {
-            sessions: sessions.into_iter().map(|(c, s, n)| (c, s, count(n))).collect(),
-            outbox: count(outbox),
-            outbox_oldest: outbox_oldest.map(from_millis).transpose()?,
-            deliveries_pending: count(pending),
-            deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
-        })
+        Ok(used + count)
     }
 
-    async fn create_template(
-        &self,
-        name: String,
-        language: Option<String>,
-        content: MessageContent,
-        now: Timestamp,
-    ) -> StoreResult<Template> {
-        templates::create(&mut *self.writer.lock().await, name, language, content, now).await
+    /// The elements of a JSON array (as `value`), as a table.
+    pub(super) fn json_elements(array: &str) -> String {
+        format!("json_each({array})")
     }
 
-    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>> {
-        templates::get(&self.readers, name).await
+    /// The elements of a JSON array of strings (as `value`, text), as a table.
+    pub(super) fn json_text_elements(array: &str) -> String {
+        format!("json_each({array})")
     }
 
-    async fn list_templates(&self) -> StoreResult<Vec<Template>> {
-        templates::list(&self.readers).await
-    }
-
-    async fn update_template(
-        &self,
-        name: &str,
-        change: TemplateChange,
-        now: Timestamp,
-    ) -> StoreResult<Option<Template>> {
-        templates::update(&mut *self.writer.lock().await, name, change, now).await
-    }
-
-    async fn delete_template(&self, name: &str) -> StoreResult<bool> {
-        templates::delete(&mut *self.writer.lock().await, name).await
-    }
-
-    async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
-        templates::create_hook(&mut *self.writer.lock().await, new, now).await
-    }
-
-    async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>> {
-        templates::list_hooks(&self.readers, session).await
-    }
-
-    async fn delete_hook(&self, session: &SessionId, id: &HookId) -> StoreResult<bool> {
-        templates::delete_hook(&mut *self.writer.lock().await, session, id).await
-    }
-
-    async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>> {
-        templates::use_hook(&mut *self.writer.lock().await, token_hash, now).await
-    }
-
-    async fn last_event_id(&self) -> StoreResult<Option<EventId>> {
-        events::last_id(&self.readers).await
-    }
-
-    async fn create_webhook(&self, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
-        webhooks::create(&mut *self.writer.lock().await, new, now).await
-    }
-
-    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.readers, id).await
-    }
-
-    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.readers).await
-    }
-
-    async fn update_webhook(
-        &self,
-        id: &WebhookId,
-        change: WebhookChange,
-        now: Timestamp,
-    ) -> StoreResult<Option<Webhook>> {
-        webhooks::update(&mut *self.writer.lock().await, id, change, now).await
-    }
-
-    async fn rotate_webhook_secret(
-        &self,
-        id: &WebhookId,
-        secret: String,
-        previous_until: Timestamp,
-        now: Timestamp,
-    ) -> StoreResult<Option<Webhook>> {
-        webhooks::rotate_secret(&mut *self.writer.lock().await, id, secret, previous_until, now).await
-    }
-
-    async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<bool> {
-        webhooks::delete(&mut *self.writer.lock().await, id).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        slots: DeliverySlots,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
-        webhooks::claim(&mut *self.writer.lock().await, slots, now, lease_until).await
-    }
-
-    async fn release_deliveries(&self, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
-        webhooks::release(&mut *self.writer.lock().await, ids, now).await
-    }
-
-    async fn record_attempts(
-        &self,
-        records: Vec<AttemptRecord>,
-        now: Timestamp,
-        disable_after: chrono::Duration,
-    ) -> StoreResult<Vec<Event>> {
-        webhooks::record_attempts(&mut *self.writer.lock().await, records, now, disable_after).await
-    }
-
-    async fn list_deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
-        webhooks::list_deliveries(&self.readers, query).await
-    }
-
-    async fn get_delivery(&self, webhook: &WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
-        webhooks::get_delivery(&self.readers, webhook, id).await
-    }
-
-    async fn retry_delivery(
-        &self,
-        webhook: &WebhookId,
-        id: DeliveryId,
-        now: Timestamp,
-    ) -> StoreResult<Option<Delivery>> {
-        if !webhooks::retry(&mut *self.writer.lock().await, webhook, id, now).await? {
-            return Ok(None);
-        }
-        webhooks::get_delivery(&self.readers, webhook, id).await
-    }
-
-    async fn replay_events(
-        &self,
-        webhook: &WebhookId,
-        from: EventBound,
-        until: Option<EventBound>,
-        now: Timestamp,
-    ) -> StoreResult<Replayed> {
-        webhooks::replay(&mut *self.writer.lock().await, webhook, from, until, now).await
-    }
+    /// Row locks for a claim: SQLite has one writer, so none are needed.
+    pub(super) const SKIP_LOCKED: &str = "";
 }

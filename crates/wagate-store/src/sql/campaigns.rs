@@ -3,22 +3,21 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, Event, EventType, Message,
     MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
 };
 
 use super::messages::{self, delete_outbox};
-use super::{corrupt, events, from_json, from_millis, millis, push_list};
+use super::{begin, dialect, corrupt, events, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{NewCampaign, RecipientQuery, StoreError, StoreResult};
 
 const COLUMNS: &str =
     "id, session_id, name, state, template, content, scheduled_at, total, rejected, created_at, updated_at";
 
 /// A campaign row, before its counts are read.
-fn from_row(row: &SqliteRow) -> StoreResult<(Campaign, CampaignState)> {
+fn from_row(row: &DbRow) -> StoreResult<(Campaign, CampaignState)> {
     let id: String = row.try_get("id")?;
     let session_id: String = row.try_get("session_id")?;
     let state: String = row.try_get("state")?;
@@ -44,17 +43,17 @@ fn from_row(row: &SqliteRow) -> StoreResult<(Campaign, CampaignState)> {
 
 /// Fills in a campaign's counts (read off its messages) and the status they imply.
 async fn with_progress(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     (mut campaign, state): (Campaign, CampaignState),
 ) -> StoreResult<Campaign> {
     // Both read off the campaign index (the second only its failed messages' rows).
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM messages WHERE campaign_id = ? GROUP BY status")
+        sqlx::query_as("SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status")
             .bind(campaign.id.as_str())
             .fetch_all(&mut *conn)
             .await?;
     let reasons: Vec<(Option<String>, i64)> = sqlx::query_as(
-        "SELECT status_reason, COUNT(*) FROM messages WHERE campaign_id = ? AND status = 'failed' \
+        "SELECT status_reason, COUNT(*) FROM messages WHERE campaign_id = $1 AND status = 'failed' \
          GROUP BY status_reason",
     )
     .bind(campaign.id.as_str())
@@ -87,11 +86,11 @@ async fn with_progress(
 }
 
 async fn fetch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &SessionId,
     id: &CampaignId,
 ) -> StoreResult<Option<Campaign>> {
-    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = ? AND session_id = ?");
+    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND session_id = $2");
     let row = sqlx::query(&sql).bind(id.as_str()).bind(session.as_str()).fetch_optional(&mut *conn).await?;
     match row {
         Some(row) => Ok(Some(with_progress(conn, from_row(&row)?).await?)),
@@ -111,7 +110,7 @@ fn event_data(campaign: &Campaign) -> serde_json::Value {
 }
 
 async fn append_event(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     campaign: &Campaign,
     now: Timestamp,
 ) -> StoreResult<Event> {
@@ -119,14 +118,14 @@ async fn append_event(
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: NewCampaign,
     now: Timestamp,
 ) -> StoreResult<(Campaign, Event)> {
     let now = from_millis(millis(now))?;
     let scheduled_at = new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
-    let mut tx = conn.begin().await?;
-    let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = ?")
+    let mut tx = begin(conn).await?;
+    let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = $1")
         .bind(new.session_id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -135,7 +134,7 @@ pub(super) async fn create(
     let content = serde_json::to_string(&new.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO campaigns (id, session_id, name, state, template, content, scheduled_at, total, \
-         rejected, created_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+         rejected, created_at, updated_at) VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id.as_str())
     .bind(new.session_id.as_str())
@@ -154,7 +153,7 @@ pub(super) async fn create(
     // The history and queue rows are copies of what the messages hold.
     sqlx::query(
         "INSERT INTO message_status_history (message_id, status, reason, at) \
-         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = ? ORDER BY id",
+         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = $1 ORDER BY id",
     )
     .bind(id.as_str())
     .execute(&mut *tx)
@@ -162,7 +161,7 @@ pub(super) async fn create(
     sqlx::query(
         "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
          SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \
-         FROM messages WHERE campaign_id = ? ORDER BY id",
+         FROM messages WHERE campaign_id = $1 ORDER BY id",
     )
     .bind(id.as_str())
     .execute(&mut *tx)
@@ -179,7 +178,7 @@ const RECIPIENTS_PER_STATEMENT: usize = 5_000;
 
 /// Inserts one message per recipient (ids in recipient order).
 async fn insert_messages(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     id: &CampaignId,
     new: &NewCampaign,
     sender: Option<String>,
@@ -194,13 +193,13 @@ async fn insert_messages(
             let content = serde_json::to_string(content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             rows.push(serde_json::json!([MessageId::generate(), to.to_string(), content]));
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, status, \
              scheduled_at, campaign_id, created_at, updated_at) \
-             SELECT json_extract(r.value, '$[0]'), ?, 'out', json_extract(r.value, '$[1]'), ?, \
-             json_extract(r.value, '$[1]'), ?, json_extract(r.value, '$[2]'), ?, ?, ?, ?, ? \
-             FROM json_each(?) r",
-        )
+             SELECT r.value ->> 0, $1, 'out', r.value ->> 1, $2, r.value ->> 1, $3, r.value ->> 2, \
+             $4, $5, $6, $7, $8 FROM {} r",
+            dialect::json_elements("$9"),
+        ))
         .bind(new.session_id.as_str())
         .bind(&sender)
         .bind(kind)
@@ -217,16 +216,16 @@ async fn insert_messages(
 }
 
 pub(super) async fn get(
-    pool: &SqlitePool,
+    pool: &DbPool,
     session: &SessionId,
     id: &CampaignId,
 ) -> StoreResult<Option<Campaign>> {
     fetch(&mut *pool.acquire().await?, session, id).await
 }
 
-pub(super) async fn list(pool: &SqlitePool, session: &SessionId) -> StoreResult<Vec<Campaign>> {
+pub(super) async fn list(pool: &DbPool, session: &SessionId) -> StoreResult<Vec<Campaign>> {
     let mut conn = pool.acquire().await?;
-    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE session_id = ? ORDER BY id DESC");
+    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE session_id = $1 ORDER BY id DESC");
     let rows = sqlx::query(&sql).bind(session.as_str()).fetch_all(&mut *conn).await?;
     let mut campaigns = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -238,14 +237,14 @@ pub(super) async fn list(pool: &SqlitePool, session: &SessionId) -> StoreResult<
 /// Marks `completed` the running campaigns among `ids` that have nothing left to send, and
 /// appends their events; called in the transaction that recorded send results.
 pub(super) async fn complete_finished(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     ids: &[&CampaignId],
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE campaigns SET state = 'completed', updated_at = ");
+    let mut sql = QueryBuilder::<Db>::new("UPDATE campaigns SET state = 'completed', updated_at = ");
     sql.push_bind(millis(now)).push(" WHERE state = 'running' AND id IN ");
     push_list(&mut sql, ids.iter().map(|id| id.as_str()));
     sql.push(
@@ -265,16 +264,16 @@ pub(super) async fn complete_finished(
 }
 
 pub(super) async fn act(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &SessionId,
     id: &CampaignId,
     action: CampaignAction,
     now: Timestamp,
 ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
     let now = from_millis(millis(now))?;
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     let state: Option<String> =
-        sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ? AND session_id = ?")
+        sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1 AND session_id = $2")
             .bind(id.as_str())
             .bind(session.as_str())
             .fetch_optional(&mut *tx)
@@ -286,13 +285,13 @@ pub(super) async fn act(
     };
     match action {
         CampaignAction::Pause | CampaignAction::Resume => {
-            sqlx::query("UPDATE outbox SET held = ? WHERE campaign_id = ?")
+            sqlx::query("UPDATE outbox SET held = $1 WHERE campaign_id = $2")
                 .bind(i64::from(action == CampaignAction::Pause))
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
             // Paused just as its last messages were sent: nothing is left to resume.
-            let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = ?)")
+            let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
                 .bind(id.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
@@ -304,8 +303,8 @@ pub(super) async fn act(
             // Messages not claimed for sending are called off; those being sent finish.
             let reason = "campaign canceled";
             let canceled: Vec<String> = sqlx::query_scalar(
-                "UPDATE messages SET status = 'canceled', status_reason = ?, updated_at = ? \
-                 WHERE campaign_id = ? AND status IN ('queued', 'scheduled') RETURNING id",
+                "UPDATE messages SET status = 'canceled', status_reason = $1, updated_at = $2 \
+                 WHERE campaign_id = $3 AND status IN ('queued', 'scheduled') RETURNING id",
             )
             .bind(reason)
             .bind(millis(now))
@@ -313,7 +312,7 @@ pub(super) async fn act(
             .fetch_all(&mut *tx)
             .await?;
             for chunk in canceled.chunks(events::ROWS_PER_INSERT) {
-                let mut sql = QueryBuilder::<Sqlite>::new(
+                let mut sql = QueryBuilder::<Db>::new(
                     "INSERT INTO message_status_history (message_id, status, reason, at) ",
                 );
                 sql.push_values(chunk, |mut row, message| {
@@ -328,7 +327,7 @@ pub(super) async fn act(
             delete_outbox(&mut tx, &ids).await?;
         }
     }
-    sqlx::query("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3")
         .bind(next.as_str())
         .bind(millis(now))
         .bind(id.as_str())
@@ -340,8 +339,8 @@ pub(super) async fn act(
     Ok(Ok((campaign, event)))
 }
 
-pub(super) async fn recipients(pool: &SqlitePool, query: RecipientQuery) -> StoreResult<Vec<Message>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+pub(super) async fn recipients(pool: &DbPool, query: RecipientQuery) -> StoreResult<Vec<Message>> {
+    let mut sql = QueryBuilder::<Db>::new(format!(
         "SELECT {} FROM messages WHERE campaign_id = ",
         messages::SHOWN_COLUMNS
     ));

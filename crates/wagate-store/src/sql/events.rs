@@ -1,10 +1,9 @@
 //! The event log.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row};
 use wagate_core::{Event, EventId, EventType, SessionId, Timestamp};
 
-use super::{from_json, from_millis, millis, push_list};
+use super::{dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{EventQuery, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
@@ -12,7 +11,7 @@ pub(super) const ROWS_PER_INSERT: usize = 500;
 
 /// Appends one event inside the caller's transaction.
 pub(super) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     kind: EventType,
     session_id: &SessionId,
     data: serde_json::Value,
@@ -28,14 +27,19 @@ pub(super) type NewEvent = (EventType, Option<SessionId>, serde_json::Value);
 /// Which webhooks want an event: SQL over `w` (webhooks) and `e` (events). A webhook limited
 /// to a session wants only that session's events; a filter is an exact type, `prefix.*` or `*`
 /// (as `EventType::matches`).
-pub(super) const WEBHOOK_WANTS_EVENT: &str = "(w.session_id IS NULL OR w.session_id = e.session_id) \
-     AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value = '*' OR f.value = e.type \
-     OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))";
+pub(super) fn webhook_wants_event() -> String {
+    format!(
+        "(w.session_id IS NULL OR w.session_id = e.session_id) \
+         AND EXISTS (SELECT 1 FROM {} f WHERE f.value = '*' OR f.value = e.type \
+         OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))",
+        dialect::json_text_elements("w.events")
+    )
+}
 
 /// Appends events in order inside the caller's transaction, a few statements for many events,
 /// and queues a delivery of each to every enabled webhook that wants it.
 pub(super) async fn insert_many(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: Vec<NewEvent>,
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
@@ -44,18 +48,20 @@ pub(super) async fn insert_many(
     let mut rows = new.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO events (type, session_id, created_at, data) ");
-        sql.push_values(&chunk, |mut row, (kind, session, data)| {
-            row.push_bind(kind.as_str())
+        // Write transactions take turns (see `begin`), so numbers are taken and committed in
+        // order: a reader never sees event n+1 before event n. A number is never used twice.
+        let count = chunk.len() as i64;
+        let last = dialect::take_event_seqs(conn, count).await?;
+        let first = last - count + 1;
+        let mut sql = QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
+        sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (kind, session, data))| {
+            row.push_bind(first + offset as i64)
+                .push_bind(kind.as_str())
                 .push_bind(session.as_ref().map(SessionId::as_str))
                 .push_bind(millis(now))
                 .push_bind(data.to_string());
         });
-        let done = sql.build().execute(&mut *conn).await?;
-        // One writer, AUTOINCREMENT: the rows of one INSERT get consecutive sequence numbers,
-        // in the order of its VALUES, ending at the last inserted rowid.
-        let last = done.last_insert_rowid();
-        let first = last - chunk.len() as i64 + 1;
+        sql.build().execute(&mut *conn).await?;
         queue_deliveries(conn, first, last, now).await?;
         for (offset, (kind, session, data)) in chunk.into_iter().enumerate() {
             events.push(Event {
@@ -72,15 +78,16 @@ pub(super) async fn insert_many(
 
 /// Queues deliveries of the events `first..=last` to the enabled webhooks that want them.
 async fn queue_deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     first: i64,
     last: i64,
     now: Timestamp,
 ) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
-         SELECT w.id, e.seq, 'pending', ?1, ?1, ?1 FROM events e JOIN webhooks w ON w.enabled = 1 \
-         WHERE e.seq BETWEEN ?2 AND ?3 AND {WEBHOOK_WANTS_EVENT} ORDER BY e.seq, w.id"
+         SELECT w.id, e.seq, 'pending', $1, $1, $1 FROM events e JOIN webhooks w ON w.enabled \
+         WHERE e.seq BETWEEN $2 AND $3 AND {} ORDER BY e.seq, w.id",
+        webhook_wants_event()
     ))
     .bind(millis(now))
     .bind(first)
@@ -91,7 +98,7 @@ async fn queue_deliveries(
 }
 
 /// An event from a row with its columns `seq, type, session_id, created_at, data`.
-pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Event> {
+pub(super) fn from_row(row: &DbRow) -> StoreResult<Event> {
     let kind: String = row.try_get("type")?;
     Ok(Event {
         id: EventId::from_seq(row.try_get("seq")?),
@@ -103,13 +110,13 @@ pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Event> {
 }
 
 /// The id of the newest event, if any.
-pub(super) async fn last_id(pool: &SqlitePool) -> StoreResult<Option<EventId>> {
+pub(super) async fn last_id(pool: &DbPool) -> StoreResult<Option<EventId>> {
     let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events").fetch_one(pool).await?;
     Ok(seq.map(EventId::from_seq))
 }
 
-pub(super) async fn list(pool: &SqlitePool, query: EventQuery) -> StoreResult<Vec<Event>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(
+pub(super) async fn list(pool: &DbPool, query: EventQuery) -> StoreResult<Vec<Event>> {
+    let mut sql = QueryBuilder::<Db>::new(
         "SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ",
     );
     sql.push_bind(query.after.map_or(0, EventId::seq));

@@ -1,14 +1,14 @@
 //! What is kept of media files (the bytes are in the media store).
 
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 use wagate_core::{Media, MediaId, Timestamp};
 
-use super::{corrupt, from_millis, millis};
+use super::{corrupt, from_millis, millis, DbConn, DbPool};
 use crate::StoreResult;
 
-pub(super) async fn insert(conn: &mut SqliteConnection, media: &Media) -> StoreResult<()> {
+pub(super) async fn insert(conn: &mut DbConn, media: &Media) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO media (id, mime_type, size, sha256, filename, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO media (id, mime_type, size, sha256, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(media.id.as_str())
     .bind(&media.mime_type)
@@ -21,8 +21,8 @@ pub(super) async fn insert(conn: &mut SqliteConnection, media: &Media) -> StoreR
     Ok(())
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: &MediaId) -> StoreResult<Option<Media>> {
-    let row = sqlx::query("SELECT id, mime_type, size, sha256, filename, created_at FROM media WHERE id = ?")
+pub(super) async fn get(pool: &DbPool, id: &MediaId) -> StoreResult<Option<Media>> {
+    let row = sqlx::query("SELECT id, mime_type, size, sha256, filename, created_at FROM media WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(pool)
         .await?;
@@ -39,12 +39,12 @@ pub(super) async fn get(pool: &SqlitePool, id: &MediaId) -> StoreResult<Option<M
 }
 
 pub(super) async fn expire(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     before: Timestamp,
     limit: u32,
 ) -> StoreResult<Vec<MediaId>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "DELETE FROM media WHERE id IN (SELECT id FROM media WHERE created_at < ? ORDER BY created_at LIMIT ?) \
+        "DELETE FROM media WHERE id IN (SELECT id FROM media WHERE created_at < $1 ORDER BY created_at LIMIT $2) \
          RETURNING id",
     )
     .bind(millis(before))

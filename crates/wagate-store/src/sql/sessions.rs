@@ -1,16 +1,15 @@
 //! Sessions and their connection state.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 use wagate_core::{ConnectorKind, Event, EventType, Session, SessionId, SessionStatus, Timestamp};
 
-use super::{events, from_json, from_millis, millis};
+use super::{begin, events, from_json, from_millis, millis, DbConn, DbPool, DbRow};
 use crate::{Credentials, NewSession, SessionChange, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
     credentials, auto_connect, last_connected_at, created_at, updated_at";
 
-fn from_row(row: &SqliteRow) -> StoreResult<Session> {
+fn from_row(row: &DbRow) -> StoreResult<Session> {
     let id: String = row.try_get("id")?;
     let connector: String = row.try_get("connector")?;
     let status: String = row.try_get("status")?;
@@ -38,8 +37,8 @@ fn from_row(row: &SqliteRow) -> StoreResult<Session> {
     })
 }
 
-async fn fetch(conn: &mut SqliteConnection, id: &SessionId) -> StoreResult<Option<Session>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
+async fn fetch(conn: &mut DbConn, id: &SessionId) -> StoreResult<Option<Session>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?;
@@ -61,14 +60,14 @@ fn status_event_data(session: &Session, extra: Option<serde_json::Value>) -> ser
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: NewSession,
     now: Timestamp,
 ) -> StoreResult<(Session, Event)> {
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     let inserted = sqlx::query(
         "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'created', ?, ?) ON CONFLICT (id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, 'created', $6, $7) ON CONFLICT (id) DO NOTHING",
     )
     .bind(new.id.as_str())
     .bind(new.connector.as_str())
@@ -95,29 +94,29 @@ pub(super) async fn create(
     Ok((session, event))
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: &SessionId) -> StoreResult<Option<Session>> {
+pub(super) async fn get(pool: &DbPool, id: &SessionId) -> StoreResult<Option<Session>> {
     let mut conn = pool.acquire().await?;
     fetch(&mut conn, id).await
 }
 
-pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Session>> {
+pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Session>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn delete(conn: &mut SqliteConnection, id: &SessionId) -> StoreResult<bool> {
+pub(super) async fn delete(conn: &mut DbConn, id: &SessionId) -> StoreResult<bool> {
     // Messages, their status history and their outbox rows go with it (ON DELETE CASCADE).
-    let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id.as_str()).execute(conn).await?;
+    let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await?;
     Ok(deleted.rows_affected() > 0)
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     id: &SessionId,
     change: SessionChange,
     now: Timestamp,
 ) -> StoreResult<(Session, Option<Event>)> {
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
     if let Some(status) = change.status {
         session.status = status;
@@ -146,8 +145,8 @@ pub(super) async fn update(
     }
     session.updated_at = from_millis(millis(now))?;
     sqlx::query(
-        "UPDATE sessions SET status = ?, status_reason = ?, phone = ?, jid = ?, credentials = ?,
-         auto_connect = ?, last_connected_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE sessions SET status = $1, status_reason = $2, phone = $3, jid = $4, credentials = $5,
+         auto_connect = $6, last_connected_at = $7, updated_at = $8 WHERE id = $9",
     )
     .bind(session.status.as_str())
     .bind(&session.status_reason)

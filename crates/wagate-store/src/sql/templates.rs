@@ -1,10 +1,9 @@
 //! Message templates, and the trigger hooks that send them.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 use wagate_core::{template, Hook, HookId, MessageContent, SessionId, Template, Timestamp};
 
-use super::{corrupt, from_json, from_millis, millis};
+use super::{corrupt, from_json, from_millis, millis, DbConn, DbPool, DbRow};
 use crate::{NewHook, StoreError, StoreResult, TemplateChange};
 
 const COLUMNS: &str = "name, language, content, created_at, updated_at";
@@ -17,7 +16,7 @@ fn params(content: &MessageContent) -> Vec<String> {
     names
 }
 
-fn from_row(row: &SqliteRow) -> StoreResult<Template> {
+fn from_row(row: &DbRow) -> StoreResult<Template> {
     let content: MessageContent = from_json(row.try_get("content")?)?;
     Ok(Template {
         name: row.try_get("name")?,
@@ -34,7 +33,7 @@ fn content_json(content: &MessageContent) -> StoreResult<String> {
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     name: String,
     language: Option<String>,
     content: MessageContent,
@@ -42,7 +41,7 @@ pub(super) async fn create(
 ) -> StoreResult<Template> {
     let now = from_millis(millis(now))?;
     let done = sqlx::query(
-        "INSERT INTO templates (name, language, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO templates (name, language, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (name) DO NOTHING",
     )
     .bind(&name)
@@ -58,30 +57,30 @@ pub(super) async fn create(
     Ok(Template { name, language, params: params(&content), content, created_at: now, updated_at: now })
 }
 
-pub(super) async fn get(pool: &SqlitePool, name: &str) -> StoreResult<Option<Template>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE name = ?"))
+pub(super) async fn get(pool: &DbPool, name: &str) -> StoreResult<Option<Template>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE name = $1"))
         .bind(name)
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Template>> {
+pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Template>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM templates ORDER BY name")).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     name: &str,
     change: TemplateChange,
     now: Timestamp,
 ) -> StoreResult<Option<Template>> {
     let content = change.content.as_ref().map(content_json).transpose()?;
     let row = sqlx::query(&format!(
-        "UPDATE templates SET content = COALESCE(?1, content), \
-         language = CASE WHEN ?2 THEN ?3 ELSE language END, updated_at = ?4 \
-         WHERE name = ?5 RETURNING {COLUMNS}"
+        "UPDATE templates SET content = COALESCE($1, content), \
+         language = CASE WHEN $2 THEN $3 ELSE language END, updated_at = $4 \
+         WHERE name = $5 RETURNING {COLUMNS}"
     ))
     .bind(content)
     .bind(change.language.is_some())
@@ -93,14 +92,14 @@ pub(super) async fn update(
     row.as_ref().map(from_row).transpose()
 }
 
-pub(super) async fn delete(conn: &mut SqliteConnection, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM templates WHERE name = ?").bind(name).execute(conn).await?;
+pub(super) async fn delete(conn: &mut DbConn, name: &str) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM templates WHERE name = $1").bind(name).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
 const HOOK_COLUMNS: &str = "id, session_id, recipients, template, description, created_at, last_used_at";
 
-fn hook_from_row(row: &SqliteRow) -> StoreResult<Hook> {
+fn hook_from_row(row: &DbRow) -> StoreResult<Hook> {
     let id: String = row.try_get("id")?;
     let session: String = row.try_get("session_id")?;
     let last_used: Option<i64> = row.try_get("last_used_at")?;
@@ -116,7 +115,7 @@ fn hook_from_row(row: &SqliteRow) -> StoreResult<Hook> {
 }
 
 pub(super) async fn create_hook(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: NewHook,
     now: Timestamp,
 ) -> StoreResult<Hook> {
@@ -132,7 +131,7 @@ pub(super) async fn create_hook(
     };
     let done = sqlx::query(
         "INSERT INTO hooks (id, session_id, token_hash, recipients, template, description, created_at) \
-         SELECT ?, id, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+         SELECT $1, id, $2, $3, $4, $5, $6 FROM sessions WHERE id = $7",
     )
     .bind(hook.id.as_str())
     .bind(&new.token_hash)
@@ -149,8 +148,8 @@ pub(super) async fn create_hook(
     Ok(hook)
 }
 
-pub(super) async fn list_hooks(pool: &SqlitePool, session: &SessionId) -> StoreResult<Vec<Hook>> {
-    let rows = sqlx::query(&format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE session_id = ? ORDER BY id"))
+pub(super) async fn list_hooks(pool: &DbPool, session: &SessionId) -> StoreResult<Vec<Hook>> {
+    let rows = sqlx::query(&format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE session_id = $1 ORDER BY id"))
         .bind(session.as_str())
         .fetch_all(pool)
         .await?;
@@ -158,11 +157,11 @@ pub(super) async fn list_hooks(pool: &SqlitePool, session: &SessionId) -> StoreR
 }
 
 pub(super) async fn delete_hook(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &SessionId,
     id: &HookId,
 ) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM hooks WHERE session_id = ? AND id = ?")
+    let done = sqlx::query("DELETE FROM hooks WHERE session_id = $1 AND id = $2")
         .bind(session.as_str())
         .bind(id.as_str())
         .execute(conn)
@@ -171,12 +170,12 @@ pub(super) async fn delete_hook(
 }
 
 pub(super) async fn use_hook(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     token_hash: &str,
     now: Timestamp,
 ) -> StoreResult<Option<Hook>> {
     let row = sqlx::query(&format!(
-        "UPDATE hooks SET last_used_at = ? WHERE token_hash = ? RETURNING {HOOK_COLUMNS}"
+        "UPDATE hooks SET last_used_at = $1 WHERE token_hash = $2 RETURNING {HOOK_COLUMNS}"
     ))
     .bind(millis(now))
     .bind(token_hash)

@@ -2,15 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     Attempt, Delivery, DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Timestamp, Webhook,
     WebhookId,
 };
 
-use super::events::{self, ROWS_PER_INSERT, WEBHOOK_WANTS_EVENT};
-use super::{corrupt, from_json, from_millis, millis};
+use super::events::{self, ROWS_PER_INSERT};
+use super::{begin, corrupt, from_json, from_millis, millis, Db, DbConn, DbPool, DbRow};
 use crate::{
     AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound, NewWebhook,
     Replayed, StoreError, StoreResult, WebhookChange,
@@ -19,7 +18,7 @@ use crate::{
 const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
      secret, previous_secret, previous_secret_until, created_at, updated_at";
 
-fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
+fn webhook_from_row(row: &DbRow) -> StoreResult<Webhook> {
     let id: String = row.try_get("id")?;
     let session: Option<String> = row.try_get("session_id")?;
     let previous: Option<String> = row.try_get("previous_secret")?;
@@ -49,7 +48,7 @@ fn events_json(events: &[String]) -> String {
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: NewWebhook,
     now: Timestamp,
 ) -> StoreResult<Webhook> {
@@ -69,7 +68,7 @@ pub(super) async fn create(
     };
     sqlx::query(
         "INSERT INTO webhooks (id, url, events, session_id, description, secret, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(webhook.id.as_str())
     .bind(&webhook.url)
@@ -84,27 +83,27 @@ pub(super) async fn create(
     Ok(webhook)
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-    let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?"))
+pub(super) async fn get(pool: &DbPool, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+    let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(webhook_from_row).transpose()
 }
 
-pub(super) async fn list(pool: &SqlitePool) -> StoreResult<Vec<Webhook>> {
+pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Webhook>> {
     let rows =
         sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")).fetch_all(pool).await?;
     rows.iter().map(webhook_from_row).collect()
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     id: &WebhookId,
     change: WebhookChange,
     now: Timestamp,
 ) -> StoreResult<Option<Webhook>> {
-    let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET updated_at = ");
+    let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET updated_at = ");
     sql.push_bind(millis(now));
     if let Some(url) = change.url {
         sql.push(", url = ").push_bind(url);
@@ -125,7 +124,7 @@ pub(super) async fn update(
 }
 
 pub(super) async fn rotate_secret(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     id: &WebhookId,
     secret: String,
     previous_until: Timestamp,
@@ -133,8 +132,8 @@ pub(super) async fn rotate_secret(
 ) -> StoreResult<Option<Webhook>> {
     // The right-hand sides see the row before the update: the old secret becomes the previous one.
     let row = sqlx::query(&format!(
-        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = ?, secret = ?, updated_at = ? \
-         WHERE id = ? RETURNING {WEBHOOK_COLUMNS}"
+        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
+         WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
     ))
     .bind(millis(previous_until))
     .bind(secret)
@@ -145,13 +144,13 @@ pub(super) async fn rotate_secret(
     row.as_ref().map(webhook_from_row).transpose()
 }
 
-pub(super) async fn delete(conn: &mut SqliteConnection, id: &WebhookId) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM webhooks WHERE id = ?").bind(id.as_str()).execute(conn).await?;
+pub(super) async fn delete(conn: &mut DbConn, id: &WebhookId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Appends `(?, ?, …)` binding each integer: the list of an `IN`.
-fn push_ids(sql: &mut QueryBuilder<'_, Sqlite>, ids: impl IntoIterator<Item = i64>) {
+fn push_ids(sql: &mut QueryBuilder<'_, Db>, ids: impl IntoIterator<Item = i64>) {
     sql.push("(");
     let mut list = sql.separated(", ");
     for id in ids {
@@ -161,13 +160,13 @@ fn push_ids(sql: &mut QueryBuilder<'_, Sqlite>, ids: impl IntoIterator<Item = i6
 }
 
 pub(super) async fn claim(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     slots: DeliverySlots,
     now: Timestamp,
     lease_until: Timestamp,
 ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
-    let mut tx = conn.begin().await?;
-    let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled = 1 ORDER BY id"))
+    let mut tx = begin(conn).await?;
+    let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled ORDER BY id"))
         .fetch_all(&mut *tx)
         .await?;
     let mut claimed = Vec::new();
@@ -180,9 +179,9 @@ pub(super) async fn claim(
             continue;
         }
         let leased = sqlx::query(
-            "UPDATE webhook_deliveries SET next_attempt_at = ?1 WHERE id IN (SELECT id FROM webhook_deliveries \
-             WHERE webhook_id = ?2 AND status = 'pending' AND next_attempt_at <= ?3 \
-             ORDER BY next_attempt_at, id LIMIT ?4) RETURNING id, event_seq, attempts",
+            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
+             ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, event_seq, attempts",
         )
         .bind(millis(lease_until))
         .bind(webhook.id.as_str())
@@ -194,7 +193,7 @@ pub(super) async fn claim(
             claimed.push((webhook, Vec::new()));
             continue;
         }
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "SELECT seq, type, session_id, created_at, data FROM events WHERE seq IN ",
         );
         let mut wanted = Vec::with_capacity(leased.len());
@@ -227,12 +226,12 @@ pub(super) async fn claim(
 }
 
 pub(super) async fn release(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     ids: Vec<DeliveryId>,
     now: Timestamp,
 ) -> StoreResult<()> {
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
+        let mut sql = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
         sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
         push_ids(&mut sql, chunk.iter().map(|id| id.seq()));
         sql.build().execute(&mut *conn).await?;
@@ -241,15 +240,15 @@ pub(super) async fn release(
 }
 
 pub(super) async fn record_attempts(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     records: Vec<AttemptRecord>,
     now: Timestamp,
     disable_after: chrono::Duration,
 ) -> StoreResult<Vec<wagate_core::Event>> {
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     // A delivery can vanish mid-attempt with its webhook; its attempt is dropped with it.
     for chunk in records.chunks(ROWS_PER_INSERT / 8) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
              next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT column1 AS id, column2 AS status, \
              column3 AS next_at, column4 AS at FROM (",
@@ -265,10 +264,10 @@ pub(super) async fn record_attempts(
                 .push_bind(next_at)
                 .push_bind(millis(record.attempt.at));
         });
-        sql.push(")) AS v WHERE webhook_deliveries.id = v.id");
+        sql.push(") AS rows) AS v WHERE webhook_deliveries.id = v.id");
         sql.build().execute(&mut *tx).await?;
 
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
         );
@@ -294,22 +293,22 @@ pub(super) async fn record_attempts(
     let failed: HashSet<&str> =
         records.iter().map(|r| r.webhook_id.as_str()).filter(|id| !succeeded.contains(id)).collect();
     if !succeeded.is_empty() {
-        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
+        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
         super::push_list(&mut sql, succeeded.iter().copied());
         sql.build().execute(&mut *tx).await?;
     }
     let mut disabled = Vec::new();
     if !failed.is_empty() {
         let mut sql =
-            QueryBuilder::<Sqlite>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+            QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
         sql.push_bind(millis(now)).push(") WHERE id IN ");
         super::push_list(&mut sql, failed.iter().copied());
         sql.build().execute(&mut *tx).await?;
 
         let reason = format!("every delivery failed for {} hours", disable_after.num_hours());
-        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET enabled = 0, disabled_reason = ");
+        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET enabled = FALSE, disabled_reason = ");
         sql.push_bind(&reason).push(", updated_at = ").push_bind(millis(now));
-        sql.push(" WHERE enabled = 1 AND failing_since <= ").push_bind(millis(now - disable_after));
+        sql.push(" WHERE enabled AND failing_since <= ").push_bind(millis(now - disable_after));
         sql.push(" AND id IN ");
         super::push_list(&mut sql, failed.iter().copied());
         sql.push(" RETURNING id, url, session_id, failing_since");
@@ -336,7 +335,7 @@ pub(super) async fn record_attempts(
 const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_seq, e.type, d.status, d.attempts, \
      d.next_attempt_at, d.created_at, d.updated_at";
 
-fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
+fn delivery_from_row(row: &DbRow) -> StoreResult<Delivery> {
     let webhook: String = row.try_get("webhook_id")?;
     let kind: String = row.try_get("type")?;
     let status: String = row.try_get("status")?;
@@ -360,11 +359,11 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
 }
 
 /// Fills in each delivery's attempts, oldest first.
-async fn with_attempts(pool: &SqlitePool, mut deliveries: Vec<Delivery>) -> StoreResult<Vec<Delivery>> {
+async fn with_attempts(pool: &DbPool, mut deliveries: Vec<Delivery>) -> StoreResult<Vec<Delivery>> {
     if deliveries.is_empty() {
         return Ok(deliveries);
     }
-    let mut sql = QueryBuilder::<Sqlite>::new(
+    let mut sql = QueryBuilder::<Db>::new(
         "SELECT delivery_id, at, status_code, latency_ms, response, error FROM webhook_attempts \
          WHERE delivery_id IN ",
     );
@@ -387,8 +386,8 @@ async fn with_attempts(pool: &SqlitePool, mut deliveries: Vec<Delivery>) -> Stor
     Ok(deliveries)
 }
 
-pub(super) async fn list_deliveries(pool: &SqlitePool, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
-    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+pub(super) async fn list_deliveries(pool: &DbPool, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+    let mut sql = QueryBuilder::<Db>::new(format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
          WHERE d.webhook_id = "
     ));
@@ -406,13 +405,13 @@ pub(super) async fn list_deliveries(pool: &SqlitePool, query: DeliveryQuery) -> 
 }
 
 pub(super) async fn get_delivery(
-    pool: &SqlitePool,
+    pool: &DbPool,
     webhook: &WebhookId,
     id: DeliveryId,
 ) -> StoreResult<Option<Delivery>> {
     let row = sqlx::query(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
-         WHERE d.id = ? AND d.webhook_id = ?"
+         WHERE d.id = $1 AND d.webhook_id = $2"
     ))
     .bind(id.seq())
     .bind(webhook.as_str())
@@ -424,14 +423,14 @@ pub(super) async fn get_delivery(
 
 /// Makes a delivery due now; false when the webhook has no such delivery.
 pub(super) async fn retry(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     webhook: &WebhookId,
     id: DeliveryId,
     now: Timestamp,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 \
-         WHERE id = ?2 AND webhook_id = ?3",
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
+         WHERE id = $2 AND webhook_id = $3",
     )
     .bind(millis(now))
     .bind(id.seq())
@@ -441,7 +440,7 @@ pub(super) async fn retry(
     Ok(done.rows_affected() > 0)
 }
 
-fn push_bound(sql: &mut QueryBuilder<'_, Sqlite>, bound: EventBound, op: &str) {
+fn push_bound(sql: &mut QueryBuilder<'_, Db>, bound: EventBound, op: &str) {
     match bound {
         EventBound::Id(id) => sql.push(format!(" AND e.seq {op} ")).push_bind(id.seq()),
         EventBound::Time(at) => sql.push(format!(" AND e.created_at {op} ")).push_bind(millis(at)),
@@ -449,29 +448,29 @@ fn push_bound(sql: &mut QueryBuilder<'_, Sqlite>, bound: EventBound, op: &str) {
 }
 
 pub(super) async fn replay(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     webhook: &WebhookId,
     from: EventBound,
     until: Option<EventBound>,
     now: Timestamp,
 ) -> StoreResult<Replayed> {
-    let mut tx = conn.begin().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = ?")
+    let mut tx = begin(conn).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1)")
         .bind(webhook.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-    if exists.is_none() {
+    if !exists {
         return Err(StoreError::NotFound("webhook"));
     }
     let before: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries").fetch_one(&mut *tx).await?;
-    let mut sql = QueryBuilder::<Sqlite>::new(
+    let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
          SELECT w.id, e.seq, 'pending', ",
     );
     sql.push_bind(millis(now)).push(", ").push_bind(millis(now)).push(", ").push_bind(millis(now));
     sql.push(" FROM events e JOIN webhooks w ON w.id = ").push_bind(webhook.as_str());
-    sql.push(format!(" WHERE {WEBHOOK_WANTS_EVENT}"));
+    sql.push(format!(" WHERE {}", events::webhook_wants_event()));
     push_bound(&mut sql, from, ">=");
     if let Some(until) = until {
         push_bound(&mut sql, until, "<=");
@@ -479,7 +478,7 @@ pub(super) async fn replay(
     sql.push(" ORDER BY e.seq");
     sql.build().execute(&mut *tx).await?;
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > ?",
+        "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > $1",
     )
     .bind(before)
     .fetch_one(&mut *tx)

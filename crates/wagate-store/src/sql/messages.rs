@@ -2,15 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Column, Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Column, QueryBuilder, Row};
 use wagate_core::{
     CampaignId, Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, ReplyContext,
     SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{corrupt, from_json, from_millis, millis, push_list};
+use super::{dialect, begin, corrupt, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{
     Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate,
     StoreError, StoreResult,
@@ -26,7 +25,7 @@ pub(super) const SHOWN_COLUMNS: &str =
     (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
      AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
 
-pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Message> {
+pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
     let id: String = row.try_get("id")?;
     let campaign_id: Option<String> = row.try_get("campaign_id")?;
     let next_attempt_at = if row.columns().iter().any(|c| c.name() == "next_attempt_at") {
@@ -62,7 +61,7 @@ pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Message> {
 }
 
 async fn fetch_where(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     condition: &str,
     binds: &[&str],
 ) -> StoreResult<Option<Message>> {
@@ -95,10 +94,10 @@ fn status_event_data(message: &Message) -> serde_json::Value {
 }
 
 /// Looks up messages by id, a few statements for many ids.
-async fn fetch_many(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
+async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
+        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
         push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
         for row in sql.build().fetch_all(&mut *conn).await? {
             let message = from_row(&row)?;
@@ -110,7 +109,7 @@ async fn fetch_many(conn: &mut SqliteConnection, ids: &[String]) -> StoreResult<
 
 /// Messages in one direction, by session and WhatsApp id.
 async fn fetch_by_wa_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     direction: Direction,
     keys: impl IntoIterator<Item = (SessionId, String)>,
 ) -> StoreResult<HashMap<(SessionId, String), Message>> {
@@ -122,7 +121,7 @@ async fn fetch_by_wa_ids(
     for (session, wa_ids) in by_session {
         for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
             let mut sql =
-                QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
             sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
             sql.push(" AND wa_id IN ");
             push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
@@ -138,11 +137,11 @@ async fn fetch_by_wa_ids(
 }
 
 pub(super) async fn insert_messages(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     rows: &[(Message, Option<String>)],
 ) -> StoreResult<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
              status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
              created_at, updated_at) ",
@@ -189,12 +188,12 @@ pub(super) async fn insert_messages(
 
 /// One status history row per message that changed.
 pub(super) async fn insert_history(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     changed: &[&Message],
     now: Timestamp,
 ) -> StoreResult<()> {
     for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO message_status_history (message_id, status, reason, at) ",
         );
         sql.push_values(chunk, |mut row, message| {
@@ -210,7 +209,7 @@ pub(super) async fn insert_history(
 
 /// Appends the `message.status` events of messages that changed.
 async fn status_events(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     changed: &[&Message],
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
@@ -221,9 +220,9 @@ async fn status_events(
     events::insert_many(conn, new, now).await
 }
 
-pub(super) async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> StoreResult<()> {
+pub(super) async fn delete_outbox(conn: &mut DbConn, ids: &[&str]) -> StoreResult<()> {
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE message_id IN ");
+        let mut sql = QueryBuilder::<Db>::new("DELETE FROM outbox WHERE message_id IN ");
         push_list(&mut sql, chunk.iter().copied());
         sql.build().execute(&mut *conn).await?;
     }
@@ -231,12 +230,12 @@ pub(super) async fn delete_outbox(conn: &mut SqliteConnection, ids: &[&str]) -> 
 }
 
 pub(super) async fn accept(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     batch: Vec<NewOutbound>,
     now: Timestamp,
 ) -> StoreResult<Vec<StoreResult<Accepted>>> {
     let now = from_millis(millis(now))?;
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     // The sender of each message is its session's JID (None until the session is linked);
     // a session missing here does not exist.
     let mut senders: HashMap<SessionId, Option<String>> = HashMap::new();
@@ -244,7 +243,7 @@ pub(super) async fn accept(
     wanted.sort_unstable();
     wanted.dedup();
     for chunk in wanted.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, jid FROM sessions WHERE id IN ");
+        let mut sql = QueryBuilder::<Db>::new("SELECT id, jid FROM sessions WHERE id IN ");
         push_list(&mut sql, chunk.iter().copied());
         let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
         for (id, jid) in rows {
@@ -273,7 +272,7 @@ pub(super) async fn accept(
             }
             let earlier = fetch_where(
                 &mut tx,
-                "session_id = ? AND idempotency_key = ?",
+                "session_id = $1 AND idempotency_key = $2",
                 &[new.session_id.as_str(), key],
             )
             .await?;
@@ -330,12 +329,12 @@ pub(super) async fn accept(
 
 /// Queues messages for sending: due at their scheduled time, or `now`.
 pub(super) async fn insert_outbox(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     messages: &[&Message],
     now: Timestamp,
 ) -> StoreResult<()> {
     for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) ",
         );
         sql.push_values(chunk, |mut row, message| {
@@ -353,9 +352,9 @@ pub(super) async fn insert_outbox(
 
 /// Writes messages' current statuses, one statement for many (and fills in the sender of
 /// messages accepted before their session was linked).
-async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> StoreResult<()> {
+async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
     for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
              updated_at = v.at, \
              sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
@@ -371,7 +370,7 @@ async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> S
                 .push_bind(message.wa_id.as_deref())
                 .push_bind(millis(message.updated_at));
         });
-        sql.push(")) AS v WHERE messages.id = v.id");
+        sql.push(") AS rows) AS v WHERE messages.id = v.id");
         sql.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -381,7 +380,7 @@ async fn write_statuses(conn: &mut SqliteConnection, messages: &[&Message]) -> S
 const CLAIM_SESSIONS_PER_STATEMENT: usize = 100;
 
 pub(super) async fn claim(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     requests: Vec<ClaimRequest>,
     now: Timestamp,
     lease_until: Timestamp,
@@ -394,11 +393,11 @@ pub(super) async fn claim(
             limits.push((request.session_id.as_str(), i64::from(request.limit)));
         }
     }
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     // Pacing caps first: what must wait is made due later, so the claim below skips it.
     for request in &requests {
         for deferral in &request.defer {
-            let mut sql = QueryBuilder::<Sqlite>::new("UPDATE outbox SET available_at = ");
+            let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET available_at = ");
             sql.push_bind(millis(deferral.until)).push(" WHERE session_id = ");
             sql.push_bind(request.session_id.as_str());
             sql.push(" AND available_at < ").push_bind(millis(deferral.until));
@@ -412,7 +411,7 @@ pub(super) async fn claim(
     for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
         // For each session the oldest `limit` due rows, direct sends before campaign messages,
         // each read off the queue index in order; leased in one statement.
-        let mut sql = QueryBuilder::<Sqlite>::new("UPDATE outbox SET locked_until = ");
+        let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET locked_until = ");
         sql.push_bind(millis(lease_until));
         sql.push(" WHERE message_id IN (");
         for (i, (session, limit)) in chunk.iter().enumerate() {
@@ -423,7 +422,8 @@ pub(super) async fn claim(
             sql.push_bind(*session);
             sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
             sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
-            sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit).push(")");
+            sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit);
+            sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));
         }
         sql.push(") RETURNING message_id, session_id, attempts");
         due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
@@ -457,7 +457,7 @@ pub(super) async fn claim(
     started.sort_by(|a, b| a.id.cmp(&b.id));
     let started: Vec<&Message> = started.iter().collect();
     for chunk in started.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = QueryBuilder::<Db>::new(
             "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
         );
         sql.push_bind(millis(now)).push(" WHERE id IN ");
@@ -485,14 +485,14 @@ pub(super) async fn claim(
 }
 
 pub(super) async fn cancel_scheduled(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     id: &MessageId,
     now: Timestamp,
 ) -> StoreResult<(Message, Event)> {
     let now = from_millis(millis(now))?;
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     let mut message =
-        fetch_where(&mut tx, "id = ?", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
+        fetch_where(&mut tx, "id = $1", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
     if message.status != MessageStatus::Scheduled {
         return Err(
             wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
@@ -518,9 +518,10 @@ pub(super) async fn cancel_scheduled(
     Ok((message, event))
 }
 
-pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
+pub(super) async fn next_due(pool: &DbPool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
     let due: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(MAX(available_at, COALESCE(locked_until, 0))) FROM outbox WHERE session_id = ? AND held = 0",
+        "SELECT MIN(CASE WHEN locked_until > available_at THEN locked_until ELSE available_at END) \
+         FROM outbox WHERE session_id = $1 AND held = 0",
     )
     .bind(session_id.as_str())
     .fetch_one(pool)
@@ -529,12 +530,12 @@ pub(super) async fn next_due(pool: &SqlitePool, session_id: &SessionId) -> Store
 }
 
 pub(super) async fn apply_statuses(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     updates: Vec<StatusUpdate>,
     now: Timestamp,
 ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
     let now = from_millis(millis(now))?;
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     // Load every message the batch is about, keyed by message id.
     let ids: Vec<String> = updates
         .iter()
@@ -600,7 +601,7 @@ pub(super) async fn apply_statuses(
     write_statuses(&mut tx, &touched).await?;
     for (id, retry_at) in &requeued {
         sqlx::query(
-            "UPDATE outbox SET available_at = ?, attempts = attempts + 1, locked_until = NULL WHERE message_id = ?",
+            "UPDATE outbox SET available_at = $1, attempts = attempts + 1, locked_until = NULL WHERE message_id = $2",
         )
         .bind(millis(*retry_at))
         .bind(id)
@@ -632,12 +633,12 @@ pub(super) async fn apply_statuses(
 }
 
 pub(super) async fn store_inbound(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     batch: Vec<NewInbound>,
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
     let now = from_millis(millis(now))?;
-    let mut tx = conn.begin().await?;
+    let mut tx = begin(conn).await?;
     // WhatsApp delivers a message again when it was not acknowledged: store each id once.
     let keys = batch.iter().map(|new| (new.session_id.clone(), new.wa_id.clone()));
     let mut seen: HashSet<(SessionId, String)> =
@@ -691,12 +692,12 @@ pub(super) async fn store_inbound(
 
 /// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
 async fn quoted(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &SessionId,
     wa_id: &str,
 ) -> StoreResult<Option<MessageId>> {
     let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM messages WHERE session_id = ? AND wa_id = ? LIMIT 1")
+        sqlx::query_scalar("SELECT id FROM messages WHERE session_id = $1 AND wa_id = $2 LIMIT 1")
             .bind(session.as_str())
             .bind(wa_id)
             .fetch_optional(conn)
@@ -704,15 +705,15 @@ async fn quoted(
     id.map(|id| MessageId::parse(&id).map_err(|_| corrupt("message id", &id))).transpose()
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option<Message>> {
+pub(super) async fn get(pool: &DbPool, id: &MessageId) -> StoreResult<Option<Message>> {
     let mut conn = pool.acquire().await?;
-    let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = ?");
+    let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
     let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
     let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
         return Ok(None);
     };
     let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT status, reason, at FROM message_status_history WHERE message_id = ? ORDER BY rowid",
+        "SELECT status, reason, at FROM message_status_history WHERE message_id = $1 ORDER BY rowid",
     )
     .bind(id.as_str())
     .fetch_all(&mut *conn)
@@ -730,9 +731,9 @@ pub(super) async fn get(pool: &SqlitePool, id: &MessageId) -> StoreResult<Option
     Ok(Some(message))
 }
 
-pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<Vec<Message>> {
+pub(super) async fn list(pool: &DbPool, query: MessageQuery) -> StoreResult<Vec<Message>> {
     let mut sql =
-        QueryBuilder::<Sqlite>::new(format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE session_id = "));
+        QueryBuilder::<Db>::new(format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE session_id = "));
     sql.push_bind(query.session_id.as_str());
     if let Some(chat) = &query.chat {
         sql.push(" AND chat = ").push_bind(chat.as_str());
@@ -750,12 +751,12 @@ pub(super) async fn list(pool: &SqlitePool, query: MessageQuery) -> StoreResult<
 
 /// When each message of a session was sent since `since`, with its recipient (for pacing caps).
 pub(super) async fn sent_since(
-    pool: &SqlitePool,
+    pool: &DbPool,
     session_id: &SessionId,
     since: Timestamp,
 ) -> StoreResult<Vec<(String, Timestamp)>> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT recipient, sent_at FROM messages WHERE session_id = ? AND sent_at >= ? ORDER BY sent_at",
+        "SELECT recipient, sent_at FROM messages WHERE session_id = $1 AND sent_at >= $2 ORDER BY sent_at",
     )
     .bind(session_id.as_str())
     .bind(millis(since))

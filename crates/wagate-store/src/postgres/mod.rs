@@ -1,0 +1,127 @@
+//! The PostgreSQL store, which several nodes share: the same SQL as SQLite's (the modules
+//! under `sql/`), over a connection pool. Write transactions take turns through one advisory
+//! lock, so event numbers are committed in order across every node.
+
+#[path = "../sql/campaigns.rs"]
+mod campaigns;
+#[path = "../sql/events.rs"]
+mod events;
+#[path = "../sql/media.rs"]
+mod media;
+#[path = "../sql/messages.rs"]
+mod messages;
+#[path = "../sql/sessions.rs"]
+mod sessions;
+#[path = "../sql/store.rs"]
+mod store;
+#[path = "../sql/templates.rs"]
+mod templates;
+#[path = "../sql/values.rs"]
+mod values;
+#[path = "../sql/webhooks.rs"]
+mod webhooks;
+
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::{NotReady, StoreResult};
+use values::{corrupt, from_json, from_millis, millis, push_list};
+
+type Db = Postgres;
+type DbConn = PgConnection;
+type DbPool = PgPool;
+type DbRow = PgRow;
+type Backend = PgStore;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The key of the advisory lock that write transactions take (any fixed number; this one
+/// spells "wagate" in ASCII).
+const WRITE_LOCK: i64 = 0x7761_6761_7465;
+
+/// The PostgreSQL implementation of [`crate::Store`].
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host/db`) and runs pending
+    /// migrations (several nodes starting at once take turns: sqlx locks the migration).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers and its migrations are the ones this version needs.
+    async fn check_ready(&self) -> Result<(), NotReady> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| NotReady::Database(e.to_string()))?;
+        let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        if applied == expected {
+            Ok(())
+        } else {
+            Err(NotReady::Migrations(format!("applied {applied:?}, this version needs {expected:?}")))
+        }
+    }
+
+    /// A connection to write on; `begin` makes its transactions take turns.
+    async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    fn readers(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Starts a write transaction holding the write lock until it ends.
+async fn begin(conn: &mut PgConnection) -> StoreResult<Transaction<'_, Postgres>> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// What differs in PostgreSQL's SQL.
+mod dialect {
+    use super::{DbConn, StoreResult};
+
+    /// Takes the next `count` event numbers; returns the last. The counter is a row, not a
+    /// sequence, so a rolled-back transaction leaves no gap.
+    pub(super) async fn take_event_seqs(conn: &mut DbConn, count: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("UPDATE event_counter SET last = last + $1 RETURNING last")
+            .bind(count)
+            .fetch_one(&mut *conn)
+            .await?)
+    }
+
+    /// The elements of a JSON array (as `value`), as a table.
+    pub(super) fn json_elements(array: &str) -> String {
+        format!("jsonb_array_elements(CAST({array} AS jsonb))")
+    }
+
+    /// The elements of a JSON array of strings (as `value`, text), as a table.
+    pub(super) fn json_text_elements(array: &str) -> String {
+        format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
+    }
+
+    /// Row locks for a claim: rows another node is claiming are skipped, not waited for.
+    pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+}

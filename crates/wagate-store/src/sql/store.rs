@@ -1,0 +1,327 @@
+//! The [`Store`] trait over the SQL modules, shared by both backends (included by each, with
+//! its own `Backend` store type and `Db` database).
+
+use async_trait::async_trait;
+use wagate_core::{
+    Campaign, CampaignAction, CampaignId, CampaignState, Delivery, DeliveryId, Event, EventId, EventType,
+    Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId, Template,
+    Timestamp, Webhook, WebhookId,
+};
+
+use super::{begin, campaigns, events, from_millis, media, messages, sessions, templates, webhooks, Backend};
+use crate::{
+    Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
+    EventBound, EventQuery, MessageQuery, NewCampaign, NewHook, NewInbound, NewOutbound, NewSession,
+    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store,
+    StoreResult, TemplateChange, WebhookChange,
+};
+
+#[async_trait]
+impl Store for Backend {
+    async fn ready(&self) -> Result<(), NotReady> {
+        self.check_ready().await
+    }
+
+    async fn close(&self) {
+        // The backend's own `close` (inherent methods come first).
+        Backend::close(self).await;
+    }
+
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
+        sessions::create(&mut *self.writer().await?, new, now).await
+    }
+
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        sessions::get(self.readers(), id).await
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+        sessions::list(self.readers()).await
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
+        sessions::delete(&mut *self.writer().await?, id).await
+    }
+
+    async fn update_session(
+        &self,
+        id: &SessionId,
+        change: SessionChange,
+        now: Timestamp,
+    ) -> StoreResult<(Session, Option<Event>)> {
+        sessions::update(&mut *self.writer().await?, id, change, now).await
+    }
+
+    async fn append_event(
+        &self,
+        kind: EventType,
+        session_id: &SessionId,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<Event> {
+        let mut writer = self.writer().await?;
+        let mut tx = begin(&mut writer).await?;
+        let event = events::insert(&mut tx, kind, session_id, data, now).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
+        events::list(self.readers(), query).await
+    }
+
+    async fn accept_outbound(
+        &self,
+        batch: Vec<NewOutbound>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Accepted>>> {
+        messages::accept(&mut *self.writer().await?, batch, now).await
+    }
+
+    async fn claim_outbound(
+        &self,
+        requests: Vec<ClaimRequest>,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
+        messages::claim(&mut *self.writer().await?, requests, now, lease_until).await
+    }
+
+    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
+        messages::next_due(self.readers(), session_id).await
+    }
+
+    async fn apply_statuses(
+        &self,
+        updates: Vec<StatusUpdate>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
+        messages::apply_statuses(&mut *self.writer().await?, updates, now).await
+    }
+
+    async fn create_media(&self, media: &Media) -> StoreResult<()> {
+        media::insert(&mut *self.writer().await?, media).await
+    }
+
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
+        media::get(self.readers(), id).await
+    }
+
+    async fn expire_media(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<MediaId>> {
+        media::expire(&mut *self.writer().await?, before, limit).await
+    }
+
+    async fn sent_since(
+        &self,
+        session_id: &SessionId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        messages::sent_since(self.readers(), session_id, since).await
+    }
+
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)> {
+        campaigns::create(&mut *self.writer().await?, new, now).await
+    }
+
+    async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>> {
+        campaigns::get(self.readers(), session, id).await
+    }
+
+    async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>> {
+        campaigns::list(self.readers(), session).await
+    }
+
+    async fn act_on_campaign(
+        &self,
+        session: &SessionId,
+        id: &CampaignId,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
+        campaigns::act(&mut *self.writer().await?, session, id, action, now).await
+    }
+
+    async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>> {
+        campaigns::recipients(self.readers(), query).await
+    }
+
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
+        messages::store_inbound(&mut *self.writer().await?, batch, now).await
+    }
+
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)> {
+        messages::cancel_scheduled(&mut *self.writer().await?, id, now).await
+    }
+
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
+        messages::get(self.readers(), id).await
+    }
+
+    async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {
+        messages::list(self.readers(), query).await
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        let sessions: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT connector, status, COUNT(*) FROM sessions GROUP BY connector, status")
+                .fetch_all(self.readers())
+                .await?;
+        let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE o.held = 0",
+        )
+        .fetch_one(self.readers())
+        .await?;
+        let (pending, pending_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(self.readers())
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Stats {
+            sessions: sessions.into_iter().map(|(c, s, n)| (c, s, count(n))).collect(),
+            outbox: count(outbox),
+            outbox_oldest: outbox_oldest.map(from_millis).transpose()?,
+            deliveries_pending: count(pending),
+            deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
+        })
+    }
+
+    async fn create_template(
+        &self,
+        name: String,
+        language: Option<String>,
+        content: MessageContent,
+        now: Timestamp,
+    ) -> StoreResult<Template> {
+        templates::create(&mut *self.writer().await?, name, language, content, now).await
+    }
+
+    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>> {
+        templates::get(self.readers(), name).await
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<Template>> {
+        templates::list(self.readers()).await
+    }
+
+    async fn update_template(
+        &self,
+        name: &str,
+        change: TemplateChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Template>> {
+        templates::update(&mut *self.writer().await?, name, change, now).await
+    }
+
+    async fn delete_template(&self, name: &str) -> StoreResult<bool> {
+        templates::delete(&mut *self.writer().await?, name).await
+    }
+
+    async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
+        templates::create_hook(&mut *self.writer().await?, new, now).await
+    }
+
+    async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>> {
+        templates::list_hooks(self.readers(), session).await
+    }
+
+    async fn delete_hook(&self, session: &SessionId, id: &HookId) -> StoreResult<bool> {
+        templates::delete_hook(&mut *self.writer().await?, session, id).await
+    }
+
+    async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>> {
+        templates::use_hook(&mut *self.writer().await?, token_hash, now).await
+    }
+
+    async fn last_event_id(&self) -> StoreResult<Option<EventId>> {
+        events::last_id(self.readers()).await
+    }
+
+    async fn create_webhook(&self, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
+        webhooks::create(&mut *self.writer().await?, new, now).await
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(self.readers(), id).await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(self.readers()).await
+    }
+
+    async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        webhooks::update(&mut *self.writer().await?, id, change, now).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &WebhookId,
+        secret: String,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        webhooks::rotate_secret(&mut *self.writer().await?, id, secret, previous_until, now).await
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<bool> {
+        webhooks::delete(&mut *self.writer().await?, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        slots: DeliverySlots,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
+        webhooks::claim(&mut *self.writer().await?, slots, now, lease_until).await
+    }
+
+    async fn release_deliveries(&self, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
+        webhooks::release(&mut *self.writer().await?, ids, now).await
+    }
+
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        now: Timestamp,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Vec<Event>> {
+        webhooks::record_attempts(&mut *self.writer().await?, records, now, disable_after).await
+    }
+
+    async fn list_deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        webhooks::list_deliveries(self.readers(), query).await
+    }
+
+    async fn get_delivery(&self, webhook: &WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
+        webhooks::get_delivery(self.readers(), webhook, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook: &WebhookId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        if !webhooks::retry(&mut *self.writer().await?, webhook, id, now).await? {
+            return Ok(None);
+        }
+        webhooks::get_delivery(self.readers(), webhook, id).await
+    }
+
+    async fn replay_events(
+        &self,
+        webhook: &WebhookId,
+        from: EventBound,
+        until: Option<EventBound>,
+        now: Timestamp,
+    ) -> StoreResult<Replayed> {
+        webhooks::replay(&mut *self.writer().await?, webhook, from, until, now).await
+    }
+}

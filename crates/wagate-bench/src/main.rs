@@ -200,6 +200,8 @@ async fn target(
             let dir = tempfile::TempDir::new()?;
             let mut config = wagate_server::Config {
                 data_dir: dir.path().to_owned(),
+                // SQLite in the temp dir, or the PostgreSQL database this names.
+                database_url: std::env::var("WAGATE_DATABASE_URL").ok(),
                 admin_key: Some("bench".into()),
                 ..Default::default()
             };

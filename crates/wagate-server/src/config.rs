@@ -562,7 +562,9 @@ impl Config {
         match &self.database_url {
             None => Ok(format!("sqlite://{}", self.data_dir.join("wagate.db").display())),
             Some(url)
-                if ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| url.starts_with(scheme)) =>
+                if ["sqlite:", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme)) =>
             {
                 Ok(url.clone())
             }

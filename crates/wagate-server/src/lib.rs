@@ -193,9 +193,15 @@ impl Server {
 async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let shown = config::mask_password(database_url);
     let store: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?)
+        Arc::new(
+            SqliteStore::open(database_url)
+                .await
+                .with_context(|| format!("cannot open the database {shown}"))?,
+        )
     } else {
-        Arc::new(PgStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?)
+        Arc::new(
+            PgStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?,
+        )
     };
     Ok(store)
 }

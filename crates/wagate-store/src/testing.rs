@@ -51,6 +51,14 @@ impl TestDatabase {
         };
         Ok(Self { server: server.to_owned(), name, url })
     }
+
+    /// Drops the database now, cutting off whoever is connected (a database that went away).
+    pub async fn drop_now(&self) -> StoreResult<()> {
+        let mut conn = PgConnection::connect(&self.server).await?;
+        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await?;
+        conn.close().await?;
+        Ok(())
+    }
 }
 
 impl Drop for TestDatabase {

@@ -7,11 +7,11 @@ use wagate_core::{
     ConnectorKind, Direction, Event, EventType, Jid, MessageContent, MessageStatus, SessionId, TextContent,
     Timestamp,
 };
+use wagate_store::testing::TestDatabase;
 use wagate_store::{
     testing, ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound,
     NewSession, PgStore, SqliteStore, StatusUpdate, Store, StoreError,
 };
-use wagate_store::testing::TestDatabase;
 
 /// A database for one test, on one backend.
 enum Backend {
@@ -33,7 +33,9 @@ impl Backend {
     async fn open(&self) -> Box<dyn Store> {
         match self {
             Self::Sqlite(dir) => Box::new(
-                SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display())).await.unwrap(),
+                SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display()))
+                    .await
+                    .unwrap(),
             ),
             Self::Postgres(db) => Box::new(PgStore::open(&db.url).await.unwrap()),
         }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use wagate_store::testing::{self, TestDatabase};
 use tokio::net::TcpListener;
 use wagate_server::{Config, Server};
+use wagate_store::testing::{self, TestDatabase};
 
 pub const KEY: &str = "test-admin-key";
 
@@ -40,6 +40,18 @@ impl TestData {
 
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// Takes the database away under a running server.
+    pub async fn lose_database(&self) {
+        match &self.database {
+            Some(database) => database.drop_now().await.expect("drop the database"),
+            None => {
+                for file in ["wagate.db", "wagate.db-wal", "wagate.db-shm"] {
+                    let _ = std::fs::remove_file(self.path().join(file));
+                }
+            }
+        }
     }
 }
 

@@ -12,9 +12,7 @@ async fn readyz_names_the_failing_check_when_the_database_is_gone() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"], json!({ "database": "ok", "migrations": "ok", "workers": "ok" }));
 
-    for file in ["wagate.db", "wagate.db-wal", "wagate.db-shm"] {
-        let _ = std::fs::remove_file(server.dir.path().join(file));
-    }
+    server.dir.lose_database().await;
     let (status, body) = server.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "not_ready");

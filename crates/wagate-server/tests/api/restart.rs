@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::common::{TestData, event_seq, eventually, fast_config, history, TestServer};
+use crate::common::{event_seq, eventually, fast_config, history, TestData, TestServer};
 
 #[tokio::test]
 async fn queued_messages_survive_a_restart_and_are_sent_once() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{TestData, eventually, fast_config, TestServer};
+use crate::common::{eventually, fast_config, TestData, TestServer};
 use crate::receiver::{Answer, Receiver};
 
 /// alice (15550001111) and bob (15550002222), both linked.

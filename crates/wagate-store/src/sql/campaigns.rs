@@ -10,7 +10,9 @@ use wagate_core::{
 };
 
 use super::messages::{self, delete_outbox};
-use super::{begin, dialect, corrupt, events, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
+use super::{
+    begin, corrupt, dialect, events, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow,
+};
 use crate::{NewCampaign, RecipientQuery, StoreError, StoreResult};
 
 const COLUMNS: &str =
@@ -85,11 +87,7 @@ async fn with_progress(
     Ok(campaign)
 }
 
-async fn fetch(
-    conn: &mut DbConn,
-    session: &SessionId,
-    id: &CampaignId,
-) -> StoreResult<Option<Campaign>> {
+async fn fetch(conn: &mut DbConn, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>> {
     let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND session_id = $2");
     let row = sqlx::query(&sql).bind(id.as_str()).bind(session.as_str()).fetch_optional(&mut *conn).await?;
     match row {
@@ -109,11 +107,7 @@ fn event_data(campaign: &Campaign) -> serde_json::Value {
     })
 }
 
-async fn append_event(
-    conn: &mut DbConn,
-    campaign: &Campaign,
-    now: Timestamp,
-) -> StoreResult<Event> {
+async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) -> StoreResult<Event> {
     events::insert(conn, EventType::CampaignStatus, &campaign.session_id, event_data(campaign), now).await
 }
 
@@ -291,10 +285,11 @@ pub(super) async fn act(
                 .execute(&mut *tx)
                 .await?;
             // Paused just as its last messages were sent: nothing is left to resume.
-            let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
-                .bind(id.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+            let left: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
             if action == CampaignAction::Resume && !left {
                 next = CampaignState::Completed;
             }

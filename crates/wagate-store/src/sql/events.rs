@@ -53,7 +53,8 @@ pub(super) async fn insert_many(
         let count = chunk.len() as i64;
         let last = dialect::take_event_seqs(conn, count).await?;
         let first = last - count + 1;
-        let mut sql = QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
+        let mut sql =
+            QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
         sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (kind, session, data))| {
             row.push_bind(first + offset as i64)
                 .push_bind(kind.as_str())
@@ -77,12 +78,7 @@ pub(super) async fn insert_many(
 }
 
 /// Queues deliveries of the events `first..=last` to the enabled webhooks that want them.
-async fn queue_deliveries(
-    conn: &mut DbConn,
-    first: i64,
-    last: i64,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn queue_deliveries(conn: &mut DbConn, first: i64, last: i64, now: Timestamp) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
          SELECT w.id, e.seq, 'pending', $1, $1, $1 FROM events e JOIN webhooks w ON w.enabled \
@@ -116,9 +112,8 @@ pub(super) async fn last_id(pool: &DbPool) -> StoreResult<Option<EventId>> {
 }
 
 pub(super) async fn list(pool: &DbPool, query: EventQuery) -> StoreResult<Vec<Event>> {
-    let mut sql = QueryBuilder::<Db>::new(
-        "SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ",
-    );
+    let mut sql =
+        QueryBuilder::<Db>::new("SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ");
     sql.push_bind(query.after.map_or(0, EventId::seq));
     if let Some(session) = &query.session_id {
         sql.push(" AND session_id = ").push_bind(session.as_str());

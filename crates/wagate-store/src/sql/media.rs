@@ -22,10 +22,11 @@ pub(super) async fn insert(conn: &mut DbConn, media: &Media) -> StoreResult<()> 
 }
 
 pub(super) async fn get(pool: &DbPool, id: &MediaId) -> StoreResult<Option<Media>> {
-    let row = sqlx::query("SELECT id, mime_type, size, sha256, filename, created_at FROM media WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT id, mime_type, size, sha256, filename, created_at FROM media WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let id: String = row.try_get("id")?;
     Ok(Some(Media {
@@ -38,11 +39,7 @@ pub(super) async fn get(pool: &DbPool, id: &MediaId) -> StoreResult<Option<Media
     }))
 }
 
-pub(super) async fn expire(
-    conn: &mut DbConn,
-    before: Timestamp,
-    limit: u32,
-) -> StoreResult<Vec<MediaId>> {
+pub(super) async fn expire(conn: &mut DbConn, before: Timestamp, limit: u32) -> StoreResult<Vec<MediaId>> {
     let ids: Vec<String> = sqlx::query_scalar(
         "DELETE FROM media WHERE id IN (SELECT id FROM media WHERE created_at < $1 ORDER BY created_at LIMIT $2) \
          RETURNING id",

@@ -9,7 +9,7 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{dialect, begin, corrupt, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
+use super::{begin, corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{
     Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate,
     StoreError, StoreResult,
@@ -60,11 +60,7 @@ pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
     })
 }
 
-async fn fetch_where(
-    conn: &mut DbConn,
-    condition: &str,
-    binds: &[&str],
-) -> StoreResult<Option<Message>> {
+async fn fetch_where(conn: &mut DbConn, condition: &str, binds: &[&str]) -> StoreResult<Option<Message>> {
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition}");
     let mut query = sqlx::query(&sql);
     for value in binds {
@@ -193,9 +189,8 @@ pub(super) async fn insert_history(
     now: Timestamp,
 ) -> StoreResult<()> {
     for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO message_status_history (message_id, status, reason, at) ",
-        );
+        let mut sql =
+            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
         sql.push_values(chunk, |mut row, message| {
             row.push_bind(message.id.as_str())
                 .push_bind(message.status.as_str())
@@ -208,11 +203,7 @@ pub(super) async fn insert_history(
 }
 
 /// Appends the `message.status` events of messages that changed.
-async fn status_events(
-    conn: &mut DbConn,
-    changed: &[&Message],
-    now: Timestamp,
-) -> StoreResult<Vec<Event>> {
+async fn status_events(conn: &mut DbConn, changed: &[&Message], now: Timestamp) -> StoreResult<Vec<Event>> {
     let new = changed
         .iter()
         .map(|m| (EventType::MessageStatus, Some(m.session_id.clone()), status_event_data(m)))
@@ -691,11 +682,7 @@ pub(super) async fn store_inbound(
 }
 
 /// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
-async fn quoted(
-    conn: &mut DbConn,
-    session: &SessionId,
-    wa_id: &str,
-) -> StoreResult<Option<MessageId>> {
+async fn quoted(conn: &mut DbConn, session: &SessionId, wa_id: &str) -> StoreResult<Option<MessageId>> {
     let id: Option<String> =
         sqlx::query_scalar("SELECT id FROM messages WHERE session_id = $1 AND wa_id = $2 LIMIT 1")
             .bind(session.as_str())

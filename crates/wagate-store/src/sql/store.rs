@@ -12,8 +12,8 @@ use super::{begin, campaigns, events, from_millis, media, messages, sessions, te
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
     EventBound, EventQuery, MessageQuery, NewCampaign, NewHook, NewInbound, NewOutbound, NewSession,
-    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store,
-    StoreResult, TemplateChange, WebhookChange,
+    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store, StoreResult,
+    TemplateChange, WebhookChange,
 };
 
 #[async_trait]

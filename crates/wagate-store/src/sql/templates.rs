@@ -114,11 +114,7 @@ fn hook_from_row(row: &DbRow) -> StoreResult<Hook> {
     })
 }
 
-pub(super) async fn create_hook(
-    conn: &mut DbConn,
-    new: NewHook,
-    now: Timestamp,
-) -> StoreResult<Hook> {
+pub(super) async fn create_hook(conn: &mut DbConn, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
     let now = from_millis(millis(now))?;
     let hook = Hook {
         id: HookId::generate(),
@@ -156,11 +152,7 @@ pub(super) async fn list_hooks(pool: &DbPool, session: &SessionId) -> StoreResul
     rows.iter().map(hook_from_row).collect()
 }
 
-pub(super) async fn delete_hook(
-    conn: &mut DbConn,
-    session: &SessionId,
-    id: &HookId,
-) -> StoreResult<bool> {
+pub(super) async fn delete_hook(conn: &mut DbConn, session: &SessionId, id: &HookId) -> StoreResult<bool> {
     let done = sqlx::query("DELETE FROM hooks WHERE session_id = $1 AND id = $2")
         .bind(session.as_str())
         .bind(id.as_str())

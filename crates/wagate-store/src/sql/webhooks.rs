@@ -47,11 +47,7 @@ fn events_json(events: &[String]) -> String {
     serde_json::Value::from(events.to_vec()).to_string()
 }
 
-pub(super) async fn create(
-    conn: &mut DbConn,
-    new: NewWebhook,
-    now: Timestamp,
-) -> StoreResult<Webhook> {
+pub(super) async fn create(conn: &mut DbConn, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
     let now = from_millis(millis(now))?;
     let webhook = Webhook {
         id: WebhookId::generate(),
@@ -225,11 +221,7 @@ pub(super) async fn claim(
     Ok(claimed)
 }
 
-pub(super) async fn release(
-    conn: &mut DbConn,
-    ids: Vec<DeliveryId>,
-    now: Timestamp,
-) -> StoreResult<()> {
+pub(super) async fn release(conn: &mut DbConn, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
     for chunk in ids.chunks(ROWS_PER_INSERT) {
         let mut sql = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
         sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
@@ -299,8 +291,7 @@ pub(super) async fn record_attempts(
     }
     let mut disabled = Vec::new();
     if !failed.is_empty() {
-        let mut sql =
-            QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
         sql.push_bind(millis(now)).push(") WHERE id IN ");
         super::push_list(&mut sql, failed.iter().copied());
         sql.build().execute(&mut *tx).await?;

@@ -26,7 +26,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -135,11 +137,10 @@ mod dialect {
     /// Takes the next `count` event numbers; returns the last. AUTOINCREMENT keeps the
     /// highest number ever used, deleted or not.
     pub(super) async fn take_event_seqs(conn: &mut DbConn, count: i64) -> StoreResult<i64> {
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
+        let used: i64 =
+            sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")
+                .fetch_one(&mut *conn)
+                .await?;
         Ok(used + count)
     }
 

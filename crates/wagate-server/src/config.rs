@@ -36,6 +36,28 @@ pub struct Config {
     pub campaigns: CampaignsConfig,
     pub pacing: PacingConfig,
     pub media: MediaConfig,
+    pub node: NodeConfig,
+}
+
+/// This node's part in a cluster (nodes sharing one PostgreSQL database; on SQLite, the one
+/// node holds every session the same way).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// How often the node renews its sessions' leases and looks for sessions to take.
+    pub heartbeat_ms: u64,
+    /// How long a lease lasts without renewal: a dead node's sessions move after this.
+    pub lease_ttl_ms: u64,
+    /// Most sessions this node runs.
+    pub max_sessions: u32,
+    /// The address other nodes and operators reach this node's API at; defaults to `listen`.
+    pub address: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { heartbeat_ms: 5_000, lease_ttl_ms: 15_000, max_sessions: 10_000, address: None }
+    }
 }
 
 /// Where media files are kept (`media_url`).
@@ -329,6 +351,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             connectors: ConnectorsConfig::default(),
             campaigns: CampaignsConfig::default(),
+            node: NodeConfig::default(),
             pacing: PacingConfig::default(),
             media: MediaConfig::default(),
         }
@@ -446,6 +469,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{0} must be at most {1}")]
     TooLarge(&'static str, u64),
+    #[error("node.lease_ttl_ms must be longer than node.heartbeat_ms (three heartbeats is usual)")]
+    LeaseTtl,
     #[error("metrics.listen = {0:?} is not a host:port address")]
     MetricsListen(String),
 }
@@ -489,6 +514,8 @@ impl Config {
             ("campaigns.max_recipients", self.campaigns.max_recipients as u64),
             ("campaigns.max_body_bytes", self.campaigns.max_body_bytes as u64),
             ("pacing.window_ms", self.pacing.window_ms),
+            ("node.heartbeat_ms", self.node.heartbeat_ms),
+            ("node.max_sessions", u64::from(self.node.max_sessions)),
             ("media.max_document_bytes", self.media.max_document_bytes),
             ("media.download_timeout_ms", self.media.download_timeout_ms),
             ("media.presigned_expiry_ms", self.media.presigned_expiry_ms),
@@ -506,6 +533,9 @@ impl Config {
         }
         if self.webhooks.retry_jitter_percent > 100 {
             return Err(ConfigError::TooLarge("webhooks.retry_jitter_percent", 100));
+        }
+        if self.node.lease_ttl_ms <= self.node.heartbeat_ms {
+            return Err(ConfigError::LeaseTtl);
         }
         Ok(())
     }

@@ -19,12 +19,12 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
 use wagate_connect::Connector;
-use wagate_core::SystemClock;
+use wagate_core::{Clock, SystemClock};
 use wagate_store::{PgStore, SqliteStore, Store};
 
 use config::ms;
 pub use config::Config;
-use engine::Engine;
+use engine::{Engine, Membership};
 use webhooks::Deliverer;
 
 /// What every request handler can reach.
@@ -57,6 +57,8 @@ pub struct Server {
     /// The `/metrics` listener, when it has its own address.
     metrics_http: Option<JoinHandle<std::io::Result<()>>>,
     observer: JoinHandle<()>,
+    /// Renews this node's leases and takes its share of sessions.
+    heartbeat: JoinHandle<()>,
     /// Deletes old media, when `media.retention_ms` is set.
     retention: Option<JoinHandle<()>>,
 }
@@ -72,6 +74,7 @@ impl Server {
             .into();
         let database_url = config.database_url()?;
         let store = open_store(&database_url).await?;
+        let addr = listener.local_addr()?;
 
         let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
         let sim = config.connectors.sim.enabled.then(|| {
@@ -92,7 +95,12 @@ impl Server {
             config.engine.clone(),
             &config.events,
             config.pacing.clone(),
-            config.node_id.clone(),
+            Membership::new(
+                &config.node_id,
+                config.node.address.clone().unwrap_or_else(|| addr.to_string()),
+                config.node.clone(),
+                SystemClock.now(),
+            ),
             connectors,
         );
         let media = Arc::new(media::MediaStore::open(&config, Arc::clone(engine.store()))?);
@@ -100,13 +108,14 @@ impl Server {
         metrics::install();
         let observer = metrics::observe(Arc::clone(&engine));
         let resumed = engine.resume().await.context("cannot resume sessions")?;
+        let (stopping, stopping_rx) = watch::channel(false);
+        let signals = engine.store().listen().await.context("cannot listen for other nodes")?;
+        let heartbeat = engine.start_heartbeat(signals, stopping_rx.clone());
         let deliverer = Arc::new(
             Deliverer::start(Arc::clone(&engine), config.webhooks.clone())
                 .context("cannot start the webhook deliverer")?,
         );
 
-        let addr = listener.local_addr()?;
-        let (stopping, stopping_rx) = watch::channel(false);
         let state = AppState {
             stopping: stopping_rx,
             engine: Arc::clone(&engine),
@@ -155,6 +164,7 @@ impl Server {
             http,
             metrics_http,
             observer,
+            heartbeat,
             retention,
         })
     }
@@ -178,6 +188,7 @@ impl Server {
             metrics_http.await??;
         }
         self.observer.abort();
+        let _ = self.heartbeat.await;
         if let Some(retention) = self.retention {
             retention.abort();
         }

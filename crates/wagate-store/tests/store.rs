@@ -4,13 +4,13 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use tempfile::TempDir;
 use wagate_core::{
-    ConnectorKind, Direction, Event, EventType, Jid, MessageContent, MessageStatus, SessionId, TextContent,
-    Timestamp,
+    ConnectorKind, Direction, Event, EventType, Jid, MessageContent, MessageStatus, SessionId, SessionStatus,
+    TextContent, Timestamp,
 };
 use wagate_store::testing::TestDatabase;
 use wagate_store::{
     testing, ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound,
-    NewSession, PgStore, SqliteStore, StatusUpdate, Store, StoreError,
+    NewSession, NodeInfo, PgStore, SessionChange, SqliteStore, StatusUpdate, Store, StoreError,
 };
 
 /// A database for one test, on one backend.
@@ -71,7 +71,76 @@ on_both_stores!(
     inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
     events_queue_deliveries_to_the_webhooks_that_want_them,
     claims_take_no_more_than_the_free_slots_oldest_first,
+    leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow,
 );
+
+fn node(id: &str, now: Timestamp) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        address: "127.0.0.1:8080".into(),
+        version: "test".into(),
+        state: "active".into(),
+        max_sessions: 100,
+        started_at: now,
+    }
+}
+
+async fn leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    let ttl = Duration::seconds(10);
+    with_session(store, "s1", now).await; // test-node holds it with token 1
+    let wanted = SessionChange { auto_connect: Some(true), ..Default::default() };
+    store.update_session(&sid("s1"), wanted, now).await.unwrap();
+    let beat = store.heartbeat(&node("test-node", now), now, now + ttl).await.unwrap();
+    assert_eq!(beat.leases.iter().map(|l| (l.session_id.as_str(), l.token)).collect::<Vec<_>>(), [("s1", 1)]);
+    assert_eq!(beat.state, "active");
+
+    // Nobody else takes a live lease; once it runs out, the next node does, with the next token.
+    assert!(store.acquire_sessions("other", now, now + ttl, 10, false, None).await.unwrap().is_empty());
+    let later = now + Duration::seconds(20);
+    let taken = store.acquire_sessions("other", later, later + ttl, 10, false, None).await.unwrap();
+    assert_eq!(taken.iter().map(|(s, l)| (s.id.as_str(), l.token)).collect::<Vec<_>>(), [("s1", 2)]);
+
+    // The stale owner can no longer write as the session's owner, nor renew it.
+    let stale =
+        SessionChange { status: Some(SessionStatus::Connected), lease: Some(1), ..Default::default() };
+    assert!(matches!(store.update_session(&sid("s1"), stale, later).await, Err(StoreError::Fenced)));
+    store.accept_outbound(vec![outbound("s1", "15557770001", None)], later).await.unwrap();
+    let stale_claim = ClaimRequest { session_id: sid("s1"), lease: 1, limit: 10, defer: Vec::new() };
+    let claimed = store.claim_outbound(vec![stale_claim], later, later + ttl).await.unwrap();
+    assert!(claimed[0].0.is_empty(), "a stale owner claims nothing");
+    let claim = ClaimRequest { session_id: sid("s1"), lease: 2, limit: 10, defer: Vec::new() };
+    assert_eq!(store.claim_outbound(vec![claim], later, later + ttl).await.unwrap()[0].0.len(), 1);
+    assert!(store.heartbeat(&node("test-node", now), later, later + ttl).await.unwrap().leases.is_empty());
+
+    // A released lease is taken at once, and its token counts on.
+    store.release_sessions("other", &[taken[0].1.clone()]).await.unwrap();
+    let third = store.acquire_sessions("third", later, later + ttl, 10, false, None).await.unwrap();
+    assert_eq!(third[0].1.token, 3);
+
+    // Commands reach the live owner through its heartbeat.
+    assert_eq!(
+        store.request_command(&sid("s1"), "disconnect", later).await.unwrap().as_deref(),
+        Some("third")
+    );
+    let beat = store.heartbeat(&node("third", later), later, later + ttl).await.unwrap();
+    assert_eq!(beat.leases[0].command.as_deref(), Some("disconnect"));
+    let much_later = later + Duration::seconds(60);
+    assert_eq!(store.request_command(&sid("s1"), "logout", much_later).await.unwrap(), None, "no live owner");
+
+    // A drain asked for by anyone sticks through the node's own heartbeats.
+    assert!(store.set_node_state("third", "draining").await.unwrap());
+    assert_eq!(store.heartbeat(&node("third", later), later, later + ttl).await.unwrap().state, "draining");
+    let nodes = store.list_nodes(later - ttl).await.unwrap();
+    let shown: Vec<(&str, &str, u64)> =
+        nodes.iter().map(|n| (n.id.as_str(), n.state.as_str(), n.sessions)).collect();
+    assert_eq!(shown, [("test-node", "active", 0), ("third", "draining", 1)]);
+
+    let history: Vec<(String, i64)> =
+        store.lease_history(&sid("s1")).await.unwrap().into_iter().map(|g| (g.node_id, g.token)).collect();
+    assert_eq!(history, [("test-node".into(), 1), ("other".into(), 2), ("third".into(), 3)]);
+}
 
 fn sid(id: &str) -> SessionId {
     SessionId::parse(id).unwrap()
@@ -90,6 +159,10 @@ async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {
         metadata: json!({}),
     };
     store.create_session(new, now).await.unwrap();
+    // Claims need the session's lease (its first grant: token 1).
+    let until = now + Duration::hours(1);
+    let taken = store.acquire_sessions("test-node", now, until, 1, false, Some(&sid(id))).await.unwrap();
+    assert_eq!(taken[0].1.token, 1);
 }
 
 fn outbound(session: &str, to: &str, key: Option<&str>) -> NewOutbound {
@@ -122,7 +195,7 @@ async fn claim(
 ) -> Vec<(Vec<Claimed>, Vec<Event>)> {
     let requests = requests
         .iter()
-        .map(|(s, limit)| ClaimRequest { session_id: sid(s), limit: *limit, defer: Vec::new() })
+        .map(|(s, limit)| ClaimRequest { session_id: sid(s), lease: 1, limit: *limit, defer: Vec::new() })
         .collect();
     store.claim_outbound(requests, now, lease_until).await.unwrap()
 }

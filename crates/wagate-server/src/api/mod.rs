@@ -1,6 +1,7 @@
 //! The HTTP API v1 (see DESIGN.md §4).
 
 mod campaigns;
+mod cluster;
 mod error;
 mod events;
 mod hooks;
@@ -86,7 +87,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::delivery))
         .routes(routes!(webhooks::retry))
-        .routes(routes!(webhooks::replay));
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(cluster::nodes))
+        .routes(routes!(cluster::drain));
     if state.sim.is_some() {
         v1 = v1
             .routes(routes!(sim::scan))

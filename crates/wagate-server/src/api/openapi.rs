@@ -27,6 +27,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
         (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
+        (name = "cluster", description = "Nodes sharing the database, and draining one"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]

@@ -35,6 +35,11 @@ impl From<SessionError> for ApiError {
                 "connector_unavailable",
                 format!("connector `{kind}` is not enabled on this server"),
             ),
+            SessionError::Draining => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_draining",
+                "this node is draining and takes no sessions; connect through another node",
+            ),
             SessionError::Store(e) => e.into(),
         }
     }

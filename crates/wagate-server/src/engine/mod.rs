@@ -1,6 +1,7 @@
 //! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
 //! store what the connection reports) and publishes every committed event.
 
+mod cluster;
 mod group_commit;
 mod live;
 mod pacing;
@@ -19,6 +20,7 @@ use wagate_store::{
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
+pub use cluster::Membership;
 pub use group_commit::CommitError;
 pub(crate) use group_commit::GroupCommit;
 use live::LiveFeed;
@@ -61,6 +63,8 @@ pub enum SessionError {
     Active(&'static str),
     #[error("session is not connected")]
     NotRunning,
+    #[error("this node is draining and takes no sessions; connect through another node")]
+    Draining,
     #[error("session is not linked")]
     NotLinked,
     #[error("connector `{0}` is not available on this server")]
@@ -79,6 +83,8 @@ enum Command {
 }
 
 struct Running {
+    /// The fencing token of the session's lease.
+    lease: i64,
     commands: mpsc::UnboundedSender<(Command, oneshot::Sender<()>)>,
     wake: Arc<Notify>,
     task: JoinHandle<()>,
@@ -91,6 +97,7 @@ pub struct Engine {
     config: EngineConfig,
     pacing: PacingConfig,
     node_id: String,
+    membership: Membership,
     connectors: HashMap<ConnectorKind, Arc<dyn Connector>>,
     live: LiveFeed,
     stream_buffer: usize,
@@ -116,9 +123,10 @@ impl Engine {
         config: EngineConfig,
         events: &EventsConfig,
         pacing: PacingConfig,
-        node_id: String,
+        membership: Membership,
         connectors: Vec<Arc<dyn Connector>>,
     ) -> Arc<Self> {
+        let node_id = membership.info().id;
         let live = LiveFeed::start(Arc::clone(&store), events.stream_buffer, ms(events.poll_interval_ms));
         let connecting = Semaphore::new(config.resume_concurrency);
         let lease = ms(config.send_lease_ms);
@@ -142,6 +150,7 @@ impl Engine {
             config,
             pacing,
             node_id,
+            membership,
             connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
             live,
             stream_buffer: events.stream_buffer,
@@ -244,10 +253,11 @@ impl Engine {
     async fn claim(
         &self,
         session_id: &SessionId,
+        lease: i64,
         limit: u32,
         defer: Vec<Deferral>,
     ) -> Result<Vec<Claimed>, CommitError> {
-        let request = ClaimRequest { session_id: session_id.clone(), limit, defer };
+        let request = ClaimRequest { session_id: session_id.clone(), lease, limit, defer };
         let (claimed, events) = self.claims.submit(vec![request]).await?.pop().unwrap_or_default();
         self.publish(events);
         Ok(claimed)
@@ -267,11 +277,44 @@ impl Engine {
         Ok(())
     }
 
-    /// Tells a session's task that work arrived.
+    /// Tells a session's task that work arrived, on whichever node runs it.
     pub(crate) fn wake(&self, id: &SessionId) {
-        if let Some(running) = self.running().get(id) {
-            running.wake.notify_one();
+        if !self.wake_local(id) {
+            let store = Arc::clone(&self.store);
+            let signal = format!("wake {id}");
+            tokio::spawn(async move {
+                let _ = store.signal(&signal).await;
+            });
         }
+    }
+
+    /// Wakes the session's task if it runs here; false if it does not.
+    fn wake_local(&self, id: &SessionId) -> bool {
+        match self.running().get(id) {
+            Some(running) if !running.task.is_finished() => {
+                running.wake.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Stops taking sessions and hands those it runs over to other nodes.
+    pub async fn drain(self: &Arc<Self>) {
+        self.membership.set_draining();
+        if let Err(e) = self.beat(false).await {
+            tracing::error!(error = %e, "could not announce the drain");
+        }
+    }
+
+    /// The heartbeat's period and the lease TTL, for listing nodes.
+    pub fn lease_ttl(&self) -> chrono::Duration {
+        self.membership.ttl()
     }
 
     /// Starts connecting a session; it stays connected (across restarts) until disconnected.
@@ -288,11 +331,29 @@ impl Engine {
             .get(&session.connector)
             .cloned()
             .ok_or(SessionError::NoConnector(session.connector.as_str()))?;
-        if let Some(running) = self.running().get(id) {
-            if !running.task.is_finished() {
-                return Err(SessionError::Active(session.status.as_str()));
+        // A task that has just recorded its end may still be giving its lease back.
+        for _ in 0..50 {
+            let ending = !session.status.is_active() && !session.auto_connect;
+            match self.running().get(id) {
+                Some(running) if !running.task.is_finished() && !ending => {
+                    return Err(SessionError::Active(session.status.as_str()));
+                }
+                Some(running) if !running.task.is_finished() => {}
+                _ => break,
             }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        if self.membership.draining() {
+            return Err(SessionError::Draining);
+        }
+        let now = self.now();
+        let node = self.membership.info().id;
+        let taken =
+            self.store.acquire_sessions(&node, now, now + self.membership.ttl(), 1, false, Some(id)).await?;
+        let Some((_, lease)) = taken.into_iter().next() else {
+            // Another node runs it.
+            return Err(SessionError::Active(session.status.as_str()));
+        };
         let session = self
             .change_session(
                 id,
@@ -303,13 +364,14 @@ impl Engine {
                 },
             )
             .await?;
-        self.spawn_session(session.clone(), connector, pairing_phone);
+        self.spawn_session(session.clone(), lease.token, connector, pairing_phone);
         Ok(session)
     }
 
     fn spawn_session(
         self: &Arc<Self>,
         session: Session,
+        lease: i64,
         connector: Arc<dyn Connector>,
         pairing_phone: Option<PhoneNumber>,
     ) {
@@ -319,12 +381,13 @@ impl Engine {
         let task = tokio::spawn(session::run(
             Arc::clone(self),
             session,
+            lease,
             connector,
             pairing_phone,
             command_rx,
             Arc::clone(&wake),
         ));
-        self.running().insert(id, Running { commands, wake, task });
+        self.running().insert(id, Running { lease, commands, wake, task });
     }
 
     /// Sends a command to a running session and waits until it is carried out.
@@ -337,12 +400,40 @@ impl Engine {
         sent && finished.await.is_ok()
     }
 
+    /// Asks the node running a session elsewhere to carry out `command` and waits (up to a
+    /// lease TTL) until the session shows it `done`. False when no other node runs it.
+    async fn command_remote(
+        &self,
+        id: &SessionId,
+        command: &str,
+        done: impl Fn(&Session) -> bool,
+    ) -> Result<bool, SessionError> {
+        let Some(owner) = self.store.request_command(id, command, self.now()).await? else {
+            return Ok(false);
+        };
+        if owner == self.node_id {
+            return Ok(false);
+        }
+        self.store.signal("beat").await?;
+        let deadline = tokio::time::Instant::now() + self.membership.ttl().to_std().unwrap_or_default();
+        loop {
+            let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
+            if done(&session) || tokio::time::Instant::now() >= deadline {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Closes a session's connection; it stays linked and offline until connected again.
     pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        if !self.command(id, Command::Disconnect).await {
+        let stopped = |s: &Session| !s.auto_connect && !s.status.is_active();
+        if !self.command(id, Command::Disconnect).await
+            && !self.command_remote(id, "disconnect", stopped).await?
+        {
             if !session.auto_connect && !session.status.is_active() {
                 return Err(SessionError::NotRunning);
             }
@@ -367,7 +458,8 @@ impl Engine {
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         let linked = session.credentials.is_some();
-        if !self.command(id, Command::Logout).await {
+        let logged_out = |s: &Session| s.status == SessionStatus::LoggedOut;
+        if !self.command(id, Command::Logout).await && !self.command_remote(id, "logout", logged_out).await? {
             if !linked {
                 return Err(SessionError::NotLinked);
             }
@@ -404,7 +496,9 @@ impl Engine {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        self.command(id, Command::Logout).await;
+        if !self.command(id, Command::Logout).await {
+            self.command_remote(id, "logout", |s| s.status == SessionStatus::LoggedOut).await?;
+        }
         self.forget(&session).await;
         self.running().remove(id);
         self.codes().remove(id);
@@ -416,29 +510,18 @@ impl Engine {
         }
     }
 
-    /// Connects the sessions that were connected when wagate last stopped.
+    /// Joins the cluster: connects the sessions this node held before it stopped and its
+    /// share of those nobody runs.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let mut resumed = 0;
-        for session in self.store.list_sessions().await? {
-            if !session.auto_connect {
-                continue;
-            }
-            let Some(connector) = self.connectors.get(&session.connector).cloned() else {
-                tracing::warn!(session_id = %session.id, connector = session.connector.as_str(), "connector unavailable; not resuming");
-                continue;
-            };
-            self.spawn_session(session, connector, None);
-            resumed += 1;
-        }
-        Ok(resumed)
+        self.beat(true).await
     }
 
-    /// Closes every session's connection (they resume on next start) and stops the writers.
-    pub async fn shutdown(&self) {
-        let ids: Vec<SessionId> = self.running().keys().cloned().collect();
-        for id in &ids {
-            self.command(id, Command::Shutdown).await;
-        }
+    /// Stops taking sessions, closes every session's connection after the sends in flight
+    /// and gives its lease back (other nodes take the sessions at once; alone, this node
+    /// resumes them on its next start), then stops the writers.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.membership.set_draining();
+        self.hand_over(None).await;
         let tasks: Vec<JoinHandle<()>> = self.running().drain().map(|(_, r)| r.task).collect();
         for task in tasks {
             let _ = task.await;

@@ -12,7 +12,7 @@ use wagate_connect::{
     Ack, Connection, Connector, ConnectorEvent, OutboundMessage, Receipt, SendError, SessionSpec,
 };
 use wagate_core::{Jid, MessageStatus, PhoneNumber, Session, SessionStatus};
-use wagate_store::{Credentials, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
+use wagate_store::{Credentials, Lease, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
 
 use super::pacing::Pacer;
 use super::{Command, CommitError, Engine, LinkCode};
@@ -45,6 +45,7 @@ enum Outcome {
 pub(super) async fn run(
     engine: Arc<Engine>,
     session: Session,
+    lease: i64,
     connector: Arc<dyn Connector>,
     pairing_phone: Option<PhoneNumber>,
     commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
@@ -53,8 +54,11 @@ pub(super) async fn run(
     let span = tracing::info_span!("session", session_id = %session.id);
     async move {
         let pacer = Pacer::load(&engine.pacing, &session, engine.store.as_ref(), engine.now()).await;
-        let mut runner = Runner { engine, session, connected: false, pacer };
-        runner.run(connector, pairing_phone, commands, wake).await;
+        let mut runner = Runner { engine, session, lease, connected: false, pacer };
+        if runner.run(connector, pairing_phone, commands, wake).await {
+            let engine = Arc::clone(&runner.engine);
+            engine.release(Lease { session_id: runner.session.id, token: lease, command: None }).await;
+        }
     }
     .instrument(span)
     .await;
@@ -63,22 +67,31 @@ pub(super) async fn run(
 struct Runner {
     engine: Arc<Engine>,
     session: Session,
+    /// The fencing token of this node's lease on the session, checked by the store on the
+    /// session's writes: once another node holds the session, they are refused.
+    lease: i64,
     connected: bool,
     pacer: Pacer,
 }
 
 impl Runner {
+    /// Runs the session until it ends; false when its lease passed to another node (which
+    /// then owns it: nothing more is written here).
     async fn run(
         &mut self,
         connector: Arc<dyn Connector>,
         mut pairing_phone: Option<PhoneNumber>,
         mut commands: mpsc::UnboundedReceiver<(Command, oneshot::Sender<()>)>,
         wake: Arc<Notify>,
-    ) {
+    ) -> bool {
         let mut failures: u32 = 0;
         loop {
             let outcome = match self.attempt(&connector, pairing_phone.take(), &mut commands, &wake).await {
                 Ok(outcome) => outcome,
+                Err(RunError::Store(StoreError::Fenced)) => {
+                    tracing::warn!("another node took the session over; stopping here");
+                    return false;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "store error; reconnecting");
                     Outcome::Lost("internal error".into())
@@ -103,8 +116,10 @@ impl Runner {
                     }
                     self.connected = false;
                     failures += 1;
-                    if let Err(e) = self.set_status(SessionStatus::Disconnected, Some(reason), None).await {
-                        tracing::error!(error = %e, "could not record the disconnect");
+                    match self.set_status(SessionStatus::Disconnected, Some(reason), None).await {
+                        Err(RunError::Store(StoreError::Fenced)) => return false,
+                        Err(e) => tracing::error!(error = %e, "could not record the disconnect"),
+                        Ok(()) => {}
                     }
                     let delay = self.backoff(failures);
                     tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting after a delay");
@@ -127,7 +142,7 @@ impl Runner {
             if let Some(done) = done {
                 let _ = done.send(());
             }
-            return;
+            return true;
         }
     }
 
@@ -148,7 +163,13 @@ impl Runner {
             .engine
             .change_session(
                 &self.session.id,
-                SessionChange { status: Some(status), reason, auto_connect, ..Default::default() },
+                SessionChange {
+                    status: Some(status),
+                    reason,
+                    auto_connect,
+                    lease: Some(self.lease),
+                    ..Default::default()
+                },
             )
             .await?;
         Ok(())
@@ -315,6 +336,7 @@ impl Runner {
                             event_data: Some(
                                 serde_json::json!({ "pairing_code": code, "expires_at": expires_at }),
                             ),
+                            lease: Some(self.lease),
                             ..Default::default()
                         },
                     )
@@ -328,6 +350,7 @@ impl Runner {
                             phone: Some(phone.to_string()),
                             jid: Some(phone.to_jid().to_string()),
                             credentials: Credentials::Set(credentials),
+                            lease: Some(self.lease),
                             ..Default::default()
                         },
                     )
@@ -342,6 +365,7 @@ impl Runner {
                             status: Some(SessionStatus::Connected),
                             phone: Some(phone.to_string()),
                             jid: Some(phone.to_jid().to_string()),
+                            lease: Some(self.lease),
                             ..Default::default()
                         },
                     )
@@ -369,7 +393,7 @@ impl Runner {
         }
         let limit = self.pacer.batch(config.send_batch);
         let defer = self.pacer.deferrals(engine.now());
-        let claimed = engine.claim(&self.session.id, limit, defer).await?;
+        let claimed = engine.claim(&self.session.id, self.lease, limit, defer).await?;
         let full_batch = claimed.len() as u32 == limit;
         let mut updates = Vec::with_capacity(claimed.len());
         for item in claimed {

@@ -22,6 +22,8 @@ pub const DATABASE_VAR: &str = "WAGATE_TEST_DATABASE";
 pub struct TestData {
     dir: TempDir,
     database: Option<TestDatabase>,
+    /// Another node's database, which this node shares.
+    shared: Option<String>,
 }
 
 impl TestData {
@@ -35,7 +37,29 @@ impl TestData {
             Ok("sqlite") | Err(_) => None,
             Ok(other) => panic!("{DATABASE_VAR}={other}: give sqlite or postgres"),
         };
-        Arc::new(Self { dir: TempDir::new().expect("temp dir"), database })
+        Arc::new(Self { dir: TempDir::new().expect("temp dir"), database, shared: None })
+    }
+
+    /// For cluster tests: a PostgreSQL database of its own, whatever the suite runs on.
+    /// `None` (the test is skipped) when no server is configured, which CI does not allow.
+    pub async fn postgres() -> Option<Arc<Self>> {
+        let server = testing::postgres_server()?;
+        let database = TestDatabase::create(&server).await.expect("a test database");
+        Some(Arc::new(Self {
+            dir: TempDir::new().expect("temp dir"),
+            database: Some(database),
+            shared: None,
+        }))
+    }
+
+    /// Another node's data: a data dir of its own on this one's database.
+    pub fn another_node(&self) -> Arc<Self> {
+        let shared = self.database_url();
+        Arc::new(Self { dir: TempDir::new().expect("temp dir"), database: None, shared })
+    }
+
+    fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(|db| db.url.clone()).or_else(|| self.shared.clone())
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -59,7 +83,7 @@ impl TestData {
 pub fn fast_config(data: &TestData) -> Config {
     let mut config = Config {
         data_dir: data.path().to_owned(),
-        database_url: data.database.as_ref().map(|db| db.url.clone()),
+        database_url: data.database_url(),
         admin_key: Some(KEY.into()),
         ..Config::default()
     };

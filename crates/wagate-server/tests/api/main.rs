@@ -2,6 +2,7 @@
 //! to it over HTTP like a user would.
 
 mod campaigns;
+mod cluster;
 mod common;
 mod events;
 mod hooks;

@@ -4,6 +4,8 @@
 
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
+#[path = "../sql/cluster.rs"]
+mod cluster;
 #[path = "../sql/events.rs"]
 mod events;
 #[path = "../sql/media.rs"]
@@ -24,7 +26,7 @@ mod webhooks;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::{NotReady, StoreResult};
@@ -35,6 +37,9 @@ type DbConn = PgConnection;
 type DbPool = PgPool;
 type DbRow = PgRow;
 type Backend = PgStore;
+
+/// The NOTIFY channel nodes signal each other on.
+const SIGNALS: &str = "wagate";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -52,7 +57,10 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host/db`) and runs pending
     /// migrations (several nodes starting at once take turns: sqlx locks the migration).
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options: PgConnectOptions = url.parse()?;
+        // A node that freezes inside a transaction holds the write lock: the server ends such
+        // a transaction after a few seconds, so the other nodes carry on.
+        let options: PgConnectOptions =
+            url.parse::<PgConnectOptions>()?.options([("idle_in_transaction_session_timeout", "5000")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -89,6 +97,40 @@ impl PgStore {
 
     fn readers(&self) -> &PgPool {
         &self.pool
+    }
+
+    async fn send_signal(&self, message: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(SIGNALS).bind(message).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Listens on its own connection; the task ends when the receiver is dropped. A lost
+    /// connection is re-established by the listener (signals sent meanwhile are missed, which
+    /// the periodic heartbeat and polls cover).
+    async fn signals(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(SIGNALS).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        if tx.send(notification.payload().to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "lost the signal connection; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }
 

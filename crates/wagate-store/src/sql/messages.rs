@@ -378,10 +378,10 @@ pub(super) async fn claim(
 ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
     let now = from_millis(millis(now))?;
     // One limit per session: a session asking twice in one batch is answered once.
-    let mut limits: Vec<(&str, i64)> = Vec::with_capacity(requests.len());
+    let mut limits: Vec<(&str, i64, i64)> = Vec::with_capacity(requests.len());
     for request in &requests {
-        if !limits.iter().any(|(session, _)| *session == request.session_id.as_str()) {
-            limits.push((request.session_id.as_str(), i64::from(request.limit)));
+        if !limits.iter().any(|(session, _, _)| *session == request.session_id.as_str()) {
+            limits.push((request.session_id.as_str(), i64::from(request.limit), request.lease));
         }
     }
     let mut tx = begin(conn).await?;
@@ -405,13 +405,16 @@ pub(super) async fn claim(
         let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET locked_until = ");
         sql.push_bind(millis(lease_until));
         sql.push(" WHERE message_id IN (");
-        for (i, (session, limit)) in chunk.iter().enumerate() {
+        for (i, (session, limit, lease)) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(" UNION ALL ");
             }
             sql.push("SELECT message_id FROM (SELECT message_id FROM outbox WHERE session_id = ");
             sql.push_bind(*session);
             sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
+            // Only while the claiming node's lease is current (fencing a stale owner).
+            sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = outbox.session_id AND l.token = ");
+            sql.push_bind(*lease).push(")");
             sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
             sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit);
             sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));

@@ -37,7 +37,7 @@ fn from_row(row: &DbRow) -> StoreResult<Session> {
     })
 }
 
-async fn fetch(conn: &mut DbConn, id: &SessionId) -> StoreResult<Option<Session>> {
+pub(super) async fn fetch(conn: &mut DbConn, id: &SessionId) -> StoreResult<Option<Session>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(conn)
@@ -118,6 +118,16 @@ pub(super) async fn update(
 ) -> StoreResult<(Session, Option<Event>)> {
     let mut tx = begin(conn).await?;
     let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
+    if let Some(lease) = change.lease {
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT token FROM session_leases WHERE session_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(lease) {
+            return Err(StoreError::Fenced);
+        }
+    }
     if let Some(status) = change.status {
         session.status = status;
         session.status_reason = change.reason;

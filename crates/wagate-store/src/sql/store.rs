@@ -8,12 +8,14 @@ use wagate_core::{
     Timestamp, Webhook, WebhookId,
 };
 
-use super::{begin, campaigns, events, from_millis, media, messages, sessions, templates, webhooks, Backend};
+use super::{
+    begin, campaigns, cluster, events, from_millis, media, messages, sessions, templates, webhooks, Backend,
+};
 use crate::{
     Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, MessageQuery, NewCampaign, NewHook, NewInbound, NewOutbound, NewSession,
-    NewWebhook, NotReady, RecipientQuery, Replayed, SessionChange, Stats, StatusUpdate, Store, StoreResult,
-    TemplateChange, WebhookChange,
+    EventBound, EventQuery, Heartbeat, Lease, LeaseGrant, MessageQuery, NewCampaign, NewHook, NewInbound,
+    NewOutbound, NewSession, NewWebhook, Node, NodeInfo, NotReady, RecipientQuery, Replayed, SessionChange,
+    Stats, StatusUpdate, Store, StoreResult, TemplateChange, WebhookChange,
 };
 
 #[async_trait]
@@ -25,6 +27,59 @@ impl Store for Backend {
     async fn close(&self) {
         // The backend's own `close` (inherent methods come first).
         Backend::close(self).await;
+    }
+
+    async fn heartbeat(&self, node: &NodeInfo, now: Timestamp, until: Timestamp) -> StoreResult<Heartbeat> {
+        cluster::heartbeat(&mut *self.writer().await?, node, now, until).await
+    }
+
+    async fn acquire_sessions(
+        &self,
+        node_id: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+        restarted: bool,
+        only: Option<&SessionId>,
+    ) -> StoreResult<Vec<(Session, Lease)>> {
+        cluster::acquire(&mut *self.writer().await?, node_id, now, until, limit, restarted, only).await
+    }
+
+    async fn release_sessions(&self, node_id: &str, leases: &[Lease]) -> StoreResult<()> {
+        cluster::release(&mut *self.writer().await?, node_id, leases).await
+    }
+
+    async fn list_nodes(&self, dead_before: Timestamp) -> StoreResult<Vec<Node>> {
+        cluster::list_nodes(self.readers(), dead_before).await
+    }
+
+    async fn cluster_load(&self, live_since: Timestamp) -> StoreResult<(u64, u64)> {
+        cluster::load(self.readers(), live_since).await
+    }
+
+    async fn set_node_state(&self, node_id: &str, state: &str) -> StoreResult<bool> {
+        cluster::set_state(&mut *self.writer().await?, node_id, state).await
+    }
+
+    async fn request_command(
+        &self,
+        session_id: &SessionId,
+        command: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        cluster::request_command(&mut *self.writer().await?, session_id, command, now).await
+    }
+
+    async fn signal(&self, message: &str) -> StoreResult<()> {
+        self.send_signal(message).await
+    }
+
+    async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        self.signals().await
+    }
+
+    async fn lease_history(&self, session_id: &SessionId) -> StoreResult<Vec<LeaseGrant>> {
+        cluster::history(self.readers(), session_id).await
     }
 
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {

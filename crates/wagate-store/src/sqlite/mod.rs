@@ -5,6 +5,8 @@
 // `Db`, `Backend` and dialect.
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
+#[path = "../sql/cluster.rs"]
+mod cluster;
 #[path = "../sql/events.rs"]
 mod events;
 #[path = "../sql/media.rs"]
@@ -122,6 +124,15 @@ impl SqliteStore {
 
     fn readers(&self) -> &SqlitePool {
         &self.readers
+    }
+
+    /// One process has the database to itself: there is nobody to signal.
+    async fn send_signal(&self, _message: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn signals(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        Ok(None)
     }
 }
 

@@ -1,0 +1,208 @@
+//! This node's membership of the cluster: a heartbeat that renews the leases of the sessions
+//! it runs, takes sessions nobody runs (up to its share), gives back those over its share,
+//! stops those it lost, and carries out what other nodes ask of its sessions. On SQLite the
+//! one node holds every session the same way.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use wagate_core::SessionId;
+use wagate_store::{Lease, NodeInfo, StoreError};
+
+use super::{Command, Engine};
+use crate::config::{ms, NodeConfig};
+
+/// How this node presents itself; `draining` once it stops taking sessions.
+pub struct Membership {
+    pub(super) info: std::sync::Mutex<NodeInfo>,
+    pub(super) config: NodeConfig,
+    /// Run a heartbeat now (a session was connected, released, or asked something).
+    pub(super) beat_now: Notify,
+}
+
+impl Membership {
+    pub fn new(
+        engine_node_id: &str,
+        address: String,
+        config: NodeConfig,
+        now: wagate_core::Timestamp,
+    ) -> Self {
+        let info = NodeInfo {
+            id: engine_node_id.to_owned(),
+            address,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            state: "active".into(),
+            max_sessions: config.max_sessions,
+            started_at: now,
+        };
+        Self { info: std::sync::Mutex::new(info), config, beat_now: Notify::new() }
+    }
+
+    pub(super) fn info(&self) -> NodeInfo {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(super) fn draining(&self) -> bool {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).state == "draining"
+    }
+
+    pub(super) fn set_draining(&self) {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).state = "draining".into();
+    }
+
+    pub(super) fn ttl(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(i64::try_from(self.config.lease_ttl_ms).unwrap_or(i64::MAX))
+    }
+}
+
+impl Engine {
+    /// One heartbeat: renew, stop what was lost, carry out requests, rebalance, take sessions.
+    /// `restarted` on the first one, to take back what this node id held before a restart.
+    pub(super) async fn beat(self: &Arc<Self>, restarted: bool) -> Result<usize, StoreError> {
+        let membership = &self.membership;
+        let now = self.now();
+        let until = now + membership.ttl();
+        let heartbeat = self.store.heartbeat(&membership.info(), now, until).await?;
+        if heartbeat.state == "draining" && !membership.draining() {
+            tracing::info!("asked to drain: handing sessions over");
+            membership.set_draining();
+        }
+
+        // Sessions whose lease passed to another node: stop them without another write.
+        let held: HashSet<(SessionId, i64)> =
+            heartbeat.leases.iter().map(|l| (l.session_id.clone(), l.token)).collect();
+        let lost: Vec<SessionId> = self
+            .running()
+            .iter()
+            .filter(|(id, running)| {
+                !running.task.is_finished() && !held.contains(&((*id).clone(), running.lease))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in lost {
+            tracing::warn!(session_id = %id, "lease lost to another node; stopping the session here");
+            if let Some(running) = self.running().remove(&id) {
+                running.task.abort();
+            }
+        }
+
+        // What other nodes asked of sessions here.
+        for lease in &heartbeat.leases {
+            let command = match lease.command.as_deref() {
+                Some("disconnect") => Command::Disconnect,
+                Some("logout") => Command::Logout,
+                _ => continue,
+            };
+            let engine = Arc::clone(self);
+            let id = lease.session_id.clone();
+            tokio::spawn(async move {
+                engine.command(&id, command).await;
+            });
+        }
+
+        if membership.draining() {
+            self.hand_over(None).await;
+            return Ok(0);
+        }
+        let (wanted, nodes) = self.store.cluster_load(now - membership.ttl()).await?;
+        let share = wanted.div_ceil(nodes.max(1)).min(u64::from(membership.config.max_sessions));
+        let mine = self.running().values().filter(|r| !r.task.is_finished()).count() as u64;
+        if mine > share {
+            // Over its share (a node joined): give some back for the others to take.
+            self.hand_over(Some((mine - share) as usize)).await;
+            return Ok(0);
+        }
+        let limit = share.saturating_sub(mine);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let taken = self
+            .store
+            .acquire_sessions(
+                &membership.info().id,
+                now,
+                until,
+                u32::try_from(limit).unwrap_or(u32::MAX),
+                restarted,
+                None,
+            )
+            .await?;
+        let count = taken.len();
+        for (session, lease) in taken {
+            let Some(connector) = self.connectors.get(&session.connector).cloned() else {
+                tracing::warn!(session_id = %session.id, connector = session.connector.as_str(), "connector unavailable here; giving the session back");
+                let _ = self.store.release_sessions(&membership.info().id, &[lease]).await;
+                continue;
+            };
+            self.spawn_session(session, lease.token, connector, None);
+        }
+        Ok(count)
+    }
+
+    /// Closes `count` sessions (all with `None`) and gives their leases back, so other nodes
+    /// take them at once. Sends in flight finish first.
+    pub(super) async fn hand_over(self: &Arc<Self>, count: Option<usize>) {
+        let mut ids: Vec<SessionId> =
+            self.running().iter().filter(|(_, r)| !r.task.is_finished()).map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids.truncate(count.unwrap_or(ids.len()));
+        for id in &ids {
+            self.command(id, Command::Shutdown).await;
+        }
+        if !ids.is_empty() {
+            let _ = self.store.signal("beat").await;
+        }
+    }
+
+    /// Gives a finished session's lease back.
+    pub(super) async fn release(&self, lease: Lease) {
+        let node = self.membership.info().id;
+        if let Err(e) = self.store.release_sessions(&node, &[lease]).await {
+            tracing::warn!(error = %e, "could not release a session's lease");
+        }
+    }
+
+    /// Runs heartbeats until `stop`, also at once when asked locally or by another node.
+    pub(crate) fn start_heartbeat(
+        self: &Arc<Self>,
+        signals: Option<mpsc::UnboundedReceiver<String>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let engine = Arc::clone(self);
+        let interval = ms(self.membership.config.heartbeat_ms);
+        if let Some(signals) = signals {
+            tokio::spawn(Arc::clone(self).follow_signals(signals));
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = engine.membership.beat_now.notified() => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+                if let Err(e) = engine.beat(false).await {
+                    tracing::error!(error = %e, "heartbeat failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        })
+    }
+
+    /// Acts on other nodes' signals: work queued for a session here, or a reason to beat now.
+    async fn follow_signals(self: Arc<Self>, mut signals: mpsc::UnboundedReceiver<String>) {
+        while let Some(signal) = signals.recv().await {
+            match signal.split_once(' ') {
+                Some(("wake", id)) => {
+                    if let Ok(id) = SessionId::parse(id) {
+                        self.wake_local(&id);
+                    }
+                }
+                _ if signal == "beat" => self.membership.beat_now.notify_one(),
+                _ => {}
+            }
+        }
+    }
+}

@@ -27,6 +27,13 @@ enum Command {
     Config,
     /// Run the database migrations and exit (`serve` runs them too).
     Migrate,
+    /// Ask the running node (this configuration's `node_id`) to drain: it takes no more
+    /// sessions and hands its own to other nodes (for a container's preStop hook).
+    Drain {
+        /// Where wagate listens; defaults to the configured `listen` address.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Write a consistent copy of the SQLite database to FILE while wagate may be running.
     Backup {
         /// The copy to write; must not exist yet.
@@ -74,6 +81,25 @@ async fn main() -> anyhow::Result<()> {
                 .send()
                 .await?;
             anyhow::ensure!(response.status().is_success(), "/healthz answered {}", response.status());
+            Ok(())
+        }
+        Command::Drain { url } => {
+            let url =
+                url.unwrap_or_else(|| format!("http://{}", config.listen.replace("0.0.0.0", "127.0.0.1")));
+            let key = config
+                .admin_key
+                .clone()
+                .or_else(|| std::fs::read_to_string(config.data_dir.join("admin.key")).ok())
+                .map(|key| key.trim().to_owned())
+                .ok_or_else(|| anyhow::anyhow!("drain needs the admin key (WAGATE_ADMIN_KEY or the data dir's)"))?;
+            let response = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?
+                .post(format!("{}/v1/cluster/nodes/{}/drain", url.trim_end_matches('/'), config.node_id))
+                .bearer_auth(key)
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "drain answered {}", response.status());
             Ok(())
         }
         Command::Migrate => {

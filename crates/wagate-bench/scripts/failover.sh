@@ -46,7 +46,7 @@ for i in $(seq 1 "$SESSIONS"); do until [ "$(status 18081 "s$i")" = connected ];
 # The last event before the kill: what comes after it is the failover.
 last_event() {
     local after="" page
-    while page=$(api "http://127.0.0.1:18081/v1/events?limit=1000$after") && echo "$page" | grep -q '"next_after":"evt_'; do
+    while page=$(api "http://127.0.0.1:18081/v1/events?limit=1000$after") && ! echo "$page" | grep -q '"data":\[\]'; do
         after="&after=$(echo "$page" | sed -E 's/.*"next_after":"([^"]+)".*/\1/')"
     done
     echo "${after#&after=}"

@@ -233,7 +233,49 @@ async fn sessions(client: &Client, count: usize, link: bool) -> anyhow::Result<V
             }
         }
     }
+    if link {
+        settle(client, &sessions).await?;
+    }
     Ok(sessions)
+}
+
+/// On a cluster, waits until the new sessions have spread over the nodes (the same counts
+/// twice in a row, a second apart) and are connected again, so that no session moves
+/// mid-run. One node settles at once.
+async fn settle(client: &Client, sessions: &[String]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last: Option<Vec<u64>> = None;
+    loop {
+        let (_, nodes) = client.get("/v1/cluster/nodes").await?;
+        let counts: Vec<u64> = nodes["data"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter(|n| n["state"] == "active")
+                    .filter_map(|n| n["sessions"].as_u64())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let balanced = counts.iter().max().zip(counts.iter().min()).is_some_and(|(max, min)| max - min <= 1);
+        if counts.len() <= 1 || (balanced && last.as_ref() == Some(&counts)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("sessions did not settle over the nodes: {counts:?}");
+        }
+        last = Some(counts);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for id in sessions {
+        while client.get(&format!("/v1/sessions/{id}")).await?.1["status"] != "connected" {
+            if Instant::now() > deadline {
+                bail!("session {id} did not connect again");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Sends `total` texts to virtual contacts from `concurrency` clients, at most `rate` a

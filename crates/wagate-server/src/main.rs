@@ -91,7 +91,9 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .or_else(|| std::fs::read_to_string(config.data_dir.join("admin.key")).ok())
                 .map(|key| key.trim().to_owned())
-                .ok_or_else(|| anyhow::anyhow!("drain needs the admin key (WAGATE_ADMIN_KEY or the data dir's)"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("drain needs the admin key (WAGATE_ADMIN_KEY or the data dir's)")
+                })?;
             let response = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()?

@@ -120,6 +120,8 @@ impl PgStore {
                         }
                     }
                     Ok(None) => continue,
+                    // The store was closed: this node is stopping.
+                    Err(sqlx::Error::PoolClosed) => return,
                     Err(e) => {
                         if tx.is_closed() {
                             return;

@@ -107,9 +107,14 @@ impl Server {
         let retention = media.start_retention(Arc::new(SystemClock));
         metrics::install();
         let observer = metrics::observe(Arc::clone(&engine));
+        // Other nodes may share the database (PostgreSQL): hear them, and let the sim network
+        // reach their sim sessions.
+        let signals = engine.store().listen().await.context("cannot listen for other nodes")?;
+        if let (Some(_), Some(network)) = (&signals, &sim) {
+            network.reach_elsewhere(Arc::new(engine::SimsElsewhere::new(&engine)));
+        }
         let resumed = engine.resume().await.context("cannot resume sessions")?;
         let (stopping, stopping_rx) = watch::channel(false);
-        let signals = engine.store().listen().await.context("cannot listen for other nodes")?;
         let heartbeat = engine.start_heartbeat(signals, stopping_rx.clone());
         let deliverer = Arc::new(
             Deliverer::start(Arc::clone(&engine), config.webhooks.clone())

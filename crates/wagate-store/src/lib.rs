@@ -399,6 +399,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    /// The session of `connector` linked to `phone`, if any.
+    async fn find_linked_session(
+        &self,
+        connector: ConnectorKind,
+        phone: &str,
+    ) -> StoreResult<Option<Session>>;
     /// Deletes the session with its messages and queue; its events stay in the log.
     async fn delete_session(&self, id: &SessionId) -> StoreResult<bool>;
     /// Applies a change; appends a `session.status` event when the status is set.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use wagate_core::{ConnectorKind, MessageContent, PhoneNumber, SessionId};
 
-pub use network::{Faults, Injected, SimError, SimNetwork};
+pub use network::{Faults, Injected, SimElsewhere, SimError, SimNetwork};
 
 use crate::{ConnectError, Connection, Connector, EventSink, OutboundMessage, SendError, SessionSpec};
 

@@ -171,11 +171,26 @@ fn random_code(alphabet: &[u8], len: usize) -> String {
 pub struct SimNetwork {
     config: SimConfig,
     state: Mutex<State>,
+    /// Sim sessions on other nodes, when several share a database.
+    elsewhere: std::sync::OnceLock<Arc<dyn SimElsewhere>>,
+}
+
+/// Sim sessions that other nodes run: where this node's network hands a message for a
+/// number not connected here.
+#[async_trait::async_trait]
+pub trait SimElsewhere: Send + Sync {
+    /// Stores `message` for the sim session linked to `to`, if there is one; true once stored.
+    async fn deliver(&self, to: &PhoneNumber, message: InboundMessage) -> bool;
 }
 
 impl SimNetwork {
     pub fn new(config: SimConfig) -> Arc<Self> {
-        Arc::new(Self { config, state: Mutex::new(State::default()) })
+        Arc::new(Self { config, state: Mutex::new(State::default()), elsewhere: std::sync::OnceLock::new() })
+    }
+
+    /// Connects this network to the sim sessions of other nodes.
+    pub fn reach_elsewhere(&self, elsewhere: Arc<dyn SimElsewhere>) {
+        let _ = self.elsewhere.set(elsewhere);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -383,13 +398,40 @@ impl SimNetwork {
         }
         let wa_id = wa_id_for(message);
         let target = state.phones.get(&to).cloned();
-        let (delivered_after, ack) = match target {
-            Some(target) => {
+        let live_here =
+            target.as_ref().is_some_and(|t| state.devices.get(t).is_some_and(|d| d.live.is_some()));
+        let elsewhere = self.elsewhere.get().cloned();
+        // A number linked here goes to its session here, unless it is offline and the session
+        // may run on another node now.
+        let here = target.filter(|_| live_here || elsewhere.is_none());
+        let (delivered_after, ack) = match (here, elsewhere) {
+            (Some(target), _) => {
                 let extras = (message.reply_to.clone(), message.mentions.clone());
                 let acked = state.deliver(&target, &from, wa_id.clone(), message.content.clone(), extras);
                 (Duration::ZERO, Some(acked))
             }
-            None => (self.config.delivery_delay, None),
+            // Not connected here: perhaps a sim session on another node; if not, a virtual contact.
+            (None, Some(elsewhere)) => {
+                let inbound = InboundMessage {
+                    wa_id: wa_id.clone(),
+                    chat: from.to_jid(),
+                    from: from.to_jid(),
+                    content: message.content.clone(),
+                    at: Utc::now(),
+                    reply_to: message.reply_to.clone(),
+                    mentions: message.mentions.clone(),
+                };
+                let (stored, acked) = oneshot::channel();
+                let delivery_delay = self.config.delivery_delay;
+                tokio::spawn(async move {
+                    if !elsewhere.deliver(&to, inbound).await {
+                        tokio::time::sleep(delivery_delay).await;
+                    }
+                    let _ = stored.send(());
+                });
+                (Duration::ZERO, Some(acked))
+            }
+            (None, None) => (self.config.delivery_delay, None),
         };
         drop(state);
         let network = Arc::clone(self);

@@ -89,9 +89,14 @@ async fn next_event(
     subscription: &mut Subscription,
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<Event, StreamEnd> {
-    tokio::select! {
+    let next = tokio::select! {
         next = subscription.next() => next,
         _ = stopping.wait_for(|stopping| *stopping) => Err(StreamEnd::ShuttingDown),
+    };
+    match next {
+        // The store closing under a stopping server is the shutdown, not a fault.
+        Err(StreamEnd::Store(_)) if *stopping.borrow() => Err(StreamEnd::ShuttingDown),
+        next => next,
     }
 }
 
@@ -126,7 +131,13 @@ pub async fn sse(
         query.types.as_deref(),
         last_event_id.or(query.after.as_deref()),
     )?;
-    let subscription = state.engine.subscription(subscribe.filter, subscribe.after).await?;
+    let subscription = state.engine.subscription(subscribe.filter, subscribe.after).await.map_err(|e| {
+        if *state.stopping.borrow() {
+            ApiError::shutting_down()
+        } else {
+            ApiError::from(e)
+        }
+    })?;
     let stream =
         futures_util::stream::unfold(Some((subscription, state.stopping.clone())), |open| async move {
             let (mut subscription, mut stopping) = open?;
@@ -177,6 +188,10 @@ async fn serve_ws(state: AppState, socket: WebSocket, mut subscribe: Subscribe, 
     }
     let mut subscription = match state.engine.subscription(subscribe.filter, subscribe.after).await {
         Ok(subscription) => subscription,
+        Err(_) if *state.stopping.borrow() => {
+            let reason = format!("{}: {}", end_code(&StreamEnd::ShuttingDown), StreamEnd::ShuttingDown);
+            return close(&mut sink, 1001, &reason).await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start an event stream");
             return close(&mut sink, 1011, "internal error; see the server log").await;

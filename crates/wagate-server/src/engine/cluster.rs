@@ -104,7 +104,7 @@ impl Engine {
         }
 
         if membership.draining() {
-            self.hand_over(None).await;
+            self.hand_over(None, "node draining; moving to another node").await;
             return Ok(0);
         }
         let (wanted, nodes) = self.store.cluster_load(now - membership.ttl()).await?;
@@ -112,7 +112,7 @@ impl Engine {
         let mine = self.running().values().filter(|r| !r.task.is_finished()).count() as u64;
         if mine > share {
             // Over its share (a node joined): give some back for the others to take.
-            self.hand_over(Some((mine - share) as usize)).await;
+            self.hand_over(Some((mine - share) as usize), "moving to another node to spread the load").await;
             return Ok(0);
         }
         let limit = share.saturating_sub(mine);
@@ -144,13 +144,13 @@ impl Engine {
 
     /// Closes `count` sessions (all with `None`) and gives their leases back, so other nodes
     /// take them at once. Sends in flight finish first.
-    pub(super) async fn hand_over(self: &Arc<Self>, count: Option<usize>) {
+    pub(super) async fn hand_over(self: &Arc<Self>, count: Option<usize>, reason: &'static str) {
         let mut ids: Vec<SessionId> =
             self.running().iter().filter(|(_, r)| !r.task.is_finished()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids.truncate(count.unwrap_or(ids.len()));
         for id in &ids {
-            self.command(id, Command::Shutdown).await;
+            self.command(id, Command::Shutdown(reason)).await;
         }
         if !ids.is_empty() {
             let _ = self.store.signal("beat").await;

@@ -35,6 +35,58 @@ pub enum AcceptError {
     Commit(#[from] CommitError),
 }
 
+/// What a session received, as the store keeps it.
+fn new_inbound(session: &Session, message: wagate_connect::InboundMessage) -> wagate_store::NewInbound {
+    wagate_store::NewInbound {
+        session_id: session.id.clone(),
+        wa_id: message.wa_id,
+        chat: message.chat.to_string(),
+        from: message.from.to_string(),
+        to: session.jid.clone().unwrap_or_default(),
+        content: message.content,
+        at: message.at,
+        reply_to: message.reply_to,
+        mentions: message.mentions.iter().map(wagate_core::Jid::to_string).collect(),
+    }
+}
+
+/// The sim sessions of every node, reached through the store: a message from this node's
+/// sim network to a sim number linked on another node is stored in that session's log.
+pub struct SimsElsewhere {
+    engine: std::sync::Weak<Engine>,
+}
+
+impl SimsElsewhere {
+    pub fn new(engine: &Arc<Engine>) -> Self {
+        Self { engine: Arc::downgrade(engine) }
+    }
+}
+
+#[async_trait::async_trait]
+impl wagate_connect::sim::SimElsewhere for SimsElsewhere {
+    async fn deliver(&self, to: &PhoneNumber, message: wagate_connect::InboundMessage) -> bool {
+        let Some(engine) = self.engine.upgrade() else { return false };
+        let session = match engine.store.find_linked_session(ConnectorKind::Sim, to.as_str()).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up a sim number");
+                return false;
+            }
+        };
+        match engine.store.store_inbound(vec![new_inbound(&session, message)], engine.now()).await {
+            Ok(events) => {
+                engine.publish(events);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, session_id = %session.id, "could not store a sim message");
+                false
+            }
+        }
+    }
+}
+
 /// A group commit that writes its batches with `write`, at the clock's time.
 fn writer<I, O, W, Fut>(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, write: W) -> GroupCommit<I, O>
 where
@@ -78,8 +130,9 @@ enum Command {
     Disconnect,
     /// Unlink the device and forget its credentials.
     Logout,
-    /// The server is stopping: close the connection, reconnect on next start.
-    Shutdown,
+    /// Close the connection and let the session run again elsewhere (or here on the next
+    /// start): the server is stopping, or the session moves to another node. Says why.
+    Shutdown(&'static str),
 }
 
 struct Running {
@@ -521,7 +574,7 @@ impl Engine {
     /// resumes them on its next start), then stops the writers.
     pub async fn shutdown(self: &Arc<Self>) {
         self.membership.set_draining();
-        self.hand_over(None).await;
+        self.hand_over(None, "server stopped").await;
         let tasks: Vec<JoinHandle<()>> = self.running().drain().map(|(_, r)| r.task).collect();
         for task in tasks {
             let _ = task.await;

@@ -128,7 +128,7 @@ impl Runner {
                         Some((command, done)) = commands.recv() => {
                             // Already offline: a shutdown leaves the status as it is.
                             let result = match command {
-                                Command::Shutdown => Ok(()),
+                                Command::Shutdown(_) => Ok(()),
                                 other => self.finish(other).await,
                             };
                             (result, Some(done))
@@ -258,21 +258,7 @@ impl Runner {
         for event in batch {
             match event {
                 ConnectorEvent::Inbound { message, ack } => {
-                    let to = self.session.jid.clone().unwrap_or_default();
-                    inbound.push((
-                        NewInbound {
-                            session_id: self.session.id.clone(),
-                            wa_id: message.wa_id,
-                            chat: message.chat.to_string(),
-                            from: message.from.to_string(),
-                            to,
-                            content: message.content,
-                            at: message.at,
-                            reply_to: message.reply_to,
-                            mentions: message.mentions.iter().map(Jid::to_string).collect(),
-                        },
-                        ack,
-                    ));
+                    inbound.push((super::new_inbound(&self.session, *message), ack));
                 }
                 ConnectorEvent::Receipt { wa_id, receipt, .. } => receipts.push(StatusUpdate {
                     message: MessageRef::WaId(self.session.id.clone(), wa_id),
@@ -470,8 +456,8 @@ impl Runner {
                 .await
                 .map(drop)
                 .map_err(RunError::from),
-            Command::Shutdown => {
-                self.set_status(SessionStatus::Disconnected, Some("server stopped".into()), None).await
+            Command::Shutdown(reason) => {
+                self.set_status(SessionStatus::Disconnected, Some(reason.into()), None).await
             }
         }
     }

@@ -222,3 +222,34 @@ async fn a_drained_node_hands_its_sessions_over_at_once_and_any_node_answers() {
     b.wait_for_status("bob", "connected").await;
     let _: Value = body;
 }
+
+#[tokio::test]
+async fn sim_sessions_on_different_nodes_message_each_other() {
+    let Some(data_a) = TestData::postgres().await else {
+        return eprintln!("skipped: set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR);
+    };
+    let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
+    let data_b = data_a.another_node();
+    let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
+    // Each links through its own node, which runs it.
+    a.link("alice", "15550001111").await;
+    b.link("bob", "15550002222").await;
+    let owners = owners(&a, &["alice".into(), "bob".into()]).await;
+    assert_eq!((owners["alice"].as_str(), owners["bob"].as_str()), ("node-a", "node-b"));
+
+    let sent = a.send_text("alice", "15550002222", "hello from node a").await;
+    let read = a.wait_for_message_status(sent["id"].as_str().unwrap(), "read").await;
+    assert_eq!(crate::common::history(&read), ["queued", "sending", "sent", "delivered", "read"]);
+    let received = eventually(|| async {
+        let messages = b.messages("bob", "in").await;
+        messages.first().cloned()
+    })
+    .await;
+    assert_eq!(received["text"]["body"], "hello from node a");
+    assert_eq!(received["from"], "15550001111@s.whatsapp.net");
+
+    let reply = b.send_text("bob", "15550001111", "hello back").await;
+    b.wait_for_message_status(reply["id"].as_str().unwrap(), "read").await;
+    let received = eventually(|| async { a.messages("alice", "in").await.first().cloned() }).await;
+    assert_eq!(received["text"]["body"], "hello back");
+}

@@ -99,6 +99,22 @@ pub(super) async fn get(pool: &DbPool, id: &SessionId) -> StoreResult<Option<Ses
     fetch(&mut conn, id).await
 }
 
+pub(super) async fn find_linked(
+    pool: &DbPool,
+    connector: ConnectorKind,
+    phone: &str,
+) -> StoreResult<Option<Session>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE connector = $1 AND phone = $2 AND credentials IS NOT NULL \
+         ORDER BY id LIMIT 1"
+    ))
+    .bind(connector.as_str())
+    .bind(phone)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Session>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()

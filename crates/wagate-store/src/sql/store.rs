@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use wagate_core::{
-    Campaign, CampaignAction, CampaignId, CampaignState, Delivery, DeliveryId, Event, EventId, EventType,
-    Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId, Template,
-    Timestamp, Webhook, WebhookId,
+    Campaign, CampaignAction, CampaignId, CampaignState, ConnectorKind, Delivery, DeliveryId, Event, EventId,
+    EventType, Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId,
+    Template, Timestamp, Webhook, WebhookId,
 };
 
 use super::{
@@ -80,6 +80,14 @@ impl Store for Backend {
 
     async fn lease_history(&self, session_id: &SessionId) -> StoreResult<Vec<LeaseGrant>> {
         cluster::history(self.readers(), session_id).await
+    }
+
+    async fn find_linked_session(
+        &self,
+        connector: ConnectorKind,
+        phone: &str,
+    ) -> StoreResult<Option<Session>> {
+        sessions::find_linked(self.readers(), connector, phone).await
     }
 
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {

@@ -212,7 +212,7 @@ pub async fn qr(
         )
         .with_details(json!({ "status": session.status }))
     };
-    let code = state.engine.link_code(&id).ok_or_else(no_code)?;
+    let code = state.engine.link_code(&session).await?.ok_or_else(no_code)?;
     let format = query.format.as_deref().unwrap_or("json");
     let response = match (code, format) {
         (LinkCode::Qr { code, expires_at }, "json") => {

@@ -266,9 +266,43 @@ impl Engine {
         Arc::clone(locks.entry(id.clone()).or_default())
     }
 
-    /// The code a linking session shows now.
-    pub fn link_code(&self, id: &SessionId) -> Option<LinkCode> {
-        self.codes().get(id).cloned()
+    /// The code a linking session shows now: this node's if it runs the session, else the
+    /// last one the node running it recorded in the log (while it has not expired).
+    pub async fn link_code(&self, session: &Session) -> Result<Option<LinkCode>, StoreError> {
+        if let Some(code) = self.codes().get(&session.id).cloned() {
+            return Ok(Some(code));
+        }
+        if !matches!(session.status, SessionStatus::Qr | SessionStatus::PairingCode) {
+            return Ok(None);
+        }
+        let mut query = wagate_store::EventQuery {
+            session_id: Some(session.id.clone()),
+            types: vec![wagate_core::EventType::SessionQr, wagate_core::EventType::SessionStatus],
+            limit: 1000,
+            ..Default::default()
+        };
+        let mut latest = None;
+        loop {
+            let page = self.store.list_events(query.clone()).await?;
+            let Some(last) = page.last() else { break };
+            query.after = Some(last.id);
+            for event in &page {
+                let data = &event.data;
+                let expires_at = data["expires_at"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
+                latest = match (data["code"].as_str(), data["pairing_code"].as_str(), expires_at) {
+                    (Some(code), _, Some(expires_at)) => Some(LinkCode::Qr { code: code.into(), expires_at }),
+                    (_, Some(code), Some(expires_at)) => {
+                        Some(LinkCode::Pairing { code: code.into(), expires_at })
+                    }
+                    _ => latest,
+                };
+            }
+        }
+        Ok(latest.filter(|code| match code {
+            LinkCode::Qr { expires_at, .. } | LinkCode::Pairing { expires_at, .. } => {
+                *expires_at > self.now()
+            }
+        }))
     }
 
     /// Changes a session and publishes its event.

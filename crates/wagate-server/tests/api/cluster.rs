@@ -248,6 +248,20 @@ async fn sim_sessions_on_different_nodes_message_each_other() {
     assert_eq!(received["text"]["body"], "hello from node a");
     assert_eq!(received["from"], "15550001111@s.whatsapp.net");
 
+    // The QR code of a session linking on node a is shown by node b too.
+    a.create_session("carol").await;
+    let (status, body) = a.post("/v1/sessions/carol/connect", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let code = a.wait_for_qr("carol").await;
+    // (Once node a has recorded it: a shows its own code a moment before.)
+    let shown = eventually(|| async {
+        let (status, shown) = b.get("/v1/sessions/carol/qr").await;
+        (status == StatusCode::OK).then_some(shown)
+    })
+    .await;
+    assert_eq!(shown["code"], code.as_str());
+    assert!(shown["image"].as_str().unwrap().starts_with("data:image/png;base64,"));
+
     let reply = b.send_text("bob", "15550001111", "hello back").await;
     b.wait_for_message_status(reply["id"].as_str().unwrap(), "read").await;
     let received = eventually(|| async { a.messages("alice", "in").await.first().cloned() }).await;

@@ -21,6 +21,9 @@ pub struct Membership {
     pub(super) config: NodeConfig,
     /// Run a heartbeat now (a session was connected, released, or asked something).
     pub(super) beat_now: Notify,
+    /// Whether other nodes can share the database (they are heard from): only then is a
+    /// session not running here worth a signal.
+    pub(super) peers: std::sync::atomic::AtomicBool,
 }
 
 impl Membership {
@@ -38,7 +41,12 @@ impl Membership {
             max_sessions: config.max_sessions,
             started_at: now,
         };
-        Self { info: std::sync::Mutex::new(info), config, beat_now: Notify::new() }
+        Self {
+            info: std::sync::Mutex::new(info),
+            config,
+            beat_now: Notify::new(),
+            peers: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     pub(super) fn info(&self) -> NodeInfo {
@@ -174,6 +182,7 @@ impl Engine {
         let engine = Arc::clone(self);
         let interval = ms(self.membership.config.heartbeat_ms);
         if let Some(signals) = signals {
+            self.membership.peers.store(true, std::sync::atomic::Ordering::Relaxed);
             tokio::spawn(Arc::clone(self).follow_signals(signals));
         }
         tokio::spawn(async move {

@@ -366,7 +366,8 @@ impl Engine {
 
     /// Tells a session's task that work arrived, on whichever node runs it.
     pub(crate) fn wake(&self, id: &SessionId) {
-        if !self.wake_local(id) {
+        // Alone on the database (SQLite), a session not running here is not running at all.
+        if !self.wake_local(id) && self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
             let store = Arc::clone(&self.store);
             let signal = format!("wake {id}");
             tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! reports what happens as [`ConnectorEvent`]s. Everything durable is the engine's job.
 
 pub mod sim;
+pub mod web;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +44,10 @@ pub struct InboundMessage {
     /// WhatsApp's id of the message this one quotes.
     pub reply_to: Option<String>,
     pub mentions: Vec<Jid>,
+    /// The author's LID, when `from` is their phone-number JID and WhatsApp told both.
+    pub from_lid: Option<Jid>,
+    /// The name the author set on their profile.
+    pub push_name: Option<String>,
 }
 
 /// A delivery or read receipt for a message the session sent.

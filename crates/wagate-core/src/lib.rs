@@ -2,6 +2,7 @@
 //! content, the message and session state machines, the event envelope, webhooks). No I/O lives here.
 
 pub mod campaign;
+pub mod contact;
 pub mod event;
 pub mod ids;
 pub mod media;
@@ -12,12 +13,13 @@ pub mod template;
 pub mod webhook;
 
 pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
+pub use contact::{Chat, Contact};
 pub use event::{Event, EventType};
 pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, MessageId, SessionId, WebhookId};
 pub use media::{Media, MediaContent, MediaKind};
 pub use message::{
     ContactCard, Direction, IllegalTransition, LocationContent, Message, MessageContent, MessageStatus,
-    PollContent, ReactionContent, ReplyContext, StatusChange, StatusEntry, TextContent,
+    PollContent, ReactionContent, ReplyContext, Sender, StatusChange, StatusEntry, TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};

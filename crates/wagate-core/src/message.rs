@@ -535,6 +535,17 @@ pub struct ReplyContext {
     pub wa_id: Option<String>,
 }
 
+/// More about who wrote an inbound message than its `from` (their phone-number JID).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Sender {
+    /// Their LID (`…@lid`), WhatsApp's privacy id for them, when it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
+    /// The name they set on their own WhatsApp profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
+}
+
 /// One step of a message's status history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusEntry {
@@ -570,6 +581,9 @@ pub struct Message {
     /// The JIDs the message mentions (`@…` in its text or caption).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// More about the author of an inbound message, where WhatsApp tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
     /// The campaign that sent this message, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign_id: Option<crate::CampaignId>,

@@ -11,10 +11,10 @@ pub mod testing;
 
 use async_trait::async_trait;
 use wagate_core::{
-    Attempt, Campaign, CampaignAction, CampaignId, CampaignState, ConnectorKind, Delivery, DeliveryId,
-    DeliveryStatus, Direction, Event, EventId, EventType, Hook, HookId, Jid, Media, MediaId, Message,
-    MessageContent, MessageId, MessageStatus, ReplyContext, Session, SessionId, SessionStatus, Template,
-    Timestamp, Webhook, WebhookId,
+    Attempt, Campaign, CampaignAction, CampaignId, CampaignState, Chat, ConnectorKind, Contact, Delivery,
+    DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Hook, HookId, Jid, Media, MediaId,
+    Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender, Session, SessionId,
+    SessionStatus, Template, Timestamp, Webhook, WebhookId,
 };
 
 pub use postgres::PgStore;
@@ -134,6 +134,8 @@ pub struct NewInbound {
     /// WhatsApp's id of the message it replies to.
     pub reply_to: Option<String>,
     pub mentions: Vec<String>,
+    /// The author's LID and profile name, where known.
+    pub sender: Option<Sender>,
 }
 
 /// Which message a status update is about.
@@ -352,7 +354,7 @@ pub struct LeaseGrant {
 /// Everything wagate keeps durably. Every method that changes a session or a message appends
 /// its events in the same transaction and returns them, so callers can publish what is committed.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DeviceKeys + Send + Sync + 'static {
     /// Checks that the database answers on a new connection and has every migration applied.
     async fn ready(&self) -> Result<(), NotReady>;
     /// Closes the database connections, waiting for those in use.
@@ -519,6 +521,21 @@ pub trait Store: Send + Sync + 'static {
     /// The hook with this token hash, marked used at `now`.
     async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>>;
 
+    /// Records what was learned of contacts: a field left `None` keeps what is known.
+    async fn save_contacts(&self, session: &SessionId, contacts: Vec<Contact>) -> StoreResult<()>;
+    /// A session's contacts by JID, after `after`.
+    async fn list_contacts(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Contact>>;
+    /// Records what was learned of chats: a name left `None` keeps what is known, and the last
+    /// message time only moves forward.
+    async fn save_chats(&self, session: &SessionId, chats: Vec<Chat>) -> StoreResult<()>;
+    /// A session's chats, most recent activity first.
+    async fn list_chats(&self, session: &SessionId, offset: u32, limit: u32) -> StoreResult<Vec<Chat>>;
+
     /// The id of the newest event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
 
@@ -618,4 +635,78 @@ pub struct Replayed {
     pub count: u64,
     pub first: Option<EventId>,
     pub last: Option<EventId>,
+}
+
+/// One value a connector keeps for a session's device, in a namespace (`kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKey {
+    pub kind: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    /// What the kind makes of it: a flag, or a time (seconds) after which the row may go.
+    pub number: i64,
+}
+
+impl DeviceKey {
+    pub fn new(kind: &str, key: impl Into<String>, value: impl Into<Vec<u8>>, number: i64) -> Self {
+        Self { kind: kind.to_owned(), key: key.into(), value: value.into(), number }
+    }
+}
+
+/// What connectors keep for each session's device (keys, protocol state), kept in the same
+/// database as everything else so that a session can move between nodes. Writes need no
+/// lease: only the node running a session writes its keys.
+#[async_trait]
+pub trait DeviceKeys: Send + Sync + 'static {
+    /// The values of those `keys` of `kind` that exist, in no particular order.
+    async fn get_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+    ) -> StoreResult<Vec<DeviceKey>>;
+    /// Every value of `kind` whose key starts with `prefix` (all of them for `""`), by key.
+    async fn scan_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> StoreResult<Vec<DeviceKey>>;
+    /// Whether any value of one of `kinds` has a key starting with one of `prefixes`.
+    async fn any_device_key(
+        &self,
+        session: &SessionId,
+        kinds: &[&str],
+        prefixes: &[&str],
+    ) -> StoreResult<bool>;
+    /// Inserts or replaces values, all in one transaction (of one key given twice, the last).
+    async fn put_device_keys(&self, session: &SessionId, keys: Vec<DeviceKey>) -> StoreResult<()>;
+    /// Deletes those keys of `kind`; answers how many there were.
+    async fn delete_device_keys(&self, session: &SessionId, kind: &str, keys: &[&str]) -> StoreResult<u64>;
+    /// Deletes the values of `kind` whose key starts with `prefix`; answers how many.
+    async fn delete_device_keys_by_prefix(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> StoreResult<u64>;
+    /// Deletes the values of `kind` whose number is positive and below `before`; answers how many.
+    async fn expire_device_keys(&self, session: &SessionId, kind: &str, before: i64) -> StoreResult<u64>;
+    /// Sets the number of those keys of `kind` that exist; inserts nothing.
+    async fn set_device_key_numbers(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+        number: i64,
+    ) -> StoreResult<()>;
+    /// Deletes one value and answers it (so that two takers cannot both have it).
+    async fn take_device_key(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        key: &str,
+    ) -> StoreResult<Option<DeviceKey>>;
+    /// Deletes everything kept for a session's device (when it logs out).
+    async fn clear_device_keys(&self, session: &SessionId) -> StoreResult<()>;
 }

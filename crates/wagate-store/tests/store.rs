@@ -4,8 +4,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use tempfile::TempDir;
 use wagate_core::{
-    ConnectorKind, Direction, Event, EventType, Jid, MessageContent, MessageStatus, SessionId, SessionStatus,
-    TextContent, Timestamp,
+    Chat, ConnectorKind, Contact, Direction, Event, EventType, Jid, MessageContent, MessageStatus, Sender,
+    SessionId, SessionStatus, TextContent, Timestamp,
 };
 use wagate_store::testing::TestDatabase;
 use wagate_store::{
@@ -72,6 +72,7 @@ on_both_stores!(
     events_queue_deliveries_to_the_webhooks_that_want_them,
     claims_take_no_more_than_the_free_slots_oldest_first,
     leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow,
+    contacts_and_chats_keep_what_is_known_and_page,
 );
 
 fn node(id: &str, now: Timestamp) -> NodeInfo {
@@ -352,6 +353,8 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening(db: Backe
             at: now,
             reply_to: None,
             mentions: Vec::new(),
+            sender: (wa_id == "B")
+                .then(|| Sender { lid: Some("99887766@lid".into()), push_name: Some("Ana".into()) }),
         };
         let events = store.store_inbound(vec![inbound("A"), inbound("A"), inbound("B")], now).await.unwrap();
         assert_eq!(events.len(), 2);
@@ -371,8 +374,100 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening(db: Backe
         .unwrap();
     let wa_ids: Vec<_> = messages.iter().map(|m| m.wa_id.clone().unwrap()).collect();
     assert_eq!(wa_ids, ["B", "A"], "newest first");
+    assert_eq!(messages[0].sender.as_ref().and_then(|s| s.push_name.as_deref()), Some("Ana"));
+    assert_eq!(messages[1].sender, None);
     let received = EventQuery { types: vec![EventType::MessageReceived], limit: 10, ..Default::default() };
     assert_eq!(store.list_events(received).await.unwrap().len(), 2);
+    // What the messages taught: the chat, and its author as a contact.
+    let contacts = store.list_contacts(&sid("s1"), None, 10).await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    let ana = &contacts[0];
+    assert_eq!(
+        (ana.jid.as_str(), ana.phone.as_deref(), ana.lid.as_deref(), ana.push_name.as_deref()),
+        ("15557770001@s.whatsapp.net", Some("15557770001"), Some("99887766@lid"), Some("Ana"))
+    );
+    let chats = store.list_chats(&sid("s1"), 0, 10).await.unwrap();
+    assert_eq!(chats.len(), 1);
+    assert_eq!((chats[0].jid.as_str(), chats[0].is_group), ("15557770001@s.whatsapp.net", false));
+    assert_eq!(chats[0].last_message_at.map(|t| t.timestamp_millis()), Some(now.timestamp_millis()));
+}
+
+async fn contacts_and_chats_keep_what_is_known_and_page(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    with_session(store, "s2", now).await;
+    let contact = |jid: &str, name: Option<&str>, push: Option<&str>| Contact {
+        jid: jid.into(),
+        phone: jid.strip_suffix("@s.whatsapp.net").map(str::to_owned),
+        lid: None,
+        name: name.map(str::to_owned),
+        push_name: push.map(str::to_owned),
+        updated_at: now,
+    };
+    let first =
+        (0..1200).map(|i| contact(&format!("1555{i:07}@s.whatsapp.net"), Some("Old"), None)).collect();
+    store.save_contacts(&sid("s1"), first).await.unwrap();
+    // A later sync that lacks a field keeps it; one that has it replaces it; a JID twice in one
+    // batch is one contact.
+    store
+        .save_contacts(
+            &sid("s1"),
+            vec![
+                contact("15550000000@s.whatsapp.net", None, Some("Zed")),
+                contact("15550000001@s.whatsapp.net", Some("New"), None),
+                contact("15550000001@s.whatsapp.net", None, Some("Pushy")),
+            ],
+        )
+        .await
+        .unwrap();
+    let page = store.list_contacts(&sid("s1"), None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|c| (c.name.as_deref(), c.push_name.as_deref())).collect::<Vec<_>>(),
+        [(Some("Old"), Some("Zed")), (Some("New"), Some("Pushy"))]
+    );
+    let rest = store.list_contacts(&sid("s1"), Some(&page[1].jid), 5000).await.unwrap();
+    assert_eq!(rest.len(), 1198);
+    assert!(store.list_contacts(&sid("s2"), None, 10).await.unwrap().is_empty(), "per session");
+
+    let chat = |jid: &str, name: Option<&str>, at: Option<i64>| Chat {
+        jid: jid.into(),
+        name: name.map(str::to_owned),
+        is_group: jid.ends_with("@g.us"),
+        last_message_at: at.map(|s| now + Duration::seconds(s)),
+        updated_at: now,
+    };
+    store
+        .save_chats(
+            &sid("s1"),
+            vec![
+                chat("1@s.whatsapp.net", None, Some(10)),
+                chat("2-3@g.us", Some("Team"), Some(20)),
+                chat("4@lid", None, None),
+            ],
+        )
+        .await
+        .unwrap();
+    // The last message time only moves forward; a name is kept when the update has none.
+    store
+        .save_chats(
+            &sid("s1"),
+            vec![chat("2-3@g.us", None, Some(5)), chat("1@s.whatsapp.net", Some("Bo"), Some(30))],
+        )
+        .await
+        .unwrap();
+    let chats = store.list_chats(&sid("s1"), 0, 10).await.unwrap();
+    let shown: Vec<_> = chats.iter().map(|c| (c.jid.as_str(), c.name.as_deref(), c.is_group)).collect();
+    assert_eq!(
+        shown,
+        [("1@s.whatsapp.net", Some("Bo"), false), ("2-3@g.us", Some("Team"), true), ("4@lid", None, false)],
+        "most recent first, never-active last"
+    );
+    assert_eq!(
+        chats[1].last_message_at.map(|t| t.timestamp()),
+        Some((now + Duration::seconds(20)).timestamp())
+    );
+    assert_eq!(store.list_chats(&sid("s1"), 2, 10).await.unwrap().len(), 1);
 }
 
 async fn webhook(

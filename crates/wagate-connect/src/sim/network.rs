@@ -126,6 +126,8 @@ impl State {
             at: Utc::now(),
             reply_to,
             mentions,
+            from_lid: None,
+            push_name: None,
         };
         self.post(session, Mail::Inbound(Box::new(inbound), ack));
         acked
@@ -420,6 +422,8 @@ impl SimNetwork {
                     at: Utc::now(),
                     reply_to: message.reply_to.clone(),
                     mentions: message.mentions.clone(),
+                    from_lid: None,
+                    push_name: None,
                 };
                 let (stored, acked) = oneshot::channel();
                 let delivery_delay = self.config.delivery_delay;

@@ -47,6 +47,10 @@ fn new_inbound(session: &Session, message: wagate_connect::InboundMessage) -> wa
         at: message.at,
         reply_to: message.reply_to,
         mentions: message.mentions.iter().map(wagate_core::Jid::to_string).collect(),
+        sender: (message.from_lid.is_some() || message.push_name.is_some()).then(|| wagate_core::Sender {
+            lid: message.from_lid.map(|jid| jid.to_string()),
+            push_name: message.push_name,
+        }),
     }
 }
 

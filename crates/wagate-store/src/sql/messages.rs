@@ -8,6 +8,7 @@ use wagate_core::{
     SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
+use super::contacts;
 use super::events::{self, ROWS_PER_INSERT};
 use super::{begin, corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{
@@ -16,12 +17,12 @@ use crate::{
 };
 
 const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
-    status_reason, wa_id, campaign_id, context, mentions, created_at, updated_at";
+    status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at";
 
 /// The columns of a message as the API shows it: with when a waiting message is tried next.
 pub(super) const SHOWN_COLUMNS: &str =
     "id, session_id, direction, chat, sender, recipient, content, status, \
-    scheduled_at, status_reason, wa_id, campaign_id, context, mentions, created_at, updated_at, \
+    scheduled_at, status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at, \
     (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
      AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
 
@@ -54,6 +55,7 @@ pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
         next_attempt_at,
         context: row.try_get::<Option<&str>, _>("context")?.map(from_json).transpose()?,
         mentions: row.try_get::<Option<&str>, _>("mentions")?.map(from_json).transpose()?.unwrap_or_default(),
+        sender: row.try_get::<Option<&str>, _>("sender_info")?.map(from_json).transpose()?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
         status_history: Vec::new(),
@@ -140,14 +142,15 @@ pub(super) async fn insert_messages(
         let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
              status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
-             created_at, updated_at) ",
+             sender_info, created_at, updated_at) ",
         );
         let json = |message: &Message| -> Result<_, serde_json::Error> {
             let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
             let mentions = (!message.mentions.is_empty())
                 .then(|| serde_json::to_string(&message.mentions))
                 .transpose()?;
-            Ok((serde_json::to_string(&message.content)?, context, mentions))
+            let sender = message.sender.as_ref().map(serde_json::to_string).transpose()?;
+            Ok((serde_json::to_string(&message.content)?, context, mentions, sender))
         };
         let encoded = chunk
             .iter()
@@ -156,7 +159,7 @@ pub(super) async fn insert_messages(
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sql.push_values(
             chunk.iter().zip(encoded),
-            |mut row, ((message, key), (content, context, mentions))| {
+            |mut row, ((message, key), (content, context, mentions, sender))| {
                 row.push_bind(message.id.to_string())
                     .push_bind(message.session_id.to_string())
                     .push_bind(message.direction.as_str())
@@ -173,6 +176,7 @@ pub(super) async fn insert_messages(
                     .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
                     .push_bind(context)
                     .push_bind(mentions)
+                    .push_bind(sender)
                     .push_bind(millis(message.created_at))
                     .push_bind(millis(message.updated_at));
             },
@@ -292,6 +296,7 @@ pub(super) async fn accept(
             next_attempt_at: None,
             context: new.context,
             mentions: new.mentions,
+            sender: None,
             created_at: now,
             updated_at: now,
             status_history: Vec::new(),
@@ -665,6 +670,7 @@ pub(super) async fn store_inbound(
             next_attempt_at: None,
             context,
             mentions: new.mentions,
+            sender: new.sender,
             created_at: from_millis(millis(new.at))?,
             updated_at: now,
             status_history: Vec::new(),
@@ -674,6 +680,7 @@ pub(super) async fn store_inbound(
     insert_messages(&mut tx, &rows).await?;
     let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
     insert_history(&mut tx, &stored, now).await?;
+    contacts::learn_from(&mut tx, &stored, now).await?;
     let mut new_events = Vec::with_capacity(stored.len());
     for message in &stored {
         let data = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;

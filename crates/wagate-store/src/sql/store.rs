@@ -2,20 +2,22 @@
 //! its own `Backend` store type and `Db` database).
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use wagate_core::{
-    Campaign, CampaignAction, CampaignId, CampaignState, ConnectorKind, Delivery, DeliveryId, Event, EventId,
-    EventType, Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session, SessionId,
-    Template, Timestamp, Webhook, WebhookId,
+    Campaign, CampaignAction, CampaignId, CampaignState, Chat, ConnectorKind, Contact, Delivery, DeliveryId,
+    Event, EventId, EventType, Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session,
+    SessionId, Template, Timestamp, Webhook, WebhookId,
 };
 
 use super::{
-    begin, campaigns, cluster, events, from_millis, media, messages, sessions, templates, webhooks, Backend,
+    begin, campaigns, cluster, contacts, device_keys, events, from_millis, media, messages, sessions,
+    templates, webhooks, Backend,
 };
 use crate::{
-    Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots,
-    EventBound, EventQuery, Heartbeat, Lease, LeaseGrant, MessageQuery, NewCampaign, NewHook, NewInbound,
-    NewOutbound, NewSession, NewWebhook, Node, NodeInfo, NotReady, RecipientQuery, Replayed, SessionChange,
-    Stats, StatusUpdate, Store, StoreResult, TemplateChange, WebhookChange,
+    Accepted, AttemptRecord, ClaimRequest, Claimed, ClaimedDelivery, DeliveryQuery, DeliverySlots, DeviceKey,
+    DeviceKeys, EventBound, EventQuery, Heartbeat, Lease, LeaseGrant, MessageQuery, NewCampaign, NewHook,
+    NewInbound, NewOutbound, NewSession, NewWebhook, Node, NodeInfo, NotReady, RecipientQuery, Replayed,
+    SessionChange, Stats, StatusUpdate, Store, StoreResult, TemplateChange, WebhookChange,
 };
 
 #[async_trait]
@@ -297,6 +299,35 @@ impl Store for Backend {
         templates::use_hook(&mut *self.writer().await?, token_hash, now).await
     }
 
+    async fn save_contacts(&self, session: &SessionId, contacts: Vec<Contact>) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        contacts::save_contacts(&mut tx, session, &contacts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_contacts(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Contact>> {
+        contacts::list_contacts(self.readers(), session, after, limit).await
+    }
+
+    async fn save_chats(&self, session: &SessionId, chats: Vec<Chat>) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        contacts::save_chats(&mut tx, session, &chats).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_chats(&self, session: &SessionId, offset: u32, limit: u32) -> StoreResult<Vec<Chat>> {
+        contacts::list_chats(self.readers(), session, offset, limit).await
+    }
+
     async fn last_event_id(&self) -> StoreResult<Option<EventId>> {
         events::last_id(self.readers()).await
     }
@@ -386,5 +417,79 @@ impl Store for Backend {
         now: Timestamp,
     ) -> StoreResult<Replayed> {
         webhooks::replay(&mut *self.writer().await?, webhook, from, until, now).await
+    }
+}
+
+#[async_trait]
+impl DeviceKeys for Backend {
+    async fn get_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+    ) -> StoreResult<Vec<DeviceKey>> {
+        device_keys::get(self.readers(), session, kind, keys).await
+    }
+
+    async fn scan_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> StoreResult<Vec<DeviceKey>> {
+        device_keys::scan(self.readers(), session, kind, prefix).await
+    }
+
+    async fn any_device_key(
+        &self,
+        session: &SessionId,
+        kinds: &[&str],
+        prefixes: &[&str],
+    ) -> StoreResult<bool> {
+        device_keys::any(self.readers(), session, kinds, prefixes).await
+    }
+
+    async fn put_device_keys(&self, session: &SessionId, keys: Vec<DeviceKey>) -> StoreResult<()> {
+        device_keys::put(&mut *self.writer().await?, session, keys).await
+    }
+
+    async fn delete_device_keys(&self, session: &SessionId, kind: &str, keys: &[&str]) -> StoreResult<u64> {
+        device_keys::delete(&mut *self.writer().await?, session, kind, keys).await
+    }
+
+    async fn delete_device_keys_by_prefix(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> StoreResult<u64> {
+        device_keys::delete_by_prefix(&mut *self.writer().await?, session, kind, prefix).await
+    }
+
+    async fn expire_device_keys(&self, session: &SessionId, kind: &str, before: i64) -> StoreResult<u64> {
+        device_keys::expire(&mut *self.writer().await?, session, kind, before).await
+    }
+
+    async fn set_device_key_numbers(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+        number: i64,
+    ) -> StoreResult<()> {
+        device_keys::set_numbers(&mut *self.writer().await?, session, kind, keys, number).await
+    }
+
+    async fn take_device_key(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        key: &str,
+    ) -> StoreResult<Option<DeviceKey>> {
+        device_keys::take(&mut *self.writer().await?, session, kind, key).await
+    }
+
+    async fn clear_device_keys(&self, session: &SessionId) -> StoreResult<()> {
+        device_keys::clear(&mut *self.writer().await?, session).await
     }
 }

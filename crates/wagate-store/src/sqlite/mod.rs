@@ -7,6 +7,10 @@
 mod campaigns;
 #[path = "../sql/cluster.rs"]
 mod cluster;
+#[path = "../sql/contacts.rs"]
+mod contacts;
+#[path = "../sql/device_keys.rs"]
+mod device_keys;
 #[path = "../sql/events.rs"]
 mod events;
 #[path = "../sql/media.rs"]

@@ -1,0 +1,209 @@
+//! What connectors keep for each session's device: values by (session, kind, key).
+//!
+//! Writes use a plain transaction: they are the session's own (one node runs a session) and
+//! append no events, so on PostgreSQL they do not take the write lock that orders the log.
+
+use std::collections::HashMap;
+
+use sqlx::{Connection, QueryBuilder, Row};
+use wagate_core::SessionId;
+
+use super::{push_list, Db, DbConn, DbPool, DbRow};
+use crate::{DeviceKey, StoreResult};
+
+/// Rows per statement: 5 bound values each, well under both databases' limits.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+fn from_row(row: &DbRow) -> StoreResult<DeviceKey> {
+    Ok(DeviceKey {
+        kind: row.try_get("kind")?,
+        key: row.try_get("key")?,
+        value: row.try_get("value")?,
+        number: row.try_get("number")?,
+    })
+}
+
+pub(super) async fn get(
+    pool: &DbPool,
+    session: &SessionId,
+    kind: &str,
+    keys: &[&str],
+) -> StoreResult<Vec<DeviceKey>> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            QueryBuilder::<Db>::new("SELECT kind, key, value, number FROM device_keys WHERE session_id = ");
+        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        push_list(&mut sql, chunk.iter().copied());
+        for row in sql.build().fetch_all(pool).await? {
+            found.push(from_row(&row)?);
+        }
+    }
+    Ok(found)
+}
+
+pub(super) async fn scan(
+    pool: &DbPool,
+    session: &SessionId,
+    kind: &str,
+    prefix: &str,
+) -> StoreResult<Vec<DeviceKey>> {
+    let rows = sqlx::query(
+        "SELECT kind, key, value, number FROM device_keys \
+         WHERE session_id = $1 AND kind = $2 AND substr(key, 1, length($3)) = $3 ORDER BY key",
+    )
+    .bind(session.as_str())
+    .bind(kind)
+    .bind(prefix)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn any(
+    pool: &DbPool,
+    session: &SessionId,
+    kinds: &[&str],
+    prefixes: &[&str],
+) -> StoreResult<bool> {
+    if kinds.is_empty() || prefixes.is_empty() {
+        return Ok(false);
+    }
+    let mut sql = QueryBuilder::<Db>::new("SELECT 1 FROM device_keys WHERE session_id = ");
+    sql.push_bind(session.as_str()).push(" AND kind IN ");
+    push_list(&mut sql, kinds.iter().copied());
+    sql.push(" AND (");
+    for (i, prefix) in prefixes.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("substr(key, 1, length(").push_bind(*prefix).push(")) = ").push_bind(*prefix);
+    }
+    sql.push(") LIMIT 1");
+    Ok(sql.build().fetch_optional(pool).await?.is_some())
+}
+
+pub(super) async fn put(conn: &mut DbConn, session: &SessionId, keys: Vec<DeviceKey>) -> StoreResult<()> {
+    // One statement may not touch a row twice (PostgreSQL refuses): the last value of a key wins.
+    let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        last.insert((key.kind.clone(), key.key.clone()), i);
+    }
+    let rows: Vec<&DeviceKey> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, k)| last[&(k.kind.clone(), k.key.clone())] == *i)
+        .map(|(_, k)| k)
+        .collect();
+    let mut tx = conn.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            QueryBuilder::<Db>::new("INSERT INTO device_keys (session_id, kind, key, value, number) ");
+        sql.push_values(chunk, |mut row, key| {
+            row.push_bind(session.as_str())
+                .push_bind(key.kind.as_str())
+                .push_bind(key.key.as_str())
+                .push_bind(key.value.as_slice())
+                .push_bind(key.number);
+        });
+        sql.push(
+            " ON CONFLICT (session_id, kind, key) DO UPDATE SET value = excluded.value, number = excluded.number",
+        );
+        sql.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete(
+    conn: &mut DbConn,
+    session: &SessionId,
+    kind: &str,
+    keys: &[&str],
+) -> StoreResult<u64> {
+    let mut deleted = 0;
+    let mut tx = conn.begin().await?;
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Db>::new("DELETE FROM device_keys WHERE session_id = ");
+        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        push_list(&mut sql, chunk.iter().copied());
+        deleted += sql.build().execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+pub(super) async fn delete_by_prefix(
+    conn: &mut DbConn,
+    session: &SessionId,
+    kind: &str,
+    prefix: &str,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM device_keys WHERE session_id = $1 AND kind = $2 AND substr(key, 1, length($3)) = $3",
+    )
+    .bind(session.as_str())
+    .bind(kind)
+    .bind(prefix)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn expire(
+    conn: &mut DbConn,
+    session: &SessionId,
+    kind: &str,
+    before: i64,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM device_keys WHERE session_id = $1 AND kind = $2 AND number > 0 AND number < $3",
+    )
+    .bind(session.as_str())
+    .bind(kind)
+    .bind(before)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn set_numbers(
+    conn: &mut DbConn,
+    session: &SessionId,
+    kind: &str,
+    keys: &[&str],
+    number: i64,
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await?;
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = QueryBuilder::<Db>::new("UPDATE device_keys SET number = ");
+        sql.push_bind(number).push(" WHERE session_id = ").push_bind(session.as_str());
+        sql.push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        push_list(&mut sql, chunk.iter().copied());
+        sql.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn take(
+    conn: &mut DbConn,
+    session: &SessionId,
+    kind: &str,
+    key: &str,
+) -> StoreResult<Option<DeviceKey>> {
+    let row = sqlx::query(
+        "DELETE FROM device_keys WHERE session_id = $1 AND kind = $2 AND key = $3 RETURNING kind, key, value, number",
+    )
+    .bind(session.as_str())
+    .bind(kind)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn clear(conn: &mut DbConn, session: &SessionId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM device_keys WHERE session_id = $1").bind(session.as_str()).execute(conn).await?;
+    Ok(())
+}

@@ -8,7 +8,10 @@ pub mod web;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
-use wagate_core::{ConnectorKind, Jid, MessageContent, MessageId, PhoneNumber, SessionId, Timestamp};
+use wagate_core::{
+    Chat, ConnectorKind, Contact, Jid, Media, MediaId, MessageContent, MessageId, PhoneNumber, SessionId,
+    Timestamp,
+};
 
 /// What a connector needs to open a session's connection.
 #[derive(Debug, Clone)]
@@ -108,6 +111,16 @@ pub enum ConnectorEvent {
     LoggedOut {
         reason: String,
     },
+    /// The connection cannot work until something changes on this side (configuration,
+    /// an upgrade): the session stops trying.
+    Failed {
+        reason: String,
+    },
+    /// Contacts and chats learned from the phone (contact list, history sync, profile names).
+    Learned {
+        contacts: Vec<Contact>,
+        chats: Vec<Chat>,
+    },
     Inbound {
         message: Box<InboundMessage>,
         ack: Ack,
@@ -151,10 +164,33 @@ pub trait Connection: Send + Sync {
     /// Shows "typing…" in the chat with `to` until the next send (pacing). Connectors whose
     /// network has no such thing ignore it.
     async fn typing(&self, _to: &Jid) {}
+    /// Which of `phones` have WhatsApp, as WhatsApp answers now.
+    async fn check_numbers(&self, phones: &[PhoneNumber]) -> Result<Vec<NumberCheck>, SendError>;
     /// Closes the connection; the link stays, so a later connect needs no new QR.
     async fn disconnect(&self);
     /// Unlinks the device.
     async fn logout(&self);
+}
+
+/// Whether a phone number has WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberCheck {
+    pub phone: PhoneNumber,
+    pub on_whatsapp: bool,
+    /// The JID to message it at, when it has WhatsApp.
+    pub jid: Option<Jid>,
+    /// Its LID, when WhatsApp told it.
+    pub lid: Option<Jid>,
+}
+
+/// The media files wagate keeps, as connectors need them: to send a stored file, and to keep
+/// a received one.
+#[async_trait]
+pub trait MediaFiles: Send + Sync {
+    /// The bytes of a stored file.
+    async fn load(&self, id: &MediaId) -> Result<Vec<u8>, String>;
+    /// Stores a received file (its type is sniffed from the bytes).
+    async fn store(&self, bytes: Vec<u8>, filename: Option<String>) -> Result<Media, String>;
 }
 
 /// A way of reaching WhatsApp.

@@ -317,6 +317,33 @@ pub struct WebhooksConfig {
 #[serde(default)]
 pub struct ConnectorsConfig {
     pub sim: SimSettings,
+    pub web: WebSettings,
+}
+
+/// Real WhatsApp accounts, linked as a companion device (`"connector":"web"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSettings {
+    pub enabled: bool,
+    /// WhatsApp Web's WebSocket endpoint; another one points the connector at a test server.
+    pub ws_url: String,
+    /// The WhatsApp Web version announced (`2.3000.1023456789`); unset, the current one is
+    /// asked of web.whatsapp.com at each connect.
+    pub client_version: Option<String>,
+    /// How long a send waits for WhatsApp's server to acknowledge it before it is retried
+    /// (with the same message id, so WhatsApp does not show it twice).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ws_url: "wss://web.whatsapp.com/ws/chat".into(),
+            client_version: None,
+            ack_timeout_ms: 20_000,
+        }
+    }
 }
 
 /// The simulated network.
@@ -473,6 +500,10 @@ pub enum ConfigError {
     LeaseTtl,
     #[error("metrics.listen = {0:?} is not a host:port address")]
     MetricsListen(String),
+    #[error("connectors.web.client_version = {0:?}: give three numbers, like 2.3000.1023456789")]
+    ClientVersion(String),
+    #[error("connectors.web.ws_url = {0:?}: give a ws:// or wss:// URL")]
+    WsUrl(String),
 }
 
 impl Config {
@@ -504,6 +535,7 @@ impl Config {
             ("engine.reconnect_max_ms", self.engine.reconnect_max_ms),
             ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
             ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
+            ("connectors.web.ack_timeout_ms", self.connectors.web.ack_timeout_ms),
             ("api.max_body_bytes", self.api.max_body_bytes as u64),
             ("api.hook_calls_per_minute", u64::from(self.api.hook_calls_per_minute)),
             ("events.stream_buffer", self.events.stream_buffer as u64),
@@ -524,6 +556,15 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        let web = &self.connectors.web;
+        if let Some(version) = &web.client_version {
+            if wagate_connect::web::parse_version(version).is_none() {
+                return Err(ConfigError::ClientVersion(version.clone()));
+            }
+        }
+        if !(web.ws_url.starts_with("ws://") || web.ws_url.starts_with("wss://")) {
+            return Err(ConfigError::WsUrl(web.ws_url.clone()));
         }
         if let Some(listen) = &self.metrics.listen {
             use std::net::ToSocketAddrs;

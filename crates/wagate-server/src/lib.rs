@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
+use wagate_connect::web::{WebConfig, WebConnector};
 use wagate_connect::Connector;
 use wagate_core::{Clock, SystemClock};
 use wagate_store::{PgStore, SqliteStore, Store};
@@ -89,6 +90,21 @@ impl Server {
         if let Some(network) = &sim {
             connectors.push(Arc::new(SimConnector::new(Arc::clone(network))));
         }
+        let media = Arc::new(media::MediaStore::open(&config, Arc::clone(&store))?);
+        if config.connectors.web.enabled {
+            let settings = &config.connectors.web;
+            let web = WebConfig {
+                ws_url: settings.ws_url.clone(),
+                client_version: settings
+                    .client_version
+                    .as_deref()
+                    .and_then(wagate_connect::web::parse_version),
+                ack_timeout: ms(settings.ack_timeout_ms),
+                ..WebConfig::default()
+            };
+            let keys: Arc<dyn wagate_store::DeviceKeys> = store.clone();
+            connectors.push(Arc::new(WebConnector::new(keys, media.clone(), web)));
+        }
         let engine = Engine::new(
             Arc::clone(&store),
             Arc::new(SystemClock),
@@ -103,7 +119,6 @@ impl Server {
             ),
             connectors,
         );
-        let media = Arc::new(media::MediaStore::open(&config, Arc::clone(engine.store()))?);
         let retention = media.start_retention(Arc::new(SystemClock));
         metrics::install();
         let observer = metrics::observe(Arc::clone(&engine));

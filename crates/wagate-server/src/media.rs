@@ -300,6 +300,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What connectors need of the media store: a stored file's bytes to send, and a place for
+/// the files they receive.
+#[async_trait::async_trait]
+impl wagate_connect::MediaFiles for MediaStore {
+    async fn load(&self, id: &MediaId) -> Result<Vec<u8>, String> {
+        let media = self.get(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("no media {id}"))?;
+        let mut stream = self.read(&media, None).await.map_err(|e| e.to_string())?;
+        let mut bytes = Vec::with_capacity(usize::try_from(media.size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        }
+        Ok(bytes)
+    }
+
+    async fn store(&self, bytes: Vec<u8>, filename: Option<String>) -> Result<Media, String> {
+        let body =
+            futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(bytes)) });
+        self.save(body, filename, chrono::Utc::now()).await.map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

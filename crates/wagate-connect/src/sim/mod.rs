@@ -19,7 +19,9 @@ use wagate_core::{ConnectorKind, MessageContent, PhoneNumber, SessionId};
 
 pub use network::{Faults, Injected, SimElsewhere, SimError, SimNetwork};
 
-use crate::{ConnectError, Connection, Connector, EventSink, OutboundMessage, SendError, SessionSpec};
+use crate::{
+    ConnectError, Connection, Connector, EventSink, NumberCheck, OutboundMessage, SendError, SessionSpec,
+};
 
 /// Timing of the simulated network.
 #[derive(Debug, Clone)]
@@ -102,6 +104,18 @@ impl Connection for SimConnection {
         self.network.send(&self.session, self.generation, message)
     }
 
+    async fn check_numbers(&self, phones: &[PhoneNumber]) -> Result<Vec<NumberCheck>, SendError> {
+        Ok(phones
+            .iter()
+            .map(|phone| NumberCheck {
+                phone: phone.clone(),
+                on_whatsapp: on_whatsapp(phone),
+                jid: on_whatsapp(phone).then(|| phone.to_jid()),
+                lid: None,
+            })
+            .collect())
+    }
+
     async fn disconnect(&self) {
         self.network.close(&self.session, self.generation, false);
     }
@@ -109,6 +123,11 @@ impl Connection for SimConnection {
     async fn logout(&self) {
         self.network.close(&self.session, self.generation, true);
     }
+}
+
+/// On the sim network every number has WhatsApp except those ending in 0000.
+pub(crate) fn on_whatsapp(phone: &PhoneNumber) -> bool {
+    !phone.as_str().ends_with("0000")
 }
 
 /// WhatsApp's id for a message sent through the sim: derived from wagate's id, so a send

@@ -395,7 +395,7 @@ impl SimNetwork {
             message: format!("{what} is not on WhatsApp"),
         };
         let to = message.to.phone().ok_or_else(|| not_on_whatsapp("the group"))?;
-        if to.as_str().ends_with("0000") {
+        if !super::on_whatsapp(&to) {
             return Err(not_on_whatsapp(to.as_str()));
         }
         let wa_id = wa_id_for(message);

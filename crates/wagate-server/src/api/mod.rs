@@ -2,6 +2,7 @@
 
 mod campaigns;
 mod cluster;
+mod contacts;
 mod error;
 mod events;
 mod hooks;
@@ -66,6 +67,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::disconnect))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::qr))
+        .routes(routes!(contacts::check))
+        .routes(routes!(contacts::list))
+        .routes(routes!(contacts::chats))
         .routes(routes!(messages::list))
         .routes(routes!(media::download))
         .routes(routes!(campaigns::get))

@@ -24,6 +24,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "media", description = "Files for media messages: upload once, send by media_id, download with Range"),
         (name = "campaigns", description = "One message to many recipients, with progress, pause, resume and cancel"),
         (name = "templates", description = "Message bodies with {{var}} placeholders, sent by name"),
+        (name = "contacts", description = "Who a session can reach: number checks, contacts and chats"),
         (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
         (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
@@ -122,6 +123,34 @@ pub struct RecipientList {
     pub data: Vec<Message>,
     /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<MessageId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactList {
+    pub data: Vec<wagate_core::Contact>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatList {
+    pub data: Vec<wagate_core::Chat>,
+}
+
+/// Whether a number has WhatsApp.
+#[derive(Serialize, ToSchema)]
+pub struct NumberCheckShown {
+    pub phone: String,
+    pub on_whatsapp: bool,
+    /// The JID to message it at.
+    pub jid: Option<String>,
+    /// Its LID, when WhatsApp told it.
+    pub lid: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NumberChecks {
+    pub data: Vec<NumberCheckShown>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
-use wagate_connect::Connector;
+use wagate_connect::{Connection, Connector, NumberCheck, SendError};
 use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
 use wagate_store::{
     Accepted, ClaimRequest, Claimed, Credentials, Deferral, NewOutbound, SessionChange, StatusUpdate, Store,
@@ -160,6 +160,8 @@ pub struct Engine {
     stream_buffer: usize,
     sessions: Mutex<HashMap<SessionId, Running>>,
     link_codes: Mutex<HashMap<SessionId, LinkCode>>,
+    /// The open connection of each session connected on this node.
+    connections: Mutex<HashMap<SessionId, Arc<dyn Connection>>>,
     /// Per session: serialises connect, disconnect, logout and delete, so that two requests
     /// cannot both start (or both end) its task.
     lifecycle: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
@@ -213,6 +215,7 @@ impl Engine {
             stream_buffer: events.stream_buffer,
             sessions: Mutex::new(HashMap::new()),
             link_codes: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
             lifecycle: Mutex::new(HashMap::new()),
             connecting,
         })
@@ -259,6 +262,26 @@ impl Engine {
 
     fn running(&self) -> MutexGuard<'_, HashMap<SessionId, Running>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live_connections(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<dyn Connection>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks WhatsApp, through the session's connection on this node, which numbers have it.
+    pub async fn check_numbers(
+        &self,
+        id: &SessionId,
+        phones: &[PhoneNumber],
+    ) -> Result<Result<Vec<NumberCheck>, SendError>, SessionError> {
+        let connection = self.live_connections().get(id).cloned();
+        let Some(connection) = connection else {
+            return Err(match self.store.get_session(id).await? {
+                None => SessionError::NotFound,
+                Some(_) => SessionError::NotRunning,
+            });
+        };
+        Ok(connection.check_numbers(phones).await)
     }
 
     fn codes(&self) -> MutexGuard<'_, HashMap<SessionId, LinkCode>> {

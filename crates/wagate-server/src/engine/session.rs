@@ -106,10 +106,12 @@ impl Runner {
                 Outcome::Failed(reason) => {
                     (self.set_status(SessionStatus::Failed, Some(reason), Some(false)).await, None)
                 }
-                Outcome::LoggedOut(reason) => (
-                    self.engine.logged_out(&self.session.id, reason).await.map(drop).map_err(RunError::from),
-                    None,
-                ),
+                Outcome::LoggedOut(reason) => {
+                    let result = self.engine.logged_out(&self.session.id, reason).await;
+                    // The phone unlinked the device: what the connector kept for it is void.
+                    self.engine.forget(&self.session).await;
+                    (result.map(drop).map_err(RunError::from), None)
+                }
                 Outcome::Lost(reason) => {
                     if self.connected {
                         failures = 0;
@@ -196,12 +198,14 @@ impl Runner {
             let _permit = self.engine.connecting.acquire().await;
             connector.connect(spec, sink).await
         };
-        let connection = match opened {
-            Ok(connection) => connection,
+        let connection: Arc<dyn Connection> = match opened {
+            Ok(connection) => Arc::from(connection),
             Err(wagate_connect::ConnectError::Retryable(reason)) => return Ok(Outcome::Lost(reason)),
             Err(wagate_connect::ConnectError::Permanent(reason)) => return Ok(Outcome::Failed(reason)),
         };
+        self.engine.live_connections().insert(self.session.id.clone(), Arc::clone(&connection));
         let outcome = self.drive(connection.as_ref(), &mut events, commands, wake).await;
+        self.engine.live_connections().remove(&self.session.id);
         match &outcome {
             Ok(Outcome::Command(Command::Logout, _)) => connection.logout().await,
             Ok(Outcome::LoggedOut(_)) => {}
@@ -364,6 +368,18 @@ impl Runner {
                 return Ok(Some(if reconnect { Outcome::Lost(reason) } else { Outcome::Ended(reason) }));
             }
             ConnectorEvent::LoggedOut { reason } => return Ok(Some(Outcome::LoggedOut(reason))),
+            ConnectorEvent::Failed { reason } => {
+                engine.codes().remove(&id);
+                return Ok(Some(Outcome::Failed(reason)));
+            }
+            ConnectorEvent::Learned { contacts, chats } => {
+                if !contacts.is_empty() {
+                    engine.store.save_contacts(&id, contacts).await?;
+                }
+                if !chats.is_empty() {
+                    engine.store.save_chats(&id, chats).await?;
+                }
+            }
             ConnectorEvent::Inbound { .. } | ConnectorEvent::Receipt { .. } => {}
         }
         Ok(None)

@@ -4,6 +4,7 @@
 mod campaigns;
 mod cluster;
 mod common;
+mod contacts;
 mod events;
 mod hooks;
 mod input;

@@ -194,6 +194,11 @@ impl Server {
         self.addr
     }
 
+    /// The store this server runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     pub fn admin_key(&self) -> &str {
         &self.admin_key
     }

@@ -20,4 +20,5 @@ mod scheduled;
 mod sessions;
 mod streams;
 mod templates;
+mod web;
 mod webhooks;

@@ -17,9 +17,14 @@
 //! `media`: uploads one large document (100 MiB by default) as a stream, sends it between
 //! two sim sessions and downloads what arrived, and reports the process's peak memory (the
 //! server runs in this process) before and after: streaming keeps it flat.
+//!
+//! `web-idle`: builds many web sessions (device keys loaded from the store, client ready)
+//! without connecting them, and reports resident memory per session.
 
 // The report on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
+
+mod web_idle;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,6 +52,8 @@ enum Command {
     Campaign(CampaignArgs),
     /// Upload, send and download one large document; report peak memory.
     Media(MediaArgs),
+    /// Build many web sessions without connecting them; report memory per session.
+    WebIdle(web_idle::WebIdleArgs),
 }
 
 #[derive(clap::Args)]
@@ -177,6 +184,7 @@ fn main() -> anyhow::Result<()> {
             Command::Webhooks(args) => webhooks(args).await,
             Command::Campaign(args) => campaign(args).await,
             Command::Media(args) => media(args).await,
+            Command::WebIdle(args) => web_idle::run(args).await,
         }
     })
 }
@@ -573,12 +581,17 @@ async fn campaign(args: CampaignArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The process's peak resident memory so far (`VmHWM`), in MiB.
+/// The process's peak resident memory so far, in MiB.
 fn peak_rss_mib() -> f64 {
+    memory_mib("VmHWM:")
+}
+
+/// One of the process's memory figures (`VmHWM:`, `VmRSS:`) in MiB.
+fn memory_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0);
     kib / 1024.0

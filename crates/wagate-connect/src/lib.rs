@@ -33,6 +33,16 @@ pub struct OutboundMessage {
     pub reply_to: Option<String>,
     /// Who the text or caption mentions.
     pub mentions: Vec<Jid>,
+    /// For a reaction to a message wagate has: WhatsApp's id for it and whether this session
+    /// sent it. Without it the reaction's `message_id` is WhatsApp's id of a received message.
+    pub reaction_target: Option<ReactionTarget>,
+}
+
+/// The message a reaction is about, as WhatsApp addresses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionTarget {
+    pub wa_id: String,
+    pub from_me: bool,
 }
 
 /// A message that reached the session.

@@ -342,14 +342,19 @@ pub fn outbound(message: &OutboundMessage) -> Option<wa::Message> {
     Some(built)
 }
 
-/// The key of the message a reaction is about: WhatsApp's id as given, in the recipient's chat.
-pub fn reaction_key(message: &OutboundMessage, target_from_me: bool) -> Option<(wa::MessageKey, String)> {
+/// The key of the message a reaction is about, in the recipient's chat: the message wagate
+/// resolved, or else WhatsApp's id as given, of a message the session received.
+pub fn reaction_key(message: &OutboundMessage) -> Option<(wa::MessageKey, String)> {
     let MessageContent::Reaction { reaction } = &message.content else { return None };
+    let (id, from_me) = match &message.reaction_target {
+        Some(target) => (target.wa_id.clone(), target.from_me),
+        None => (reaction.message_id.clone(), false),
+    };
     Some((
         wa::MessageKey {
             remote_jid: Some(message.to.to_string()),
-            from_me: Some(target_from_me),
-            id: Some(reaction.message_id.clone()),
+            from_me: Some(from_me),
+            id: Some(id),
             participant: None,
         },
         reaction.emoji.clone(),

@@ -378,7 +378,7 @@ impl WebConnection {
 
     /// The protobuf of an outbound message, its media uploaded.
     async fn build(&self, message: &OutboundMessage) -> Result<wa::Message, SendError> {
-        if let Some((key, emoji)) = mapping::reaction_key(message, true) {
+        if let Some((key, emoji)) = mapping::reaction_key(message) {
             return Ok(whatsapp_rust::wacore::proto_helpers::build_reaction_message(
                 key,
                 emoji,

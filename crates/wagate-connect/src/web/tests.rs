@@ -358,6 +358,7 @@ fn outbound(content: MessageContent, reply_to: Option<&str>, mentions: &[&str]) 
         content,
         reply_to: reply_to.map(str::to_owned),
         mentions: mentions.iter().map(|m| ours(m)).collect(),
+        reaction_target: None,
     }
 }
 
@@ -433,11 +434,16 @@ fn outbound_reactions_and_media() {
         &[],
     );
     assert!(mapping::outbound(&reaction).is_none(), "reactions are sent by key");
-    let (key, emoji) = mapping::reaction_key(&reaction, false).unwrap();
+    let (key, emoji) = mapping::reaction_key(&reaction).unwrap();
     assert_eq!(
-        (key.id.as_deref(), key.remote_jid.as_deref(), emoji.as_str()),
-        (Some("3EB0TARGET"), Some("5511999990000@s.whatsapp.net"), "")
+        (key.id.as_deref(), key.from_me, key.remote_jid.as_deref(), emoji.as_str()),
+        (Some("3EB0TARGET"), Some(false), Some("5511999990000@s.whatsapp.net"), ""),
+        "an id as given is a received message's"
     );
+    let mut to_ours = reaction.clone();
+    to_ours.reaction_target = Some(crate::ReactionTarget { wa_id: "3EB0OURS".into(), from_me: true });
+    let (key, _) = mapping::reaction_key(&to_ours).unwrap();
+    assert_eq!((key.id.as_deref(), key.from_me), (Some("3EB0OURS"), Some(true)));
 
     let file = Uploaded {
         url: "https://mmg.whatsapp.net/x".into(),

@@ -191,7 +191,7 @@ async fn malformed_oversized_and_invalid_bodies() {
     }
     expect_error(
         &server,
-        server.request(Method::POST, "/v1/sessions").json(&json!({ "connector": "web" })),
+        server.request(Method::POST, "/v1/sessions").json(&json!({ "connector": "cloud" })),
         unprocessable,
         "connector_unavailable",
     )

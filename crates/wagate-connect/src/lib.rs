@@ -33,14 +33,15 @@ pub struct OutboundMessage {
     pub reply_to: Option<String>,
     /// Who the text or caption mentions.
     pub mentions: Vec<Jid>,
-    /// For a reaction to a message wagate has: WhatsApp's id for it and whether this session
-    /// sent it. Without it the reaction's `message_id` is WhatsApp's id of a received message.
-    pub reaction_target: Option<ReactionTarget>,
+    /// For a reaction, edit or revoke of a message wagate has: WhatsApp's id for it and
+    /// whether this session sent it. Without it the `message_id` given is WhatsApp's id (of a
+    /// received message, for a reaction; of a sent one, for an edit or revoke).
+    pub target: Option<Target>,
 }
 
-/// The message a reaction is about, as WhatsApp addresses it.
+/// The message a reaction, edit or revoke is about, as WhatsApp addresses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReactionTarget {
+pub struct Target {
     pub wa_id: String,
     pub from_me: bool,
 }

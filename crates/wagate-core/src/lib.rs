@@ -18,8 +18,9 @@ pub use event::{Event, EventType};
 pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, MessageId, SessionId, WebhookId};
 pub use media::{Media, MediaContent, MediaKind};
 pub use message::{
-    ContactCard, Direction, IllegalTransition, LocationContent, Message, MessageContent, MessageStatus,
-    PollContent, ReactionContent, ReplyContext, Sender, StatusChange, StatusEntry, TextContent,
+    ContactCard, Direction, EditContent, IllegalTransition, LocationContent, Message, MessageContent,
+    MessageStatus, PollContent, ReactionContent, ReplyContext, RevokeContent, Sender, StatusChange,
+    StatusEntry, TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};

@@ -39,16 +39,44 @@ pub struct TextContent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MessageContent {
-    Text { text: TextContent },
-    Image { image: crate::MediaContent },
-    Video { video: crate::MediaContent },
-    Audio { audio: crate::MediaContent },
-    Document { document: crate::MediaContent },
-    Sticker { sticker: crate::MediaContent },
-    Location { location: LocationContent },
-    Contacts { contacts: Vec<ContactCard> },
-    Reaction { reaction: ReactionContent },
-    Poll { poll: PollContent },
+    Text {
+        text: TextContent,
+    },
+    Image {
+        image: crate::MediaContent,
+    },
+    Video {
+        video: crate::MediaContent,
+    },
+    Audio {
+        audio: crate::MediaContent,
+    },
+    Document {
+        document: crate::MediaContent,
+    },
+    Sticker {
+        sticker: crate::MediaContent,
+    },
+    Location {
+        location: LocationContent,
+    },
+    Contacts {
+        contacts: Vec<ContactCard>,
+    },
+    Reaction {
+        reaction: ReactionContent,
+    },
+    Poll {
+        poll: PollContent,
+    },
+    /// A new text for a text message this session sent.
+    Edit {
+        edit: EditContent,
+    },
+    /// Deletes a message this session sent, for everyone.
+    Revoke {
+        revoke: RevokeContent,
+    },
 }
 
 /// A place on the map.
@@ -110,6 +138,23 @@ impl ContactCard {
     }
 }
 
+/// A new text for a message sent before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditContent {
+    /// The message edited: a wagate id (`msg_…`) or WhatsApp's.
+    pub message_id: String,
+    pub body: String,
+}
+
+/// A message taken back, for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeContent {
+    /// The message deleted: a wagate id (`msg_…`) or WhatsApp's.
+    pub message_id: String,
+}
+
 /// A reaction to a message; an empty emoji takes the reaction back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +203,8 @@ impl MessageContent {
             MessageContent::Contacts { .. } => "contacts",
             MessageContent::Reaction { .. } => "reaction",
             MessageContent::Poll { .. } => "poll",
+            MessageContent::Edit { .. } => "edit",
+            MessageContent::Revoke { .. } => "revoke",
         }
     }
 
@@ -179,7 +226,9 @@ impl MessageContent {
             | MessageContent::Location { .. }
             | MessageContent::Contacts { .. }
             | MessageContent::Reaction { .. }
-            | MessageContent::Poll { .. } => None,
+            | MessageContent::Poll { .. }
+            | MessageContent::Edit { .. }
+            | MessageContent::Revoke { .. } => None,
             MessageContent::Image { image } => Some((crate::MediaKind::Image, image)),
             MessageContent::Video { video } => Some((crate::MediaKind::Video, video)),
             MessageContent::Audio { audio } => Some((crate::MediaKind::Audio, audio)),
@@ -195,7 +244,9 @@ impl MessageContent {
             | MessageContent::Location { .. }
             | MessageContent::Contacts { .. }
             | MessageContent::Reaction { .. }
-            | MessageContent::Poll { .. } => None,
+            | MessageContent::Poll { .. }
+            | MessageContent::Edit { .. }
+            | MessageContent::Revoke { .. } => None,
             MessageContent::Image { image: media }
             | MessageContent::Video { video: media }
             | MessageContent::Audio { audio: media }
@@ -236,6 +287,21 @@ impl MessageContent {
                     if contact.phones.is_empty() && !contact.vcard.contains("TEL") {
                         return Err(("contacts.phones", "a contact needs a phone number".into()));
                     }
+                }
+                Ok(())
+            }
+            MessageContent::Edit { edit } => {
+                if edit.message_id.trim().is_empty() {
+                    return Err(("edit.message_id", "must not be empty".into()));
+                }
+                if edit.body.trim().is_empty() || edit.body.chars().count() > MAX_TEXT_CHARS {
+                    return Err(("edit.body", format!("must be 1 to {MAX_TEXT_CHARS} characters")));
+                }
+                Ok(())
+            }
+            MessageContent::Revoke { revoke } => {
+                if revoke.message_id.trim().is_empty() {
+                    return Err(("revoke.message_id", "must not be empty".into()));
                 }
                 Ok(())
             }

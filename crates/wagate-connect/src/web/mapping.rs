@@ -37,6 +37,9 @@ pub struct InboundParts {
 }
 
 pub fn inbound(message: &wa::Message) -> Option<InboundParts> {
+    if let Some(change) = protocol_change(message) {
+        return Some(InboundParts { body: Inbound::Content(change), reply_to: None, mentions: Vec::new() });
+    }
     let base = message.get_base_message();
     let mut context: Option<&wa::ContextInfo> = None;
     let body = if let Some(text) = base.conversation.as_deref().filter(|t| !t.is_empty()) {
@@ -103,6 +106,31 @@ pub fn inbound(message: &wa::Message) -> Option<InboundParts> {
             .map(|c| c.mentioned_jid.iter().filter_map(|j| Jid::parse(j).ok()).collect())
             .unwrap_or_default(),
     })
+}
+
+/// An edit or revoke of an earlier message, from the protocol message that carries it (at the
+/// top, or inside a disappearing-mode or device-sent wrapper).
+fn protocol_change(message: &wa::Message) -> Option<MessageContent> {
+    use wa::message::protocol_message::Type;
+    let protocol = message
+        .protocol_message
+        .as_option()
+        .or_else(|| message.ephemeral_message.as_option()?.message.as_option()?.protocol_message.as_option())
+        .or_else(|| {
+            message.device_sent_message.as_option()?.message.as_option()?.protocol_message.as_option()
+        })?;
+    let message_id = protocol.key.as_option().and_then(|k| k.id.clone())?;
+    match protocol.r#type {
+        Some(Type::REVOKE) => {
+            Some(MessageContent::Revoke { revoke: wagate_core::RevokeContent { message_id } })
+        }
+        Some(Type::MESSAGE_EDIT) => {
+            let edited = protocol.edited_message.as_option()?;
+            let body = edited.text_content().or_else(|| edited.get_caption())?.to_owned();
+            Some(MessageContent::Edit { edit: wagate_core::EditContent { message_id, body } })
+        }
+        _ => None,
+    }
 }
 
 fn text_content(body: &str) -> MessageContent {
@@ -337,7 +365,9 @@ pub fn outbound(message: &OutboundMessage) -> Option<wa::Message> {
         | MessageContent::Audio { .. }
         | MessageContent::Document { .. }
         | MessageContent::Sticker { .. }
-        | MessageContent::Reaction { .. } => return None,
+        | MessageContent::Reaction { .. }
+        | MessageContent::Edit { .. }
+        | MessageContent::Revoke { .. } => return None,
     };
     Some(built)
 }
@@ -346,7 +376,7 @@ pub fn outbound(message: &OutboundMessage) -> Option<wa::Message> {
 /// resolved, or else WhatsApp's id as given, of a message the session received.
 pub fn reaction_key(message: &OutboundMessage) -> Option<(wa::MessageKey, String)> {
     let MessageContent::Reaction { reaction } = &message.content else { return None };
-    let (id, from_me) = match &message.reaction_target {
+    let (id, from_me) = match &message.target {
         Some(target) => (target.wa_id.clone(), target.from_me),
         None => (reaction.message_id.clone(), false),
     };
@@ -359,6 +389,25 @@ pub fn reaction_key(message: &OutboundMessage) -> Option<(wa::MessageKey, String
         },
         reaction.emoji.clone(),
     ))
+}
+
+/// An edit or revoke: WhatsApp's id of the message it changes (one this session sent).
+pub fn changed(message: &OutboundMessage) -> Option<Change> {
+    let target = |given: &str| message.target.as_ref().map_or_else(|| given.to_owned(), |t| t.wa_id.clone());
+    match &message.content {
+        MessageContent::Edit { edit } => {
+            Some(Change::Edit { wa_id: target(&edit.message_id), body: edit.body.clone() })
+        }
+        MessageContent::Revoke { revoke } => Some(Change::Revoke { wa_id: target(&revoke.message_id) }),
+        _ => None,
+    }
+}
+
+/// A change to a message sent before.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Edit { wa_id: String, body: String },
+    Revoke { wa_id: String },
 }
 
 /// Which media type WhatsApp uploads a kind as.

@@ -23,7 +23,7 @@ use wagate_store::DeviceKeys;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::http::UreqHttpClient;
 use whatsapp_rust::pair_code::PairCodeOptions;
-use whatsapp_rust::send::SendOptions;
+use whatsapp_rust::send::{EditOptions, RevokeType, SendOptions};
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event, EventHandler};
 use whatsapp_rust::upload::UploadOptions;
@@ -31,7 +31,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook};
 
 pub use keys::SessionKeys;
-use mapping::Inbound;
+use mapping::{Change, Inbound};
 
 use crate::{
     Ack, ConnectError, Connection, Connector, ConnectorEvent, EventSink, InboundMessage, MediaFiles,
@@ -370,6 +370,30 @@ pub struct WebConnection {
 }
 
 impl WebConnection {
+    /// Sends (`sent`) with WhatsApp id `id` and waits for the server's ack of it.
+    async fn acknowledged(
+        &self,
+        id: String,
+        sent: impl std::future::Future<Output = Result<(), whatsapp_rust::send::SendError>>,
+    ) -> Result<String, SendError> {
+        let (acked, ack) = oneshot::channel();
+        self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), acked);
+        if let Err(e) = sent.await {
+            self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            return Err(mapping::send_error(&e));
+        }
+        match tokio::time::timeout(self.ack_timeout, ack).await {
+            Ok(Ok(None)) => Ok(id),
+            Ok(Ok(Some(code))) => Err(mapping::nack(&code)),
+            // No word from the server: trying again sends the same id, which WhatsApp
+            // recognises, so a message that did arrive is not shown twice.
+            _ => {
+                self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                Err(SendError::Retryable("WhatsApp did not acknowledge the message in time".into()))
+            }
+        }
+    }
+
     async fn stop(&self) {
         if let Some(handle) = self.handle.lock().await.take() {
             handle.shutdown().await;
@@ -407,30 +431,31 @@ impl WebConnection {
 #[async_trait]
 impl Connection for WebConnection {
     async fn send(&self, message: &OutboundMessage) -> Result<String, SendError> {
-        let built = self.build(message).await?;
         let to: whatsapp_rust::Jid = message.to.to_string().parse().map_err(|_| SendError::Permanent {
             code: "invalid_recipient".into(),
             message: message.to.to_string(),
         })?;
         let id = mapping::wa_message_id(&message.id);
-        let (acked, ack) = oneshot::channel();
-        self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), acked);
-        let sent = self
-            .client
-            .send_message_with_options(to, built, SendOptions::default().with_message_id(id.clone()))
-            .await;
-        if let Err(e) = sent {
-            self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            return Err(mapping::send_error(&e));
-        }
-        match tokio::time::timeout(self.ack_timeout, ack).await {
-            Ok(Ok(None)) => Ok(id),
-            Ok(Ok(Some(code))) => Err(mapping::nack(&code)),
-            // No word from the server: trying again sends the same id, which WhatsApp
-            // recognises, so a message that did arrive is not shown twice.
-            _ => {
-                self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                Err(SendError::Retryable("WhatsApp did not acknowledge the message in time".into()))
+        match mapping::changed(message) {
+            Some(Change::Edit { wa_id, body }) => {
+                let text = wa::Message { conversation: Some(body), ..Default::default() };
+                let options = EditOptions::default().with_stanza_id(id.clone());
+                let sent = self.client.edit_message_with_options(to, wa_id, text, options);
+                self.acknowledged(id, async { sent.await.map(drop) }).await
+            }
+            // The client gives a revoke an id of its own, so it is `sent` once written.
+            Some(Change::Revoke { wa_id }) => {
+                self.client
+                    .revoke_message(to, wa_id, RevokeType::Sender)
+                    .await
+                    .map_err(|e| mapping::send_error(&e))?;
+                Ok(id)
+            }
+            None => {
+                let built = self.build(message).await?;
+                let options = SendOptions::default().with_message_id(id.clone());
+                let sent = self.client.send_message_with_options(to, built, options);
+                self.acknowledged(id, async { sent.await.map(drop) }).await
             }
         }
     }

@@ -358,7 +358,7 @@ fn outbound(content: MessageContent, reply_to: Option<&str>, mentions: &[&str]) 
         content,
         reply_to: reply_to.map(str::to_owned),
         mentions: mentions.iter().map(|m| ours(m)).collect(),
-        reaction_target: None,
+        target: None,
     }
 }
 
@@ -441,7 +441,7 @@ fn outbound_reactions_and_media() {
         "an id as given is a received message's"
     );
     let mut to_ours = reaction.clone();
-    to_ours.reaction_target = Some(crate::ReactionTarget { wa_id: "3EB0OURS".into(), from_me: true });
+    to_ours.target = Some(crate::Target { wa_id: "3EB0OURS".into(), from_me: true });
     let (key, _) = mapping::reaction_key(&to_ours).unwrap();
     assert_eq!((key.id.as_deref(), key.from_me), (Some("3EB0OURS"), Some(true)));
 
@@ -560,4 +560,65 @@ fn client_versions_parse_and_own_numbers_come_from_the_device_jid() {
         Some(PhoneNumber::parse("5511999990000").unwrap())
     );
     assert_eq!(mapping::phone_of(&jid("100200300@lid")), None);
+}
+
+#[test]
+fn edits_and_revokes_map_both_ways() {
+    use wa::message::protocol_message::Type;
+    let protocol = |kind: Type, edited: Option<wa::Message>| wa::message::ProtocolMessage {
+        key: MessageField::some(wa::MessageKey { id: Some("3EB0ORIGINAL".into()), ..Default::default() }),
+        r#type: Some(kind),
+        edited_message: edited.map(MessageField::some).unwrap_or_default(),
+        ..Default::default()
+    };
+    let revoke = wa::Message {
+        protocol_message: MessageField::some(protocol(Type::REVOKE, None)),
+        ..Default::default()
+    };
+    assert_eq!(
+        content(revoke),
+        MessageContent::Revoke { revoke: wagate_core::RevokeContent { message_id: "3EB0ORIGINAL".into() } }
+    );
+    let new_text = wa::Message { conversation: Some("fixed typo".into()), ..Default::default() };
+    let edit = wa::Message {
+        protocol_message: MessageField::some(protocol(Type::MESSAGE_EDIT, Some(new_text))),
+        ..Default::default()
+    };
+    // In a disappearing-mode chat the protocol message comes wrapped.
+    let wrapped = wa::Message {
+        ephemeral_message: MessageField::some(wa::message::FutureProofMessage {
+            message: MessageField::some(edit),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        content(wrapped),
+        MessageContent::Edit {
+            edit: wagate_core::EditContent { message_id: "3EB0ORIGINAL".into(), body: "fixed typo".into() }
+        }
+    );
+
+    let mut outbound = outbound(
+        MessageContent::Edit {
+            edit: wagate_core::EditContent { message_id: "msg_x".into(), body: "new".into() },
+        },
+        None,
+        &[],
+    );
+    assert!(mapping::outbound(&outbound).is_none(), "edits go through the client's edit");
+    outbound.target = Some(crate::Target { wa_id: "3EB0SENT".into(), from_me: true });
+    match mapping::changed(&outbound) {
+        Some(mapping::Change::Edit { wa_id, body }) => {
+            assert_eq!((wa_id.as_str(), body.as_str()), ("3EB0SENT", "new"))
+        }
+        other => panic!("{other:?}"),
+    }
+    outbound.content =
+        MessageContent::Revoke { revoke: wagate_core::RevokeContent { message_id: "3EB0GIVEN".into() } };
+    outbound.target = None;
+    assert_eq!(
+        mapping::changed(&outbound),
+        Some(mapping::Change::Revoke { wa_id: "3EB0GIVEN".into() }),
+        "as given"
+    );
 }

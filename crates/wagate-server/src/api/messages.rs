@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use wagate_core::{
-    ContactCard, Direction, EventType, Jid, LocationContent, MediaContent, MediaId, MediaKind, Message,
-    MessageContent, MessageId, PollContent, ReactionContent, ReplyContext, TextContent,
+    ContactCard, Direction, EditContent, EventType, Jid, LocationContent, MediaContent, MediaId, MediaKind,
+    Message, MessageContent, MessageId, PollContent, ReactionContent, ReplyContext, RevokeContent,
+    TextContent,
 };
 use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
@@ -53,6 +54,10 @@ pub struct SendRequest {
     /// `{"message_id","emoji"}`; an empty emoji takes the reaction back.
     reaction: Option<ReactionContent>,
     poll: Option<PollContent>,
+    /// `{"message_id","body"}`: a new text for a text message this session sent.
+    edit: Option<EditContent>,
+    /// `{"message_id"}`: delete a message this session sent, for everyone.
+    revoke: Option<RevokeContent>,
     /// Reply to (quote) a message: `{"message_id"}`, wagate's id or WhatsApp's.
     context: Option<ContextBody>,
     /// Numbers the text or caption mentions (WhatsApp shows `@name` where the text has `@number`).
@@ -200,15 +205,33 @@ fn checked(content: MessageContent) -> Result<MessageContent, ApiError> {
 }
 
 /// A reaction names a message of the same session by wagate's id, or any by WhatsApp's.
+/// Checks a message named by wagate's id in a reaction, edit or revoke (`kind`): it must be
+/// the session's, and for an edit or revoke (`sent`) one the session sent. WhatsApp's ids are
+/// passed on as given.
 async fn reacted_to(
     state: &AppState,
     session: &wagate_core::SessionId,
+    kind: &'static str,
     message_id: &str,
+    sent: bool,
 ) -> Result<(), ApiError> {
+    let field = match kind {
+        "edit" => "edit.message_id",
+        "revoke" => "revoke.message_id",
+        _ => "reaction.message_id",
+    };
     let Ok(id) = MessageId::parse(message_id) else { return Ok(()) };
     match state.engine.store().get_message(&id).await? {
-        Some(message) if &message.session_id == session => Ok(()),
-        _ => Err(ApiError::invalid_field("reaction.message_id", "names no message of this session")),
+        Some(message) if &message.session_id == session => {
+            if sent && message.direction != Direction::Out {
+                return Err(ApiError::invalid_field(
+                    field,
+                    "names a message this session received; only sent ones",
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(ApiError::invalid_field(field, "names no message of this session")),
     }
 }
 
@@ -309,17 +332,27 @@ pub async fn send(
         }
         "reaction" => {
             let reaction = required("reaction", body.reaction)?;
-            reacted_to(&state, &session_id, &reaction.message_id).await?;
+            reacted_to(&state, &session_id, "reaction", &reaction.message_id, false).await?;
             checked(MessageContent::Reaction { reaction })?
+        }
+        "edit" => {
+            let edit = required("edit", body.edit)?;
+            reacted_to(&state, &session_id, "edit", &edit.message_id, true).await?;
+            checked(MessageContent::Edit { edit })?
+        }
+        "revoke" => {
+            let revoke = required("revoke", body.revoke)?;
+            reacted_to(&state, &session_id, "revoke", &revoke.message_id, true).await?;
+            checked(MessageContent::Revoke { revoke })?
         }
         "poll" => checked(MessageContent::Poll { poll: required("poll", body.poll)? })?,
         kind => content(kind, body.text)?,
     };
     let context = match body.context {
-        Some(_) if content.kind() == "reaction" => {
+        Some(_) if matches!(content.kind(), "reaction" | "edit" | "revoke") => {
             return Err(ApiError::invalid_field(
                 "context",
-                "a reaction names its message in reaction.message_id",
+                format!("{0} names its message in {0}.message_id", content.kind()),
             ));
         }
         Some(context) => Some(reply_context(&state, &session_id, &context.message_id).await?),

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
-use wagate_connect::{Connection, Connector, NumberCheck, ReactionTarget, SendError};
+use wagate_connect::{Connection, Connector, NumberCheck, SendError, Target};
 use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
 use wagate_store::{
     Accepted, ClaimRequest, Claimed, Credentials, Deferral, NewOutbound, SessionChange, StatusUpdate, Store,
@@ -284,17 +284,20 @@ impl Engine {
         Ok(connection.check_numbers(phones).await)
     }
 
-    /// For a reaction to a message of the same session given by wagate's id: WhatsApp's id
-    /// for it and whether the session sent it.
-    async fn reaction_target(&self, message: &wagate_core::Message) -> Option<ReactionTarget> {
-        let wagate_core::MessageContent::Reaction { reaction } = &message.content else { return None };
-        let id = wagate_core::MessageId::parse(&reaction.message_id).ok()?;
+    /// For a reaction, edit or revoke of a message of the same session given by wagate's id:
+    /// WhatsApp's id for it and whether the session sent it.
+    async fn target(&self, message: &wagate_core::Message) -> Option<Target> {
+        use wagate_core::MessageContent;
+        let named = match &message.content {
+            MessageContent::Reaction { reaction } => &reaction.message_id,
+            MessageContent::Edit { edit } => &edit.message_id,
+            MessageContent::Revoke { revoke } => &revoke.message_id,
+            _ => return None,
+        };
+        let id = wagate_core::MessageId::parse(named).ok()?;
         let target = self.store.get_message(&id).await.ok().flatten()?;
         (target.session_id == message.session_id).then_some(())?;
-        Some(ReactionTarget {
-            wa_id: target.wa_id?,
-            from_me: target.direction == wagate_core::Direction::Out,
-        })
+        Some(Target { wa_id: target.wa_id?, from_me: target.direction == wagate_core::Direction::Out })
     }
 
     fn codes(&self) -> MutexGuard<'_, HashMap<SessionId, LinkCode>> {

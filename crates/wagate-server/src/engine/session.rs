@@ -424,7 +424,7 @@ impl Runner {
                 reply_to: message.context.as_ref().and_then(|c| c.wa_id.clone()),
                 // Stored mentions were checked when the message was accepted.
                 mentions: message.mentions.iter().filter_map(|m| Jid::parse(m).ok()).collect(),
-                reaction_target: engine.reaction_target(&message).await,
+                target: engine.target(&message).await,
             };
             let result = connection.send(&outbound).instrument(span).await;
             updates.push(match result {

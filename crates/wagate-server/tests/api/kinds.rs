@@ -130,3 +130,47 @@ async fn a_reply_quotes_its_message_on_both_sides_and_mentions_travel() {
         assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
     }
 }
+
+#[tokio::test]
+async fn edits_and_revokes_of_sent_messages_travel() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    server.link("bob", "15550002222").await;
+    let (_, first) = send(&server, json!({ "type": "text", "text": { "body": "lunch at 12?" } })).await;
+    let edit = json!({ "message_id": first["id"], "body": "lunch at 1?" });
+    let (status, body) = send(&server, json!({ "type": "edit", "edit": edit })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let revoke = json!({ "message_id": first["id"] });
+    let (status, body) = send(&server, json!({ "type": "revoke", "revoke": revoke })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let received = eventually(|| async {
+        let messages = server.messages("bob", "in").await;
+        (messages.len() == 3).then_some(messages)
+    })
+    .await;
+    assert_eq!((received[1]["type"].as_str(), &received[1]["edit"]), (Some("edit"), &edit));
+    assert_eq!((received[2]["type"].as_str(), &received[2]["revoke"]), (Some("revoke"), &revoke));
+
+    // Only sent messages can be edited or revoked, with a body, and without a reply context.
+    let inbound = &received[0]["id"];
+    let cases = [
+        (json!({ "type": "edit", "edit": { "message_id": first["id"], "body": " " } }), "edit.body"),
+        (json!({ "type": "revoke", "revoke": { "message_id": "" } }), "revoke.message_id"),
+        (
+            json!({ "type": "revoke", "revoke": { "message_id": "msg_01M81CT1P101NSFF6A4DVJGB87" } }),
+            "revoke.message_id",
+        ),
+        (json!({ "type": "edit" }), "edit"),
+        (json!({ "type": "revoke", "revoke": revoke, "context": { "message_id": first["id"] } }), "context"),
+    ];
+    for (body, field) in cases {
+        let (status, error) = send(&server, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body} -> {error}");
+        assert_eq!(error["error"]["details"]["field"], field, "{body} -> {error}");
+    }
+    let (status, error) = server
+        .post("/v1/sessions/bob/messages", json!({ "to": "15550001111", "type": "edit", "edit": { "message_id": inbound, "body": "mine now" } }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("received"), "{error}");
+}

@@ -12,7 +12,7 @@ pub mod mapping;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -121,7 +121,7 @@ impl WebConnector {
             .build()
             .await
             .map_err(|e| ConnectError::Retryable(format!("cannot start the client: {e}")))?;
-        let _ = shared.client.set(bot.client());
+        let _ = shared.client.set(Arc::downgrade(&bot.client()));
         Ok((bot, shared))
     }
 }
@@ -162,7 +162,8 @@ pub struct Shared {
     media: Arc<dyn MediaFiles>,
     /// Sends waiting for the server's ack, by WhatsApp message id: `Some(code)` on a nack.
     acks: Mutex<HashMap<String, oneshot::Sender<Option<String>>>>,
-    client: OnceLock<Arc<Client>>,
+    /// Weak: the client holds the event handler that holds this.
+    client: OnceLock<Weak<Client>>,
     store_timeout: Duration,
 }
 
@@ -172,7 +173,7 @@ impl Shared {
     }
 
     fn own_phone(&self) -> Option<PhoneNumber> {
-        self.client.get().and_then(|c| c.pn()).and_then(|jid| mapping::phone_of(&jid))
+        self.client.get().and_then(Weak::upgrade).and_then(|c| c.pn()).and_then(|jid| mapping::phone_of(&jid))
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::oneshot;
-use wagate_core::{ConnectorKind, Jid, MediaContent, PhoneNumber, SessionId};
+use wagate_core::{ConnectorKind, Jid, MediaContent, MessageContent, PhoneNumber, SessionId};
 use wagate_store::DeviceKeys;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::http::UreqHttpClient;
@@ -347,7 +347,7 @@ async fn receive(
                 .store(bytes, filename.clone())
                 .await
                 .map_err(|e| whatsapp_rust::anyhow::anyhow!("cannot store inbound media: {e}"))?;
-            mapping::media_content(kind, MediaContent::of(&media, caption, filename, voice))
+            MessageContent::media(kind, MediaContent::of(&media, caption, filename, voice))
         }
     };
     Ok(Some(InboundMessage {
@@ -410,7 +410,7 @@ impl WebConnection {
                 Utc::now().timestamp_millis(),
             ));
         }
-        if let Some((kind, content)) = mapping::media_of(&message.content) {
+        if let Some((kind, content)) = message.content.media_part() {
             let bytes = self.shared.media.load(&content.id).await.map_err(|e| SendError::Permanent {
                 code: "media_unavailable".into(),
                 message: format!("the media file cannot be read: {e}"),

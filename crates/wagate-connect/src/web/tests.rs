@@ -123,7 +123,7 @@ fn inbound_media_kinds_carry_caption_file_name_and_voice() {
         voice: true,
     };
     assert!(
-        matches!(mapping::media_content(MediaKind::Audio, stored), MessageContent::Audio { audio } if audio.voice)
+        matches!(MessageContent::media(MediaKind::Audio, stored), MessageContent::Audio { audio } if audio.voice)
     );
     assert!(mapping::downloadable(&voice, MediaKind::Audio).is_some());
     assert!(mapping::downloadable(&voice, MediaKind::Image).is_none());

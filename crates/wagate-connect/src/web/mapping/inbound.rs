@@ -276,17 +276,6 @@ pub fn downloadable(
     }
 }
 
-/// The content of a media message of `kind` whose file is stored.
-pub fn media_content(kind: MediaKind, media: wagate_core::MediaContent) -> MessageContent {
-    match kind {
-        MediaKind::Image => MessageContent::Image { image: media },
-        MediaKind::Video => MessageContent::Video { video: media },
-        MediaKind::Audio => MessageContent::Audio { audio: media },
-        MediaKind::Document => MessageContent::Document { document: media },
-        MediaKind::Sticker => MessageContent::Sticker { sticker: media },
-    }
-}
-
 fn contact_jids(
     jid: &whatsapp_rust::Jid,
     lid: Option<&str>,

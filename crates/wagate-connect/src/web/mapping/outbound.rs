@@ -173,18 +173,6 @@ pub fn media_type(kind: MediaKind) -> whatsapp_rust::download::MediaType {
     }
 }
 
-/// The media kind and its content, if the message is a media message.
-pub fn media_of(content: &MessageContent) -> Option<(MediaKind, &wagate_core::MediaContent)> {
-    match content {
-        MessageContent::Image { image } => Some((MediaKind::Image, image)),
-        MessageContent::Video { video } => Some((MediaKind::Video, video)),
-        MessageContent::Audio { audio } => Some((MediaKind::Audio, audio)),
-        MessageContent::Document { document } => Some((MediaKind::Document, document)),
-        MessageContent::Sticker { sticker } => Some((MediaKind::Sticker, sticker)),
-        _ => None,
-    }
-}
-
 /// Where WhatsApp keeps an uploaded (encrypted) file, and how to decrypt it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {

@@ -172,6 +172,10 @@ impl Shared {
         let _ = self.sink.send(event);
     }
 
+    fn acks(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Option<String>>>> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn own_phone(&self) -> Option<PhoneNumber> {
         self.client.get().and_then(Weak::upgrade).and_then(|c| c.pn()).and_then(|jid| mapping::phone_of(&jid))
     }
@@ -235,7 +239,7 @@ impl EventHandler for Events {
             Event::PairingQrCodesExhausted(_) => shared
                 .emit(ConnectorEvent::Disconnected { reason: mapping::QR_EXPIRED.into(), reconnect: false }),
             Event::ServerAck(ack) => {
-                if let Some(waiter) = shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&ack.id) {
+                if let Some(waiter) = shared.acks().remove(&ack.id) {
                     let _ = waiter.send(ack.error.clone());
                 }
             }
@@ -378,9 +382,9 @@ impl WebConnection {
         sent: impl std::future::Future<Output = Result<(), whatsapp_rust::send::SendError>>,
     ) -> Result<String, SendError> {
         let (acked, ack) = oneshot::channel();
-        self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), acked);
+        self.shared.acks().insert(id.clone(), acked);
         if let Err(e) = sent.await {
-            self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            self.shared.acks().remove(&id);
             return Err(mapping::send_error(&e));
         }
         match tokio::time::timeout(self.ack_timeout, ack).await {
@@ -389,7 +393,7 @@ impl WebConnection {
             // No word from the server: trying again sends the same id, which WhatsApp
             // recognises, so a message that did arrive is not shown twice.
             _ => {
-                self.shared.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                self.shared.acks().remove(&id);
                 Err(SendError::Retryable("WhatsApp did not acknowledge the message in time".into()))
             }
         }

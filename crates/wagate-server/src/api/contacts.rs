@@ -9,7 +9,7 @@ use wagate_connect::SendError;
 use wagate_core::PhoneNumber;
 
 use super::openapi::{ChatList, ContactList, ErrorBody, NumberChecks};
-use super::{session_id, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::AppState;
 
 /// Numbers a check takes at once (WhatsApp answers such a batch in one query).
@@ -38,24 +38,15 @@ pub async fn check(
 ) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
     if body.phones.is_empty() || body.phones.len() > MAX_CHECK {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_phones",
-            format!("phones must list 1 to {MAX_CHECK} numbers"),
-        ));
+        return Err(ApiError::invalid_field("phones", format!("must list 1 to {MAX_CHECK} numbers")));
     }
     let phones = body
         .phones
         .iter()
         .enumerate()
         .map(|(i, raw)| {
-            PhoneNumber::parse(raw).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_phone",
-                    format!("phones[{i}] {raw:?}: {e}"),
-                )
-            })
+            PhoneNumber::parse(raw)
+                .map_err(|e| ApiError::invalid_field(&format!("phones[{i}]"), format!("{raw:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let checks = match state.engine.check_numbers(&session, &phones).await? {
@@ -103,7 +94,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ContactQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 100, MAX_PAGE)?;
     if state.engine.store().get_session(&session).await?.is_none() {
         return Err(ApiError::session_not_found(&raw));
     }
@@ -132,21 +123,10 @@ pub async fn chats(
     ApiQuery(query): ApiQuery<ChatQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 100, MAX_PAGE)?;
     if state.engine.store().get_session(&session).await?.is_none() {
         return Err(ApiError::session_not_found(&raw));
     }
     let chats = state.engine.store().list_chats(&session, query.offset.unwrap_or(0), limit).await?;
     Ok(Json(json!({ "data": chats })))
-}
-
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit.unwrap_or(100) {
-        n @ 1..=MAX_PAGE => Ok(n),
-        _ => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        )),
-    }
 }

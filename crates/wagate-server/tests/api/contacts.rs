@@ -36,14 +36,16 @@ async fn a_number_check_needs_good_numbers_and_a_connected_session() {
     let (status, body) = check("alice", json!(["15550002222", "12"])).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_phone"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
+    assert_eq!(body["error"]["details"]["field"], "phones[1]", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("phones[1]"), "{body}");
     let (status, body) = check("alice", json!([])).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_phones"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
+    assert_eq!(body["error"]["details"]["field"], "phones", "{body}");
     let too_many: Vec<String> = (0..501).map(|i| format!("1555{i:07}")).collect();
     let (status, _) = check("alice", json!(too_many)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -96,8 +98,9 @@ async fn received_messages_teach_contacts_and_chats() {
     let (status, body) = server.get("/v1/sessions/alice/chats?limit=0").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_limit"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
     );
+    assert_eq!(body["error"]["details"]["field"], "limit", "{body}");
     let (status, _) = server.get("/v1/sessions/nobody/contacts").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -14,7 +14,10 @@ pub mod webhook;
 
 pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
 pub use contact::{Chat, Contact};
-pub use event::{Event, EventType};
+pub use event::{
+    CampaignStatusData, Event, EventData, EventDataError, EventType, MessageStatusData, SessionQrData,
+    SessionStatusData, WebhookDisabledData,
+};
 pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, MessageId, SessionId, WebhookId};
 pub use media::{Media, MediaContent, MediaKind};
 pub use message::{

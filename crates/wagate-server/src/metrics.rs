@@ -15,7 +15,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
-use wagate_core::{Event, EventType, MessageId, SessionId, Timestamp};
+use wagate_core::{Event, EventData, MessageId, MessageStatus, SessionId, Timestamp};
 
 use crate::engine::Engine;
 use crate::AppState;
@@ -167,39 +167,41 @@ pub fn observe(engine: Arc<Engine>) -> JoinHandle<()> {
 struct Observer {
     engine: Arc<Engine>,
     /// Each session's connector, looked up once.
-    connectors: HashMap<String, &'static str>,
+    connectors: HashMap<SessionId, &'static str>,
     /// When each message still on its way was sent.
-    sent_at: HashMap<String, Timestamp>,
+    sent_at: HashMap<MessageId, Timestamp>,
 }
 
 impl Observer {
     async fn see(&mut self, event: &Event) {
-        counter!("wagate_events_total", "type" => event.kind.as_str()).increment(1);
-        let (direction, status) = match event.kind {
-            EventType::MessageReceived => ("in", "received"),
-            EventType::MessageStatus => match event.data["status"].as_str() {
-                Some(status @ ("sent" | "delivered" | "read" | "failed" | "canceled")) => ("out", status),
+        counter!("wagate_events_total", "type" => event.kind().as_str()).increment(1);
+        let (direction, status, message) = match &event.data {
+            EventData::MessageReceived(_) => ("in", MessageStatus::Received, None),
+            EventData::MessageStatus(change) => match change.status {
+                MessageStatus::Sent
+                | MessageStatus::Delivered
+                | MessageStatus::Read
+                | MessageStatus::Failed
+                | MessageStatus::Canceled => ("out", change.status, Some(&change.message_id)),
                 _ => return,
             },
             _ => return,
         };
-        let connector = self.connector(event.session_id.as_deref()).await;
-        counter!("wagate_messages_total", "connector" => connector, "direction" => direction, "status" => status.to_owned())
+        let connector = self.connector(event.session_id.as_ref()).await;
+        counter!("wagate_messages_total", "connector" => connector, "direction" => direction, "status" => status.as_str())
             .increment(1);
-        let Some(message) = event.data["message_id"].as_str() else { return };
+        let Some(message) = message else { return };
         match status {
-            "sent" => {
-                if let Ok(id) = MessageId::parse(message) {
-                    let accepted_ms = i64::try_from(id.created_ms()).unwrap_or(0);
-                    let waited = (event.created_at.timestamp_millis() - accepted_ms).max(0);
-                    histogram!("wagate_send_latency_seconds", "stage" => "accepted_to_sent")
-                        .record(waited as f64 / 1000.0);
-                }
+            MessageStatus::Sent => {
+                let accepted_ms = i64::try_from(message.created_ms()).unwrap_or(0);
+                let waited = (event.created_at.timestamp_millis() - accepted_ms).max(0);
+                histogram!("wagate_send_latency_seconds", "stage" => "accepted_to_sent")
+                    .record(waited as f64 / 1000.0);
                 if self.sent_at.len() < MAX_TRACKED_SENDS {
-                    self.sent_at.insert(message.to_owned(), event.created_at);
+                    self.sent_at.insert(message.clone(), event.created_at);
                 }
             }
-            "delivered" => {
+            MessageStatus::Delivered => {
                 if let Some(sent) = self.sent_at.remove(message) {
                     let took = (event.created_at - sent).num_milliseconds().max(0);
                     histogram!("wagate_send_latency_seconds", "stage" => "sent_to_delivered")
@@ -212,19 +214,16 @@ impl Observer {
         }
     }
 
-    async fn connector(&mut self, session: Option<&str>) -> &'static str {
+    async fn connector(&mut self, session: Option<&SessionId>) -> &'static str {
         let Some(session) = session else { return "none" };
         if let Some(known) = self.connectors.get(session) {
             return known;
         }
-        let kind = match SessionId::parse(session) {
-            Ok(id) => match self.engine.store().get_session(&id).await {
-                Ok(Some(found)) => found.connector.as_str(),
-                _ => "unknown",
-            },
-            Err(_) => "unknown",
+        let kind = match self.engine.store().get_session(session).await {
+            Ok(Some(found)) => found.connector.as_str(),
+            _ => "unknown",
         };
-        self.connectors.insert(session.to_owned(), kind);
+        self.connectors.insert(session.clone(), kind);
         kind
     }
 }

@@ -12,8 +12,8 @@ pub mod testing;
 use async_trait::async_trait;
 use wagate_core::{
     Attempt, Campaign, CampaignAction, CampaignId, CampaignState, Chat, ConnectorKind, Contact, Delivery,
-    DeliveryId, DeliveryStatus, Direction, Event, EventId, EventType, Hook, HookId, Jid, Media, MediaId,
-    Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender, Session, SessionId,
+    DeliveryId, DeliveryStatus, Direction, Event, EventData, EventId, EventType, Hook, HookId, Jid, Media,
+    MediaId, Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender, Session, SessionId,
     SessionStatus, Template, Timestamp, Webhook, WebhookId,
 };
 
@@ -81,8 +81,10 @@ pub struct SessionChange {
     pub jid: Option<String>,
     pub credentials: Credentials,
     pub auto_connect: Option<bool>,
-    /// Extra fields for the event's `data` (for example the node that runs the session).
-    pub event_data: Option<serde_json::Value>,
+    /// The node making the change, named in the `session.status` event.
+    pub node_id: Option<String>,
+    /// With status `pairing_code`: the code and when it expires, for the event.
+    pub pairing_code: Option<(String, Timestamp)>,
     /// The lease of the node making the change: refused (`Fenced`) unless still current.
     pub lease: Option<i64>,
 }
@@ -420,9 +422,8 @@ pub trait Store: DeviceKeys + Send + Sync + 'static {
     /// Appends an event that changes no row (for example `session.qr`).
     async fn append_event(
         &self,
-        kind: EventType,
         session_id: &SessionId,
-        data: serde_json::Value,
+        data: EventData,
         now: Timestamp,
     ) -> StoreResult<Event>;
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>>;

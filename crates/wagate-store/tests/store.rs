@@ -224,7 +224,7 @@ async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys(db: B
     assert_eq!(again[0].as_ref().unwrap().message.id, first.message.id, "a key repeated later");
 
     let events = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap();
-    let queued: Vec<_> = events.iter().filter(|e| e.kind == EventType::MessageStatus).collect();
+    let queued: Vec<_> = events.iter().filter(|e| e.kind() == EventType::MessageStatus).collect();
     assert_eq!(queued.len(), 2);
     let seqs: Vec<i64> = events.iter().map(|e| e.id.seq()).collect();
     assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
@@ -503,7 +503,10 @@ async fn events_queue_deliveries_to_the_webhooks_that_want_them(db: Backend) {
     let claimed = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
     let types = |id: &wagate_core::WebhookId| -> Vec<(EventType, Option<String>)> {
         let (_, deliveries) = claimed.iter().find(|(w, _)| &w.id == id).unwrap();
-        deliveries.iter().map(|d| (d.event.kind, d.event.session_id.clone())).collect()
+        deliveries
+            .iter()
+            .map(|d| (d.event.kind(), d.event.session_id.as_ref().map(ToString::to_string)))
+            .collect()
     };
     assert_eq!(types(&all.id).len(), 3);
     assert_eq!(types(&messages.id), [(EventType::MessageStatus, Some("a".into()))]);
@@ -526,7 +529,8 @@ async fn claims_take_no_more_than_the_free_slots_oldest_first(db: Backend) {
     let mut held = slots(4);
     held.in_flight.insert(hook.id.clone(), 1);
     let claimed = store.claim_deliveries(held, now, now + Duration::seconds(30)).await.unwrap();
-    let sessions: Vec<Option<String>> = claimed[0].1.iter().map(|d| d.event.session_id.clone()).collect();
+    let sessions: Vec<Option<String>> =
+        claimed[0].1.iter().map(|d| d.event.session_id.as_ref().map(ToString::to_string)).collect();
     assert_eq!(sessions, [Some("a".into()), Some("b".into()), Some("c".into())]);
 
     // A recorded success is final; a retry is due when it says; a release is due at once.
@@ -550,12 +554,13 @@ async fn claims_take_no_more_than_the_free_slots_oldest_first(db: Backend) {
     assert!(store.record_attempts(records, now, Duration::days(5)).await.unwrap().is_empty());
     store.release_deliveries(vec![claimed[0].1[2].id], now).await.unwrap();
     let next = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
-    let sessions: Vec<Option<String>> = next[0].1.iter().map(|d| d.event.session_id.clone()).collect();
+    let sessions: Vec<Option<String>> =
+        next[0].1.iter().map(|d| d.event.session_id.as_ref().map(ToString::to_string)).collect();
     assert_eq!(sessions, [Some("c".into()), Some("d".into()), Some("e".into())]);
     let at_retry = store.claim_deliveries(slots(10), retry_at, retry_at).await.unwrap();
     assert_eq!(at_retry[0].1.len(), 1);
     assert_eq!(at_retry[0].1[0].attempts, 1);
-    assert_eq!(at_retry[0].1[0].event.session_id.as_deref(), Some("b"));
+    assert_eq!(at_retry[0].1[0].event.session_id.as_ref().map(|s| s.as_str()), Some("b"));
 
     let query = wagate_store::DeliveryQuery {
         webhook_id: hook.id.clone(),
@@ -582,10 +587,14 @@ async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
     let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
     let mut conn = options.create_if_missing(true).connect().await.unwrap();
     sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    let data = r#"{"status":"created","reason":null,"phone":null,"jid":null}"#;
     conn.execute(
-        "INSERT INTO events (type, session_id, created_at, data) VALUES \
-         ('session.status', 'old', 1, '{}'), ('session.status', 'old', 2, '{}'), ('session.status', 'old', 3, '{}'); \
-         DELETE FROM events WHERE seq = 3;",
+        format!(
+            "INSERT INTO events (type, session_id, created_at, data) VALUES \
+             ('session.status', 'old', 1, '{data}'), ('session.status', 'old', 2, '{data}'), \
+             ('session.status', 'old', 3, '{data}'); DELETE FROM events WHERE seq = 3;"
+        )
+        .as_str(),
     )
     .await
     .unwrap();
@@ -595,6 +604,6 @@ async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
     with_session(&store, "new", Utc::now()).await;
     let events = store.list_events(EventQuery { limit: 10, ..Default::default() }).await.unwrap();
     let ids: Vec<(i64, Option<&str>)> =
-        events.iter().map(|e| (e.id.seq(), e.session_id.as_deref())).collect();
+        events.iter().map(|e| (e.id.seq(), e.session_id.as_ref().map(|s| s.as_str()))).collect();
     assert_eq!(ids, [(1, Some("old")), (2, Some("old")), (4, Some("new"))]);
 }

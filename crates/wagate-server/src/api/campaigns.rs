@@ -147,9 +147,7 @@ pub async fn create(
         recipients: accepted,
         rejected: rejected.len() as u64,
     };
-    let (campaign, event) = state.engine.store().create_campaign(new, state.engine.now()).await?;
-    state.engine.publish([event]);
-    state.engine.wake(&session_id);
+    let campaign = state.engine.create_campaign(new).await?;
     Ok((StatusCode::CREATED, Json(CampaignCreated { campaign, rejected_recipients: rejected })))
 }
 
@@ -338,14 +336,8 @@ async fn act(
     action: CampaignAction,
 ) -> Result<Json<Campaign>, ApiError> {
     let (session, id) = ids(&raw, &raw_campaign)?;
-    match state.engine.store().act_on_campaign(&session, &id, action, state.engine.now()).await {
-        Ok(Ok((campaign, event))) => {
-            state.engine.publish([event]);
-            if action == CampaignAction::Resume {
-                state.engine.wake(&session);
-            }
-            Ok(Json(campaign))
-        }
+    match state.engine.act_on_campaign(&session, &id, action).await {
+        Ok(Ok(campaign)) => Ok(Json(campaign)),
         Ok(Err(current)) => Err(ApiError::conflict(
             "campaign_state",
             format!("the campaign is {}; it cannot {}", current.as_str(), action.as_str()),

@@ -69,13 +69,8 @@ pub async fn drain(
     State(state): State<AppState>,
     Path(node_id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<NodeList>), ApiError> {
-    if !state.engine.store().set_node_state(&node_id, "draining").await? {
+    if !state.engine.drain_node(&node_id).await? {
         return Err(ApiError::not_found("node_not_found", format!("no node {node_id}")));
-    }
-    if node_id == state.engine.node_id() {
-        state.engine.drain().await;
-    } else {
-        state.engine.store().signal("beat").await?;
     }
     Ok((axum::http::StatusCode::ACCEPTED, nodes(State(state)).await?))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use wagate_core::{
-    ContactCard, Direction, EditContent, EventType, Jid, LocationContent, MediaContent, MediaId, MediaKind,
+    ContactCard, Direction, EditContent, EventData, Jid, LocationContent, MediaContent, MediaId, MediaKind,
     Message, MessageContent, MessageId, PollContent, ReactionContent, ReplyContext, RevokeContent,
     TextContent,
 };
@@ -424,13 +424,9 @@ async fn wait_for_result(
     loop {
         match events.recv().await {
             Ok(event) => {
-                let ours = event.kind == EventType::MessageStatus
-                    && event.data["message_id"].as_str() == Some(message.id.as_str());
-                let done = event.data["status"]
-                    .as_str()
-                    .and_then(wagate_core::MessageStatus::parse)
-                    .is_some_and(|s| s.is_send_result());
-                if ours && done {
+                let done = matches!(&event.data, EventData::MessageStatus(change)
+                    if change.message_id == message.id && change.status.is_send_result());
+                if done {
                     return stored(store.get_message(&message.id).await?);
                 }
             }
@@ -466,11 +462,8 @@ pub async fn cancel(
 ) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
-    match state.engine.store().cancel_scheduled(&id, state.engine.now()).await {
-        Ok((message, event)) => {
-            state.engine.publish([event]);
-            Ok(Json(message))
-        }
+    match state.engine.cancel_scheduled(&id).await {
+        Ok(message) => Ok(Json(message)),
         Err(StoreError::NotFound(_)) => Err(not_found()),
         Err(StoreError::IllegalTransition(e)) => Err(ApiError::conflict(
             "message_not_scheduled",

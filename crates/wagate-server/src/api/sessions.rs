@@ -98,7 +98,7 @@ pub async fn create(
         config,
         metadata: object_field("metadata", body.metadata)?,
     };
-    let (session, event) = match state.engine.store().create_session(new, state.engine.now()).await {
+    let session = match state.engine.create_session(new).await {
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::conflict(
                 "session_exists",
@@ -107,7 +107,6 @@ pub async fn create(
         }
         other => other?,
     };
-    state.engine.publish([event]);
     Ok((StatusCode::CREATED, Json(session)))
 }
 

@@ -115,10 +115,10 @@ pub struct EventFilter {
 impl EventFilter {
     fn wants(&self, event: &Event) -> bool {
         let session_ok = match &self.session_id {
-            Some(id) => event.session_id.as_deref() == Some(id.as_str()),
+            Some(id) => event.session_id.as_ref() == Some(id),
             None => true,
         };
-        session_ok && (self.types.is_empty() || self.types.contains(&event.kind))
+        session_ok && (self.types.is_empty() || self.types.contains(&event.kind()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
 //! store what the connection reports) and publishes every committed event.
 
+mod changes;
 mod cluster;
 mod group_commit;
 mod live;
@@ -13,7 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use wagate_connect::{Connection, Connector, NumberCheck, SendError, Target};
-use wagate_core::{Clock, ConnectorKind, Event, PhoneNumber, Session, SessionId, SessionStatus, Timestamp};
+use wagate_core::{
+    Clock, ConnectorKind, Event, EventData, PhoneNumber, Session, SessionId, SessionStatus,
+    SessionStatusData, Timestamp,
+};
 use wagate_store::{
     Accepted, ClaimRequest, Claimed, Credentials, Deferral, NewOutbound, SessionChange, StatusUpdate, Store,
     StoreError, StoreResult,
@@ -329,14 +333,16 @@ impl Engine {
             let page = self.store.list_events(query.clone()).await?;
             let Some(last) = page.last() else { break };
             query.after = Some(last.id);
-            for event in &page {
-                let data = &event.data;
-                let expires_at = data["expires_at"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
-                latest = match (data["code"].as_str(), data["pairing_code"].as_str(), expires_at) {
-                    (Some(code), _, Some(expires_at)) => Some(LinkCode::Qr { code: code.into(), expires_at }),
-                    (_, Some(code), Some(expires_at)) => {
-                        Some(LinkCode::Pairing { code: code.into(), expires_at })
+            for event in page {
+                latest = match event.data {
+                    EventData::SessionQr(qr) => {
+                        Some(LinkCode::Qr { code: qr.code, expires_at: qr.expires_at })
                     }
+                    EventData::SessionStatus(SessionStatusData {
+                        pairing_code: Some(code),
+                        expires_at: Some(expires_at),
+                        ..
+                    }) => Some(LinkCode::Pairing { code, expires_at }),
                     _ => latest,
                 };
             }
@@ -350,12 +356,8 @@ impl Engine {
 
     /// Changes a session and publishes its event.
     async fn change_session(&self, id: &SessionId, mut change: SessionChange) -> Result<Session, StoreError> {
-        if change.status.is_some() {
-            // Status events say which node runs the session.
-            let mut data = change.event_data.take().unwrap_or_else(|| serde_json::json!({}));
-            data["node_id"] = serde_json::json!(self.node_id);
-            change.event_data = Some(data);
-        }
+        // Status events say which node runs the session.
+        change.node_id = Some(self.node_id.clone());
         let (session, event) = self.store.update_session(id, change, self.now()).await?;
         self.publish(event);
         Ok(session)

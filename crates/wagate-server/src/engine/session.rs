@@ -11,7 +11,7 @@ use tracing::Instrument;
 use wagate_connect::{
     Ack, Connection, Connector, ConnectorEvent, OutboundMessage, Receipt, SendError, SessionSpec,
 };
-use wagate_core::{Jid, MessageStatus, PhoneNumber, Session, SessionStatus};
+use wagate_core::{EventData, Jid, MessageStatus, PhoneNumber, Session, SessionQrData, SessionStatus};
 use wagate_store::{Credentials, Lease, MessageRef, NewInbound, SessionChange, StatusUpdate, StoreError};
 
 use super::pacing::Pacer;
@@ -309,11 +309,8 @@ impl Runner {
                 if self.session.status != SessionStatus::Qr {
                     self.set_status(SessionStatus::Qr, None, None).await?;
                 }
-                let data = serde_json::json!({ "code": code, "expires_at": expires_at });
-                let event = engine
-                    .store
-                    .append_event(wagate_core::EventType::SessionQr, &id, data, engine.now())
-                    .await?;
+                let data = EventData::SessionQr(SessionQrData { code, expires_at });
+                let event = engine.store.append_event(&id, data, engine.now()).await?;
                 engine.publish([event]);
             }
             ConnectorEvent::PairingCode { code, expires_at } => {
@@ -323,9 +320,7 @@ impl Runner {
                         &id,
                         SessionChange {
                             status: Some(SessionStatus::PairingCode),
-                            event_data: Some(
-                                serde_json::json!({ "pairing_code": code, "expires_at": expires_at }),
-                            ),
+                            pairing_code: Some((code, expires_at)),
                             lease: Some(self.lease),
                             ..Default::default()
                         },

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
-use wagate_core::{DeliveryId, Event, Webhook, WebhookId};
+use wagate_core::{DeliveryId, Event, EventData, Webhook, WebhookId};
 use wagate_store::{AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliverySlots, StoreResult};
 
 use crate::config::{ms, WebhooksConfig};
@@ -45,7 +45,9 @@ impl Deliverer {
                     let disabled =
                         engine.store().record_attempts(records, engine.now(), disable_after).await?;
                     for event in &disabled {
-                        tracing::warn!(webhook_id = %event.data["webhook_id"], "webhook disabled: {}", event.data["reason"]);
+                        if let EventData::WebhookDisabled(data) = &event.data {
+                            tracing::warn!(webhook_id = %data.webhook_id, "webhook disabled: {}", data.reason);
+                        }
                     }
                     engine.publish(disabled);
                     StoreResult::Ok(vec![(); count])

@@ -135,3 +135,95 @@ async fn the_request_examples_of_the_document_are_accepted() {
     }
     assert!(tried >= 9, "only {tried} examples");
 }
+
+/// The schema `$ref` points to.
+fn resolve<'a>(document: &'a Value, reference: &Value) -> &'a Value {
+    let name =
+        reference.as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).expect("a schema $ref");
+    let schema = &document["components"]["schemas"][name];
+    assert!(schema.is_object(), "{name} is not in the document");
+    schema
+}
+
+/// The properties a schema declares, and those it requires, through `$ref` and `allOf`; the
+/// branches of a `oneOf` (a message's content kinds) add what they declare, not what they require.
+fn properties(
+    document: &Value,
+    schema: &Value,
+    declared: &mut std::collections::BTreeSet<String>,
+    required: &mut std::collections::BTreeSet<String>,
+) {
+    if schema.get("$ref").is_some() {
+        return properties(document, resolve(document, &schema["$ref"]), declared, required);
+    }
+    declared.extend(schema["properties"].as_object().into_iter().flat_map(|p| p.keys().cloned()));
+    required.extend(
+        schema["required"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(String::from)),
+    );
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        properties(document, part, declared, required);
+    }
+    for branch in schema["oneOf"].as_array().into_iter().flatten() {
+        properties(document, branch, declared, &mut std::collections::BTreeSet::new());
+    }
+}
+
+#[tokio::test]
+async fn every_event_has_a_schema_for_its_type_that_describes_its_data() {
+    let server = TestServer::start().await;
+    let document = document(&server).await;
+    let event = &document["components"]["schemas"]["Event"];
+    let variants = event["oneOf"].as_array().expect("Event is a oneOf");
+    let mapping = event["discriminator"]["mapping"].as_object().expect("a discriminator on type");
+    assert_eq!(event["discriminator"]["propertyName"], "type");
+    assert_eq!(variants.len(), mapping.len());
+    for (kind, reference) in mapping {
+        let envelope = resolve(&document, reference);
+        assert_eq!(envelope["properties"]["type"]["enum"], json!([kind]), "{kind}");
+        assert!(variants.iter().any(|v| &v["$ref"] == reference), "{kind} is not among the variants");
+    }
+
+    // Events of every type a session and a message go through, as a webhook receiver gets them.
+    server.link("alice", "15550001111").await;
+    let sent = server.send_text("alice", "15557770001", "hi").await;
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "read").await;
+    let (status, body) = server
+        .post(
+            "/v1/sim/inbound",
+            json!({ "session_id": "alice", "from": "15557770001", "type": "text", "text": { "body": "yo" } }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = server
+        .post(
+            "/v1/sessions/alice/campaigns",
+            json!({ "name": "c", "content": { "type": "text", "text": { "body": "hey" } }, "recipients": [{ "to": "15557770002" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let events = server.all_events().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for event in &events {
+        let kind = event["type"].as_str().expect("type");
+        seen.insert(kind.to_owned());
+        let envelope = resolve(&document, &mapping[kind]);
+        let required: Vec<&str> =
+            envelope["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        assert_eq!(required, ["id", "type", "session_id", "created_at", "data"]);
+        let data_schema = resolve(&document, &envelope["properties"]["data"]["$ref"]);
+        let mut declared = std::collections::BTreeSet::new();
+        let mut required = std::collections::BTreeSet::new();
+        properties(&document, data_schema, &mut declared, &mut required);
+        let data = event["data"].as_object().expect("data");
+        for field in data.keys() {
+            assert!(declared.contains(field), "{kind}: `{field}` is not documented");
+        }
+        for field in &required {
+            assert!(data.contains_key(field), "{kind}: required `{field}` is missing from {event}");
+        }
+    }
+    for kind in ["session.status", "session.qr", "message.status", "message.received", "campaign.status"] {
+        assert!(seen.contains(kind), "no {kind} event was produced");
+    }
+}

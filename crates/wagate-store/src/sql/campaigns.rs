@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
-    Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, Event, EventType, Message,
-    MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
+    Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, CampaignStatusData, Event,
+    EventData, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
 };
 
 use super::messages::{self, delete_outbox};
@@ -97,18 +97,15 @@ async fn fetch(conn: &mut DbConn, session: &SessionId, id: &CampaignId) -> Store
 }
 
 /// The `data` of a `campaign.status` event.
-fn event_data(campaign: &Campaign) -> serde_json::Value {
-    serde_json::json!({
-        "campaign_id": campaign.id,
-        "name": campaign.name,
-        "status": campaign.status,
-        "total": campaign.total,
-        "counts": campaign.counts,
-    })
-}
-
 async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) -> StoreResult<Event> {
-    events::insert(conn, EventType::CampaignStatus, &campaign.session_id, event_data(campaign), now).await
+    let data = EventData::CampaignStatus(CampaignStatusData {
+        campaign_id: campaign.id.clone(),
+        name: campaign.name.clone(),
+        status: campaign.status,
+        total: campaign.total,
+        counts: campaign.counts.clone(),
+    });
+    events::insert(conn, &campaign.session_id, data, now).await
 }
 
 pub(super) async fn create(

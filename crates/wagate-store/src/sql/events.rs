@@ -1,9 +1,9 @@
 //! The event log.
 
 use sqlx::{QueryBuilder, Row};
-use wagate_core::{Event, EventId, EventType, SessionId, Timestamp};
+use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
 
-use super::{dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
+use super::{dialect, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
 use crate::{EventQuery, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
@@ -12,17 +12,16 @@ pub(super) const ROWS_PER_INSERT: usize = 500;
 /// Appends one event inside the caller's transaction.
 pub(super) async fn insert(
     conn: &mut DbConn,
-    kind: EventType,
     session_id: &SessionId,
-    data: serde_json::Value,
+    data: EventData,
     now: Timestamp,
 ) -> StoreResult<Event> {
-    let mut events = insert_many(conn, vec![(kind, Some(session_id.clone()), data)], now).await?;
+    let mut events = insert_many(conn, vec![(Some(session_id.clone()), data)], now).await?;
     events.pop().ok_or_else(|| StoreError::Corrupt("event not appended".into()))
 }
 
-/// An event to append: its type, the session it is about (if any) and its data.
-pub(super) type NewEvent = (EventType, Option<SessionId>, serde_json::Value);
+/// An event to append: the session it is about (if any) and what it says.
+pub(super) type NewEvent = (Option<SessionId>, EventData);
 
 /// Which webhooks want an event: SQL over `w` (webhooks) and `e` (events). A webhook limited
 /// to a session wants only that session's events; a filter is an exact type, `prefix.*` or `*`
@@ -55,20 +54,19 @@ pub(super) async fn insert_many(
         let first = last - count + 1;
         let mut sql =
             QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
-        sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (kind, session, data))| {
+        sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
             row.push_bind(first + offset as i64)
-                .push_bind(kind.as_str())
+                .push_bind(data.kind().as_str())
                 .push_bind(session.as_ref().map(SessionId::as_str))
                 .push_bind(millis(now))
-                .push_bind(data.to_string());
+                .push_bind(data.to_json());
         });
         sql.build().execute(&mut *conn).await?;
         queue_deliveries(conn, first, last, now).await?;
-        for (offset, (kind, session, data)) in chunk.into_iter().enumerate() {
+        for (offset, (session_id, data)) in chunk.into_iter().enumerate() {
             events.push(Event {
                 id: EventId::from_seq(first + offset as i64),
-                kind,
-                session_id: session.map(|s| s.to_string()),
+                session_id,
                 created_at: now,
                 data,
             });
@@ -96,12 +94,16 @@ async fn queue_deliveries(conn: &mut DbConn, first: i64, last: i64, now: Timesta
 /// An event from a row with its columns `seq, type, session_id, created_at, data`.
 pub(super) fn from_row(row: &DbRow) -> StoreResult<Event> {
     let kind: String = row.try_get("type")?;
+    let kind = EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind}")))?;
+    let session: Option<String> = row.try_get("session_id")?;
+    let data: String = row.try_get("data")?;
     Ok(Event {
         id: EventId::from_seq(row.try_get("seq")?),
-        kind: EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind}")))?,
-        session_id: row.try_get("session_id")?,
+        session_id: session
+            .map(|s| SessionId::parse(&s).map_err(|e| StoreError::Corrupt(format!("event session: {e}"))))
+            .transpose()?,
         created_at: from_millis(row.try_get("created_at")?)?,
-        data: from_json(row.try_get("data")?)?,
+        data: EventData::from_json(kind, &data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
 }
 

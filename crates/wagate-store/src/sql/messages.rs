@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Column, QueryBuilder, Row};
 use wagate_core::{
-    CampaignId, Direction, Event, EventType, Message, MessageContent, MessageId, MessageStatus, ReplyContext,
-    SessionId, StatusChange, StatusEntry, Timestamp,
+    CampaignId, Direction, Event, EventData, Message, MessageContent, MessageId, MessageStatus,
+    MessageStatusData, ReplyContext, SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
 use super::contacts;
@@ -70,25 +70,6 @@ async fn fetch_where(conn: &mut DbConn, condition: &str, binds: &[&str]) -> Stor
     }
     let row = query.fetch_optional(conn).await?;
     row.as_ref().map(from_row).transpose()
-}
-
-/// The `data` of a `message.status` event.
-fn status_event_data(message: &Message) -> serde_json::Value {
-    let mut data = serde_json::json!({
-        "message_id": message.id,
-        "status": message.status,
-        "reason": message.status_reason,
-        "chat": message.chat,
-        "to": message.to,
-        "wa_id": message.wa_id,
-    });
-    if message.status == MessageStatus::Scheduled {
-        data["scheduled_at"] = serde_json::json!(message.scheduled_at);
-    }
-    if let Some(campaign) = &message.campaign_id {
-        data["campaign_id"] = serde_json::json!(campaign);
-    }
-    data
 }
 
 /// Looks up messages by id, a few statements for many ids.
@@ -210,7 +191,7 @@ pub(super) async fn insert_history(
 async fn status_events(conn: &mut DbConn, changed: &[&Message], now: Timestamp) -> StoreResult<Vec<Event>> {
     let new = changed
         .iter()
-        .map(|m| (EventType::MessageStatus, Some(m.session_id.clone()), status_event_data(m)))
+        .map(|m| (Some(m.session_id.clone()), EventData::MessageStatus(MessageStatusData::of(m))))
         .collect();
     events::insert_many(conn, new, now).await
 }
@@ -464,7 +445,7 @@ pub(super) async fn claim(
         sql.build().execute(&mut *tx).await?;
     }
     insert_history(&mut tx, &started, now).await?;
-    let mut events: HashMap<Option<String>, Vec<Event>> = HashMap::new();
+    let mut events: HashMap<Option<SessionId>, Vec<Event>> = HashMap::new();
     for event in status_events(&mut tx, &started, now).await? {
         events.entry(event.session_id.clone()).or_default().push(event);
     }
@@ -478,7 +459,7 @@ pub(super) async fn claim(
                 (a.message.campaign_id.is_some(), &a.message.id)
                     .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
             });
-            (mine, events.remove(&Some(request.session_id.to_string())).unwrap_or_default())
+            (mine, events.remove(&Some(request.session_id.clone())).unwrap_or_default())
         })
         .collect())
 }
@@ -683,8 +664,8 @@ pub(super) async fn store_inbound(
     contacts::learn_from(&mut tx, &stored, now).await?;
     let mut new_events = Vec::with_capacity(stored.len());
     for message in &stored {
-        let data = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        new_events.push((EventType::MessageReceived, Some(message.session_id.clone()), data));
+        let data = EventData::MessageReceived(Box::new((*message).clone()));
+        new_events.push((Some(message.session_id.clone()), data));
     }
     let events = events::insert_many(&mut tx, new_events, now).await?;
     tx.commit().await?;

@@ -1,7 +1,9 @@
 //! Sessions and their connection state.
 
 use sqlx::Row;
-use wagate_core::{ConnectorKind, Event, EventType, Session, SessionId, SessionStatus, Timestamp};
+use wagate_core::{
+    ConnectorKind, Event, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
+};
 
 use super::{begin, events, from_json, from_millis, millis, DbConn, DbPool, DbRow};
 use crate::{Credentials, NewSession, SessionChange, StoreError, StoreResult};
@@ -45,18 +47,22 @@ pub(super) async fn fetch(conn: &mut DbConn, id: &SessionId) -> StoreResult<Opti
     row.as_ref().map(from_row).transpose()
 }
 
-/// The `data` of a `session.status` event.
-fn status_event_data(session: &Session, extra: Option<serde_json::Value>) -> serde_json::Value {
-    let mut data = serde_json::json!({
-        "status": session.status,
-        "reason": session.status_reason,
-        "phone": session.phone,
-        "jid": session.jid,
-    });
-    if let (Some(map), Some(serde_json::Value::Object(extra))) = (data.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    data
+/// A `session.status` event for the session as it is now, made by `node_id` (if any).
+fn status_event(
+    session: &Session,
+    node_id: Option<String>,
+    pairing_code: Option<(String, Timestamp)>,
+) -> EventData {
+    let (pairing_code, expires_at) = pairing_code.unzip();
+    EventData::SessionStatus(SessionStatusData {
+        status: session.status,
+        reason: session.status_reason.clone(),
+        phone: session.phone.clone(),
+        jid: session.jid.clone(),
+        pairing_code,
+        expires_at,
+        node_id,
+    })
 }
 
 pub(super) async fn create(
@@ -82,14 +88,7 @@ pub(super) async fn create(
         return Err(StoreError::Conflict("session"));
     }
     let session = fetch(&mut tx, &new.id).await?.ok_or(StoreError::NotFound("session"))?;
-    let event = events::insert(
-        &mut tx,
-        EventType::SessionStatus,
-        &session.id,
-        status_event_data(&session, None),
-        now,
-    )
-    .await?;
+    let event = events::insert(&mut tx, &session.id, status_event(&session, None, None), now).await?;
     tx.commit().await?;
     Ok((session, event))
 }
@@ -187,14 +186,8 @@ pub(super) async fn update(
     .await?;
     let event = match change.status {
         Some(_) => Some(
-            events::insert(
-                &mut tx,
-                EventType::SessionStatus,
-                id,
-                status_event_data(&session, change.event_data),
-                now,
-            )
-            .await?,
+            events::insert(&mut tx, id, status_event(&session, change.node_id, change.pairing_code), now)
+                .await?,
         ),
         None => None,
     };

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use wagate_core::{
     Campaign, CampaignAction, CampaignId, CampaignState, Chat, ConnectorKind, Contact, Delivery, DeliveryId,
-    Event, EventId, EventType, Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session,
+    Event, EventData, EventId, Hook, HookId, Media, MediaId, Message, MessageContent, MessageId, Session,
     SessionId, Template, Timestamp, Webhook, WebhookId,
 };
 
@@ -119,14 +119,13 @@ impl Store for Backend {
 
     async fn append_event(
         &self,
-        kind: EventType,
         session_id: &SessionId,
-        data: serde_json::Value,
+        data: EventData,
         now: Timestamp,
     ) -> StoreResult<Event> {
         let mut writer = self.writer().await?;
         let mut tx = begin(&mut writer).await?;
-        let event = events::insert(&mut tx, kind, session_id, data, now).await?;
+        let event = events::insert(&mut tx, session_id, data, now).await?;
         tx.commit().await?;
         Ok(event)
     }

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, EventId, EventType, SessionId, Timestamp, Webhook,
-    WebhookId,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, EventData, EventId, EventType, SessionId, Timestamp,
+    Webhook, WebhookDisabledData, WebhookId,
 };
 
 use super::events::{self, ROWS_PER_INSERT};
@@ -305,17 +305,17 @@ pub(super) async fn record_attempts(
         sql.push(" RETURNING id, url, session_id, failing_since");
         for row in sql.build().fetch_all(&mut *tx).await? {
             let id: String = row.try_get("id")?;
-            let url: String = row.try_get("url")?;
             let session: Option<String> = row.try_get("session_id")?;
-            let since = from_millis(row.try_get("failing_since")?)?;
-            let data = serde_json::json!({
-                "webhook_id": id,
-                "url": url,
-                "session_id": session,
-                "reason": reason,
-                "failing_since": since,
-            });
-            disabled.push((EventType::WebhookDisabled, None, data));
+            let data = WebhookDisabledData {
+                webhook_id: WebhookId::parse(&id).map_err(|_| corrupt("webhook id", &id))?,
+                url: row.try_get("url")?,
+                session_id: session
+                    .map(|s| SessionId::parse(&s).map_err(|_| corrupt("session id", &s)))
+                    .transpose()?,
+                reason: reason.clone(),
+                failing_since: from_millis(row.try_get("failing_since")?)?,
+            };
+            disabled.push((None, EventData::WebhookDisabled(data)));
         }
     }
     let events = events::insert_many(&mut tx, disabled, now).await?;

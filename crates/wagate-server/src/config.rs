@@ -504,6 +504,11 @@ pub enum ConfigError {
     ClientVersion(String),
     #[error("connectors.web.ws_url = {0:?}: give a ws:// or wss:// URL")]
     WsUrl(String),
+    #[error(
+        "connectors.web.ws_url = {0:?}: this build skips WhatsApp's certificate checks (feature \
+         local-whatsapp) and only talks to a local test server; set connectors.web.ws_url to it"
+    )]
+    LocalWhatsapp(String),
 }
 
 impl Config {
@@ -565,6 +570,9 @@ impl Config {
         }
         if !(web.ws_url.starts_with("ws://") || web.ws_url.starts_with("wss://")) {
             return Err(ConfigError::WsUrl(web.ws_url.clone()));
+        }
+        if wagate_connect::web::SKIPS_CERTIFICATE_CHECKS && reaches_whatsapp(&web.ws_url) {
+            return Err(ConfigError::LocalWhatsapp(web.ws_url.clone()));
         }
         if let Some(listen) = &self.metrics.listen {
             use std::net::ToSocketAddrs;
@@ -652,6 +660,16 @@ pub(crate) fn mask_password(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Whether a WebSocket URL points at WhatsApp's own servers (or names no host at all).
+fn reaches_whatsapp(ws_url: &str) -> bool {
+    match url::Url::parse(ws_url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)) {
+        Some(host) => ["whatsapp.com", "whatsapp.net"]
+            .iter()
+            .any(|domain| host == *domain || host.ends_with(&format!(".{domain}"))),
+        None => true,
     }
 }
 

@@ -68,6 +68,13 @@ impl Server {
     /// Opens the store, resumes sessions and serves the API on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         config.validate()?;
+        if wagate_connect::web::SKIPS_CERTIFICATE_CHECKS {
+            tracing::warn!(
+                ws_url = %config.connectors.web.ws_url,
+                "this build skips WhatsApp's certificate checks (feature local-whatsapp): it is for a local \
+                 test server only, never for real WhatsApp accounts"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let admin_key: Arc<str> = auth::admin_key(config.admin_key.as_deref(), &config.data_dir)

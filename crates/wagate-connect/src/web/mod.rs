@@ -38,6 +38,10 @@ use crate::{
     NumberCheck, OutboundMessage, SendError, SessionSpec,
 };
 
+/// Whether this build skips WhatsApp's certificate checks, so that it can reach a local test
+/// server (the `local-whatsapp` feature). Such a build must never reach real WhatsApp.
+pub const SKIPS_CERTIFICATE_CHECKS: bool = cfg!(feature = "local-whatsapp");
+
 /// How the web connector reaches WhatsApp.
 #[derive(Debug, Clone)]
 pub struct WebConfig {

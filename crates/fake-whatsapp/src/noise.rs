@@ -1,0 +1,214 @@
+//! The server side of WhatsApp's Noise handshakes (XX, IK and XXfallback) and
+//! the transport cipher that follows them.
+//!
+//! wacore ships only the initiator state machines; the symmetric state
+//! (`NoiseHandshake`) is reused here and driven in responder order.
+
+use anyhow::{anyhow, Context, Result};
+use sha2::{Digest, Sha256};
+use wacore::libsignal::protocol::{KeyPair, PrivateKey};
+use wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK, WA_CONN_HEADER};
+use wacore_noise::{NoiseCipher, NoiseHandshake};
+use waproto::buffa::{Message, MessageField};
+use waproto::whatsapp as wa;
+
+/// Which handshake a connection ended up using; tests read it to prove that a
+/// reconnect resumed with IK instead of a full XX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    Xx,
+    Ik,
+    XxFallback,
+}
+
+/// The server's static Noise key and the certificate chain that names it.
+pub struct ServerKey {
+    keypair: KeyPair,
+    public: [u8; 32],
+    cert_chain: Vec<u8>,
+}
+
+impl ServerKey {
+    /// Derives the key from a seed, so a restarted server keeps the static key
+    /// its clients cached and their IK resumption keeps working.
+    pub fn from_seed(seed: &str) -> Result<Self> {
+        let digest = Sha256::digest(format!("fake-whatsapp noise static key\0{seed}"));
+        let private = PrivateKey::deserialize(&digest).map_err(|e| anyhow!("{e}"))?;
+        let keypair = KeyPair::try_from(private).map_err(|e| anyhow!("{e}"))?;
+        let public: [u8; 32] = keypair
+            .public_key
+            .public_key_bytes()
+            .try_into()
+            .context("curve25519 public key is not 32 bytes")?;
+        // Zero-signed: clients built with `danger-skip-cert-chain-verify` check
+        // everything in the chain except the two signatures.
+        let cert_chain = wacore_noise::test_util::build_cert_chain_bytes(&public);
+        Ok(Self { keypair, public, cert_chain })
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    fn private_bytes(&self) -> &[u8] {
+        self.keypair.private_key.serialize()
+    }
+}
+
+/// One direction of the encrypted transport: an AES-GCM key and its counter.
+pub struct Half {
+    cipher: NoiseCipher,
+    counter: u32,
+}
+
+impl Half {
+    fn new(cipher: NoiseCipher) -> Self {
+        Self { cipher, counter: 0 }
+    }
+
+    pub fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let out = self.cipher.encrypt_with_counter(self.counter, plaintext)?;
+        self.counter = self.counter.wrapping_add(1);
+        Ok(out)
+    }
+
+    pub fn open(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = ciphertext.to_vec();
+        self.cipher.decrypt_in_place_with_counter(self.counter, &mut buf)?;
+        self.counter = self.counter.wrapping_add(1);
+        Ok(buf)
+    }
+}
+
+/// The encrypted transport after a handshake.
+pub struct Transport {
+    pub write: Half,
+    pub read: Half,
+}
+
+impl Transport {
+    /// `finish()` names its keys from the initiator's side; the responder
+    /// reads with the initiator's write key.
+    fn responder(noise: NoiseHandshake) -> Result<Self> {
+        let (initiator_write, initiator_read) = noise.finish()?;
+        Ok(Self { write: Half::new(initiator_read), read: Half::new(initiator_write) })
+    }
+}
+
+/// What the client proved and sent by the end of the handshake.
+pub struct Established {
+    pub transport: Transport,
+    pub client_static: [u8; 32],
+    /// The encoded `ClientPayload`.
+    pub payload: Vec<u8>,
+    pub pattern: Pattern,
+}
+
+/// The server's answer to a ClientHello.
+pub enum HelloReply {
+    /// IK accepted: send `reply`, the transport is ready.
+    Ready { reply: Vec<u8>, established: Established },
+    /// XX or XXfallback: send `reply`, then wait for the ClientFinish.
+    AwaitFinish { reply: Vec<u8>, pending: PendingFinish },
+}
+
+pub struct PendingFinish {
+    noise: NoiseHandshake,
+    ephemeral: KeyPair,
+    pattern: Pattern,
+}
+
+fn ephemeral() -> KeyPair {
+    KeyPair::generate(&mut rand::rng())
+}
+
+fn key32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| anyhow!("{what} is {} bytes, not 32", bytes.len()))
+}
+
+fn server_hello(ephemeral: &[u8], static_: Option<Vec<u8>>, payload: Vec<u8>) -> Vec<u8> {
+    wa::HandshakeMessage {
+        server_hello: MessageField::some(wa::handshake_message::ServerHello {
+            ephemeral: Some(ephemeral.to_vec()),
+            r#static: static_,
+            payload: Some(payload),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Answers a ClientHello: IK when it carries an encrypted static we can open,
+/// XXfallback when it carries one we cannot, XX otherwise.
+pub fn respond_to_hello(key: &ServerKey, hello: &[u8]) -> Result<HelloReply> {
+    let msg = wa::HandshakeMessage::decode_from_slice(hello).context("ClientHello")?;
+    let hello = msg.client_hello.into_option().context("no client_hello")?;
+    let client_eph = key32(hello.ephemeral.as_deref().unwrap_or_default(), "client ephemeral")?;
+    if let (Some(enc_static), Some(enc_payload)) = (hello.r#static, hello.payload) {
+        match try_ik(key, &client_eph, &enc_static, &enc_payload) {
+            Ok(reply) => return Ok(reply),
+            Err(e) => {
+                tracing::debug!(error = %e, "IK hello not for our static key; answering XXfallback");
+                return xx_hello(key, client_eph, NOISE_PATTERN_XXFALLBACK, Pattern::XxFallback);
+            }
+        }
+    }
+    xx_hello(key, client_eph, NOISE_PATTERN_XX, Pattern::Xx)
+}
+
+fn xx_hello(key: &ServerKey, client_eph: [u8; 32], protocol: &str, pattern: Pattern) -> Result<HelloReply> {
+    let mut noise = NoiseHandshake::new(protocol, &WA_CONN_HEADER)?;
+    noise.authenticate(&client_eph);
+    let eph = ephemeral();
+    let eph_pub = eph.public_key.public_key_bytes().to_vec();
+    noise.authenticate(&eph_pub);
+    noise.mix_shared_secret(eph.private_key.serialize(), &client_eph)?;
+    let enc_static = noise.encrypt(&key.public)?;
+    noise.mix_shared_secret(key.private_bytes(), &client_eph)?;
+    let enc_cert = noise.encrypt(&key.cert_chain)?;
+    let reply = server_hello(&eph_pub, Some(enc_static), enc_cert);
+    Ok(HelloReply::AwaitFinish { reply, pending: PendingFinish { noise, ephemeral: eph, pattern } })
+}
+
+fn try_ik(
+    key: &ServerKey,
+    client_eph: &[u8; 32],
+    enc_static: &[u8],
+    enc_payload: &[u8],
+) -> Result<HelloReply> {
+    let mut noise = NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER)?;
+    noise.authenticate(&key.public);
+    noise.authenticate(client_eph);
+    noise.mix_shared_secret(key.private_bytes(), client_eph)?;
+    let client_static = key32(&noise.decrypt(enc_static)?, "client static")?;
+    noise.mix_shared_secret(key.private_bytes(), &client_static)?;
+    let payload = noise.decrypt(enc_payload)?;
+    let eph = ephemeral();
+    let eph_pub = eph.public_key.public_key_bytes().to_vec();
+    noise.authenticate(&eph_pub);
+    noise.mix_shared_secret(eph.private_key.serialize(), client_eph)?;
+    noise.mix_shared_secret(eph.private_key.serialize(), &client_static)?;
+    let enc_cert = noise.encrypt(&key.cert_chain)?;
+    let reply = server_hello(&eph_pub, None, enc_cert);
+    let transport = Transport::responder(noise)?;
+    Ok(HelloReply::Ready {
+        reply,
+        established: Established { transport, client_static, payload, pattern: Pattern::Ik },
+    })
+}
+
+impl PendingFinish {
+    pub fn finish(mut self, client_finish: &[u8]) -> Result<Established> {
+        let msg = wa::HandshakeMessage::decode_from_slice(client_finish).context("ClientFinish")?;
+        let finish = msg.client_finish.into_option().context("no client_finish")?;
+        let enc_static = finish.r#static.context("ClientFinish without static")?;
+        let enc_payload = finish.payload.context("ClientFinish without payload")?;
+        let client_static = key32(&self.noise.decrypt(&enc_static)?, "client static")?;
+        self.noise.mix_shared_secret(self.ephemeral.private_key.serialize(), &client_static)?;
+        let payload = self.noise.decrypt(&enc_payload)?;
+        let transport = Transport::responder(self.noise)?;
+        Ok(Established { transport, client_static, payload, pattern: self.pattern })
+    }
+}

@@ -1,0 +1,73 @@
+//! Bytes on the socket: the connection header, 3-byte length framing, and
+//! binary nodes in and out of frame payloads (all wacore codecs).
+
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use wacore::framing::{encode_frame, FrameDecoder};
+use wacore_binary::consts::WA_CONN_HEADER;
+use wacore_binary::marshal::{marshal, unmarshal_ref};
+use wacore_binary::util::unpack;
+use wacore_binary::Node;
+
+/// Reassembles frames from WebSocket messages. The client's first write starts
+/// with the `WA` header, optionally preceded by an `ED` edge-routing
+/// pre-intro; neither is part of a frame.
+#[derive(Default)]
+pub struct Inbound {
+    header_seen: bool,
+    prefix: Vec<u8>,
+    decoder: FrameDecoder,
+}
+
+impl Inbound {
+    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+        if self.header_seen {
+            self.decoder.feed(data);
+            return Ok(());
+        }
+        self.prefix.extend_from_slice(data);
+        let mut at = 0;
+        if self.prefix.starts_with(b"ED") {
+            if self.prefix.len() < 7 {
+                return Ok(());
+            }
+            let len = usize::from(self.prefix[4]) << 16
+                | usize::from(self.prefix[5]) << 8
+                | usize::from(self.prefix[6]);
+            at = 7 + len;
+        }
+        if self.prefix.len() < at + WA_CONN_HEADER.len() {
+            return Ok(());
+        }
+        if self.prefix[at..at + 2] != WA_CONN_HEADER[..2] {
+            bail!("connection does not start with the WA header");
+        }
+        self.header_seen = true;
+        let rest = self.prefix.split_off(at + WA_CONN_HEADER.len());
+        self.prefix.clear();
+        self.decoder.feed(&rest);
+        Ok(())
+    }
+
+    pub fn next_frame(&mut self) -> Option<BytesMut> {
+        if !self.header_seen {
+            return None;
+        }
+        self.decoder.decode_frame()
+    }
+}
+
+pub fn frame(payload: &[u8]) -> Result<Vec<u8>> {
+    encode_frame(payload, None)
+}
+
+/// A node as frame plaintext: flag byte and binary XMPP.
+pub fn encode_node(node: &Node) -> Result<Vec<u8>> {
+    Ok(marshal(node)?)
+}
+
+pub fn decode_node(plaintext: &[u8]) -> Result<Node> {
+    let body = unpack(plaintext).context("frame flag byte")?;
+    let node = unmarshal_ref(&body).context("binary node")?;
+    Ok(node.to_owned())
+}

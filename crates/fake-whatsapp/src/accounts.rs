@@ -8,8 +8,13 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 use wacore::libsignal::protocol::KeyPair;
 use wacore_binary::{Jid, Node, Server};
+use waproto::buffa::Message;
+use waproto::whatsapp as wa;
 
 use crate::noise::Pattern;
+
+/// Signature prefix of a phone signing its key index list.
+const KEY_INDEX_LIST_PREFIX: &[u8] = &[6, 2];
 
 #[derive(Clone, Debug)]
 pub struct SignedPreKey {
@@ -133,6 +138,35 @@ pub struct Account {
 }
 
 impl Account {
+    /// The phone's signed list of the key indexes still valid for this
+    /// account. Clients ignore a device list with companions but no such
+    /// list; they do not check its signature yet, but it is a real one.
+    pub fn signed_key_index_list(&self) -> Result<Vec<u8>> {
+        let valid: Vec<u32> = self.devices.values().map(|d| d.key_index).collect();
+        let details = wa::ADVKeyIndexList {
+            raw_id: Some(self.phone_keys.raw_id),
+            timestamp: Some(crate::stanza::now_secs()),
+            current_index: Some(valid.iter().copied().max().unwrap_or(0)),
+            valid_indexes: valid,
+            account_type: Some(wa::ADVEncryptionType::E2EE),
+        }
+        .encode_to_vec();
+        let mut to_sign = KEY_INDEX_LIST_PREFIX.to_vec();
+        to_sign.extend_from_slice(&details);
+        let signature = self
+            .phone_keys
+            .identity
+            .private_key
+            .calculate_signature(&to_sign, &mut rand::rng())
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(wa::ADVSignedKeyIndexList {
+            details: Some(details),
+            account_signature: Some(signature.to_vec()),
+            account_signature_key: Some(self.phone_keys.identity_public()),
+        }
+        .encode_to_vec())
+    }
+
     pub fn pn_jid(&self, device: u16) -> Jid {
         Jid::pn_device(self.phone.as_str(), device)
     }

@@ -41,6 +41,8 @@ pub(crate) fn handle(server: &FakeServer, conn: &Conn, iq: Node) {
         }
         ("blocklist", _) if attr(&iq, "type").as_deref() == Some("get") => iq_result(&id, vec![leaf("list")]),
         ("privacy", _) if attr(&iq, "type").as_deref() == Some("get") => iq_result(&id, vec![privacy()]),
+        // Trusted-contact tokens: accepted, never required (no 463 nacks).
+        ("privacy", "tokens") => iq_result(&id, vec![]),
         ("w:sync:app:state", "sync") => app_state(&iq, &id),
         ("md", "remove-companion-device") => {
             remove_companion(server, conn, &iq);
@@ -107,11 +109,18 @@ fn usync(server: &FakeServer, iq: &Node, id: &str) -> Node {
                     .collect(),
                 None => vec![NodeBuilder::new("device").attr("id", "0").build()],
             };
-            protocols.push(
-                NodeBuilder::new("devices")
-                    .children([NodeBuilder::new("device-list").children(devices).build()])
-                    .build(),
-            );
+            let mut content = vec![NodeBuilder::new("device-list").children(devices).build()];
+            if let Some(list) =
+                account.filter(|a| !a.devices.is_empty()).and_then(|a| a.signed_key_index_list().ok())
+            {
+                content.push(
+                    NodeBuilder::new("key-index-list")
+                        .attr("ts", stanza::now_secs().to_string())
+                        .bytes(list)
+                        .build(),
+                );
+            }
+            protocols.push(NodeBuilder::new("devices").children(content).build());
         }
         if asked.contains(&"lid") {
             if let Some(a) = account {

@@ -120,6 +120,17 @@ pub(crate) fn receipt(server: &FakeServer, conn: &Conn, receipt: Node) {
     conn.outbox.send(ack.build());
 
     let mut state = server.state();
+    // whatsapp-rust acks a message it received with its delivery receipt
+    // instead of an <ack>: any receipt means the device has it.
+    let mut ids = vec![id.clone()];
+    if let Some(list) = child(&receipt, "list") {
+        ids.extend(children(list).iter().filter_map(|item| attr(item, "id")));
+    }
+    if let Some(dev) = state.registry.accounts.get_mut(&phone).and_then(|a| a.devices.get_mut(&device)) {
+        for acked in &ids {
+            dev.acked("message", acked, None);
+        }
+    }
     let (Some(me), Some(target_phone)) = (state.registry.accounts.get(&phone), state.registry.phone_of(&to))
     else {
         return;

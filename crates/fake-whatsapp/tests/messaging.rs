@@ -5,30 +5,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{fake, unhandled, WAIT};
+use common::{fake, receipt, received, text, unhandled, WAIT};
 use fake_whatsapp::companion::{Companion, Options};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::types::presence::ReceiptType;
-use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::Jid;
-
-fn text(body: &str) -> wa::Message {
-    wa::Message { conversation: Some(body.to_owned()), ..Default::default() }
-}
-
-/// The text of the inbound message with this id, once it arrived.
-fn received(event: &Event, id: &str) -> Option<(String, String)> {
-    let Event::Messages(batch) = event else { return None };
-    batch.messages.iter().find(|m| m.info.id == id).map(|m| {
-        let body = m.message.conversation.clone().unwrap_or_default();
-        (m.info.source.sender.user.to_string(), body)
-    })
-}
-
-fn receipt(event: &Event, id: &str, kind: ReceiptType) -> Option<()> {
-    let Event::Receipt(r) = event else { return None };
-    (r.r#type == kind && r.message_ids.iter().any(|m| m == id)).then_some(())
-}
 
 async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &str, body: &str) {
     let sent = from.client.send_message(Jid::pn(to_phone), text(body)).await.expect("sent");
@@ -39,7 +20,7 @@ async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &s
     })
     .await
     .expect("ServerAck");
-    let (sender, got) = to.wait_for(WAIT, |e| received(e, &id)).await.expect("the message arrives");
+    let (sender, got, _) = to.wait_for(WAIT, |e| received(e, &id)).await.expect("the message arrives");
     assert_eq!(got, body);
     assert_ne!(sender, to_phone, "the sender is the other account");
     from.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Delivered)).await.expect("Delivered");

@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
+use fake_whatsapp::companion::{Companion, Options};
 use fake_whatsapp::{Config, FakeServer, Running};
 use serde_json::Value;
+use whatsapp_rust::types::events::Event;
+use whatsapp_rust::types::presence::ReceiptType;
+use whatsapp_rust::waproto::whatsapp as wa;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -52,4 +56,26 @@ pub async fn device(fake: &Running, phone: &str, device: u64) -> Value {
 
 pub async fn unhandled(fake: &Running) -> Vec<Value> {
     get(format!("{}/unhandled", fake.control_url)).await.as_array().cloned().unwrap_or_default()
+}
+
+pub async fn link(fake: &Running, phone: &str, name: &str) -> Companion {
+    Companion::link(&fake.server, &fake.ws_url, phone, Options::named(name)).await.expect("linked")
+}
+
+pub fn text(body: &str) -> wa::Message {
+    wa::Message { conversation: Some(body.to_owned()), ..Default::default() }
+}
+
+/// (sender user, body, offline) of the inbound message with this id.
+pub fn received(event: &Event, id: &str) -> Option<(String, String, bool)> {
+    let Event::Messages(batch) = event else { return None };
+    batch.messages.iter().find(|m| m.info.id == id).map(|m| {
+        let body = m.message.conversation.clone().unwrap_or_default();
+        (m.info.source.sender.user.to_string(), body, m.info.is_offline)
+    })
+}
+
+pub fn receipt(event: &Event, id: &str, kind: ReceiptType) -> Option<()> {
+    let Event::Receipt(r) = event else { return None };
+    (r.r#type == kind && r.message_ids.iter().any(|m| m == id)).then_some(())
 }

@@ -156,7 +156,12 @@ fn remove_companion(server: &FakeServer, conn: &Conn, iq: &Node) {
     let Some(account) = state.registry.account_of_mut(&target) else { return };
     let allowed = matches!(&conn.peer, Peer::Device { phone, .. } if *phone == account.phone);
     if allowed && target.device != 0 {
-        account.devices.remove(&target.device);
+        let phone = account.phone.clone();
+        // Announced while the device is still listed, then dropped.
+        crate::devices::announce(&mut state, &phone, target.device, crate::devices::Change::Removed);
+        if let Some(a) = state.registry.accounts.get_mut(&phone) {
+            a.devices.remove(&target.device);
+        }
         tracing::info!(jid = %target, "companion logged out");
     }
 }

@@ -11,6 +11,7 @@ mod accounts;
 pub mod companion;
 mod conn;
 pub mod control;
+mod devices;
 mod dispatch;
 mod iq;
 pub mod lifecycle;

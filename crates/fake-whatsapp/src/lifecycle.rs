@@ -35,10 +35,15 @@ pub fn unlink(server: &FakeServer, phone: &str) -> Result<usize> {
         outbox.close();
     }
     let mut state = server.state();
-    let account = state.registry.accounts.get_mut(phone).ok_or_else(|| anyhow!("no account {phone}"))?;
-    let removed = account.devices.len();
-    account.devices.clear();
-    Ok(removed)
+    let ids: Vec<u16> =
+        state.registry.accounts.get(phone).map(|a| a.devices.keys().copied().collect()).unwrap_or_default();
+    for id in &ids {
+        crate::devices::announce(&mut state, phone, *id, crate::devices::Change::Removed);
+    }
+    if let Some(account) = state.registry.accounts.get_mut(phone) {
+        account.devices.clear();
+    }
+    Ok(ids.len())
 }
 
 /// A temporary ban: online companions get the 402 failure now, and every

@@ -176,6 +176,7 @@ pub(crate) fn on_result(server: &FakeServer, conn: &Conn, iq: &Node) -> bool {
     if let Some(account) = state.registry.accounts.get_mut(&awaiting.phone) {
         let device = Device::new(awaiting.device, awaiting.key_index, awaiting.registration, identity);
         account.devices.insert(awaiting.device, device);
+        crate::devices::announce(&mut state, &awaiting.phone, awaiting.device, crate::devices::Change::Added);
     }
     state.pending.remove(&conn.outbox.id);
     drop(state);

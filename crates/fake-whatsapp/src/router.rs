@@ -13,7 +13,7 @@ use crate::stanza::{self, attr, child, children, jid_attr};
 
 /// Puts `node` in the device's queue and pushes it now if the device is
 /// online and active; the phone (device 0) reads nothing.
-fn deliver(state: &mut State, phone: &str, device: u16, node: Node) {
+pub(crate) fn deliver(state: &mut State, phone: &str, device: u16, node: Node) {
     if device == 0 {
         return;
     }

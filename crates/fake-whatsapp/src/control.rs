@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::accounts::Block;
 use crate::noise::Pattern;
 use crate::server::{FakeServer, Unhandled};
-use crate::{lifecycle, pairing};
+use crate::{contacts, lifecycle, pairing};
 
 pub(crate) fn routes() -> Router<FakeServer> {
     Router::new()
@@ -25,6 +25,8 @@ pub(crate) fn routes() -> Router<FakeServer> {
         .route("/control/accounts/{phone}/outdated", post(outdated))
         .route("/control/accounts/{phone}/clear", post(clear))
         .route("/control/accounts/{phone}/drop", post(drop_connections))
+        .route("/control/contacts", post(start_contact))
+        .route("/control/contacts/{phone}/messages", post(contact_send).get(contact_messages))
 }
 
 fn error(status: StatusCode, e: anyhow::Error) -> Response {
@@ -145,4 +147,41 @@ async fn clear(State(server): State<FakeServer>, Path(phone): Path<String>) -> R
 
 async fn drop_connections(State(server): State<FakeServer>, Path(phone): Path<String>) -> Response {
     done(lifecycle::drop_connections(&server, &phone).map(|n| json!({ "dropped": n })))
+}
+
+#[derive(Deserialize)]
+struct ContactRequest {
+    phone: String,
+    name: Option<String>,
+}
+
+async fn start_contact(State(server): State<FakeServer>, Json(req): Json<ContactRequest>) -> Response {
+    if req.phone.is_empty() || !req.phone.bytes().all(|b| b.is_ascii_digit()) {
+        return error(StatusCode::BAD_REQUEST, anyhow::anyhow!("phone must be digits only"));
+    }
+    match contacts::start(&server, &req.phone, req.name).await {
+        Ok(()) => Json(json!({ "phone": req.phone })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn contact_send(
+    State(server): State<FakeServer>,
+    Path(phone): Path<String>,
+    Json(out): Json<contacts::Outgoing>,
+) -> Response {
+    if server.contact(&phone).is_none() {
+        return error(StatusCode::NOT_FOUND, anyhow::anyhow!("no virtual contact {phone}"));
+    }
+    match contacts::send(&server, &phone, out).await {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn contact_messages(State(server): State<FakeServer>, Path(phone): Path<String>) -> Response {
+    match server.contact(&phone) {
+        Some(contact) => Json(contact.received()).into_response(),
+        None => error(StatusCode::NOT_FOUND, anyhow::anyhow!("no virtual contact {phone}")),
+    }
 }

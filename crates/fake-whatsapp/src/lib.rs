@@ -10,6 +10,7 @@
 mod accounts;
 pub mod companion;
 mod conn;
+pub mod contacts;
 pub mod control;
 mod devices;
 mod dispatch;

@@ -2,6 +2,7 @@
 //! line with its URLs once it is ready.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
@@ -16,6 +17,12 @@ struct Args {
     /// Seed of the server's Noise static key; keep it to let clients resume with IK after a restart.
     #[arg(long, default_value = "fake-whatsapp")]
     seed: String,
+    /// How long a virtual contact holds back its delivery receipt, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    contact_delivery_delay_ms: u64,
+    /// How long after delivery a virtual contact reads a message, in milliseconds; negative: never.
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
+    contact_read_delay_ms: i64,
 }
 
 #[tokio::main]
@@ -28,7 +35,12 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
-    let running = FakeServer::start(Config { seed: args.seed }, args.listen).await?;
+    let config = Config {
+        seed: args.seed,
+        contact_delivery_delay: Duration::from_millis(args.contact_delivery_delay_ms),
+        contact_read_delay: u64::try_from(args.contact_read_delay_ms).ok().map(Duration::from_millis),
+    };
+    let running = FakeServer::start(config, args.listen).await?;
     let ready = serde_json::json!({
         "ws_url": running.ws_url,
         "control_url": running.control_url,

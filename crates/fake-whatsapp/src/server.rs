@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::extract::ws::WebSocketUpgrade;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use wacore_binary::Node;
 
 use crate::accounts::{Registration, Registry};
+use crate::contacts::Contact;
 use crate::noise::ServerKey;
 use crate::stanza;
 
@@ -26,11 +28,20 @@ pub struct Config {
     /// Seed of the server's static Noise key: keep it across restarts so
     /// clients can resume with IK.
     pub seed: String,
+    /// How long a virtual contact holds back its delivery receipt.
+    pub contact_delivery_delay: Duration,
+    /// How long after delivery a virtual contact reads a message; `None`
+    /// leaves messages unread.
+    pub contact_read_delay: Option<Duration>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { seed: "fake-whatsapp".into() }
+        Self {
+            seed: "fake-whatsapp".into(),
+            contact_delivery_delay: Duration::ZERO,
+            contact_read_delay: Some(Duration::from_millis(200)),
+        }
     }
 }
 
@@ -112,9 +123,12 @@ impl State {
 
 pub(crate) struct Inner {
     pub key: ServerKey,
+    pub config: Config,
     state: Mutex<State>,
     next_conn: AtomicU64,
-    media_host: std::sync::OnceLock<String>,
+    media_host: OnceLock<String>,
+    ws_url: OnceLock<String>,
+    contacts: Mutex<HashMap<String, Arc<Contact>>>,
 }
 
 /// A handle on the running fake; cheap to clone.
@@ -129,9 +143,12 @@ impl FakeServer {
         Ok(Self {
             inner: Arc::new(Inner {
                 key,
+                config,
                 state: Mutex::new(State::default()),
                 next_conn: AtomicU64::new(1),
-                media_host: std::sync::OnceLock::new(),
+                media_host: OnceLock::new(),
+                ws_url: OnceLock::new(),
+                contacts: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -155,6 +172,19 @@ impl FakeServer {
         self.inner.media_host.get().cloned().unwrap_or_else(|| "media.invalid".into())
     }
 
+    /// The WebSocket URL once the server listens.
+    pub fn ws_url(&self) -> Option<String> {
+        self.inner.ws_url.get().cloned()
+    }
+
+    pub(crate) fn contact(&self, phone: &str) -> Option<Arc<Contact>> {
+        self.inner.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(phone).cloned()
+    }
+
+    pub(crate) fn add_contact(&self, phone: &str, contact: Arc<Contact>) {
+        self.inner.contacts.lock().unwrap_or_else(|p| p.into_inner()).insert(phone.to_owned(), contact);
+    }
+
     /// Stanzas the fake answered with a placeholder or ignored.
     pub fn unhandled(&self) -> Vec<Unhandled> {
         self.state().unhandled.clone()
@@ -173,19 +203,15 @@ impl FakeServer {
         let server = Self::new(config)?;
         let listener = tokio::net::TcpListener::bind(addr).await.context("bind the listen address")?;
         let local = listener.local_addr()?;
+        let ws_url = format!("ws://{local}/ws/chat");
+        let _ = server.inner.ws_url.set(ws_url.clone());
         let app = server.router();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "fake-whatsapp listener stopped");
             }
         });
-        Ok(Running {
-            server,
-            ws_url: format!("ws://{local}/ws/chat"),
-            control_url: format!("http://{local}/control"),
-            addr: local,
-            task,
-        })
+        Ok(Running { server, ws_url, control_url: format!("http://{local}/control"), addr: local, task })
     }
 }
 

@@ -1,0 +1,65 @@
+//! Virtual contacts: a real client inside the fake that a test makes write
+//! to a linked client, and that reports what it received and which receipts
+//! it sent.
+
+mod common;
+
+use common::{fake, get, link, post, receipt, received, text, unhandled, WAIT};
+use serde_json::json;
+use whatsapp_rust::types::events::Event;
+use whatsapp_rust::types::presence::ReceiptType;
+use whatsapp_rust::Jid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_contact_and_a_client_exchange_messages_and_receipts() {
+    let fake = fake().await;
+    let (started, alice) = tokio::join!(
+        post(format!("{}/contacts", fake.control_url), json!({"phone": "15554001", "name": "Carol"})),
+        link(&fake, "15554002", "Alice"),
+    );
+    assert_eq!(started.0, 200, "{}", started.1);
+
+    // The client writes to the contact: delivered, then read.
+    let sent = alice.client.send_message(Jid::pn("15554001"), text("hello carol")).await.expect("sent");
+    let id = sent.message_id;
+    alice.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Delivered)).await.expect("Delivered");
+    alice.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Read)).await.expect("Read");
+    let inbox = get(format!("{}/contacts/15554001/messages", fake.control_url)).await;
+    assert_eq!(
+        inbox,
+        json!([{"id": id, "from": "15554002", "type": "text", "body": "hello carol", "receipts": ["delivered", "read"]}])
+    );
+
+    // The contact writes to the client.
+    let (status, body) = post(
+        format!("{}/contacts/15554001/messages", fake.control_url),
+        json!({"to": "15554002", "type": "text", "text": {"body": "hi alice, carol here"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("message id").to_owned();
+    let (from, text_body, _) = alice.wait_for(WAIT, |e| received(e, &id)).await.expect("alice gets it");
+    assert_eq!((from.as_str(), text_body.as_str()), ("15554001", "hi alice, carol here"));
+    let names = alice.event_names();
+    assert!(names.iter().any(|n| n == "Messages"), "{names:?}");
+    assert!(alice.count(|e| matches!(e, Event::Connected(_))) >= 1);
+
+    let accounts = get(format!("{}/accounts", fake.control_url)).await;
+    let carol = accounts.as_array().and_then(|a| a.iter().find(|x| x["phone"] == "15554001")).cloned();
+    assert_eq!(carol.map(|c| c["name"].clone()), Some(json!("Carol")));
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_routes_refuse_bad_input() {
+    let fake = fake().await;
+    let (status, _) = post(format!("{}/contacts", fake.control_url), json!({"phone": "not a number"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        format!("{}/contacts/15554999/messages", fake.control_url),
+        json!({"to": "1", "type": "text", "text": {"body": "x"}}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -22,8 +22,8 @@ pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, Message
 pub use media::{Media, MediaContent, MediaKind};
 pub use message::{
     ContactCard, Direction, EditContent, IllegalTransition, LocationContent, Message, MessageContent,
-    MessageStatus, PollContent, ReactionContent, ReplyContext, RevokeContent, Sender, StatusChange,
-    StatusEntry, TextContent,
+    MessageKind, MessageStatus, PollContent, ReactionContent, ReplyContext, RevokeContent, Sender,
+    StatusChange, StatusEntry, TextContent,
 };
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};

@@ -79,6 +79,69 @@ pub enum MessageContent {
     },
 }
 
+/// The kinds of message: the values of a message's `type`, one per [`MessageContent`] variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    Text,
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+    Location,
+    Contacts,
+    Reaction,
+    Poll,
+    Edit,
+    Revoke,
+}
+
+impl MessageKind {
+    /// Every kind, in the order of [`MessageContent`]'s variants (a test holds them to serde's
+    /// list), so that lists of supported types shown to users cannot fall behind.
+    pub const ALL: [MessageKind; 12] = [
+        MessageKind::Text,
+        MessageKind::Image,
+        MessageKind::Video,
+        MessageKind::Audio,
+        MessageKind::Document,
+        MessageKind::Sticker,
+        MessageKind::Location,
+        MessageKind::Contacts,
+        MessageKind::Reaction,
+        MessageKind::Poll,
+        MessageKind::Edit,
+        MessageKind::Revoke,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Video => "video",
+            MessageKind::Audio => "audio",
+            MessageKind::Document => "document",
+            MessageKind::Sticker => "sticker",
+            MessageKind::Location => "location",
+            MessageKind::Contacts => "contacts",
+            MessageKind::Reaction => "reaction",
+            MessageKind::Poll => "poll",
+            MessageKind::Edit => "edit",
+            MessageKind::Revoke => "revoke",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether a message of this kind acts on one earlier message (named by its id) rather
+    /// than saying something of its own; such a message cannot be reused as a template.
+    pub fn acts_on_a_message(self) -> bool {
+        matches!(self, MessageKind::Reaction | MessageKind::Edit | MessageKind::Revoke)
+    }
+}
+
 /// A place on the map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -192,19 +255,33 @@ pub const MAX_POLL_OPTIONS: usize = 12;
 impl MessageContent {
     /// The `type` field of this content.
     pub fn kind(&self) -> &'static str {
+        self.message_kind().as_str()
+    }
+
+    /// What kind of message this is.
+    pub fn message_kind(&self) -> MessageKind {
         match self {
-            MessageContent::Text { .. } => "text",
-            MessageContent::Image { .. } => "image",
-            MessageContent::Video { .. } => "video",
-            MessageContent::Audio { .. } => "audio",
-            MessageContent::Document { .. } => "document",
-            MessageContent::Sticker { .. } => "sticker",
-            MessageContent::Location { .. } => "location",
-            MessageContent::Contacts { .. } => "contacts",
-            MessageContent::Reaction { .. } => "reaction",
-            MessageContent::Poll { .. } => "poll",
-            MessageContent::Edit { .. } => "edit",
-            MessageContent::Revoke { .. } => "revoke",
+            MessageContent::Text { .. } => MessageKind::Text,
+            MessageContent::Image { .. } => MessageKind::Image,
+            MessageContent::Video { .. } => MessageKind::Video,
+            MessageContent::Audio { .. } => MessageKind::Audio,
+            MessageContent::Document { .. } => MessageKind::Document,
+            MessageContent::Sticker { .. } => MessageKind::Sticker,
+            MessageContent::Location { .. } => MessageKind::Location,
+            MessageContent::Contacts { .. } => MessageKind::Contacts,
+            MessageContent::Reaction { .. } => MessageKind::Reaction,
+            MessageContent::Poll { .. } => MessageKind::Poll,
+            MessageContent::Edit { .. } => MessageKind::Edit,
+            MessageContent::Revoke { .. } => MessageKind::Revoke,
+        }
+    }
+
+    /// The texts a person would type for this content (a text's body, a caption): the
+    /// typing indicator lasts in proportion to them.
+    pub fn typed_texts(&self) -> Vec<&str> {
+        match self {
+            MessageContent::Text { text } => vec![text.body.as_str()],
+            media => media.media_part().and_then(|(_, m)| m.caption.as_deref()).into_iter().collect(),
         }
     }
 
@@ -589,6 +666,21 @@ mod tests {
         let empty: MessageContent = serde_json::from_str(r#"{"type":"text","text":{"body":" "}}"#).unwrap();
         assert_eq!(empty.validate().unwrap_err().0, "text.body");
         assert!(serde_json::from_str::<MessageContent>(r#"{"type":"text"}"#).is_err());
+    }
+
+    #[test]
+    fn message_kinds_are_the_variants_serde_knows() {
+        let unknown = serde_json::from_str::<MessageContent>(r#"{"type":"pigeon"}"#).unwrap_err().to_string();
+        let listed: Vec<String> = MessageKind::ALL.iter().map(|k| format!("`{}`", k.as_str())).collect();
+        assert!(unknown.contains(&format!("expected one of {}", listed.join(", "))), "{unknown}");
+        for kind in MessageKind::ALL {
+            assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
+        }
+        let location = MessageContent::Location {
+            location: LocationContent { latitude: 0.0, longitude: 0.0, name: None, address: None },
+        };
+        assert_eq!(location.message_kind(), MessageKind::Location);
+        assert_eq!(location.kind(), "location");
     }
 }
 

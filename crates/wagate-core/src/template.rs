@@ -98,28 +98,47 @@ pub fn render(text: &str, params: &HashMap<String, String>) -> Result<String, St
 }
 
 impl MessageContent {
-    /// The texts of this content that may hold placeholders.
-    pub fn template_texts(&self) -> Vec<&str> {
+    /// The texts of this content that a template fills in: what the recipient reads (a
+    /// text's body, a caption, a document's file name, a place's name and address, a poll's
+    /// question and options). Contact cards are left out: their vCard is built from the
+    /// fields when the content is accepted, so a placeholder would not reach it. Reactions,
+    /// edits and revokes act on one message and are never templates.
+    fn template_texts_mut(&mut self) -> Vec<&mut String> {
         match self {
-            MessageContent::Text { text } => vec![text.body.as_str()],
-            media => media.media_part().and_then(|(_, m)| m.caption.as_deref()).into_iter().collect(),
+            MessageContent::Text { text } => vec![&mut text.body],
+            MessageContent::Image { image: media }
+            | MessageContent::Video { video: media }
+            | MessageContent::Audio { audio: media }
+            | MessageContent::Document { document: media }
+            | MessageContent::Sticker { sticker: media } => {
+                media.caption.iter_mut().chain(media.filename.iter_mut()).collect()
+            }
+            MessageContent::Location { location } => {
+                location.name.iter_mut().chain(location.address.iter_mut()).collect()
+            }
+            MessageContent::Poll { poll } => {
+                std::iter::once(&mut poll.question).chain(poll.options.iter_mut()).collect()
+            }
+            MessageContent::Contacts { .. }
+            | MessageContent::Reaction { .. }
+            | MessageContent::Edit { .. }
+            | MessageContent::Revoke { .. } => Vec::new(),
         }
+    }
+
+    /// The names of the placeholders this content uses, in alphabetical order.
+    pub fn template_params(&self) -> BTreeSet<String> {
+        let mut content = self.clone();
+        content.template_texts_mut().into_iter().flat_map(|text| placeholders(text)).collect()
     }
 
     /// This content with every placeholder filled in; the error names the first missing one.
     pub fn render(&self, params: &HashMap<String, String>) -> Result<MessageContent, String> {
-        Ok(match self {
-            MessageContent::Text { text } => {
-                MessageContent::Text { text: crate::TextContent { body: render(&text.body, params)? } }
-            }
-            media => {
-                let mut rendered = media.clone();
-                if let Some(part) = rendered.media_part_mut() {
-                    part.caption = part.caption.as_deref().map(|c| render(c, params)).transpose()?;
-                }
-                rendered
-            }
-        })
+        let mut rendered = self.clone();
+        for text in rendered.template_texts_mut() {
+            *text = render(text, params)?;
+        }
+        Ok(rendered)
     }
 }
 
@@ -140,6 +159,42 @@ mod tests {
             "Hi Ann, your order #42 ships Ann-day. {{ }} {{a b}} {{"
         );
         assert_eq!(render("{{x}}{{y}}", &params(&[("x", "{{y}}"), ("y", "1")])).unwrap(), "{{y}}1");
+    }
+
+    #[test]
+    fn every_text_a_recipient_reads_is_filled_in() {
+        let media = crate::MediaContent {
+            id: crate::MediaId::generate(),
+            mime_type: "application/pdf".into(),
+            size: 1,
+            sha256: String::new(),
+            caption: Some("For {{name}}".into()),
+            filename: Some("{{order}}.pdf".into()),
+            voice: false,
+        };
+        let document = MessageContent::Document { document: media };
+        assert_eq!(document.template_params().into_iter().collect::<Vec<_>>(), ["name", "order"]);
+        let rendered = document.render(&params(&[("name", "Ann"), ("order", "42")])).unwrap();
+        let (_, part) = rendered.media_part().unwrap();
+        assert_eq!((part.caption.as_deref(), part.filename.as_deref()), (Some("For Ann"), Some("42.pdf")));
+
+        let location = MessageContent::Location {
+            location: crate::LocationContent {
+                latitude: 1.0,
+                longitude: 2.0,
+                name: Some("{{shop}}".into()),
+                address: Some("{{street}}".into()),
+            },
+        };
+        assert_eq!(location.render(&params(&[("shop", "Acme")])), Err("street".to_owned()));
+        let poll = MessageContent::Poll {
+            poll: crate::PollContent {
+                question: "{{q}}?".into(),
+                options: vec!["{{a}}".into(), "no".into()],
+                selectable_count: 1,
+            },
+        };
+        assert_eq!(poll.template_params().into_iter().collect::<Vec<_>>(), ["a", "q"]);
     }
 
     #[test]

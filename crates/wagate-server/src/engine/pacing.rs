@@ -95,7 +95,7 @@ impl Pacer {
 
     /// How long to show "typing…" before sending `content`.
     pub(super) fn typing_time(&self, content: &MessageContent) -> Duration {
-        let chars: usize = content.template_texts().iter().map(|text| text.chars().count()).sum();
+        let chars: usize = content.typed_texts().iter().map(|text| text.chars().count()).sum();
         let wanted = self.pacing.typing_ms_per_char.saturating_mul(chars as u64);
         ms(wanted.min(self.pacing.typing_max_ms))
     }

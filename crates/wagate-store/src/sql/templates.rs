@@ -1,7 +1,7 @@
 //! Message templates, and the trigger hooks that send them.
 
 use sqlx::Row;
-use wagate_core::{template, Hook, HookId, MessageContent, SessionId, Template, Timestamp};
+use wagate_core::{Hook, HookId, MessageContent, SessionId, Template, Timestamp};
 
 use super::{corrupt, from_json, from_millis, millis, DbConn, DbPool, DbRow};
 use crate::{NewHook, StoreError, StoreResult, TemplateChange};
@@ -9,11 +9,7 @@ use crate::{NewHook, StoreError, StoreResult, TemplateChange};
 const COLUMNS: &str = "name, language, content, created_at, updated_at";
 
 fn params(content: &MessageContent) -> Vec<String> {
-    let mut names: Vec<String> =
-        content.template_texts().into_iter().flat_map(template::placeholders).collect();
-    names.sort();
-    names.dedup();
-    names
+    content.template_params().into_iter().collect()
 }
 
 fn from_row(row: &DbRow) -> StoreResult<Template> {

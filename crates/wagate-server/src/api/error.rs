@@ -1,11 +1,13 @@
 //! The one error type of the HTTP API: `{"error":{"code","message","details"}}`.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::{json, Value};
 use wagate_store::StoreError;
 
@@ -83,58 +85,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let text = rejection.body_text();
-        match rejection {
-            JsonRejection::JsonDataError(_) => {
-                let detail = text.split_once("target type: ").map_or(text.as_str(), |(_, d)| d);
-                let detail = detail.split(" at line ").next().unwrap_or(detail);
-                let field = data_error_field(detail);
-                let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail);
-                if let Some(field) = field {
-                    error = error.with_details(json!({ "field": field }));
-                }
-                error
-            }
-            JsonRejection::JsonSyntaxError(_) => Self::new(StatusCode::BAD_REQUEST, "malformed_json", text),
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ),
-            _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::new(status, "payload_too_large", "request body is too large")
-            }
-            _ => Self::new(StatusCode::BAD_REQUEST, "bad_request", text),
-        }
-    }
-}
-
-/// The field a serde data error is about: serde_path_to_error prefixes the path
-/// (`text.body: invalid type…`), except for errors about the object itself.
-fn data_error_field(detail: &str) -> Option<String> {
-    if let Some(rest) = detail.strip_prefix("missing field `") {
-        return rest.split('`').next().map(str::to_owned);
-    }
-    if detail.starts_with("unknown variant `") {
-        return Some("type".into());
-    }
-    if detail.starts_with("unknown field `") {
-        return detail.split('`').nth(1).map(str::to_owned);
-    }
-    let (path, rest) = detail.split_once(": ")?;
-    if path.contains(' ') {
-        return None;
-    }
-    let path = path.trim_start_matches('.');
-    if let Some(inner) = rest.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-        return Some(format!("{path}.{inner}"));
-    }
-    Some(path.to_owned())
-}
-
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         let text = rejection.body_text();
@@ -143,7 +93,9 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` whose rejections are [`ApiError`]s.
+/// `Json` whose rejections are [`ApiError`]s: 415 without a JSON content type, 400 for
+/// malformed JSON, 422 for a value that does not fit, with `details.field` naming it
+/// (`text.body`, `recipients[3].to`).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -154,8 +106,70 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(Self(value))
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", rejection.body_text())
+            }
+        })?;
+        from_json(&bytes).map(Self)
+    }
+}
+
+/// `application/json`, or another JSON type such as `application/merge-patch+json`.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
+}
+
+/// Parses a JSON body into `T`; errors as [`ApiJson`] answers them.
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(malformed_json)?;
+    Ok(value)
+}
+
+fn malformed_json(error: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("Failed to parse the request body as JSON: {error}"),
+    )
+}
+
+fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().clone();
+    let error = error.into_inner();
+    if error.classify() != Category::Data {
+        return malformed_json(error);
+    }
+    // The line and column mean little to a caller who built the JSON in code; the field does.
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = text.strip_suffix(&position).unwrap_or(&text);
+    let at = path.iter().next().is_some().then(|| path.to_string());
+    // Serde reports a missing field only in its message (the wording of
+    // `de::Error::missing_field`), with the path at the object that lacks it.
+    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`'));
+    match (at, missing) {
+        (Some(at), Some(missing)) => ApiError::invalid_field(&format!("{at}.{missing}"), "is required"),
+        (None, Some(missing)) => ApiError::invalid_field(missing, "is required"),
+        (Some(at), None) => ApiError::invalid_field(&at, message),
+        (None, None) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message),
     }
 }
 

@@ -14,10 +14,9 @@ use wagate_core::{
 };
 use wagate_store::{NewCampaign, RecipientQuery, StoreError};
 
+use super::compose::{self, param_texts, TemplateRef, PARAM_TYPES};
 use super::openapi::{CampaignList, ErrorBody, RecipientList};
-use super::templates::{
-    checked_content, param_texts, template_not_found, ContentBody, TemplateRef, PARAM_TYPES,
-};
+use super::templates::ContentBody;
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::AppState;
 
@@ -96,11 +95,8 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid_field("name", "must be 1 to 200 characters"));
     }
-    let scheduled_at = body
-        .scheduled_at
-        .as_deref()
-        .map(|at| super::messages::scheduled_time(at, state.engine.now()))
-        .transpose()?;
+    let scheduled_at =
+        body.scheduled_at.as_deref().map(|at| compose::scheduled_time(at, state.engine.now())).transpose()?;
     let max = state.config.campaigns.max_recipients;
     if recipients.is_empty() {
         return Err(ApiError::invalid_field("recipients", "at least one recipient is required"));
@@ -115,12 +111,9 @@ pub async fn create(
         return Err(ApiError::session_not_found(&raw));
     }
     let (template, content, defaults) = match (body.content, body.template) {
-        (Some(content), None) => (None, checked_content(content)?, HashMap::new()),
+        (Some(content), None) => (None, content.checked(&state).await?, HashMap::new()),
         (None, Some(reference)) => {
-            let found = state.engine.store().get_template(&reference.name).await?;
-            let found = found.ok_or_else(|| template_not_found(&reference.name))?;
-            let defaults = param_texts(reference.params)
-                .map_err(|name| ApiError::invalid_field(&format!("template.params.{name}"), PARAM_TYPES))?;
+            let (found, defaults) = compose::find_template(&state, reference).await?;
             (Some(found.name), found.content, defaults)
         }
         (Some(_), Some(_)) => {
@@ -283,7 +276,7 @@ fn check_recipients(
                 continue;
             }
         };
-        if let Err((field, message)) = rendered.validate() {
+        if let Some((field, message)) = compose::content_error(&rendered) {
             rejected.push(reject("invalid_content", format!("{field}: {message}")));
             continue;
         }

@@ -16,11 +16,11 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use wagate_core::{Hook, HookId, Jid, MessageContent, TextContent};
+use wagate_core::{Hook, HookId, Jid};
 use wagate_store::{NewHook, NewOutbound, StoreError};
 
+use super::compose::{self, TemplateRef};
 use super::openapi::{ErrorBody, HookCreated, HookList};
-use super::templates::TemplateRef;
 use super::{session_id, ApiError, ApiJson};
 use crate::AppState;
 
@@ -216,15 +216,10 @@ pub async fn call(
     let call = call_body(&headers, &body)?;
     let content = match &hook.template {
         Some(name) => {
-            super::templates::render(&state, Some(TemplateRef { name: name.clone(), params: call.params }))
-                .await?
+            let reference = TemplateRef { name: name.clone(), params: call.params };
+            compose::render_template(&state, Some(reference)).await?
         }
-        None => {
-            let body = call.text.unwrap_or_default();
-            let content = MessageContent::Text { text: TextContent { body } };
-            content.validate().map_err(|(_, message)| ApiError::invalid_field("text", message))?;
-            content
-        }
+        None => compose::text_content(call.text.unwrap_or_default(), "text")?,
     };
     let mut sent = Vec::with_capacity(hook.to.len());
     for to in &hook.to {

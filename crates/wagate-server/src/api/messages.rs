@@ -6,21 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-use wagate_core::{
-    ContactCard, Direction, EditContent, EventData, Jid, LocationContent, MediaContent, MediaId, MediaKind,
-    Message, MessageContent, MessageId, PollContent, ReactionContent, ReplyContext, RevokeContent,
-    TextContent,
-};
+use wagate_core::{Direction, EventData, Jid, Message, MessageContent, MessageId, ReplyContext};
 use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
+use super::compose::{self, scheduled_time, TemplateRef};
 use super::openapi::{ErrorBody, MessageList};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::engine::{AcceptError, CommitError};
-use crate::media::{LinkError, MediaError};
 use crate::AppState;
 
 impl From<AcceptError> for ApiError {
@@ -33,109 +28,23 @@ impl From<AcceptError> for ApiError {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"to": "+1 555 000 2222", "type": "text", "text": {"body": "Hi Bob"}}))]
-#[serde(deny_unknown_fields)]
-pub struct SendRequest {
-    to: String,
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<TextContent>,
-    /// With `"type":"template"`: which template, and the values of its placeholders.
-    template: Option<super::templates::TemplateRef>,
-    image: Option<MediaBody>,
-    video: Option<MediaBody>,
-    audio: Option<MediaBody>,
-    document: Option<MediaBody>,
-    sticker: Option<MediaBody>,
-    location: Option<LocationContent>,
-    /// Contact cards: `name` and `phones` (a vCard is built from them), or a raw `vcard`.
-    contacts: Option<Vec<ContactCard>>,
-    /// `{"message_id","emoji"}`; an empty emoji takes the reaction back.
-    reaction: Option<ReactionContent>,
-    poll: Option<PollContent>,
-    /// `{"message_id","body"}`: a new text for a text message this session sent.
-    edit: Option<EditContent>,
-    /// `{"message_id"}`: delete a message this session sent, for everyone.
-    revoke: Option<RevokeContent>,
-    /// Reply to (quote) a message: `{"message_id"}`, wagate's id or WhatsApp's.
-    context: Option<ContextBody>,
-    /// Numbers the text or caption mentions (WhatsApp shows `@name` where the text has `@number`).
-    mentions: Option<Vec<String>>,
-    /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
-    scheduled_at: Option<String>,
-}
-
-/// The file of a media message: one of `media_id`, `link` or `data`.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MediaBody {
-    /// A file uploaded with `POST /v1/media` (`id` is taken too, as in Meta's Cloud API).
-    #[serde(alias = "id")]
-    media_id: Option<String>,
-    /// An https URL to download the file from.
-    link: Option<String>,
-    /// The file itself, base64 (a `data:…;base64,` prefix is allowed).
-    data: Option<String>,
-    /// Image, video and document only.
-    caption: Option<String>,
-    /// The name a document shows.
-    filename: Option<String>,
-    /// Audio only: send it as a push-to-talk voice note.
-    #[serde(default)]
-    voice: bool,
-}
-
-/// The content of a media send: the file resolved (stored first when it came as `data`) and
-/// checked against the kind's type and size rules.
-async fn media_content(
-    state: &AppState,
-    kind: MediaKind,
-    body: Option<MediaBody>,
-) -> Result<MessageContent, ApiError> {
-    let name = kind.as_str();
-    let body = body.ok_or_else(|| ApiError::invalid_field(name, format!("is required for type {name}")))?;
-    let given = [body.media_id.is_some(), body.link.is_some(), body.data.is_some()];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(ApiError::invalid_field(name, "give exactly one of media_id, link or data"));
+compose::content_body! {
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(example = json!({"to": "+1 555 000 2222", "type": "text", "text": {"body": "Hi Bob"}}))]
+    #[serde(deny_unknown_fields)]
+    pub struct SendRequest {
+        to: String,
     }
-    let (field, media) = if let Some(raw) = &body.media_id {
-        let field = format!("{name}.media_id");
-        let found = match MediaId::parse(raw) {
-            Ok(id) => state.media.get(&id).await?,
-            Err(_) => None,
-        };
-        (field.clone(), found.ok_or_else(|| ApiError::invalid_field(&field, "names no uploaded media"))?)
-    } else if let Some(link) = &body.link {
-        let field = format!("{name}.link");
-        let saved = state.media.save_link(link, body.filename.clone(), state.engine.now()).await;
-        let media = saved.map_err(|e| match e {
-            LinkError::Media(MediaError::TooLarge(max)) => {
-                ApiError::invalid_field(&field, format!("the file is larger than {max} bytes"))
-            }
-            LinkError::Media(other) => other.into(),
-            other => ApiError::invalid_field(&field, other),
-        })?;
-        (field, media)
-    } else {
-        let field = format!("{name}.data");
-        let encoded = body.data.as_deref().unwrap_or_default();
-        let encoded = encoded.split_once(";base64,").map_or(encoded, |(_, data)| data);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| ApiError::invalid_field(&field, format!("is not valid base64: {e}")))?;
-        let chunk: Result<axum::body::Bytes, std::convert::Infallible> = Ok(bytes.into());
-        let saved =
-            state.media.save(futures_util::stream::iter([chunk]), body.filename.clone(), state.engine.now());
-        (field, saved.await?)
-    };
-    kind.check(&media, state.media.max_bytes(kind)).map_err(|rule| ApiError::invalid_field(&field, rule))?;
-    let content =
-        MessageContent::media(kind, MediaContent::of(&media, body.caption, body.filename, body.voice));
-    content
-        .validate()
-        .map_err(|(part, message)| ApiError::invalid_field(&format!("{name}.{part}"), message))?;
-    Ok(content)
+    then {
+        /// With `"type":"template"`: which template, and the values of its placeholders.
+        template: Option<TemplateRef>,
+        /// Reply to (quote) a message: `{"message_id"}`, wagate's id or WhatsApp's.
+        context: Option<ContextBody>,
+        /// Numbers the text or caption mentions (WhatsApp shows `@name` where the text has `@number`).
+        mentions: Option<Vec<String>>,
+        /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
+        scheduled_at: Option<String>,
+    }
 }
 
 /// `"context": {"message_id"}` of a reply.
@@ -193,91 +102,6 @@ fn mentioned(content: &MessageContent, mentions: Vec<String>) -> Result<Vec<Stri
         .collect()
 }
 
-/// The field a message type needs.
-fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
-    value.ok_or_else(|| ApiError::invalid_field(field, format!("is required for type {field}")))
-}
-
-/// Content checked against the rules serde cannot express.
-fn checked(content: MessageContent) -> Result<MessageContent, ApiError> {
-    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    Ok(content)
-}
-
-/// A reaction names a message of the same session by wagate's id, or any by WhatsApp's.
-/// Checks a message named by wagate's id in a reaction, edit or revoke (`kind`): it must be
-/// the session's, and for an edit or revoke (`sent`) one the session sent. WhatsApp's ids are
-/// passed on as given.
-async fn reacted_to(
-    state: &AppState,
-    session: &wagate_core::SessionId,
-    kind: &'static str,
-    message_id: &str,
-    sent: bool,
-) -> Result<(), ApiError> {
-    let field = match kind {
-        "edit" => "edit.message_id",
-        "revoke" => "revoke.message_id",
-        _ => "reaction.message_id",
-    };
-    let Ok(id) = MessageId::parse(message_id) else { return Ok(()) };
-    match state.engine.store().get_message(&id).await? {
-        Some(message) if &message.session_id == session => {
-            if sent && message.direction != Direction::Out {
-                return Err(ApiError::invalid_field(
-                    field,
-                    "names a message this session received; only sent ones",
-                ));
-            }
-            Ok(())
-        }
-        _ => Err(ApiError::invalid_field(field, "names no message of this session")),
-    }
-}
-
-/// How far ahead a send may be scheduled.
-const MAX_SCHEDULE_DAYS: i64 = 366;
-
-pub(super) fn scheduled_time(
-    raw: &str,
-    now: wagate_core::Timestamp,
-) -> Result<wagate_core::Timestamp, ApiError> {
-    let at = chrono::DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| {
-            ApiError::invalid_field("scheduled_at", "must be an RFC 3339 time, e.g. 2026-12-24T18:00:00Z")
-        })?
-        .to_utc();
-    if at > now + chrono::Duration::days(MAX_SCHEDULE_DAYS) {
-        return Err(ApiError::invalid_field(
-            "scheduled_at",
-            format!("must be within {MAX_SCHEDULE_DAYS} days"),
-        ));
-    }
-    Ok(at)
-}
-
-/// Builds the content from `type` and the field it names (`{"type":"text","text":{…}}`), so
-/// that errors name the exact field (`text.body`).
-pub fn content(kind: &str, text: Option<TextContent>) -> Result<MessageContent, ApiError> {
-    let content = match kind {
-        "text" => MessageContent::Text {
-            text: text.ok_or_else(|| ApiError::invalid_field("text", "is required for type text"))?,
-        },
-        other => {
-            return Err(ApiError::invalid_field(
-                "type",
-                format!(
-                    "{other:?} is not a supported message type \
-                     (supported: text, image, video, audio, document, sticker, location, contacts, reaction, \
-                     poll, template)"
-                ),
-            ))
-        }
-    };
-    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    Ok(content)
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SendQuery {
@@ -312,44 +136,13 @@ pub async fn send(
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<SendQuery>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<SendRequest>,
+    ApiJson(mut body): ApiJson<SendRequest>,
 ) -> Result<Response, ApiError> {
     let session_id = session_id(&raw)?;
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
-    let content = match body.kind.as_str() {
-        "template" => super::templates::render(&state, body.template).await?,
-        "image" => media_content(&state, MediaKind::Image, body.image).await?,
-        "video" => media_content(&state, MediaKind::Video, body.video).await?,
-        "audio" => media_content(&state, MediaKind::Audio, body.audio).await?,
-        "document" => media_content(&state, MediaKind::Document, body.document).await?,
-        "sticker" => media_content(&state, MediaKind::Sticker, body.sticker).await?,
-        "location" => checked(MessageContent::Location { location: required("location", body.location)? })?,
-        "contacts" => {
-            let cards = required("contacts", body.contacts)?;
-            checked(MessageContent::Contacts {
-                contacts: cards.into_iter().map(ContactCard::with_vcard).collect(),
-            })?
-        }
-        "reaction" => {
-            let reaction = required("reaction", body.reaction)?;
-            reacted_to(&state, &session_id, "reaction", &reaction.message_id, false).await?;
-            checked(MessageContent::Reaction { reaction })?
-        }
-        "edit" => {
-            let edit = required("edit", body.edit)?;
-            reacted_to(&state, &session_id, "edit", &edit.message_id, true).await?;
-            checked(MessageContent::Edit { edit })?
-        }
-        "revoke" => {
-            let revoke = required("revoke", body.revoke)?;
-            reacted_to(&state, &session_id, "revoke", &revoke.message_id, true).await?;
-            checked(MessageContent::Revoke { revoke })?
-        }
-        "poll" => checked(MessageContent::Poll { poll: required("poll", body.poll)? })?,
-        kind => content(kind, body.text)?,
-    };
+    let content = compose::send_content(&state, &session_id, body.take_content(), body.template).await?;
     let context = match body.context {
-        Some(_) if matches!(content.kind(), "reaction" | "edit" | "revoke") => {
+        Some(_) if content.message_kind().acts_on_a_message() => {
             return Err(ApiError::invalid_field(
                 "context",
                 format!("{0} names its message in {0}.message_id", content.kind()),

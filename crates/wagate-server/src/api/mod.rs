@@ -2,6 +2,7 @@
 
 mod campaigns;
 mod cluster;
+mod compose;
 mod contacts;
 mod error;
 mod events;

@@ -23,7 +23,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "events", description = "The event log, and live streams of it"),
         (name = "media", description = "Files for media messages: upload once, send by media_id, download with Range"),
         (name = "campaigns", description = "One message to many recipients, with progress, pause, resume and cancel"),
-        (name = "templates", description = "Message bodies with {{var}} placeholders, sent by name"),
+        (name = "templates", description = "Message bodies of any kind a send takes (text, media, location, contacts, poll) with {{var}} placeholders in what the recipient reads, sent by name"),
         (name = "contacts", description = "Who a session can reach: number checks, contacts and chats"),
         (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),

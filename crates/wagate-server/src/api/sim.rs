@@ -6,8 +6,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wagate_connect::sim::{Faults, InboundRequest, SimError};
-use wagate_core::{PhoneNumber, SessionId, TextContent};
+use wagate_core::{PhoneNumber, SessionId};
 
+use super::compose;
 use super::openapi::{ErrorBody, SimInjected, SimLinked};
 use super::{ApiError, ApiJson};
 use crate::AppState;
@@ -71,17 +72,18 @@ pub async fn pair(
     Ok(Json(json!({ "session_id": session })))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"session_id": "bob", "from": "447700900123", "type": "text", "text": {"body": "hello from London"}}))]
-#[serde(deny_unknown_fields)]
-pub struct InboundBody {
-    session_id: String,
-    from: String,
-    /// WhatsApp's id for the message; send the same id twice to see deduplication.
-    id: Option<String>,
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<TextContent>,
+compose::content_body! {
+    /// A message from `from` to the session, with its content as a send takes it. Messages it
+    /// reacts to, edits or revokes are named by WhatsApp's id (`wa_id`).
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(example = json!({"session_id": "bob", "from": "447700900123", "type": "text", "text": {"body": "hello from London"}}))]
+    #[serde(deny_unknown_fields)]
+    pub struct InboundBody {
+        session_id: String,
+        from: String,
+        /// WhatsApp's id for the message; send the same id twice to see deduplication.
+        id: Option<String>,
+    }
 }
 
 #[utoipa::path(operation_id = "sim_inbound", post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
@@ -89,11 +91,11 @@ pub struct InboundBody {
         (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn inbound(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<InboundBody>,
+    ApiJson(mut body): ApiJson<InboundBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let session_id = existing_session(&body.session_id)?;
     let from = phone("from", &body.from)?;
-    let content = super::messages::content(&body.kind, body.text)?;
+    let content = compose::inbound_content(&state, body.take_content()).await?;
     if body.id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
         return Err(ApiError::invalid_field("id", "must be 1 to 128 characters"));
     }

@@ -1,41 +1,33 @@
 //! `/v1/templates`: message bodies with `{{var}}` placeholders, sent by name with
-//! `{"type":"template","template":{"name","params"}}`.
-
-use std::collections::HashMap;
+//! `{"type":"template","template":{"name","params"}}`. A template is any message a send
+//! takes except one acting on an earlier message (reaction, edit, revoke); placeholders fill
+//! in the texts the recipient reads (text, caption, file name, place, poll).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wagate_core::{template, MessageContent, Template, TextContent};
+use wagate_core::{template, MessageContent, Template};
 use wagate_store::{StoreError, TemplateChange};
 
+use super::compose::{self, template_not_found};
 use super::openapi::{ErrorBody, TemplateList};
 use super::{ApiError, ApiJson};
 use crate::AppState;
 
-/// A message body as a send takes it.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContentBody {
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<TextContent>,
+compose::content_body! {
+    /// A message body as a send takes it (without `to`), `{{var}}` placeholders and all.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ContentBody {}
 }
 
-pub(super) fn checked_content(body: ContentBody) -> Result<MessageContent, ApiError> {
-    if body.kind == "template" {
-        return Err(ApiError::invalid_field("content.type", "a template cannot contain a template"));
+impl ContentBody {
+    /// The content this body gives; a media file is resolved (and stored) now, once.
+    pub(super) async fn checked(mut self, state: &AppState) -> Result<MessageContent, ApiError> {
+        compose::template_content(state, self.take_content()).await
     }
-    super::messages::content(&body.kind, body.text).map_err(|mut e| {
-        // Name the field inside `content`.
-        if let Some(field) = e.details.as_ref().and_then(|d| d["field"].as_str()).map(str::to_owned) {
-            e.message = format!("content.{}", e.message);
-            e.details = Some(json!({ "field": format!("content.{field}") }));
-        }
-        e
-    })
 }
 
 fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError> {
@@ -45,10 +37,6 @@ fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError
         }
         other => Ok(other),
     }
-}
-
-pub(super) fn template_not_found(name: &str) -> ApiError {
-    ApiError::not_found("template_not_found", format!("no template named {name:?}"))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -70,7 +58,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
     template::check_name(&body.name).map_err(|e| ApiError::invalid_field("name", e))?;
     let language = checked_language(body.language)?;
-    let content = checked_content(body.content)?;
+    let content = body.content.checked(&state).await?;
     match state.engine.store().create_template(body.name.clone(), language, content, state.engine.now()).await
     {
         Ok(created) => Ok((StatusCode::CREATED, Json(created))),
@@ -123,10 +111,11 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateTemplate>,
 ) -> Result<Json<Template>, ApiError> {
-    let change = TemplateChange {
-        content: body.content.map(checked_content).transpose()?,
-        language: body.language.map(checked_language).transpose()?,
+    let content = match body.content {
+        Some(content) => Some(content.checked(&state).await?),
+        None => None,
     };
+    let change = TemplateChange { content, language: body.language.map(checked_language).transpose()? };
     let updated = state.engine.store().update_template(&name, change, state.engine.now()).await?;
     updated.map(Json).ok_or_else(|| template_not_found(&name))
 }
@@ -141,46 +130,4 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     } else {
         Err(template_not_found(&name))
     }
-}
-
-/// `"template": {"name","params"}` of a send.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateRef {
-    pub(super) name: String,
-    /// Values for the placeholders: strings, numbers or booleans.
-    #[serde(default)]
-    pub(super) params: HashMap<String, Value>,
-}
-
-/// What a placeholder value may be.
-pub(super) const PARAM_TYPES: &str = "must be a string, number or boolean";
-
-/// Placeholder values as the text they put in a message; the error names one that is not a
-/// string, number or boolean.
-pub(super) fn param_texts(params: HashMap<String, Value>) -> Result<HashMap<String, String>, String> {
-    params
-        .into_iter()
-        .map(|(name, value)| match value {
-            Value::String(s) => Ok((name, s)),
-            Value::Number(n) => Ok((name, n.to_string())),
-            Value::Bool(b) => Ok((name, b.to_string())),
-            _ => Err(name),
-        })
-        .collect()
-}
-
-/// The content a template send sends: the template filled in with the params.
-pub async fn render(state: &AppState, reference: Option<TemplateRef>) -> Result<MessageContent, ApiError> {
-    let reference =
-        reference.ok_or_else(|| ApiError::invalid_field("template", "is required for type template"))?;
-    let found = state.engine.store().get_template(&reference.name).await?;
-    let found = found.ok_or_else(|| template_not_found(&reference.name))?;
-    let params = param_texts(reference.params)
-        .map_err(|name| ApiError::invalid_field(&format!("template.params.{name}"), PARAM_TYPES))?;
-    let content = found.content.render(&params).map_err(|missing| {
-        ApiError::invalid_field(&format!("template.params.{missing}"), "is missing: the template uses it")
-    })?;
-    content.validate().map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    Ok(content)
 }

@@ -319,3 +319,33 @@ async fn bad_campaigns_are_refused_with_the_reason() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
+
+#[tokio::test]
+async fn an_image_template_campaign_gives_each_recipient_their_caption() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    let image = json!({ "data": crate::common::png_base64(), "caption": "{{name}}, 20% off for you" });
+    let (status, body) = server
+        .post("/v1/templates", json!({ "name": "promo", "content": { "type": "image", "image": image } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let recipients = json!([
+        { "to": "15558000001", "params": { "name": "Ann" } },
+        { "to": "15558000002", "params": { "name": "Bob" } },
+        { "to": "15558000003" },
+    ]);
+    let campaign = json!({ "name": "promo", "template": { "name": "promo" }, "recipients": recipients });
+    let (path, created) = create(&server, "alice", campaign).await;
+    assert_eq!(created["total"], 2);
+    assert_eq!(created["rejected_recipients"][0]["reason"], "missing_param");
+    assert_eq!(created["rejected_recipients"][0]["message"], "no value for {{name}}");
+    wait_for_campaign(&server, &path, |c| c["status"] == "completed").await;
+    let (_, sent) = server.get(&format!("{path}/recipients")).await;
+    let captions: Vec<(&str, &str)> = sent["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["type"].as_str().unwrap(), m["image"]["caption"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(captions, [("image", "Ann, 20% off for you"), ("image", "Bob, 20% off for you")]);
+}

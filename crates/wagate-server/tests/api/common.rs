@@ -366,3 +366,11 @@ pub fn history(message: &Value) -> Vec<String> {
 pub fn event_seq(event: &Value) -> u64 {
     event["id"].as_str().expect("id").trim_start_matches("evt_").parse().expect("numeric event id")
 }
+
+/// A small PNG (it sniffs as `image/png`) as base64, for a media body's `data`.
+pub fn png_base64() -> String {
+    use base64::Engine as _;
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend((0..500u32).map(|i| (i % 251) as u8));
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

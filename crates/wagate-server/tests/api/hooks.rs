@@ -116,3 +116,26 @@ async fn a_template_hook_fills_in_what_is_posted_and_calls_are_rate_limited() {
     let (status, _) = call(&server, "/hooks/not-a-token", "x".into(), "text/plain").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_image_template_hook_sends_the_posted_params_in_the_caption() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    let image = json!({ "data": crate::common::png_base64(), "caption": "Build {{n}} failed" });
+    let (status, body) = server
+        .post("/v1/templates", json!({ "name": "red", "content": { "type": "image", "image": image } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, hook) =
+        server.post("/v1/sessions/alice/hooks", json!({ "to": "15557770001", "template": "red" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let path = hook["path"].as_str().unwrap().to_owned();
+
+    let body = json!({ "params": { "n": 515 } }).to_string();
+    let (status, sent) = call(&server, &path, body.into(), "application/json").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let message = server.wait_for_message_status(sent["messages"][0]["id"].as_str().unwrap(), "read").await;
+    assert_eq!(message["type"], "image", "{message}");
+    assert_eq!(message["image"]["caption"], "Build 515 failed");
+    assert_eq!(message["image"]["mime_type"], "image/png");
+}

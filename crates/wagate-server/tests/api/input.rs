@@ -229,3 +229,52 @@ async fn disabled_sim_has_no_sim_routes() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_nested_bad_field_is_named_by_its_path() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let cases = [
+        (
+            "/v1/sessions/alice/messages",
+            json!({ "to": "15557770001", "type": "location", "location": { "latitude": 1.5, "longitude": 2.5, "colour": "red" } }),
+            "location.colour",
+        ),
+        (
+            "/v1/sessions/alice/messages",
+            json!({ "to": "15557770001", "type": "poll", "poll": { "options": ["a", "b"] } }),
+            "poll.question",
+        ),
+        (
+            "/v1/sessions/alice/campaigns",
+            json!({ "name": "x", "content": { "type": "text", "text": { "body": "hi" } },
+                "recipients": [{ "to": "15557770001" }, { "to": "15557770002" }, { "to": "15557770003" }, { "phone": "15557770004" }] }),
+            "recipients[3].phone",
+        ),
+        (
+            "/v1/templates",
+            json!({ "name": "x", "content": { "type": "document", "document": { "data": "", "filename": ["a"] } } }),
+            "content.document.filename",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let error = expect_error(
+            &server,
+            server.request(Method::POST, path).json(&body),
+            unprocessable,
+            "invalid_field",
+        )
+        .await;
+        assert_eq!(error["error"]["details"]["field"], field, "{body} -> {error}");
+    }
+    // The body itself of the wrong shape has no field to name, and is still a 422.
+    let error = expect_error(
+        &server,
+        server.request(Method::POST, "/v1/sessions/alice/messages").json(&json!(["hi"])),
+        unprocessable,
+        "invalid_field",
+    )
+    .await;
+    assert!(error["error"].get("details").is_none(), "{error}");
+}

@@ -174,3 +174,22 @@ async fn edits_and_revokes_of_sent_messages_travel() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert!(error["error"]["message"].as_str().unwrap().contains("received"), "{error}");
 }
+
+#[tokio::test]
+async fn an_unknown_type_is_refused_with_every_kind_a_send_takes() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    let (status, answer) = send(&server, json!({ "type": "pigeon" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "type");
+    let message = answer["error"]["message"].as_str().unwrap();
+    let every = "text, image, video, audio, document, sticker, location, contacts, reaction, poll, edit, revoke, template";
+    assert!(message.contains(&format!("(supported: {every})")), "{message}");
+    let (status, answer) = send(
+        &server,
+        json!({ "type": "image", "image": { "data": crate::common::png_base64(), "caption": 7 } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "image.caption");
+}

@@ -131,6 +131,46 @@ async fn an_inbound_message_is_stored_once() {
 }
 
 #[tokio::test]
+async fn inbound_takes_every_kind_a_phone_sends() {
+    let server = TestServer::start().await;
+    server.link("bob", "15550002222").await;
+    let inbound = |content: Value| {
+        let mut body = json!({ "session_id": "bob", "from": "447700900123" });
+        body.as_object_mut().unwrap().extend(content.as_object().unwrap().clone());
+        server.post("/v1/sim/inbound", body)
+    };
+    let place = json!({ "latitude": 51.5, "longitude": -0.12, "name": "Big Ben" });
+    let (status, body) = inbound(json!({ "type": "location", "location": place })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let image = json!({ "data": crate::common::png_base64(), "caption": "look" });
+    let (status, body) = inbound(json!({ "type": "image", "image": image })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let messages = server.messages("bob", "in").await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["location"], place);
+    assert_eq!(messages[1]["image"]["caption"], "look");
+    assert_eq!(messages[1]["image"]["mime_type"], "image/png");
+
+    for (content, field) in [
+        (
+            json!({ "type": "location", "location": { "latitude": "north", "longitude": 0 } }),
+            "location.latitude",
+        ),
+        (
+            json!({ "type": "poll", "poll": { "question": "?", "options": ["a", "b"], "colour": 1 } }),
+            "poll.colour",
+        ),
+        (json!({ "type": "template", "template": { "name": "x" } }), "template"),
+        (json!({ "type": "pigeon" }), "type"),
+    ] {
+        let (status, error) = inbound(content.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{content}: {error}");
+        assert_eq!(error["error"]["details"]["field"], field, "{content}: {error}");
+    }
+    assert_eq!(server.messages("bob", "in").await.len(), 2, "nothing more was stored");
+}
+
+#[tokio::test]
 async fn inbound_to_an_unlinked_session_is_refused() {
     let server = TestServer::start().await;
     server.create_session("bob").await;

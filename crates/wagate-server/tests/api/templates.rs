@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{eventually, png_base64, TestServer};
 
 fn welcome(body: &str) -> serde_json::Value {
     json!({ "name": "welcome", "language": "en", "content": { "type": "text", "text": { "body": body } } })
@@ -81,4 +81,75 @@ async fn templates_are_listed_updated_and_deleted_by_name() {
     let (status, body) = server.get("/v1/templates/welcome").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "template_not_found");
+}
+
+#[tokio::test]
+async fn an_image_template_sends_a_personal_caption() {
+    let server = TestServer::start().await;
+    server.link("alice", "15550001111").await;
+    server.link("bob", "15550002222").await;
+    let image = json!({ "data": png_base64(), "caption": "Hi {{name}}, order {{order}} is ready" });
+    let (status, created) = server
+        .post("/v1/templates", json!({ "name": "ready", "content": { "type": "image", "image": image } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["params"], json!(["name", "order"]));
+    assert_eq!(created["content"]["image"]["mime_type"], "image/png");
+
+    let send = |params: serde_json::Value| {
+        server.post(
+            "/v1/sessions/alice/messages?wait=true",
+            json!({ "to": "15550002222", "type": "template", "template": { "name": "ready", "params": params } }),
+        )
+    };
+    let (status, sent) = send(json!({ "name": "Bob", "order": 42 })).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let got = eventually(|| async { server.messages("bob", "in").await.pop() }).await;
+    assert_eq!(got["type"], "image", "{got}");
+    assert_eq!(got["image"]["caption"], "Hi Bob, order 42 is ready");
+    assert_eq!(got["image"]["sha256"], created["content"]["image"]["sha256"]);
+    let (status, error) = send(json!({ "name": "Bob" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["details"]["field"], "template.params.order");
+
+    // A place's name and address take placeholders too.
+    let place = json!({ "latitude": 1.5, "longitude": 2.5, "name": "{{shop}}", "address": "{{street}}" });
+    let (status, created) = server
+        .post(
+            "/v1/templates",
+            json!({ "name": "pickup", "content": { "type": "location", "location": place } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["params"], json!(["shop", "street"]));
+}
+
+#[tokio::test]
+async fn a_template_refuses_kinds_that_act_on_one_message() {
+    let server = TestServer::start().await;
+    for (kind, body) in [
+        ("reaction", json!({ "message_id": "ABC", "emoji": "👍" })),
+        ("edit", json!({ "message_id": "ABC", "body": "new" })),
+        ("revoke", json!({ "message_id": "ABC" })),
+    ] {
+        let content = json!({ "type": kind, kind: body });
+        let (status, error) = server.post("/v1/templates", json!({ "name": "x", "content": content })).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["details"]["field"], "content.type");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "supported: text, image, video, audio, document, sticker, location, contacts, poll)"
+            ),
+            "{message}"
+        );
+    }
+    let (status, error) = server
+        .post(
+            "/v1/templates",
+            json!({ "name": "x", "content": { "type": "image", "image": { "caption": 5 } } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["details"]["field"], "content.image.caption");
 }

@@ -7,8 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use whatsapp_rust::download::MediaType;
 use whatsapp_rust::types::events::InboundMessage;
+use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
 
@@ -43,28 +48,54 @@ impl Contact {
     }
 }
 
-fn describe(message: &wa::Message) -> (String, Option<String>, Option<String>) {
-    let hex =
-        |b: &Option<Vec<u8>>| b.as_ref().map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// (type, text or caption) of a message.
+fn describe(message: &wa::Message) -> (String, Option<String>) {
     if let Some(text) = &message.conversation {
-        return ("text".into(), Some(text.clone()), None);
+        return ("text".into(), Some(text.clone()));
     }
     if let Some(ext) = message.extended_text_message.as_option() {
-        return ("text".into(), ext.text.clone(), None);
+        return ("text".into(), ext.text.clone());
     }
     if let Some(img) = message.image_message.as_option() {
-        return ("image".into(), img.caption.clone(), hex(&img.file_sha256));
+        return ("image".into(), img.caption.clone());
     }
     if let Some(doc) = message.document_message.as_option() {
-        return ("document".into(), doc.caption.clone(), hex(&doc.file_sha256));
+        return ("document".into(), doc.caption.clone());
     }
-    if let Some(video) = message.video_message.as_option() {
-        return ("video".into(), video.caption.clone(), hex(&video.file_sha256));
+    if message.video_message.is_set() {
+        return ("video".into(), None);
     }
-    if let Some(audio) = message.audio_message.as_option() {
-        return ("audio".into(), None, hex(&audio.file_sha256));
+    if message.audio_message.is_set() {
+        return ("audio".into(), None);
     }
-    ("other".into(), None, None)
+    ("other".into(), None)
+}
+
+/// Downloads the message's media, if any, and hashes what came back: the
+/// hash proves the bytes made it through upload, the fake and download.
+async fn media_sha256(client: &Client, message: &wa::Message) -> Option<String> {
+    let downloaded = if let Some(m) = message.image_message.as_option() {
+        client.download(m).await
+    } else if let Some(m) = message.document_message.as_option() {
+        client.download(m).await
+    } else if let Some(m) = message.video_message.as_option() {
+        client.download(m).await
+    } else if let Some(m) = message.audio_message.as_option() {
+        client.download(m).await
+    } else {
+        return None;
+    };
+    match downloaded {
+        Ok(bytes) => Some(hex(&Sha256::digest(&bytes))),
+        Err(e) => {
+            tracing::warn!(error = %e, "virtual contact could not download media");
+            None
+        }
+    }
 }
 
 /// Records what arrives, holds the delivery receipt back for the configured
@@ -87,7 +118,8 @@ impl InboundDurabilityHook for Inbox {
             if m.info.source.is_from_me {
                 continue;
             }
-            let (kind, body, sha256) = describe(&m.message);
+            let (kind, body) = describe(&m.message);
+            let sha256 = media_sha256(&client, &m.message).await;
             let id = m.info.id.clone();
             let chat = m.info.source.chat.clone();
             let inbox = Arc::clone(&self.inbox);
@@ -160,11 +192,20 @@ pub struct Outgoing {
     #[serde(rename = "type")]
     pub kind: String,
     pub text: Option<TextBody>,
+    pub image: Option<ImageBody>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct TextBody {
     pub body: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ImageBody {
+    /// The image, base64.
+    pub data: String,
+    pub mimetype: Option<String>,
+    pub caption: Option<String>,
 }
 
 /// Makes the contact send; returns the message id.
@@ -173,11 +214,37 @@ pub async fn send(server: &FakeServer, phone: &str, out: Outgoing) -> Result<Str
     if !out.to.bytes().all(|b| b.is_ascii_digit()) || out.to.is_empty() {
         bail!("to must be a phone number (digits only)");
     }
-    let message = match (out.kind.as_str(), out.text) {
-        ("text", Some(text)) => wa::Message { conversation: Some(text.body), ..Default::default() },
-        ("text", None) => bail!("a text message needs text.body"),
-        (other, _) => bail!("message type {other:?} is not supported"),
+    let client = &contact.companion.client;
+    let message = match out.kind.as_str() {
+        "text" => {
+            let text = out.text.ok_or_else(|| anyhow!("a text message needs text.body"))?;
+            wa::Message { conversation: Some(text.body), ..Default::default() }
+        }
+        "image" => {
+            let image = out.image.ok_or_else(|| anyhow!("an image message needs image.data"))?;
+            let data = STANDARD
+                .decode(image.data.as_bytes())
+                .map_err(|e| anyhow!("image.data is not base64: {e}"))?;
+            let up = client.upload(data, MediaType::Image, UploadOptions::default()).await?;
+            wa::Message {
+                image_message: wa::message::ImageMessage {
+                    url: Some(up.url),
+                    direct_path: Some(up.direct_path),
+                    media_key: Some(up.media_key.to_vec()),
+                    file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+                    file_sha256: Some(up.file_sha256.to_vec()),
+                    file_length: Some(up.file_length),
+                    media_key_timestamp: Some(up.media_key_timestamp),
+                    mimetype: Some(image.mimetype.unwrap_or_else(|| "image/jpeg".into())),
+                    caption: image.caption,
+                    ..Default::default()
+                }
+                .into(),
+                ..Default::default()
+            }
+        }
+        other => bail!("message type {other:?} is not supported (text, image)"),
     };
-    let sent = contact.companion.client.send_message(Jid::pn(out.to.as_str()), message).await?;
+    let sent = client.send_message(Jid::pn(out.to.as_str()), message).await?;
     Ok(sent.message_id)
 }

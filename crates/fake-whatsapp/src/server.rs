@@ -19,6 +19,7 @@ use wacore_binary::Node;
 
 use crate::accounts::{Registration, Registry};
 use crate::contacts::Contact;
+use crate::media::Blobs;
 use crate::noise::ServerKey;
 use crate::stanza;
 
@@ -129,6 +130,7 @@ pub(crate) struct Inner {
     media_host: OnceLock<String>,
     ws_url: OnceLock<String>,
     contacts: Mutex<HashMap<String, Arc<Contact>>>,
+    blobs: Arc<Blobs>,
 }
 
 /// A handle on the running fake; cheap to clone.
@@ -149,6 +151,7 @@ impl FakeServer {
                 media_host: OnceLock::new(),
                 ws_url: OnceLock::new(),
                 contacts: Mutex::new(HashMap::new()),
+                blobs: Arc::new(Blobs::default()),
             }),
         })
     }
@@ -167,7 +170,7 @@ impl FakeServer {
         self.inner.key.public()
     }
 
-    /// `host:port` of the HTTPS media endpoint clients upload to.
+    /// `host:port` of the HTTPS media endpoint clients upload to (self-signed).
     pub fn media_host(&self) -> String {
         self.inner.media_host.get().cloned().unwrap_or_else(|| "media.invalid".into())
     }
@@ -175,6 +178,10 @@ impl FakeServer {
     /// The WebSocket URL once the server listens.
     pub fn ws_url(&self) -> Option<String> {
         self.inner.ws_url.get().cloned()
+    }
+
+    pub(crate) fn blobs(&self) -> Arc<Blobs> {
+        Arc::clone(&self.inner.blobs)
     }
 
     pub(crate) fn contact(&self, phone: &str) -> Option<Arc<Contact>> {
@@ -205,13 +212,22 @@ impl FakeServer {
         let local = listener.local_addr()?;
         let ws_url = format!("ws://{local}/ws/chat");
         let _ = server.inner.ws_url.set(ws_url.clone());
+        let (media_host, media_task) = crate::media::start(&server, local).await?;
+        let _ = server.inner.media_host.set(media_host);
         let app = server.router();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "fake-whatsapp listener stopped");
             }
         });
-        Ok(Running { server, ws_url, control_url: format!("http://{local}/control"), addr: local, task })
+        Ok(Running {
+            server,
+            ws_url,
+            control_url: format!("http://{local}/control"),
+            addr: local,
+            task,
+            media_task,
+        })
     }
 }
 
@@ -226,10 +242,12 @@ pub struct Running {
     pub control_url: String,
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    media_task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+        self.media_task.abort();
     }
 }

@@ -63,3 +63,69 @@ async fn contact_routes_refuse_bad_input() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_between_a_virtual_contact_and_a_client() {
+    use base64::Engine;
+    use sha2::Digest;
+    use whatsapp_rust::download::MediaType;
+    use whatsapp_rust::upload::UploadOptions;
+    use whatsapp_rust::waproto::whatsapp as wa;
+
+    let fake = fake().await;
+    let (started, alice) = tokio::join!(
+        post(format!("{}/contacts", fake.control_url), json!({"phone": "15554101"})),
+        link(&fake, "15554102", "Alice"),
+    );
+    assert_eq!(started.0, 200, "{}", started.1);
+
+    // Contact → client: the client downloads exactly what the contact sent.
+    let picture: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = post(
+        format!("{}/contacts/15554101/messages", fake.control_url),
+        json!({"to": "15554102", "type": "image", "image": {
+            "data": base64::engine::general_purpose::STANDARD.encode(&picture), "caption": "look"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let image = alice
+        .wait_for(WAIT, |e| match e {
+            Event::Messages(b) => b
+                .messages
+                .iter()
+                .find(|m| m.info.id == id)
+                .and_then(|m| m.message.image_message.clone().into_option()),
+            _ => None,
+        })
+        .await
+        .expect("the image arrives");
+    assert_eq!(alice.client.download(&image).await.expect("download"), picture);
+
+    // Client → contact: the contact reports the hash of what it downloaded.
+    let photo: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let up =
+        alice.client.upload(photo.clone(), MediaType::Image, UploadOptions::default()).await.expect("upload");
+    let message = wa::Message {
+        image_message: wa::message::ImageMessage {
+            url: Some(up.url),
+            direct_path: Some(up.direct_path),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            mimetype: Some("image/jpeg".into()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    };
+    let id = alice.client.send_message(Jid::pn("15554101"), message).await.expect("sent").message_id;
+    alice.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Delivered)).await.expect("Delivered");
+    let inbox = get(format!("{}/contacts/15554101/messages", fake.control_url)).await;
+    let expected: String = sha2::Sha256::digest(&photo).iter().map(|b| format!("{b:02x}")).collect();
+    let got =
+        inbox.as_array().and_then(|a| a.iter().find(|m| m["id"] == id.as_str())).cloned().expect("listed");
+    assert_eq!((got["type"].clone(), got["sha256"].clone()), (json!("image"), json!(expected)));
+    alice.stop().await;
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::http::UreqHttpClient;
+use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::Backend;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event, EventHandler};
@@ -44,11 +45,13 @@ pub struct Options {
     /// Reuse a store (a restarted client); a fresh one otherwise.
     pub backend: Option<Arc<InMemoryBackend>>,
     pub durability_hook: Option<Arc<dyn InboundDurabilityHook>>,
+    /// Link by pairing code for this phone number instead of by QR code.
+    pub pair_code_phone: Option<String>,
 }
 
 impl Options {
     pub fn named(push_name: &str) -> Self {
-        Self { push_name: push_name.to_owned(), backend: None, durability_hook: None }
+        Self { push_name: push_name.to_owned(), backend: None, durability_hook: None, pair_code_phone: None }
     }
 }
 
@@ -93,6 +96,9 @@ impl Companion {
             .with_push_name(options.push_name)
             .skip_history_sync()
             .with_event_handler(LogHandler(Arc::clone(&events)));
+        if let Some(phone) = options.pair_code_phone {
+            builder = builder.with_pair_code(PairCodeOptions { phone_number: phone, ..Default::default() });
+        }
         if let Some(hook) = options.durability_hook {
             builder = builder.with_inbound_durability_hook(ArcHook(hook));
         }

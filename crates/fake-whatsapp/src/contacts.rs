@@ -176,7 +176,7 @@ pub async fn start(server: &FakeServer, phone: &str, name: Option<String>) -> Re
         read_delay: config.contact_read_delay,
     });
     let name = name.unwrap_or_else(|| format!("Contact {phone}"));
-    let options = Options { push_name: name.clone(), backend: None, durability_hook: Some(hook) };
+    let options = Options { durability_hook: Some(hook), ..Options::named(&name) };
     let companion = Companion::link(server, &ws_url, phone, options).await?;
     if let Some(account) = server.state().registry.accounts.get_mut(phone) {
         account.name = Some(name);

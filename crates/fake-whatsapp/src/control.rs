@@ -18,6 +18,7 @@ use crate::{contacts, lifecycle, pairing};
 pub(crate) fn routes() -> Router<FakeServer> {
     Router::new()
         .route("/control/scan", post(scan))
+        .route("/control/pair", post(pair))
         .route("/control/accounts", get(accounts))
         .route("/control/unhandled", get(unhandled))
         .route("/control/accounts/{phone}/unlink", post(unlink))
@@ -43,6 +44,19 @@ async fn scan(State(server): State<FakeServer>, Json(req): Json<ScanRequest>) ->
     match pairing::scan(&server, &req.qr, &req.phone) {
         Ok(linked) => Json(linked).into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PairRequest {
+    code: String,
+    phone: String,
+}
+
+async fn pair(State(server): State<FakeServer>, Json(req): Json<PairRequest>) -> Response {
+    match crate::pair_code::enter(&server, &req.code, &req.phone).await {
+        Ok(linked) => Json(linked).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn handle(server: &FakeServer, conn: &Conn, iq: Node) {
         // Trusted-contact tokens: accepted, never required (no 463 nacks).
         ("privacy", "tokens") => iq_result(&id, vec![]),
         ("w:sync:app:state", "sync") => app_state(&iq, &id),
+        ("md", "link_code_companion_reg") => crate::pair_code::handle(server, conn, &iq, &id),
         ("md", "remove-companion-device") => {
             remove_companion(server, conn, &iq);
             iq_result(&id, vec![])

@@ -19,6 +19,7 @@ pub mod lifecycle;
 mod login;
 mod media;
 mod noise;
+pub mod pair_code;
 pub mod pairing;
 mod prekeys;
 mod router;

@@ -183,6 +183,7 @@ pub(crate) fn gone(server: &FakeServer, conn: &Conn) {
         Peer::Pairing => {
             state.pending.remove(&conn.outbox.id);
             state.refs.retain(|_, id| *id != conn.outbox.id);
+            state.code_requests.retain(|_, r| r.conn != conn.outbox.id);
         }
         Peer::Refused => {}
     }

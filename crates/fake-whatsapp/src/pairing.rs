@@ -15,7 +15,7 @@ use waproto::whatsapp as wa;
 
 use crate::accounts::Device;
 use crate::conn::Conn;
-use crate::server::{AwaitingSign, FakeServer};
+use crate::server::{AwaitingSign, FakeServer, State};
 use crate::stanza::{self, SERVER};
 
 /// Signature prefix of an E2EE account signing a companion (`[6, 0]`).
@@ -58,9 +58,7 @@ fn parse_qr(qr: &str) -> Result<Qr> {
 /// The phone of `phone` (created if new) scans `qr`: on success the
 /// companion has been sent `pair-success`.
 pub fn scan(server: &FakeServer, qr: &str, phone: &str) -> Result<Linked> {
-    if phone.is_empty() || !phone.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("phone must be digits only");
-    }
+    check_phone(phone)?;
     let qr = parse_qr(qr)?;
     let mut state = server.state();
     let conn = *state.refs.get(&qr.reference).ok_or_else(|| anyhow!("no companion shows this QR code"))?;
@@ -69,6 +67,21 @@ pub fn scan(server: &FakeServer, qr: &str, phone: &str) -> Result<Linked> {
     {
         bail!("the QR code's keys are not the companion's");
     }
+    link(&mut state, conn, phone, &qr.adv_secret)
+}
+
+pub(crate) fn check_phone(phone: &str) -> Result<()> {
+    if phone.is_empty() || !phone.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("phone must be digits only");
+    }
+    Ok(())
+}
+
+/// The phone of `phone` (created if new) accepts the pairing companion on
+/// connection `conn`: it signs the companion's identity, keyed by the ADV
+/// secret both sides share, and sends `pair-success`.
+pub(crate) fn link(state: &mut State, conn: u64, phone: &str, adv_secret: &[u8]) -> Result<Linked> {
+    let pending = state.pending.get(&conn).ok_or_else(|| anyhow!("the companion has gone"))?;
     let outbox = pending.outbox.clone();
     let registration = pending.registration.clone();
 
@@ -77,23 +90,16 @@ pub fn scan(server: &FakeServer, qr: &str, phone: &str) -> Result<Linked> {
     account.next_device += 1;
     let key_index = account.next_key_index;
     account.next_key_index += 1;
-    let container = sign_companion(account, &registration.identity, &qr.adv_secret, key_index)?;
-    let linked = Linked {
-        phone: phone.to_owned(),
-        device,
-        jid: account.pn_jid(device).to_string(),
-        lid: account.lid_jid(device).to_string(),
-    };
-    let pn = account.pn_jid(device);
-    let lid = account.lid_jid(device);
+    let container = sign_companion(account, &registration.identity, adv_secret, key_index)?;
+    let (pn, lid) = (account.pn_jid(device), account.lid_jid(device));
+    let linked = Linked { phone: phone.to_owned(), device, jid: pn.to_string(), lid: lid.to_string() };
 
     let id = stanza::new_id();
     state
         .awaiting_sign
         .insert(id.clone(), AwaitingSign { conn, phone: phone.to_owned(), device, key_index, registration });
-    // Scanned: the other refs of this companion are spent.
+    // Linked: the companion's QR codes are spent.
     state.refs.retain(|_, c| *c != conn);
-    drop(state);
 
     outbox.send(
         NodeBuilder::new("iq")

@@ -21,6 +21,7 @@ use crate::accounts::{Registration, Registry};
 use crate::contacts::Contact;
 use crate::media::Blobs;
 use crate::noise::ServerKey;
+use crate::pair_code::{AwaitingFinish, CodeRequest};
 use crate::stanza;
 
 /// What a test or the binary can tune.
@@ -112,6 +113,10 @@ pub(crate) struct State {
     /// pair-success iq id → what to register once the companion signs.
     pub awaiting_sign: HashMap<String, AwaitingSign>,
     pub unhandled: Vec<Unhandled>,
+    /// Phone number → the companion waiting for its pairing code to be typed.
+    pub code_requests: HashMap<String, CodeRequest>,
+    /// Pairing ref → the phone's half of a pairing-code exchange.
+    pub awaiting_finish: HashMap<String, AwaitingFinish>,
 }
 
 impl State {

@@ -101,3 +101,76 @@ async fn a_login_with_another_noise_key_is_refused_with_401() {
     assert_eq!(dev["logins"], 1, "the refused login did not count: {dev}");
     impostor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_code_linking_connects() {
+    let fake = fake().await;
+    let alice = Companion::start(
+        &fake.ws_url,
+        Options { pair_code_phone: Some("15550003".into()), ..Options::named("Alice") },
+    )
+    .await
+    .expect("client");
+    let code = alice
+        .wait_for(WAIT, |e| match e {
+            Event::PairingCode(p) => Some(p.code.clone()),
+            _ => None,
+        })
+        .await
+        .expect("a pairing code");
+
+    let (status, linked) =
+        post(format!("{}/pair", fake.control_url), json!({"code": code, "phone": "15550003"})).await;
+    assert_eq!(status, 200, "{linked}");
+    let paired = alice
+        .wait_for(WAIT, |e| match e {
+            Event::PairSuccess(p) => Some(p.id.to_string()),
+            _ => None,
+        })
+        .await
+        .expect("PairSuccess");
+    assert_eq!(paired, "15550003:1@s.whatsapp.net");
+    alice.wait_for(WAIT, |e| matches!(e, Event::Connected(_)).then_some(())).await.expect("Connected");
+    assert_eq!(device(&fake, "15550003", 1).await["online"], true);
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
+    alice.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pairing_code_does_not_link() {
+    let fake = fake().await;
+    let alice = Companion::start(
+        &fake.ws_url,
+        Options { pair_code_phone: Some("15550004".into()), ..Options::named("Alice") },
+    )
+    .await
+    .expect("client");
+    let code = alice
+        .wait_for(WAIT, |e| match e {
+            Event::PairingCode(p) => Some(p.code.clone()),
+            _ => None,
+        })
+        .await
+        .expect("a pairing code");
+    // Another valid-looking code: one character changed.
+    let wrong: String = code
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let (status, body) =
+        post(format!("{}/pair", fake.control_url), json!({"code": wrong, "phone": "15550004"})).await;
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(alice.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    alice.stop().await;
+}

@@ -30,6 +30,8 @@ pub struct Registration {
     pub identity: Vec<u8>,
     pub registration_id: u32,
     pub signed_prekey: SignedPreKey,
+    /// The push name the client registered with, if it had one.
+    pub push_name: Option<String>,
 }
 
 /// A stanza waiting in a device's queue until that device acks it.

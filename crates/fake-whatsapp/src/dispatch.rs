@@ -11,8 +11,9 @@ pub(crate) fn handle(server: &FakeServer, conn: &Conn, node: Node) {
         "message" => crate::router::message(server, conn, node),
         "receipt" => crate::router::receipt(server, conn, node),
         "ack" => crate::router::ack(server, conn, &node),
-        // Presence, typing and the unified-session ping need no answer here.
-        "presence" | "chatstate" | "ib" => {}
+        "presence" => crate::router::presence(server, conn, &node),
+        // Typing and the unified-session ping need no answer here.
+        "chatstate" | "ib" => {}
         _ => server.state().record_unhandled(&conn.label(), &node),
     }
 }

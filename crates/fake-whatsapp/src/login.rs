@@ -23,7 +23,7 @@ pub(crate) fn admit(
     pattern: Pattern,
 ) -> Peer {
     if let Some(reg) = payload.device_pairing_data.as_option() {
-        return match registration(reg, client_static) {
+        return match registration(reg, client_static, payload.push_name.clone()) {
             Ok(registration) => start_pairing(server, outbox, registration),
             Err(e) => {
                 tracing::warn!(error = %e, "unusable device_pairing_data");
@@ -40,6 +40,7 @@ pub(crate) fn admit(
 fn registration(
     reg: &wa::client_payload::DevicePairingRegistrationData,
     noise_key: [u8; 32],
+    push_name: Option<String>,
 ) -> Result<Registration> {
     let regid: [u8; 4] = reg.e_regid.as_deref().unwrap_or_default().try_into().context("e_regid")?;
     let skey_id = reg.e_skey_id.as_deref().unwrap_or_default();
@@ -53,6 +54,7 @@ fn registration(
             public: reg.e_skey_val.clone().context("e_skey_val")?,
             signature: reg.e_skey_sig.clone().context("e_skey_sig")?,
         },
+        push_name: push_name.filter(|n| !n.is_empty()),
     })
 }
 

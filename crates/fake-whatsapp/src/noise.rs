@@ -212,3 +212,107 @@ impl PendingFinish {
         Ok(Established { transport, client_static, payload, pattern: self.pattern })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The responder against wacore's own initiator state machines.
+
+    use super::*;
+    use wacore_noise::{IkHandshakeState, IkServerHelloOutcome, XxFallbackHandshakeState, XxHandshakeState};
+
+    fn keypair() -> KeyPair {
+        KeyPair::generate(&mut rand::rng())
+    }
+
+    fn pub32(kp: &KeyPair) -> [u8; 32] {
+        kp.public_key.public_key_bytes().try_into().expect("32 bytes")
+    }
+
+    /// Both directions of the transport decrypt what the other side sealed.
+    fn assert_transport(server: &mut Transport, client_write: &NoiseCipher, client_read: &NoiseCipher) {
+        let sealed = client_write.encrypt_with_counter(0, b"from the client").expect("seal");
+        assert_eq!(server.read.open(&sealed).expect("open"), b"from the client");
+        let sealed = server.write.seal(b"from the server").expect("seal");
+        let mut buf = sealed.clone();
+        client_read.decrypt_in_place_with_counter(0, &mut buf).expect("open");
+        assert_eq!(buf, b"from the server");
+    }
+
+    #[test]
+    fn xx_completes_and_carries_the_payload() {
+        let key = ServerKey::from_seed("test").expect("key");
+        let client_static = keypair();
+        let mut client = XxHandshakeState::new(client_static.clone(), b"payload".to_vec(), &WA_CONN_HEADER)
+            .expect("client");
+        let HelloReply::AwaitFinish { reply, pending } =
+            respond_to_hello(&key, &client.build_client_hello().expect("hello")).expect("reply")
+        else {
+            panic!("XX must wait for the client finish");
+        };
+        let finish = client.read_server_hello_and_build_client_finish(&reply).expect("client accepts");
+        let mut established = pending.finish(&finish).expect("server finishes");
+        let outcome = client.finish().expect("client finishes");
+        assert_eq!(established.pattern, Pattern::Xx);
+        assert_eq!(established.payload, b"payload");
+        assert_eq!(established.client_static, pub32(&client_static));
+        assert_eq!(outcome.server_cert_chain.leaf_key, key.public(), "the chain names our static key");
+        assert_transport(&mut established.transport, &outcome.write_cipher, &outcome.read_cipher);
+    }
+
+    #[test]
+    fn ik_resumes_in_one_round_trip() {
+        let key = ServerKey::from_seed("test").expect("key");
+        let client_static = keypair();
+        let mut client =
+            IkHandshakeState::new(client_static.clone(), key.public(), b"login".to_vec(), &WA_CONN_HEADER)
+                .expect("client");
+        let HelloReply::Ready { reply, mut established } =
+            respond_to_hello(&key, &client.build_client_hello().expect("hello")).expect("reply")
+        else {
+            panic!("IK with our static key is accepted at once");
+        };
+        let IkServerHelloOutcome::Continue(outcome) =
+            client.read_server_hello(&reply).expect("client accepts")
+        else {
+            panic!("no fallback expected");
+        };
+        assert_eq!(established.pattern, Pattern::Ik);
+        assert_eq!(established.payload, b"login");
+        assert_eq!(established.client_static, pub32(&client_static));
+        assert_transport(&mut established.transport, &outcome.write_cipher, &outcome.read_cipher);
+    }
+
+    #[test]
+    fn ik_for_another_static_key_falls_back_to_xx() {
+        let key = ServerKey::from_seed("test").expect("key");
+        let stale = ServerKey::from_seed("an older server").expect("key");
+        let client_static = keypair();
+        let mut client =
+            IkHandshakeState::new(client_static.clone(), stale.public(), b"login".to_vec(), &WA_CONN_HEADER)
+                .expect("client");
+        let HelloReply::AwaitFinish { reply, pending } =
+            respond_to_hello(&key, &client.build_client_hello().expect("hello")).expect("reply")
+        else {
+            panic!("an IK hello we cannot open gets XXfallback");
+        };
+        let IkServerHelloOutcome::Fallback(inputs) = client.read_server_hello(&reply).expect("client reads")
+        else {
+            panic!("the client must see the fallback");
+        };
+        let mut fallback =
+            XxFallbackHandshakeState::from_ik_failure(*inputs, &WA_CONN_HEADER).expect("fallback");
+        let finish = fallback.build_client_finish().expect("client finish");
+        let mut established = pending.finish(&finish).expect("server finishes");
+        let outcome = fallback.finish().expect("client finishes");
+        assert_eq!(established.pattern, Pattern::XxFallback);
+        assert_eq!(established.payload, b"login");
+        assert_transport(&mut established.transport, &outcome.write_cipher, &outcome.read_cipher);
+    }
+
+    #[test]
+    fn the_static_key_follows_the_seed() {
+        let a = ServerKey::from_seed("one").expect("key");
+        assert_eq!(a.public(), ServerKey::from_seed("one").expect("key").public());
+        assert_ne!(a.public(), ServerKey::from_seed("two").expect("key").public());
+    }
+}

@@ -86,6 +86,9 @@ pub(crate) fn link(state: &mut State, conn: u64, phone: &str, adv_secret: &[u8])
     let registration = pending.registration.clone();
 
     let account = state.registry.get_or_create(phone)?;
+    if account.name.is_none() {
+        account.name = registration.push_name.clone();
+    }
     let device = account.next_device;
     account.next_device += 1;
     let key_index = account.next_key_index;

@@ -75,6 +75,7 @@ pub(crate) fn message(server: &FakeServer, conn: &Conn, msg: Node) {
     let mut state = server.state();
     let Some(me) = state.registry.accounts.get(&phone) else { return };
     let (my_pn, my_lid) = (me.pn_jid(sender_device), me.lid_jid(sender_device));
+    let notify = me.name.clone();
     for (target, encs) in targets {
         let Some(target_phone) = state.registry.phone_of(&target) else {
             tracing::debug!(%target, "message for an unknown user dropped");
@@ -95,6 +96,9 @@ pub(crate) fn message(server: &FakeServer, conn: &Conn, msg: Node) {
             if let Some(v) = attr(&msg, key) {
                 b = b.attr(key, v);
             }
+        }
+        if let Some(name) = &notify {
+            b = b.attr("notify", name.as_str());
         }
         if target_phone == phone {
             // A copy for one of the sender's own devices names the chat.
@@ -175,5 +179,14 @@ pub(crate) fn ack(server: &FakeServer, conn: &Conn, ack: &Node) {
     let mut state = server.state();
     if let Some(dev) = state.registry.accounts.get_mut(&phone).and_then(|a| a.devices.get_mut(&device)) {
         dev.acked(&class, &id, kind.as_deref());
+    }
+}
+
+/// A client announcing itself with its push name: kept as the account's
+/// name and stamped as `notify` on what it sends.
+pub(crate) fn presence(server: &FakeServer, conn: &Conn, presence: &Node) {
+    let (Some((phone, _)), Some(name)) = (sender(conn), attr(presence, "name")) else { return };
+    if let Some(account) = server.state().registry.accounts.get_mut(&phone) {
+        account.name = Some(name);
     }
 }

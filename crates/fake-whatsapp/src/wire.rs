@@ -71,3 +71,36 @@ pub fn decode_node(plaintext: &[u8]) -> Result<Node> {
     let node = unmarshal_ref(&body).context("binary node")?;
     Ok(node.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wacore_noise::build_handshake_header;
+
+    fn first_write(routing: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+        let (header, _) = build_handshake_header(routing);
+        encode_frame(payload, Some(&header)).expect("frame")
+    }
+
+    #[test]
+    fn the_header_is_stripped_with_or_without_edge_routing() {
+        for routing in [None, Some(&[1u8, 2, 3][..])] {
+            let mut inbound = Inbound::default();
+            let bytes = first_write(routing, b"hello");
+            // Split anywhere: reassembly must not care.
+            let (a, b) = bytes.split_at(5);
+            inbound.feed(a).expect("feed");
+            assert!(inbound.next_frame().is_none());
+            inbound.feed(b).expect("feed");
+            assert_eq!(inbound.next_frame().expect("a frame").as_ref(), b"hello");
+            inbound.feed(&frame(b"next").expect("frame")).expect("feed");
+            assert_eq!(inbound.next_frame().expect("a frame").as_ref(), b"next");
+        }
+    }
+
+    #[test]
+    fn a_stream_without_the_header_is_refused() {
+        let mut inbound = Inbound::default();
+        assert!(inbound.feed(b"GET / HTTP/1.1").is_err());
+    }
+}

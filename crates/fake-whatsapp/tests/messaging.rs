@@ -40,6 +40,14 @@ async fn text_both_ways_with_server_ack_delivered_and_read() {
     let (alice, bob) = (Arc::new(alice.expect("alice linked")), Arc::new(bob.expect("bob linked")));
 
     send_and_check(&alice, &bob, "15551002", "hello bob").await;
+    let push_name = bob
+        .wait_for(WAIT, |e| match e {
+            Event::Messages(b) => b.messages.first().map(|m| m.info.push_name.clone()),
+            _ => None,
+        })
+        .await
+        .expect("a message");
+    assert_eq!(push_name, "Alice", "the sender's push name travels as notify");
     send_and_check(&bob, &alice, "15551001", "hi alice").await;
     send_and_check(&alice, &bob, "15551002", "second message, existing session").await;
 

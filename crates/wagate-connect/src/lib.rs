@@ -177,10 +177,19 @@ pub trait Connection: Send + Sync {
     async fn typing(&self, _to: &Jid) {}
     /// Which of `phones` have WhatsApp, as WhatsApp answers now.
     async fn check_numbers(&self, phones: &[PhoneNumber]) -> Result<Vec<NumberCheck>, SendError>;
+    /// Tells the senders of received messages of `chat` that they were read (blue ticks).
+    async fn mark_read(&self, chat: &Jid, messages: &[ReadMessage]) -> Result<(), SendError>;
     /// Closes the connection; the link stays, so a later connect needs no new QR.
     async fn disconnect(&self);
     /// Unlinks the device.
     async fn logout(&self);
+}
+
+/// A received message to mark read: WhatsApp's id for it, and in a group who wrote it.
+#[derive(Debug, Clone)]
+pub struct ReadMessage {
+    pub wa_id: String,
+    pub author: Option<Jid>,
 }
 
 /// Whether a phone number has WhatsApp.

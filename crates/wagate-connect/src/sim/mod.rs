@@ -20,7 +20,8 @@ use wagate_core::{ConnectorKind, MessageContent, PhoneNumber, SessionId};
 pub use network::{Faults, Injected, SimElsewhere, SimError, SimNetwork};
 
 use crate::{
-    ConnectError, Connection, Connector, EventSink, NumberCheck, OutboundMessage, SendError, SessionSpec,
+    ConnectError, Connection, Connector, EventSink, NumberCheck, OutboundMessage, ReadMessage, SendError,
+    SessionSpec,
 };
 
 /// Timing of the simulated network.
@@ -102,6 +103,12 @@ impl Connection for SimConnection {
             tokio::time::sleep(delay).await;
         }
         self.network.send(&self.session, self.generation, message)
+    }
+
+    async fn mark_read(&self, _chat: &wagate_core::Jid, _messages: &[ReadMessage]) -> Result<(), SendError> {
+        // The simulated phones read every message by themselves (`read_delay`): there is no
+        // receipt left to send.
+        Ok(())
     }
 
     async fn check_numbers(&self, phones: &[PhoneNumber]) -> Result<Vec<NumberCheck>, SendError> {

@@ -35,7 +35,7 @@ use mapping::{Change, Inbound};
 
 use crate::{
     Ack, ConnectError, Connection, Connector, ConnectorEvent, EventSink, InboundMessage, MediaFiles,
-    NumberCheck, OutboundMessage, SendError, SessionSpec,
+    NumberCheck, OutboundMessage, ReadMessage, SendError, SessionSpec,
 };
 
 /// Whether this build skips WhatsApp's certificate checks, so that it can reach a local test
@@ -125,7 +125,12 @@ impl WebConnector {
             .build()
             .await
             .map_err(|e| ConnectError::Retryable(format!("cannot start the client: {e}")))?;
-        let _ = shared.client.set(Arc::downgrade(&bot.client()));
+        let client = bot.client();
+        // A gateway is always "at the screen": its delivery receipts are the ones senders see
+        // as delivered. Without this the client sends them `inactive` (not shown) unless it
+        // announces itself available, which would also announce a name for the account.
+        client.set_force_active_delivery_receipts(true);
+        let _ = shared.client.set(Arc::downgrade(&client));
         Ok((bot, shared))
     }
 }
@@ -475,6 +480,32 @@ impl Connection for WebConnection {
                 tracing::debug!(error = %e, "could not show typing");
             }
         }
+    }
+
+    async fn mark_read(&self, chat: &Jid, messages: &[ReadMessage]) -> Result<(), SendError> {
+        let wa_jid = |jid: &Jid| {
+            jid.to_string().parse::<whatsapp_rust::Jid>().map_err(|_| SendError::Permanent {
+                code: "invalid_recipient".into(),
+                message: jid.to_string(),
+            })
+        };
+        let chat = wa_jid(chat)?;
+        // One receipt per author: WhatsApp's read receipt names one sender (in a group).
+        let mut by_author: Vec<(Option<whatsapp_rust::Jid>, Vec<&str>)> = Vec::new();
+        for message in messages {
+            let author = message.author.as_ref().map(wa_jid).transpose()?;
+            match by_author.iter_mut().find(|(known, _)| *known == author) {
+                Some((_, ids)) => ids.push(&message.wa_id),
+                None => by_author.push((author, vec![&message.wa_id])),
+            }
+        }
+        for (author, ids) in by_author {
+            self.client
+                .mark_as_read(&chat, author.as_ref(), &ids)
+                .await
+                .map_err(|e| SendError::Retryable(format!("WhatsApp did not take the read receipt: {e}")))?;
+        }
+        Ok(())
     }
 
     async fn check_numbers(&self, phones: &[PhoneNumber]) -> Result<Vec<NumberCheck>, SendError> {

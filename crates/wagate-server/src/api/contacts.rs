@@ -1,11 +1,9 @@
 //! `/v1/sessions/{id}/contacts` and `/chats`: who a session can reach and what it talks about.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wagate_connect::SendError;
 use wagate_core::PhoneNumber;
 
 use super::openapi::{ChatList, ContactList, ErrorBody, NumberChecks};
@@ -49,15 +47,7 @@ pub async fn check(
                 .map_err(|e| ApiError::invalid_field(&format!("phones[{i}]"), format!("{raw:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let checks = match state.engine.check_numbers(&session, &phones).await? {
-        Ok(checks) => checks,
-        Err(SendError::Retryable(why)) => {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "whatsapp_unavailable", why))
-        }
-        Err(SendError::Permanent { message, .. }) => {
-            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_refused", message))
-        }
-    };
+    let checks = state.engine.check_numbers(&session, &phones).await??;
     let data: Vec<Value> = checks
         .iter()
         .map(|c| {

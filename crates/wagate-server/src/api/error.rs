@@ -20,6 +20,20 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
+/// What WhatsApp said to a request made through a session's connection.
+impl From<wagate_connect::SendError> for ApiError {
+    fn from(e: wagate_connect::SendError) -> Self {
+        match e {
+            wagate_connect::SendError::Retryable(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "whatsapp_unavailable", why)
+            }
+            wagate_connect::SendError::Permanent { message, .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_refused", message)
+            }
+        }
+    }
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: None }

@@ -10,6 +10,7 @@ mod hooks;
 mod media;
 mod messages;
 mod openapi;
+mod reads;
 mod sessions;
 mod sim;
 mod streams;
@@ -71,6 +72,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(contacts::check))
         .routes(routes!(contacts::list))
         .routes(routes!(contacts::chats))
+        .routes(routes!(reads::chat))
+        .routes(routes!(reads::message))
         .routes(routes!(messages::list))
         .routes(routes!(media::download))
         .routes(routes!(campaigns::get))

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
-use wagate_connect::{Connection, Connector, NumberCheck, SendError, Target};
+use wagate_connect::{Connection, Connector, NumberCheck, ReadMessage, SendError, Target};
 use wagate_core::{
     Clock, ConnectorKind, Event, EventData, PhoneNumber, Session, SessionId, SessionStatus,
     SessionStatusData, Timestamp,
@@ -272,20 +272,36 @@ impl Engine {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The session's open connection on this node.
+    async fn connection(&self, id: &SessionId) -> Result<Arc<dyn Connection>, SessionError> {
+        let connection = self.live_connections().get(id).cloned();
+        match connection {
+            Some(connection) => Ok(connection),
+            None => Err(match self.store.get_session(id).await? {
+                None => SessionError::NotFound,
+                Some(_) => SessionError::NotRunning,
+            }),
+        }
+    }
+
     /// Asks WhatsApp, through the session's connection on this node, which numbers have it.
     pub async fn check_numbers(
         &self,
         id: &SessionId,
         phones: &[PhoneNumber],
     ) -> Result<Result<Vec<NumberCheck>, SendError>, SessionError> {
-        let connection = self.live_connections().get(id).cloned();
-        let Some(connection) = connection else {
-            return Err(match self.store.get_session(id).await? {
-                None => SessionError::NotFound,
-                Some(_) => SessionError::NotRunning,
-            });
-        };
-        Ok(connection.check_numbers(phones).await)
+        Ok(self.connection(id).await?.check_numbers(phones).await)
+    }
+
+    /// Sends read receipts for received messages of one chat, through the session's connection
+    /// on this node.
+    pub async fn mark_read(
+        &self,
+        id: &SessionId,
+        chat: &wagate_core::Jid,
+        messages: &[ReadMessage],
+    ) -> Result<Result<(), SendError>, SessionError> {
+        Ok(self.connection(id).await?.mark_read(chat, messages).await)
     }
 
     /// For a reaction, edit or revoke of a message of the same session given by wagate's id:

@@ -21,4 +21,5 @@ mod sessions;
 mod streams;
 mod templates;
 mod web;
+mod web_network;
 mod webhooks;

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::common::{eventually, history, TestServer};
 
 /// A WhatsApp network of our own on a free port.
-async fn network() -> Running {
+pub(crate) async fn network() -> Running {
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     FakeServer::start(NetworkConfig::default(), addr).await.expect("the local WhatsApp network starts")
 }
 
 /// A gateway whose `web` sessions reach `network`, with no pacing so tests run fast.
-async fn gateway(network: &Running) -> TestServer {
+pub(crate) async fn gateway(network: &Running) -> TestServer {
     let ws_url = network.ws_url.clone();
     TestServer::start_with(move |config| {
         config.connectors.web.ws_url = ws_url;
@@ -28,7 +28,7 @@ async fn gateway(network: &Running) -> TestServer {
     .await
 }
 
-async fn control(network: &Running, path: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn control(network: &Running, path: &str, body: Value) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", network.control_url))
         .json(&body)
@@ -41,7 +41,7 @@ async fn control(network: &Running, path: &str, body: Value) -> (StatusCode, Val
 
 /// Creates a `web` session, connects it and scans its QR code with the phone of `phone`;
 /// returns the session once `connected`.
-async fn link(server: &TestServer, network: &Running, id: &str, phone: &str) -> Value {
+pub(crate) async fn link(server: &TestServer, network: &Running, id: &str, phone: &str) -> Value {
     let (status, body) = server.post("/v1/sessions", json!({ "id": id, "connector": "web" })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = server.post(&format!("/v1/sessions/{id}/connect"), json!({})).await;
@@ -53,7 +53,7 @@ async fn link(server: &TestServer, network: &Running, id: &str, phone: &str) -> 
 }
 
 /// The session's `session.status` events, oldest first.
-async fn statuses(server: &TestServer, session: &str) -> Vec<String> {
+pub(crate) async fn statuses(server: &TestServer, session: &str) -> Vec<String> {
     let (_, body) =
         server.get(&format!("/v1/events?session_id={session}&types=session.status&limit=100")).await;
     body["data"]

@@ -58,6 +58,9 @@ pub struct Device {
     pub queue: Vec<Queued>,
     pub last_pattern: Option<Pattern>,
     pub logins: u32,
+    /// Newly linked: the phone shares an app-state key once the device has
+    /// uploaded prekeys to encrypt it with.
+    pub key_share_pending: bool,
 }
 
 impl Device {
@@ -74,6 +77,7 @@ impl Device {
             queue: Vec::new(),
             last_pattern: None,
             logins: 0,
+            key_share_pending: true,
         }
     }
 

@@ -21,6 +21,7 @@ mod media;
 mod noise;
 pub mod pair_code;
 pub mod pairing;
+mod phone;
 mod prekeys;
 mod router;
 mod server;

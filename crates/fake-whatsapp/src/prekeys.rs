@@ -68,7 +68,7 @@ fn upload(server: &FakeServer, conn: &Conn, iq: &Node) {
     let skey = child(iq, "skey").and_then(signed_prekey);
     let registration =
         child_bytes(iq, "registration").and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes);
-    own_device(server, conn, |d| {
+    let share = own_device(server, conn, |d| {
         // A re-upload after a wipe replaces the pool, like the real server.
         d.prekeys = keys.into();
         if let Some(skey) = skey {
@@ -77,7 +77,16 @@ fn upload(server: &FakeServer, conn: &Conn, iq: &Node) {
         if let Some(reg) = registration {
             d.registration_id = reg;
         }
+        std::mem::take(&mut d.key_share_pending)
     });
+    if let (Some(true), Peer::Device { phone, device }) = (share, &conn.peer) {
+        let (server, phone, device) = (server.clone(), phone.clone(), *device);
+        tokio::spawn(async move {
+            if let Err(e) = crate::phone::share_app_state_key(&server, &phone, device).await {
+                tracing::warn!(error = %e, phone, device, "the phone could not share an app-state key");
+            }
+        });
+    }
 }
 
 fn fetch(server: &FakeServer, keys: &Node, id: &str) -> Node {

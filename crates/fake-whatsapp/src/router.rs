@@ -142,6 +142,9 @@ pub(crate) fn receipt(server: &FakeServer, conn: &Conn, receipt: Node) {
     let from = me.jid_like(&to, device);
     let target_devices: Vec<u16> = if to.device != 0 {
         vec![to.device]
+    } else if target_phone == phone {
+        // The own account's bare JID is its phone (peer messages).
+        Vec::new()
     } else {
         state
             .registry

@@ -26,6 +26,7 @@ async fn qr_link_connects_and_a_reconnect_resumes_with_ik_without_a_qr() {
         post(format!("{}/scan", fake.control_url), json!({"qr": qr, "phone": "15550001"})).await;
     assert_eq!(status, 200, "{linked}");
     assert_eq!(linked["device"], 1);
+    let scanned = std::time::Instant::now();
 
     let paired = alice
         .wait_for(WAIT, |e| match e {
@@ -36,6 +37,13 @@ async fn qr_link_connects_and_a_reconnect_resumes_with_ik_without_a_qr() {
         .expect("PairSuccess");
     assert_eq!(paired, "15550001:1@s.whatsapp.net");
     alice.wait_for(WAIT, |e| matches!(e, Event::Connected(_)).then_some(())).await.expect("Connected");
+    // A client waits 10 s for the phone's app-state key share before it
+    // connects; the fake's phone sends one, so it connects at once.
+    assert!(
+        scanned.elapsed() < std::time::Duration::from_secs(8),
+        "connected {:?} after the scan",
+        scanned.elapsed()
+    );
     let names = alice.event_names();
     let pos = |n: &str| names.iter().position(|x| x == n);
     assert!(pos("PairSuccess") < pos("Connected"), "PairSuccess before Connected: {names:?}");

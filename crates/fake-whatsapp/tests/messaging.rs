@@ -11,7 +11,7 @@ use whatsapp_rust::types::events::Event;
 use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::{Jid, NodeFilter};
 
-async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &str, body: &str) {
+async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &str, body: &str) -> String {
     let sent = from.client.send_message(Jid::pn(to_phone), text(body)).await.expect("sent");
     let id = sent.message_id.clone();
     from.wait_for(WAIT, |e| match e {
@@ -28,6 +28,7 @@ async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &s
     let chat = Jid::pn(sender.as_str());
     to.client.mark_as_read(&chat, None, &[id.as_str()]).await.expect("mark read");
     from.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Read)).await.expect("Read");
+    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,17 +40,19 @@ async fn text_both_ways_with_server_ack_delivered_and_read() {
     );
     let (alice, bob) = (Arc::new(alice.expect("alice linked")), Arc::new(bob.expect("bob linked")));
 
-    send_and_check(&alice, &bob, "15551002", "hello bob").await;
+    let id = send_and_check(&alice, &bob, "15551002", "hello bob").await;
     let push_name = bob
         .wait_for(WAIT, |e| match e {
-            Event::Messages(b) => b.messages.first().map(|m| m.info.push_name.clone()),
+            Event::Messages(b) => {
+                b.messages.iter().find(|m| m.info.id == id).map(|m| m.info.push_name.clone())
+            }
             _ => None,
         })
         .await
         .expect("a message");
     assert_eq!(push_name, "Alice", "the sender's push name travels as notify");
-    send_and_check(&bob, &alice, "15551001", "hi alice").await;
-    send_and_check(&alice, &bob, "15551002", "second message, existing session").await;
+    let _ = send_and_check(&bob, &alice, "15551001", "hi alice").await;
+    let _ = send_and_check(&alice, &bob, "15551002", "second message, existing session").await;
 
     assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     alice.stop().await;

@@ -32,7 +32,7 @@ async fn send_and_check(from: &Arc<Companion>, to: &Arc<Companion>, to_phone: &s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_both_ways_with_server_ack_delivered_and_read() {
+async fn text_both_ways_with_server_ack_delivered_read_and_played() {
     let fake = fake().await;
     let (alice, bob) = tokio::join!(
         Companion::link(&fake.server, &fake.ws_url, "15551001", Options::named("Alice")),
@@ -51,6 +51,8 @@ async fn text_both_ways_with_server_ack_delivered_and_read() {
         .await
         .expect("a message");
     assert_eq!(push_name, "Alice", "the sender's push name travels as notify");
+    bob.client.mark_as_played(&Jid::pn("15551001"), None, &[id.as_str()]).await.expect("played");
+    alice.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Played)).await.expect("Played");
     let _ = send_and_check(&bob, &alice, "15551001", "hi alice").await;
     let _ = send_and_check(&alice, &bob, "15551002", "second message, existing session").await;
 

@@ -4,7 +4,7 @@
 //! recipient device's queue until that device acks it.
 
 use wacore_binary::builder::NodeBuilder;
-use wacore_binary::{Jid, Node, NodeContent};
+use wacore_binary::{Jid, Node, NodeContent, Server};
 
 use crate::accounts::Queued;
 use crate::conn::{Conn, Peer};
@@ -47,14 +47,19 @@ pub(crate) fn message(server: &FakeServer, conn: &Conn, msg: Node) {
         return;
     };
     let now = stanza::now_secs().to_string();
-    conn.outbox.send(
-        NodeBuilder::new("ack")
-            .attr("class", "message")
-            .attr("id", id.as_str())
-            .attr("from", to.clone())
-            .attr("t", now.as_str())
-            .build(),
-    );
+    let ack = NodeBuilder::new("ack")
+        .attr("class", "message")
+        .attr("id", id.as_str())
+        .attr("from", to.clone())
+        .attr("t", now.as_str());
+    if !matches!(to.server, Server::Pn | Server::Lid) {
+        // Groups, status and newsletters are not modelled: say so instead of
+        // acking a message nobody will get.
+        server.state().record_unhandled(&conn.label(), &msg);
+        conn.outbox.send(ack.attr("error", "404").build());
+        return;
+    }
+    conn.outbox.send(ack.build());
 
     // (target device, its <enc> nodes)
     let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
@@ -81,7 +86,7 @@ pub(crate) fn message(server: &FakeServer, conn: &Conn, msg: Node) {
             tracing::debug!(%target, "message for an unknown user dropped");
             continue;
         };
-        let lid_addressed = target.server == wacore_binary::Server::Lid;
+        let lid_addressed = target.server == Server::Lid;
         let (from, alt_key, alt) = if lid_addressed {
             (my_lid.clone(), "sender_pn", my_pn.clone())
         } else {

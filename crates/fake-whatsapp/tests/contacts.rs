@@ -127,5 +127,6 @@ async fn images_between_a_virtual_contact_and_a_client() {
     let got =
         inbox.as_array().and_then(|a| a.iter().find(|m| m["id"] == id.as_str())).cloned().expect("listed");
     assert_eq!((got["type"].clone(), got["sha256"].clone()), (json!("image"), json!(expected)));
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     alice.stop().await;
 }

@@ -43,6 +43,7 @@ async fn unlink_while_online_logs_the_client_out() {
     let (status, body) = post(format!("{}/accounts/15553002/unlink", fake.control_url), json!({})).await;
     assert_eq!((status, body), (200, json!({"unlinked": 1})));
     assert!(!alice.wait_for(WAIT, logged_out).await.expect("LoggedOut"), "told on the open stream");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     alice.stop().await;
 }
 
@@ -55,6 +56,7 @@ async fn unlink_while_offline_refuses_the_next_login() {
     assert_eq!(status, 200);
     let again = restart(&fake, &alice).await;
     assert!(again.wait_for(WAIT, logged_out).await.expect("LoggedOut"), "refused at login");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     again.stop().await;
 }
 
@@ -75,6 +77,7 @@ async fn a_second_login_of_the_same_device_replaces_the_first_stream() {
         .await
         .expect("StreamReplaced on the first client");
     assert_eq!(device(&fake, "15553004", 1).await["online"], true, "the new stream stays");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     twin.stop().await;
     alice.stop().await;
 }
@@ -100,6 +103,7 @@ async fn a_ban_reaches_the_client_as_a_temporary_ban_and_refuses_logins() {
         .wait_for(WAIT, |e| matches!(e, Event::TemporaryBan(_)).then_some(()))
         .await
         .expect("TemporaryBan at login");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     again.stop().await;
 }
 
@@ -113,6 +117,7 @@ async fn an_outdated_client_is_told_so() {
         .wait_for(WAIT, |e| matches!(e, Event::ClientOutdated(_)).then_some(()))
         .await
         .expect("ClientOutdated");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     alice.stop().await;
 }
 

@@ -107,6 +107,7 @@ async fn a_login_with_another_noise_key_is_refused_with_401() {
     assert_eq!(impostor.count(|e| matches!(e, Event::Connected(_))), 0);
     let dev = device(&fake, "15550002", 1).await;
     assert_eq!(dev["logins"], 1, "the refused login did not count: {dev}");
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     impostor.stop().await;
 }
 
@@ -180,5 +181,6 @@ async fn a_wrong_pairing_code_does_not_link() {
         post(format!("{}/pair", fake.control_url), json!({"code": wrong, "phone": "15550004"})).await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(alice.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    assert_eq!(unhandled(&fake).await, Vec::<serde_json::Value>::new());
     alice.stop().await;
 }

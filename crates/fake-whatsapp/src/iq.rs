@@ -3,7 +3,7 @@
 //! Anything else gets an empty result and is recorded as unhandled.
 
 use wacore_binary::builder::NodeBuilder;
-use wacore_binary::{Jid, Node};
+use wacore_binary::{Jid, Node, NodeContent};
 
 use crate::conn::{Conn, Peer};
 use crate::server::FakeServer;
@@ -85,6 +85,21 @@ fn app_state(iq: &Node, id: &str) -> Node {
     iq_result(id, vec![NodeBuilder::new("sync").children(collections).build()])
 }
 
+/// The user a usync `<user>` names: by `jid`, or (a number check) by the phone number in its
+/// `<contact>`.
+fn usync_user(user: &Node) -> Option<Jid> {
+    if let Some(jid) = stanza::jid_attr(user, "jid") {
+        return Some(jid);
+    }
+    let phone = match &child(user, "contact")?.content {
+        Some(NodeContent::String(phone)) => phone.to_string(),
+        Some(NodeContent::Bytes(phone)) => String::from_utf8(phone.clone()).ok()?,
+        _ => return None,
+    };
+    let digits = phone.trim_start_matches('+');
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| Jid::pn(digits))
+}
+
 /// Device lists (with each user's LID) for the users asked about. Unknown
 /// users come back with only device 0, like a phone with no companions.
 fn usync(server: &FakeServer, iq: &Node, id: &str) -> Node {
@@ -95,7 +110,7 @@ fn usync(server: &FakeServer, iq: &Node, id: &str) -> Node {
     let state = server.state();
     let mut out = Vec::new();
     for user in users {
-        let Some(jid) = stanza::jid_attr(user, "jid") else { continue };
+        let Some(jid) = usync_user(user) else { continue };
         let mut protocols = Vec::new();
         let account = state.registry.account_of(&jid);
         if asked.contains(&"devices") {

@@ -253,6 +253,16 @@ pub const MAX_CONTACTS: usize = 20;
 pub const MAX_POLL_OPTIONS: usize = 12;
 
 impl MessageContent {
+    /// The message a reaction, edit or revoke acts on (a wagate id or WhatsApp's).
+    pub fn target_mut(&mut self) -> Option<&mut String> {
+        match self {
+            MessageContent::Reaction { reaction } => Some(&mut reaction.message_id),
+            MessageContent::Edit { edit } => Some(&mut edit.message_id),
+            MessageContent::Revoke { revoke } => Some(&mut revoke.message_id),
+            _ => None,
+        }
+    }
+
     /// The `type` field of this content.
     pub fn kind(&self) -> &'static str {
         self.message_kind().as_str()

@@ -685,6 +685,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_local_whatsapp_build_knows_whatsapps_own_endpoints() {
+        assert!(reaches_whatsapp("wss://web.whatsapp.com/ws/chat"));
+        assert!(reaches_whatsapp("wss://g.WhatsApp.net/ws/chat"));
+        assert!(reaches_whatsapp("wss://whatsapp.com/ws"));
+        assert!(reaches_whatsapp("not a url"));
+        assert!(!reaches_whatsapp("ws://127.0.0.1:7070/ws/chat"));
+        assert!(!reaches_whatsapp("wss://fakewhatsapp.com/ws/chat"));
+        assert!(!reaches_whatsapp("wss://whatsapp.com.example/ws/chat"));
+    }
+
+    #[test]
     fn environment_variables_override_the_file_and_nest_with_double_underscores() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("wagate.toml", "listen = \"127.0.0.1:9000\"\nnode_id = \"from-file\"")?;

@@ -83,6 +83,7 @@ async fn a_phone_links_a_web_session_by_scanning_its_qr_code() {
     let account =
         accounts.as_array().unwrap().iter().find(|a| a["phone"] == "15550001111").expect("the account");
     assert_eq!(account["devices"].as_array().unwrap().len(), 1, "{account}");
+    assert_unhandled_is_empty(&network).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +160,7 @@ async fn two_web_sessions_text_each_other_with_acks_and_receipts() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["read"].as_array().unwrap().len(), 2, "{body}");
     server.wait_for_message_status(second["id"].as_str().unwrap(), "read").await;
+    assert_unhandled_is_empty(&network).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,4 +201,227 @@ async fn a_virtual_contact_gets_a_text_reads_it_and_writes_back() {
     .await;
     assert_eq!(received["from"], "15557770001@s.whatsapp.net", "{received}");
     assert_eq!(received["sender"]["push_name"], "Carol", "{received}");
+    assert_unhandled_is_empty(&network).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_links_a_web_session_by_typing_its_pairing_code() {
+    let network = network().await;
+    let server = gateway(&network).await;
+    let (status, body) = server.post("/v1/sessions", json!({ "id": "shop", "connector": "web" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) =
+        server.post("/v1/sessions/shop/connect", json!({ "pairing_phone": "15550003333" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let code = eventually(|| async {
+        let (status, body) = server.get("/v1/sessions/shop/qr").await;
+        (status == StatusCode::OK).then(|| body["pairing_code"].as_str().map(str::to_owned)).flatten()
+    })
+    .await;
+    let (status, body) = control(&network, "/pair", json!({ "code": code, "phone": "15550003333" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = server.wait_for_status("shop", "connected").await;
+    assert_eq!(session["phone"], "15550003333", "{session}");
+    assert!(statuses(&server, "shop").await.contains(&"pairing_code".to_owned()));
+    assert_unhandled_is_empty(&network).await;
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `session` received last of `kind`, once it arrived.
+async fn received(server: &TestServer, session: &str, kind: &str) -> Value {
+    eventually(|| async {
+        server.messages(session, "in").await.into_iter().rev().find(|m| m["type"] == kind)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_travels_between_web_sessions_and_media_arrives_byte_for_byte() {
+    use base64::Engine as _;
+    let network = network().await;
+    let server = gateway(&network).await;
+    link(&server, &network, "alice", "15550001111").await;
+    link(&server, &network, "bob", "15550002222").await;
+
+    let image: Vec<u8> = [
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".as_slice(),
+        &(0..40_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let document: Vec<u8> = [b"%PDF-1.4\n".as_slice(), &[b'x'; 9_000]].concat();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let first = server.send_text("alice", "15550002222", "first").await;
+    server.wait_for_message_status(first["id"].as_str().unwrap(), "delivered").await;
+    let sends = [
+        json!({ "type": "image", "image": { "data": format!("data:image/png;base64,{}", b64(&image)), "caption": "a cat" } }),
+        json!({ "type": "document", "document": { "data": format!("data:application/pdf;base64,{}", b64(&document)), "filename": "report.pdf" } }),
+        json!({ "type": "location", "location": { "latitude": 52.52, "longitude": 13.405, "name": "Berlin" } }),
+        json!({ "type": "contacts", "contacts": [{ "name": "Ana", "phones": ["+15550009999"] }] }),
+        json!({ "type": "text", "text": { "body": "a reply" }, "context": { "message_id": first["id"] } }),
+        json!({ "type": "reaction", "reaction": { "message_id": first["id"], "emoji": "👍" } }),
+        json!({ "type": "poll", "poll": { "question": "Lunch?", "options": ["Yes", "No"] } }),
+        json!({ "type": "edit", "edit": { "message_id": first["id"], "body": "first, edited" } }),
+    ];
+    for content in sends {
+        let mut body = content.clone();
+        body["to"] = json!("15550002222");
+        let (status, sent) = server.post("/v1/sessions/alice/messages", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{content}: {sent}");
+        let sent = server.wait_until_sent(sent["id"].as_str().unwrap()).await;
+        assert!(sent["wa_id"].is_string(), "{sent}");
+    }
+
+    let got = received(&server, "bob", "image").await;
+    assert_eq!(got["image"]["caption"], "a cat", "{got}");
+    assert_eq!(got["image"]["sha256"], sha256(&image), "{got}");
+    let file = server
+        .request(reqwest::Method::GET, &format!("/v1/media/{}", got["image"]["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&file.bytes().await.unwrap()), sha256(&image));
+    let got = received(&server, "bob", "document").await;
+    assert_eq!(
+        (got["document"]["filename"].as_str(), got["document"]["sha256"].as_str()),
+        (Some("report.pdf"), Some(sha256(&document).as_str())),
+        "{got}"
+    );
+    let got = received(&server, "bob", "location").await;
+    assert_eq!(
+        (got["location"]["latitude"].as_f64(), got["location"]["name"].as_str()),
+        (Some(52.52), Some("Berlin")),
+        "{got}"
+    );
+    let got = received(&server, "bob", "contacts").await;
+    assert!(got["contacts"].to_string().contains("15550009999"), "{got}");
+    let reply = eventually(|| async {
+        server.messages("bob", "in").await.into_iter().find(|m| m["text"]["body"] == "a reply")
+    })
+    .await;
+    let bobs_first = eventually(|| async {
+        server
+            .messages("bob", "in")
+            .await
+            .into_iter()
+            .find(|m| m["wa_id"] == first["wa_id"] || m["text"]["body"] == "first")
+    })
+    .await;
+    assert_eq!(reply["context"]["message_id"], bobs_first["id"], "the quote names bob's copy: {reply}");
+    let got = received(&server, "bob", "reaction").await;
+    assert_eq!(
+        (got["reaction"]["emoji"].as_str(), &got["reaction"]["message_id"]),
+        (Some("👍"), &bobs_first["id"]),
+        "{got}"
+    );
+    let got = received(&server, "bob", "poll").await;
+    assert_eq!(got["poll"]["options"], json!(["Yes", "No"]), "{got}");
+    let got = received(&server, "bob", "edit").await;
+    assert_eq!(got["edit"]["body"], "first, edited", "{got}");
+    assert_unhandled_is_empty(&network).await;
+}
+
+/// The fake answered every stanza the clients sent with what it models.
+async fn assert_unhandled_is_empty(network: &Running) {
+    let unhandled: Value =
+        reqwest::get(format!("{}/unhandled", network.control_url)).await.unwrap().json().await.unwrap();
+    assert_eq!(unhandled, json!([]), "stanzas the fake does not model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_web_sessions_come_back_after_a_restart_without_a_qr_code() {
+    let network = network().await;
+    let server = gateway(&network).await;
+    link(&server, &network, "alice", "15550001111").await;
+    link(&server, &network, "bob", "15550002222").await;
+    let server = server.restart().await;
+    server.wait_for_status("alice", "connected").await;
+    server.wait_for_status("bob", "connected").await;
+    let qr_events = |body: Value| body["data"].as_array().unwrap().len();
+    let (_, before) = server.get("/v1/events?session_id=alice&types=session.qr&limit=100").await;
+
+    let sent = server.send_text("alice", "15550002222", "after the restart").await;
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "delivered").await;
+    eventually(|| async {
+        server.messages("bob", "in").await.into_iter().find(|m| m["text"]["body"] == "after the restart")
+    })
+    .await;
+    let (_, after) = server.get("/v1/events?session_id=alice&types=session.qr&limit=100").await;
+    assert_eq!(qr_events(before), qr_events(after), "no new QR code after the restart");
+    // The second login of each device used the IK handshake (the server key is known).
+    let accounts: Value =
+        reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+    for account in accounts.as_array().unwrap() {
+        let device = &account["devices"][0];
+        assert!(device["logins"].as_u64().unwrap() >= 2, "{account}");
+        assert_eq!(device["last_pattern"], "ik", "{account}");
+    }
+    assert_unhandled_is_empty(&network).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_check_asks_the_network() {
+    let network = network().await;
+    let server = gateway(&network).await;
+    link(&server, &network, "alice", "15550001111").await;
+    link(&server, &network, "bob", "15550002222").await;
+    let (status, body) = server
+        .post("/v1/sessions/alice/contacts/check", json!({ "phones": ["+15550002222", "15550004444"] }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let on: Vec<(&str, bool)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["phone"].as_str().unwrap(), c["on_whatsapp"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(on, [("15550002222", true), ("15550004444", false)], "{body}");
+    assert!(body["data"][0]["lid"].as_str().is_some_and(|l| l.ends_with("@lid")), "{body}");
+    assert_unhandled_is_empty(&network).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_as_whatsapp_ends_them() {
+    let network = network().await;
+    let server = gateway(&network).await;
+    link(&server, &network, "unlinked", "15550001111").await;
+    link(&server, &network, "logout", "15550002222").await;
+    link(&server, &network, "banned", "15550003333").await;
+    link(&server, &network, "outdated", "15550004444").await;
+
+    // Unlinked from the phone while online: logged out, its keys gone.
+    let (status, body) = control(&network, "/accounts/15550001111/unlink", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.wait_for_status("unlinked", "logged_out").await;
+    // Logged out through the API: the phone no longer lists the device.
+    let (status, body) = server.post("/v1/sessions/logout/logout", json!({})).await;
+    assert!(status.is_success(), "{body}");
+    server.wait_for_status("logout", "logged_out").await;
+    let account = eventually(|| async {
+        let accounts: Value =
+            reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+        accounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["phone"] == "15550002222" && a["devices"] == json!([]))
+            .cloned()
+    })
+    .await;
+    assert_eq!(account["devices"], json!([]));
+    // A temporary ban, and a client too old: told, not retried in a loop.
+    let (status, body) = control(&network, "/accounts/15550003333/ban", json!({ "seconds": 3600 })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let banned = server.wait_for_status("banned", "disconnected").await;
+    assert!(banned["status_reason"].as_str().is_some_and(|r| r.starts_with("temporary_ban")), "{banned}");
+    let (status, body) = control(&network, "/accounts/15550004444/outdated", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outdated = server.wait_for_status("outdated", "failed").await;
+    assert!(
+        outdated["status_reason"].as_str().is_some_and(|r| r.starts_with("client_outdated")),
+        "{outdated}"
+    );
 }

@@ -635,6 +635,13 @@ pub(super) async fn store_inbound(
             }),
             None => None,
         };
+        // A reaction, edit or revoke names its message as wagate does whenever wagate has it.
+        let mut content = new.content;
+        if let Some(target) = content.target_mut() {
+            if let Some(ours) = quoted(&mut tx, &new.session_id, target).await? {
+                *target = ours.to_string();
+            }
+        }
         let message = Message {
             id: MessageId::generate(),
             session_id: new.session_id,
@@ -642,7 +649,7 @@ pub(super) async fn store_inbound(
             chat: new.chat,
             from: Some(new.from),
             to: new.to,
-            content: new.content,
+            content,
             status: MessageStatus::Received,
             status_reason: None,
             wa_id: Some(new.wa_id),

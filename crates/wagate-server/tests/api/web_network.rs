@@ -8,7 +8,9 @@ use fake_whatsapp::{Config as NetworkConfig, FakeServer, Running};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{eventually, history, TestServer};
+use wagate_server::Config;
+
+use crate::common::{eventually, fast_config, history, TestData, TestServer};
 
 /// A WhatsApp network of our own on a free port.
 pub(crate) async fn network() -> Running {
@@ -16,16 +18,17 @@ pub(crate) async fn network() -> Running {
     FakeServer::start(NetworkConfig::default(), addr).await.expect("the local WhatsApp network starts")
 }
 
-/// A gateway whose `web` sessions reach `network`, with no pacing so tests run fast.
+/// Points `web` sessions at `network`, with no pacing so tests run fast.
+pub(crate) fn reach(config: &mut Config, network: &Running) {
+    config.connectors.web.ws_url = network.ws_url.clone();
+    // A fixed version: nothing is fetched from web.whatsapp.com.
+    config.connectors.web.client_version = Some("2.3000.1023456789".into());
+    config.pacing.web = config.pacing.sim.clone();
+}
+
+/// A gateway whose `web` sessions reach `network`.
 pub(crate) async fn gateway(network: &Running) -> TestServer {
-    let ws_url = network.ws_url.clone();
-    TestServer::start_with(move |config| {
-        config.connectors.web.ws_url = ws_url;
-        // A fixed version: nothing is fetched from web.whatsapp.com.
-        config.connectors.web.client_version = Some("2.3000.1023456789".into());
-        config.pacing.web = config.pacing.sim.clone();
-    })
-    .await
+    TestServer::start_with(|config| reach(config, network)).await
 }
 
 pub(crate) async fn control(network: &Running, path: &str, body: Value) -> (StatusCode, Value) {
@@ -424,4 +427,78 @@ async fn sessions_end_as_whatsapp_ends_them() {
         outdated["status_reason"].as_str().is_some_and(|r| r.starts_with("client_outdated")),
         "{outdated}"
     );
+}
+
+/// The fake's view of a phone's first linked device.
+async fn device(network: &Running, phone: &str) -> Value {
+    let accounts: Value =
+        reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+    let account =
+        accounts.as_array().unwrap().iter().find(|a| a["phone"] == phone).cloned().expect("the account");
+    account["devices"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_arrive_while_the_gateway_is_down_are_stored_once_when_it_is_back() {
+    let network = network().await;
+    let (status, body) =
+        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = TestData::new().await;
+    let mut config = fast_config(&data);
+    reach(&mut config, &network);
+    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    link(&server, &network, "shop", "15550001111").await;
+    let (data, config) = tokio::task::block_in_place(|| server.kill());
+
+    // The gateway died without a goodbye: WhatsApp keeps what it could not hand over.
+    let bodies = ["one", "two", "three"];
+    for body in bodies {
+        let (status, sent) = control(
+            &network,
+            "/contacts/15557770001/messages",
+            json!({ "to": "15550001111", "type": "text", "text": { "body": body } }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{sent}");
+    }
+    eventually(|| async {
+        (device(&network, "15550001111").await["queued"].as_u64() >= Some(3)).then_some(())
+    })
+    .await;
+
+    let server = TestServer::start_in(data, config).await;
+    server.wait_for_status("shop", "connected").await;
+    let received = eventually(|| async {
+        let received = server.messages("shop", "in").await;
+        (received.len() >= bodies.len()).then_some(received)
+    })
+    .await;
+    let mut got: Vec<&str> = received.iter().map(|m| m["text"]["body"].as_str().unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, ["one", "three", "two"], "each once");
+    // Acknowledged only once stored: nothing is left waiting on the network.
+    eventually(|| async { (device(&network, "15550001111").await["queued"] == 0).then_some(()) }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.messages("shop", "in").await.len(), bodies.len(), "nothing stored twice");
+    assert_unhandled_is_empty(&network).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_reconnects_by_itself() {
+    let network = network().await;
+    let server = gateway(&network).await;
+    link(&server, &network, "shop", "15550001111").await;
+    let (status, body) = control(&network, "/accounts/15550001111/drop", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(|| async {
+        let seen = statuses(&server, "shop").await;
+        let dropped = seen.iter().rposition(|s| s == "disconnected")?;
+        seen[dropped..].contains(&"connected".to_owned()).then_some(())
+    })
+    .await;
+    let (_, session) = server.get("/v1/sessions/shop").await;
+    assert_eq!(session["status"], "connected", "{session}");
+    let logins = device(&network, "15550001111").await["logins"].as_u64().unwrap();
+    assert!(logins >= 2, "it logged in again: {logins}");
 }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 use wagate_connect::web::{WebConfig, WebConnector};
 use wagate_connect::{MediaFiles, SessionSpec};
-use wagate_core::{ConnectorKind, Media, MediaId, SessionId};
-use wagate_store::{DeviceKeys, NewSession, SqliteStore, Store};
+use wagate_core::{ConnectorKind, DeviceKeys, Media, MediaId, SessionId};
+use wagate_store::{NewSession, SqliteStore, Store};
 
 #[derive(clap::Args)]
 pub struct WebIdleArgs {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::json;
 use tempfile::TempDir;
 use wagate_connect::web::SessionKeys;
-use wagate_core::{ConnectorKind, SessionId};
+use wagate_core::{ConnectorKind, DeviceKeys, SessionId};
 use wagate_store::testing::{self, TestDatabase};
-use wagate_store::{DeviceKeys, NewSession, PgStore, SqliteStore, Store};
+use wagate_store::{NewSession, PgStore, SqliteStore, Store};
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
 use whatsapp_rust::wacore::store::traits::{

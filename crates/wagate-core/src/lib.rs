@@ -3,6 +3,7 @@
 
 pub mod campaign;
 pub mod contact;
+pub mod device_keys;
 pub mod event;
 pub mod ids;
 pub mod media;
@@ -14,6 +15,7 @@ pub mod webhook;
 
 pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
 pub use contact::{Chat, Contact};
+pub use device_keys::{DeviceKey, DeviceKeys, DeviceKeysError, DeviceKeysResult};
 pub use event::{
     CampaignStatusData, Event, EventData, EventDataError, EventType, MessageStatusData, SessionQrData,
     SessionStatusData, WebhookDisabledData,

@@ -109,7 +109,7 @@ impl Server {
                 ack_timeout: ms(settings.ack_timeout_ms),
                 ..WebConfig::default()
             };
-            let keys: Arc<dyn wagate_store::DeviceKeys> = store.clone();
+            let keys: Arc<dyn wagate_core::DeviceKeys> = store.clone();
             connectors.push(Arc::new(WebConnector::new(keys, media.clone(), web)));
         }
         let engine = Engine::new(

@@ -9,7 +9,7 @@ use wagate_core::{
 };
 use wagate_store::testing::TestDatabase;
 use wagate_store::{
-    testing, ClaimRequest, Claimed, EventQuery, MessageQuery, MessageRef, NewInbound, NewOutbound,
+    testing, ClaimRequest, Claimed, EventQuery, Events, MessageQuery, MessageRef, NewInbound, NewOutbound,
     NewSession, NodeInfo, PgStore, SessionChange, SqliteStore, StatusUpdate, Store, StoreError,
 };
 

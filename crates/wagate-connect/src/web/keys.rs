@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
-use wagate_core::SessionId;
-use wagate_store::{DeviceKey, DeviceKeys};
+use wagate_core::{DeviceKey, DeviceKeys, DeviceKeysError, SessionId};
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
@@ -88,7 +87,7 @@ impl SessionKeys {
     }
 }
 
-fn db(e: wagate_store::StoreError) -> StoreError {
+fn db(e: DeviceKeysError) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wagate_core::SessionId;
 use wagate_server::Config;
-use wagate_store::{PgStore, Store};
+use wagate_store::{Cluster, PgStore};
 
 use crate::common::{eventually, fast_config, TestData, TestServer};
 

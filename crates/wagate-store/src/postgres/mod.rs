@@ -14,12 +14,14 @@ mod device_keys;
 mod events;
 #[path = "../sql/media.rs"]
 mod media;
+#[path = "../sql/message_rows.rs"]
+mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
 #[path = "../sql/sessions.rs"]
 mod sessions;
-#[path = "../sql/store.rs"]
-mod store;
+#[path = "../sql/stats.rs"]
+mod stats;
 #[path = "../sql/templates.rs"]
 mod templates;
 #[path = "../sql/values.rs"]

@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, CampaignStatusData, Event,
-    EventData, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
+    EventData, Message, MessageContent, MessageStatus, SessionId, Timestamp,
 };
 
-use super::messages::{self, delete_outbox};
-use super::{
-    begin, corrupt, dialect, events, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow,
-};
-use crate::{NewCampaign, RecipientQuery, StoreError, StoreResult};
+use super::message_rows;
+use super::messages::delete_outbox;
+use super::{begin, corrupt, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
+use crate::{Campaigns, NewCampaign, RecipientQuery, StoreError, StoreResult};
 
 const COLUMNS: &str =
     "id, session_id, name, state, template, content, scheduled_at, total, rejected, created_at, updated_at";
@@ -108,123 +108,6 @@ async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) ->
     events::insert(conn, &campaign.session_id, data, now).await
 }
 
-pub(super) async fn create(
-    conn: &mut DbConn,
-    new: NewCampaign,
-    now: Timestamp,
-) -> StoreResult<(Campaign, Event)> {
-    let now = from_millis(millis(now))?;
-    let scheduled_at = new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
-    let mut tx = begin(conn).await?;
-    let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = $1")
-        .bind(new.session_id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let sender = sender.ok_or(StoreError::NotFound("session"))?;
-    let id = CampaignId::generate();
-    let content = serde_json::to_string(&new.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO campaigns (id, session_id, name, state, template, content, scheduled_at, total, \
-         rejected, created_at, updated_at) VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(id.as_str())
-    .bind(new.session_id.as_str())
-    .bind(&new.name)
-    .bind(&new.template)
-    .bind(content)
-    .bind(scheduled_at.map(millis))
-    .bind(new.recipients.len() as i64)
-    .bind(new.rejected as i64)
-    .bind(millis(now))
-    .bind(millis(now))
-    .execute(&mut *tx)
-    .await?;
-    let status = if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued };
-    insert_messages(&mut tx, &id, &new, sender, status, scheduled_at, now).await?;
-    // The history and queue rows are copies of what the messages hold.
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, reason, at) \
-         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = $1 ORDER BY id",
-    )
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
-         SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \
-         FROM messages WHERE campaign_id = $1 ORDER BY id",
-    )
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    let campaign = fetch(&mut tx, &new.session_id, &id).await?.ok_or(StoreError::NotFound("campaign"))?;
-    let event = append_event(&mut tx, &campaign, now).await?;
-    tx.commit().await?;
-    Ok((campaign, event))
-}
-
-/// Recipients written per statement, each statement binding them as one JSON array: for
-/// 100,000 recipients, a few dozen statements instead of over a million bound values.
-const RECIPIENTS_PER_STATEMENT: usize = 5_000;
-
-/// Inserts one message per recipient (ids in recipient order).
-async fn insert_messages(
-    conn: &mut DbConn,
-    id: &CampaignId,
-    new: &NewCampaign,
-    sender: Option<String>,
-    status: MessageStatus,
-    scheduled_at: Option<Timestamp>,
-    now: Timestamp,
-) -> StoreResult<()> {
-    let kind = new.recipients.first().map_or("text", |(_, content)| content.kind());
-    for chunk in new.recipients.chunks(RECIPIENTS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (to, content) in chunk {
-            let content = serde_json::to_string(content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            rows.push(serde_json::json!([MessageId::generate(), to.to_string(), content]));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, status, \
-             scheduled_at, campaign_id, created_at, updated_at) \
-             SELECT r.value ->> 0, $1, 'out', r.value ->> 1, $2, r.value ->> 1, $3, r.value ->> 2, \
-             $4, $5, $6, $7, $8 FROM {} r",
-            dialect::json_elements("$9"),
-        ))
-        .bind(new.session_id.as_str())
-        .bind(&sender)
-        .bind(kind)
-        .bind(status.as_str())
-        .bind(scheduled_at.map(millis))
-        .bind(id.as_str())
-        .bind(millis(now))
-        .bind(millis(now))
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn get(
-    pool: &DbPool,
-    session: &SessionId,
-    id: &CampaignId,
-) -> StoreResult<Option<Campaign>> {
-    fetch(&mut *pool.acquire().await?, session, id).await
-}
-
-pub(super) async fn list(pool: &DbPool, session: &SessionId) -> StoreResult<Vec<Campaign>> {
-    let mut conn = pool.acquire().await?;
-    let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE session_id = $1 ORDER BY id DESC");
-    let rows = sqlx::query(&sql).bind(session.as_str()).fetch_all(&mut *conn).await?;
-    let mut campaigns = Vec::with_capacity(rows.len());
-    for row in &rows {
-        campaigns.push(with_progress(&mut conn, from_row(row)?).await?);
-    }
-    Ok(campaigns)
-}
-
 /// Marks `completed` the running campaigns among `ids` that have nothing left to send, and
 /// appends their events; called in the transaction that recorded send results.
 pub(super) async fn complete_finished(
@@ -254,96 +137,146 @@ pub(super) async fn complete_finished(
     Ok(events)
 }
 
-pub(super) async fn act(
-    conn: &mut DbConn,
-    session: &SessionId,
-    id: &CampaignId,
-    action: CampaignAction,
-    now: Timestamp,
-) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
-    let now = from_millis(millis(now))?;
-    let mut tx = begin(conn).await?;
-    let state: Option<String> =
-        sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1 AND session_id = $2")
-            .bind(id.as_str())
-            .bind(session.as_str())
+#[async_trait]
+impl Campaigns for Backend {
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let scheduled_at =
+            new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
+        let mut tx = begin(conn).await?;
+        let sender: Option<Option<String>> = sqlx::query_scalar("SELECT jid FROM sessions WHERE id = $1")
+            .bind(new.session_id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-    let state = state.ok_or(StoreError::NotFound("campaign"))?;
-    let state = CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?;
-    let Some(mut next) = state.after(action) else {
-        return Ok(Err(state));
-    };
-    match action {
-        CampaignAction::Pause | CampaignAction::Resume => {
-            sqlx::query("UPDATE outbox SET held = $1 WHERE campaign_id = $2")
-                .bind(i64::from(action == CampaignAction::Pause))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-            // Paused just as its last messages were sent: nothing is left to resume.
-            let left: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
-                    .bind(id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if action == CampaignAction::Resume && !left {
-                next = CampaignState::Completed;
-            }
-        }
-        CampaignAction::Cancel => {
-            // Messages not claimed for sending are called off; those being sent finish.
-            let reason = "campaign canceled";
-            let canceled: Vec<String> = sqlx::query_scalar(
-                "UPDATE messages SET status = 'canceled', status_reason = $1, updated_at = $2 \
-                 WHERE campaign_id = $3 AND status IN ('queued', 'scheduled') RETURNING id",
-            )
-            .bind(reason)
-            .bind(millis(now))
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-            for chunk in canceled.chunks(events::ROWS_PER_INSERT) {
-                let mut sql = QueryBuilder::<Db>::new(
-                    "INSERT INTO message_status_history (message_id, status, reason, at) ",
-                );
-                sql.push_values(chunk, |mut row, message| {
-                    row.push_bind(message.as_str())
-                        .push_bind("canceled")
-                        .push_bind(reason)
-                        .push_bind(millis(now));
-                });
-                sql.build().execute(&mut *tx).await?;
-            }
-            let ids: Vec<&str> = canceled.iter().map(String::as_str).collect();
-            delete_outbox(&mut tx, &ids).await?;
-        }
-    }
-    sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3")
-        .bind(next.as_str())
+        let sender = sender.ok_or(StoreError::NotFound("session"))?;
+        let id = CampaignId::generate();
+        let content = serde_json::to_string(&new.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO campaigns (id, session_id, name, state, template, content, scheduled_at, total, \
+             rejected, created_at, updated_at) VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id.as_str())
+        .bind(new.session_id.as_str())
+        .bind(&new.name)
+        .bind(&new.template)
+        .bind(content)
+        .bind(scheduled_at.map(millis))
+        .bind(new.recipients.len() as i64)
+        .bind(new.rejected as i64)
         .bind(millis(now))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        let status = if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued };
+        message_rows::insert_campaign_messages(&mut tx, &id, &new, sender, status, scheduled_at, now).await?;
+        // The history and queue rows are copies of what the messages hold.
+        message_rows::insert_campaign_history(&mut tx, &id).await?;
+        sqlx::query(
+            "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
+             SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \
+             FROM messages WHERE campaign_id = $1 ORDER BY id",
+        )
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-    let campaign = fetch(&mut tx, session, id).await?.ok_or(StoreError::NotFound("campaign"))?;
-    let event = append_event(&mut tx, &campaign, now).await?;
-    tx.commit().await?;
-    Ok(Ok((campaign, event)))
-}
+        let campaign = fetch(&mut tx, &new.session_id, &id).await?.ok_or(StoreError::NotFound("campaign"))?;
+        let event = append_event(&mut tx, &campaign, now).await?;
+        tx.commit().await?;
+        Ok((campaign, event))
+    }
 
-pub(super) async fn recipients(pool: &DbPool, query: RecipientQuery) -> StoreResult<Vec<Message>> {
-    let mut sql = QueryBuilder::<Db>::new(format!(
-        "SELECT {} FROM messages WHERE campaign_id = ",
-        messages::SHOWN_COLUMNS
-    ));
-    sql.push_bind(query.campaign_id.as_str());
-    if let Some(status) = query.status {
-        sql.push(" AND status = ").push_bind(status.as_str());
+    async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>> {
+        let pool = self.readers();
+        fetch(&mut *pool.acquire().await?, session, id).await
     }
-    if let Some(after) = &query.after {
-        sql.push(" AND id > ").push_bind(after.as_str());
+
+    async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>> {
+        let pool = self.readers();
+        let mut conn = pool.acquire().await?;
+        let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE session_id = $1 ORDER BY id DESC");
+        let rows = sqlx::query(&sql).bind(session.as_str()).fetch_all(&mut *conn).await?;
+        let mut campaigns = Vec::with_capacity(rows.len());
+        for row in &rows {
+            campaigns.push(with_progress(&mut conn, from_row(row)?).await?);
+        }
+        Ok(campaigns)
     }
-    sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
-    let rows = sql.build().fetch_all(pool).await?;
-    rows.iter().map(messages::from_row).collect()
+
+    async fn act_on_campaign(
+        &self,
+        session: &SessionId,
+        id: &CampaignId,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let mut tx = begin(conn).await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1 AND session_id = $2")
+                .bind(id.as_str())
+                .bind(session.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let state = state.ok_or(StoreError::NotFound("campaign"))?;
+        let state = CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?;
+        let Some(mut next) = state.after(action) else {
+            return Ok(Err(state));
+        };
+        match action {
+            CampaignAction::Pause | CampaignAction::Resume => {
+                sqlx::query("UPDATE outbox SET held = $1 WHERE campaign_id = $2")
+                    .bind(i64::from(action == CampaignAction::Pause))
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                // Paused just as its last messages were sent: nothing is left to resume.
+                let left: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if action == CampaignAction::Resume && !left {
+                    next = CampaignState::Completed;
+                }
+            }
+            CampaignAction::Cancel => {
+                let canceled =
+                    message_rows::cancel_campaign_messages(&mut tx, id, "campaign canceled", now).await?;
+                let ids: Vec<&str> = canceled.iter().map(String::as_str).collect();
+                delete_outbox(&mut tx, &ids).await?;
+            }
+        }
+        sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3")
+            .bind(next.as_str())
+            .bind(millis(now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let campaign = fetch(&mut tx, session, id).await?.ok_or(StoreError::NotFound("campaign"))?;
+        let event = append_event(&mut tx, &campaign, now).await?;
+        tx.commit().await?;
+        Ok(Ok((campaign, event)))
+    }
+
+    async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>> {
+        let pool = self.readers();
+        let mut sql = QueryBuilder::<Db>::new(format!(
+            "SELECT {} FROM messages WHERE campaign_id = ",
+            message_rows::SHOWN_COLUMNS
+        ));
+        sql.push_bind(query.campaign_id.as_str());
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = &query.after {
+            sql.push(" AND id > ").push_bind(after.as_str());
+        }
+        sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(pool).await?;
+        rows.iter().map(message_rows::from_row).collect()
+    }
 }

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Row};
+use async_trait::async_trait;
+use sqlx::{Connection, QueryBuilder, Row};
 use wagate_core::{Chat, Contact, Direction, Message, SessionId, Timestamp};
 
-use super::{from_millis, millis, Db, DbConn, DbPool};
-use crate::StoreResult;
+use super::{from_millis, millis, Backend, Db, DbConn};
+use crate::{Contacts, StoreResult};
 
 /// Rows per statement: 7 bound values each.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -58,35 +59,6 @@ pub(super) async fn save_contacts(
     Ok(())
 }
 
-pub(super) async fn list_contacts(
-    pool: &DbPool,
-    session: &SessionId,
-    after: Option<&str>,
-    limit: u32,
-) -> StoreResult<Vec<Contact>> {
-    let rows = sqlx::query(
-        "SELECT jid, phone, lid, name, push_name, updated_at FROM contacts \
-         WHERE session_id = $1 AND jid > $2 ORDER BY jid LIMIT $3",
-    )
-    .bind(session.as_str())
-    .bind(after.unwrap_or(""))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Contact {
-                jid: row.try_get("jid")?,
-                phone: row.try_get("phone")?,
-                lid: row.try_get("lid")?,
-                name: row.try_get("name")?,
-                push_name: row.try_get("push_name")?,
-                updated_at: from_millis(row.try_get("updated_at")?)?,
-            })
-        })
-        .collect()
-}
-
 pub(super) async fn save_chats(conn: &mut DbConn, session: &SessionId, chats: &[Chat]) -> StoreResult<()> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(chats.len());
     let mut unique: Vec<Chat> = Vec::with_capacity(chats.len());
@@ -127,37 +99,6 @@ pub(super) async fn save_chats(conn: &mut DbConn, session: &SessionId, chats: &[
     Ok(())
 }
 
-pub(super) async fn list_chats(
-    pool: &DbPool,
-    session: &SessionId,
-    offset: u32,
-    limit: u32,
-) -> StoreResult<Vec<Chat>> {
-    let rows = sqlx::query(
-        "SELECT jid, name, is_group, last_message_at, updated_at FROM chats WHERE session_id = $1 \
-         ORDER BY last_message_at DESC NULLS LAST, jid LIMIT $2 OFFSET $3",
-    )
-    .bind(session.as_str())
-    .bind(i64::from(limit))
-    .bind(i64::from(offset))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Chat {
-                jid: row.try_get("jid")?,
-                name: row.try_get("name")?,
-                is_group: row.try_get("is_group")?,
-                last_message_at: row
-                    .try_get::<Option<i64>, _>("last_message_at")?
-                    .map(from_millis)
-                    .transpose()?,
-                updated_at: from_millis(row.try_get("updated_at")?)?,
-            })
-        })
-        .collect()
-}
-
 /// What inbound messages teach: their chats, and their authors as contacts.
 pub(super) async fn learn_from(conn: &mut DbConn, messages: &[&Message], now: Timestamp) -> StoreResult<()> {
     let mut by_session: Vec<(&SessionId, Vec<Contact>, Vec<Chat>)> = Vec::new();
@@ -194,4 +135,80 @@ pub(super) async fn learn_from(conn: &mut DbConn, messages: &[&Message], now: Ti
         save_chats(conn, session, &chats).await?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl Contacts for Backend {
+    async fn list_contacts(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Contact>> {
+        let pool = self.readers();
+        let rows = sqlx::query(
+            "SELECT jid, phone, lid, name, push_name, updated_at FROM contacts \
+             WHERE session_id = $1 AND jid > $2 ORDER BY jid LIMIT $3",
+        )
+        .bind(session.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Contact {
+                    jid: row.try_get("jid")?,
+                    phone: row.try_get("phone")?,
+                    lid: row.try_get("lid")?,
+                    name: row.try_get("name")?,
+                    push_name: row.try_get("push_name")?,
+                    updated_at: from_millis(row.try_get("updated_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_chats(&self, session: &SessionId, offset: u32, limit: u32) -> StoreResult<Vec<Chat>> {
+        let pool = self.readers();
+        let rows = sqlx::query(
+            "SELECT jid, name, is_group, last_message_at, updated_at FROM chats WHERE session_id = $1 \
+             ORDER BY last_message_at DESC NULLS LAST, jid LIMIT $2 OFFSET $3",
+        )
+        .bind(session.as_str())
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Chat {
+                    jid: row.try_get("jid")?,
+                    name: row.try_get("name")?,
+                    is_group: row.try_get("is_group")?,
+                    last_message_at: row
+                        .try_get::<Option<i64>, _>("last_message_at")?
+                        .map(from_millis)
+                        .transpose()?,
+                    updated_at: from_millis(row.try_get("updated_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_contacts(&self, session: &SessionId, contacts: Vec<Contact>) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        save_contacts(&mut tx, session, &contacts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_chats(&self, session: &SessionId, chats: Vec<Chat>) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        save_chats(&mut tx, session, &chats).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use sqlx::{Connection, QueryBuilder, Row};
 use wagate_core::SessionId;
 
-use super::{push_list, Db, DbConn, DbPool, DbRow};
-use crate::{DeviceKey, StoreResult};
+use async_trait::async_trait;
+use wagate_core::{DeviceKey, DeviceKeys, DeviceKeysResult};
+
+use super::{push_list, Backend, Db, DbConn, DbPool, DbRow};
+use crate::StoreResult;
 
 /// Rows per statement: 5 bound values each, well under both databases' limits.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -206,4 +209,90 @@ pub(super) async fn take(
 pub(super) async fn clear(conn: &mut DbConn, session: &SessionId) -> StoreResult<()> {
     sqlx::query("DELETE FROM device_keys WHERE session_id = $1").bind(session.as_str()).execute(conn).await?;
     Ok(())
+}
+
+// The trait is core's and answers its own error; the queries above answer the store's, which
+// converts.
+#[async_trait]
+impl DeviceKeys for Backend {
+    async fn get_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+    ) -> DeviceKeysResult<Vec<DeviceKey>> {
+        Ok(get(self.readers(), session, kind, keys).await?)
+    }
+
+    async fn scan_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> DeviceKeysResult<Vec<DeviceKey>> {
+        Ok(scan(self.readers(), session, kind, prefix).await?)
+    }
+
+    async fn any_device_key(
+        &self,
+        session: &SessionId,
+        kinds: &[&str],
+        prefixes: &[&str],
+    ) -> DeviceKeysResult<bool> {
+        Ok(any(self.readers(), session, kinds, prefixes).await?)
+    }
+
+    async fn put_device_keys(&self, session: &SessionId, keys: Vec<DeviceKey>) -> DeviceKeysResult<()> {
+        Ok(put(&mut *self.writer().await?, session, keys).await?)
+    }
+
+    async fn delete_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+    ) -> DeviceKeysResult<u64> {
+        Ok(delete(&mut *self.writer().await?, session, kind, keys).await?)
+    }
+
+    async fn delete_device_keys_by_prefix(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        prefix: &str,
+    ) -> DeviceKeysResult<u64> {
+        Ok(delete_by_prefix(&mut *self.writer().await?, session, kind, prefix).await?)
+    }
+
+    async fn expire_device_keys(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        before: i64,
+    ) -> DeviceKeysResult<u64> {
+        Ok(expire(&mut *self.writer().await?, session, kind, before).await?)
+    }
+
+    async fn set_device_key_numbers(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        keys: &[&str],
+        number: i64,
+    ) -> DeviceKeysResult<()> {
+        Ok(set_numbers(&mut *self.writer().await?, session, kind, keys, number).await?)
+    }
+
+    async fn take_device_key(
+        &self,
+        session: &SessionId,
+        kind: &str,
+        key: &str,
+    ) -> DeviceKeysResult<Option<DeviceKey>> {
+        Ok(take(&mut *self.writer().await?, session, kind, key).await?)
+    }
+
+    async fn clear_device_keys(&self, session: &SessionId) -> DeviceKeysResult<()> {
+        Ok(clear(&mut *self.writer().await?, session).await?)
+    }
 }

@@ -1,10 +1,11 @@
 //! The event log.
 
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
 
-use super::{dialect, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
-use crate::{EventQuery, StoreError, StoreResult};
+use super::{begin, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
+use crate::{EventQuery, Events, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
 pub(super) const ROWS_PER_INSERT: usize = 500;
@@ -107,24 +108,43 @@ pub(super) fn from_row(row: &DbRow) -> StoreResult<Event> {
     })
 }
 
-/// The id of the newest event, if any.
-pub(super) async fn last_id(pool: &DbPool) -> StoreResult<Option<EventId>> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events").fetch_one(pool).await?;
-    Ok(seq.map(EventId::from_seq))
-}
+#[async_trait]
+impl Events for Backend {
+    async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
+        let pool = self.readers();
+        let mut sql = QueryBuilder::<Db>::new(
+            "SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ",
+        );
+        sql.push_bind(query.after.map_or(0, EventId::seq));
+        if let Some(session) = &query.session_id {
+            sql.push(" AND session_id = ").push_bind(session.as_str());
+        }
+        if !query.types.is_empty() {
+            sql.push(" AND type IN ");
+            push_list(&mut sql, query.types.iter().map(|kind| kind.as_str()));
+        }
+        sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(pool).await?;
+        rows.iter().map(from_row).collect()
+    }
 
-pub(super) async fn list(pool: &DbPool, query: EventQuery) -> StoreResult<Vec<Event>> {
-    let mut sql =
-        QueryBuilder::<Db>::new("SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ");
-    sql.push_bind(query.after.map_or(0, EventId::seq));
-    if let Some(session) = &query.session_id {
-        sql.push(" AND session_id = ").push_bind(session.as_str());
+    /// The id of the newest event, if any.
+    async fn last_event_id(&self) -> StoreResult<Option<EventId>> {
+        let pool = self.readers();
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events").fetch_one(pool).await?;
+        Ok(seq.map(EventId::from_seq))
     }
-    if !query.types.is_empty() {
-        sql.push(" AND type IN ");
-        push_list(&mut sql, query.types.iter().map(|kind| kind.as_str()));
+
+    async fn append_event(
+        &self,
+        session_id: &SessionId,
+        data: EventData,
+        now: Timestamp,
+    ) -> StoreResult<Event> {
+        let mut writer = self.writer().await?;
+        let mut tx = begin(&mut writer).await?;
+        let event = insert(&mut tx, session_id, data, now).await?;
+        tx.commit().await?;
+        Ok(event)
     }
-    sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));
-    let rows = sql.build().fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
 }

@@ -1,191 +1,27 @@
-//! Messages, their status history and the outbox.
+//! The lifecycle of messages: outbound ones accepted into the outbox, claimed, sent and
+//! settled by status updates; inbound ones stored once. Rows are read and written through
+//! `message_rows`.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Column, QueryBuilder, Row};
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
 use wagate_core::{
-    CampaignId, Direction, Event, EventData, Message, MessageContent, MessageId, MessageStatus,
-    MessageStatusData, ReplyContext, SessionId, StatusChange, StatusEntry, Timestamp,
+    CampaignId, Direction, Event, EventData, Message, MessageId, MessageStatus, MessageStatusData,
+    ReplyContext, SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
 use super::contacts;
 use super::events::{self, ROWS_PER_INSERT};
-use super::{begin, corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbPool, DbRow};
-use crate::{
-    Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, NewInbound, NewOutbound, StatusUpdate,
-    StoreError, StoreResult,
+use super::message_rows::{
+    fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_history, insert_messages, write_statuses,
+    SHOWN_COLUMNS,
 };
-
-const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
-    status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at";
-
-/// The columns of a message as the API shows it: with when a waiting message is tried next.
-pub(super) const SHOWN_COLUMNS: &str =
-    "id, session_id, direction, chat, sender, recipient, content, status, \
-    scheduled_at, status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at, \
-    (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
-     AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
-
-pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
-    let id: String = row.try_get("id")?;
-    let campaign_id: Option<String> = row.try_get("campaign_id")?;
-    let next_attempt_at = if row.columns().iter().any(|c| c.name() == "next_attempt_at") {
-        row.try_get::<Option<i64>, _>("next_attempt_at")?.map(from_millis).transpose()?
-    } else {
-        None
-    };
-    let session_id: String = row.try_get("session_id")?;
-    let direction: String = row.try_get("direction")?;
-    let status: String = row.try_get("status")?;
-    Ok(Message {
-        id: MessageId::parse(&id).map_err(|_| corrupt("message id", &id))?,
-        session_id: SessionId::parse(&session_id).map_err(|_| corrupt("session id", &session_id))?,
-        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
-        chat: row.try_get("chat")?,
-        from: row.try_get("sender")?,
-        to: row.try_get("recipient")?,
-        content: from_json::<MessageContent>(row.try_get("content")?)?,
-        status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status", &status))?,
-        status_reason: row.try_get("status_reason")?,
-        wa_id: row.try_get("wa_id")?,
-        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(from_millis).transpose()?,
-        campaign_id: campaign_id
-            .map(|id| CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id)))
-            .transpose()?,
-        next_attempt_at,
-        context: row.try_get::<Option<&str>, _>("context")?.map(from_json).transpose()?,
-        mentions: row.try_get::<Option<&str>, _>("mentions")?.map(from_json).transpose()?.unwrap_or_default(),
-        sender: row.try_get::<Option<&str>, _>("sender_info")?.map(from_json).transpose()?,
-        created_at: from_millis(row.try_get("created_at")?)?,
-        updated_at: from_millis(row.try_get("updated_at")?)?,
-        status_history: Vec::new(),
-    })
-}
-
-async fn fetch_where(conn: &mut DbConn, condition: &str, binds: &[&str]) -> StoreResult<Option<Message>> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition}");
-    let mut query = sqlx::query(&sql);
-    for value in binds {
-        query = query.bind(*value);
-    }
-    let row = query.fetch_optional(conn).await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-/// Looks up messages by id, a few statements for many ids.
-async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
-        push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
-        for row in sql.build().fetch_all(&mut *conn).await? {
-            let message = from_row(&row)?;
-            found.insert(message.id.to_string(), message);
-        }
-    }
-    Ok(found)
-}
-
-/// Messages in one direction, by session and WhatsApp id.
-async fn fetch_by_wa_ids(
-    conn: &mut DbConn,
-    direction: Direction,
-    keys: impl IntoIterator<Item = (SessionId, String)>,
-) -> StoreResult<HashMap<(SessionId, String), Message>> {
-    let mut by_session: HashMap<SessionId, Vec<String>> = HashMap::new();
-    for (session, wa_id) in keys {
-        by_session.entry(session).or_default().push(wa_id);
-    }
-    let mut found = HashMap::new();
-    for (session, wa_ids) in by_session {
-        for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
-            let mut sql =
-                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
-            sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
-            sql.push(" AND wa_id IN ");
-            push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
-            for row in sql.build().fetch_all(&mut *conn).await? {
-                let message = from_row(&row)?;
-                if let Some(wa_id) = message.wa_id.clone() {
-                    found.insert((session.clone(), wa_id), message);
-                }
-            }
-        }
-    }
-    Ok(found)
-}
-
-pub(super) async fn insert_messages(
-    conn: &mut DbConn,
-    rows: &[(Message, Option<String>)],
-) -> StoreResult<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
-             status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
-             sender_info, created_at, updated_at) ",
-        );
-        let json = |message: &Message| -> Result<_, serde_json::Error> {
-            let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
-            let mentions = (!message.mentions.is_empty())
-                .then(|| serde_json::to_string(&message.mentions))
-                .transpose()?;
-            let sender = message.sender.as_ref().map(serde_json::to_string).transpose()?;
-            Ok((serde_json::to_string(&message.content)?, context, mentions, sender))
-        };
-        let encoded = chunk
-            .iter()
-            .map(|(message, _)| json(message))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sql.push_values(
-            chunk.iter().zip(encoded),
-            |mut row, ((message, key), (content, context, mentions, sender))| {
-                row.push_bind(message.id.to_string())
-                    .push_bind(message.session_id.to_string())
-                    .push_bind(message.direction.as_str())
-                    .push_bind(message.chat.clone())
-                    .push_bind(message.from.clone())
-                    .push_bind(message.to.clone())
-                    .push_bind(message.content.kind())
-                    .push_bind(content)
-                    .push_bind(message.status.as_str())
-                    .push_bind(message.status_reason.clone())
-                    .push_bind(message.wa_id.clone())
-                    .push_bind(key.clone())
-                    .push_bind(message.scheduled_at.map(millis))
-                    .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
-                    .push_bind(context)
-                    .push_bind(mentions)
-                    .push_bind(sender)
-                    .push_bind(millis(message.created_at))
-                    .push_bind(millis(message.updated_at));
-            },
-        );
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// One status history row per message that changed.
-pub(super) async fn insert_history(
-    conn: &mut DbConn,
-    changed: &[&Message],
-    now: Timestamp,
-) -> StoreResult<()> {
-    for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.as_deref())
-                .push_bind(millis(now));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
+use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
+use crate::{
+    Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
+    StatusUpdate, StoreError, StoreResult,
+};
 
 /// Appends the `message.status` events of messages that changed.
 async fn status_events(conn: &mut DbConn, changed: &[&Message], now: Timestamp) -> StoreResult<Vec<Event>> {
@@ -203,105 +39,6 @@ pub(super) async fn delete_outbox(conn: &mut DbConn, ids: &[&str]) -> StoreResul
         sql.build().execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-pub(super) async fn accept(
-    conn: &mut DbConn,
-    batch: Vec<NewOutbound>,
-    now: Timestamp,
-) -> StoreResult<Vec<StoreResult<Accepted>>> {
-    let now = from_millis(millis(now))?;
-    let mut tx = begin(conn).await?;
-    // The sender of each message is its session's JID (None until the session is linked);
-    // a session missing here does not exist.
-    let mut senders: HashMap<SessionId, Option<String>> = HashMap::new();
-    let mut wanted: Vec<&str> = batch.iter().map(|n| n.session_id.as_str()).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    for chunk in wanted.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new("SELECT id, jid FROM sessions WHERE id IN ");
-        push_list(&mut sql, chunk.iter().copied());
-        let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
-        for (id, jid) in rows {
-            senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, jid);
-        }
-    }
-    // Per input: a new message (index into `rows`), an earlier one, or an error.
-    enum Outcome {
-        New(usize),
-        Earlier(Box<Message>),
-        Replay(usize),
-        Missing,
-    }
-    let mut rows: Vec<(Message, Option<String>)> = Vec::new();
-    let mut keys_in_batch: HashMap<(SessionId, String), usize> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for new in batch {
-        let Some(sender) = senders.get(&new.session_id) else {
-            outcomes.push(Outcome::Missing);
-            continue;
-        };
-        if let Some(key) = &new.idempotency_key {
-            if let Some(index) = keys_in_batch.get(&(new.session_id.clone(), key.clone())) {
-                outcomes.push(Outcome::Replay(*index));
-                continue;
-            }
-            let earlier = fetch_where(
-                &mut tx,
-                "session_id = $1 AND idempotency_key = $2",
-                &[new.session_id.as_str(), key],
-            )
-            .await?;
-            if let Some(message) = earlier {
-                outcomes.push(Outcome::Earlier(Box::new(message)));
-                continue;
-            }
-            keys_in_batch.insert((new.session_id.clone(), key.clone()), rows.len());
-        }
-        // A time already past means now.
-        let scheduled_at =
-            new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
-        let message = Message {
-            id: MessageId::generate(),
-            session_id: new.session_id,
-            direction: Direction::Out,
-            chat: new.to.to_string(),
-            from: sender.clone(),
-            to: new.to.to_string(),
-            content: new.content,
-            status: if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued },
-            status_reason: None,
-            wa_id: None,
-            scheduled_at,
-            campaign_id: None,
-            next_attempt_at: None,
-            context: new.context,
-            mentions: new.mentions,
-            sender: None,
-            created_at: now,
-            updated_at: now,
-            status_history: Vec::new(),
-        };
-        outcomes.push(Outcome::New(rows.len()));
-        rows.push((message, new.idempotency_key));
-    }
-    insert_messages(&mut tx, &rows).await?;
-    let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-    insert_history(&mut tx, &created, now).await?;
-    insert_outbox(&mut tx, &created, now).await?;
-    let events = status_events(&mut tx, &created, now).await?;
-    tx.commit().await?;
-    Ok(outcomes
-        .into_iter()
-        .map(|outcome| match outcome {
-            Outcome::New(i) => {
-                Ok(Accepted { message: rows[i].0.clone(), created: true, event: Some(events[i].clone()) })
-            }
-            Outcome::Replay(i) => Ok(Accepted { message: rows[i].0.clone(), created: false, event: None }),
-            Outcome::Earlier(message) => Ok(Accepted { message: *message, created: false, event: None }),
-            Outcome::Missing => Err(StoreError::NotFound("session")),
-        })
-        .collect())
 }
 
 /// Queues messages for sending: due at their scheduled time, or `now`.
@@ -327,357 +64,8 @@ pub(super) async fn insert_outbox(
     Ok(())
 }
 
-/// Writes messages' current statuses, one statement for many (and fills in the sender of
-/// messages accepted before their session was linked).
-async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
-    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
-             updated_at = v.at, \
-             sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
-             ELSE sent_at END, \
-             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)) \
-             FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
-             column5 AS at FROM (",
-        );
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.as_deref())
-                .push_bind(message.wa_id.as_deref())
-                .push_bind(millis(message.updated_at));
-        });
-        sql.push(") AS rows) AS v WHERE messages.id = v.id");
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 /// Sessions claimed for in one statement (SQLite allows 500 terms in a compound SELECT).
 const CLAIM_SESSIONS_PER_STATEMENT: usize = 100;
-
-pub(super) async fn claim(
-    conn: &mut DbConn,
-    requests: Vec<ClaimRequest>,
-    now: Timestamp,
-    lease_until: Timestamp,
-) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
-    let now = from_millis(millis(now))?;
-    // One limit per session: a session asking twice in one batch is answered once.
-    let mut limits: Vec<(&str, i64, i64)> = Vec::with_capacity(requests.len());
-    for request in &requests {
-        if !limits.iter().any(|(session, _, _)| *session == request.session_id.as_str()) {
-            limits.push((request.session_id.as_str(), i64::from(request.limit), request.lease));
-        }
-    }
-    let mut tx = begin(conn).await?;
-    // Pacing caps first: what must wait is made due later, so the claim below skips it.
-    for request in &requests {
-        for deferral in &request.defer {
-            let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET available_at = ");
-            sql.push_bind(millis(deferral.until)).push(" WHERE session_id = ");
-            sql.push_bind(request.session_id.as_str());
-            sql.push(" AND available_at < ").push_bind(millis(deferral.until));
-            if let Some(recipient) = &deferral.recipient {
-                sql.push(" AND recipient = ").push_bind(recipient.as_str());
-            }
-            sql.build().execute(&mut *tx).await?;
-        }
-    }
-    let mut due: Vec<(String, String, i64)> = Vec::new();
-    for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
-        // For each session the oldest `limit` due rows, direct sends before campaign messages,
-        // each read off the queue index in order; leased in one statement.
-        let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET locked_until = ");
-        sql.push_bind(millis(lease_until));
-        sql.push(" WHERE message_id IN (");
-        for (i, (session, limit, lease)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(" UNION ALL ");
-            }
-            sql.push("SELECT message_id FROM (SELECT message_id FROM outbox WHERE session_id = ");
-            sql.push_bind(*session);
-            sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
-            // Only while the claiming node's lease is current (fencing a stale owner).
-            sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = outbox.session_id AND l.token = ");
-            sql.push_bind(*lease).push(")");
-            sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
-            sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit);
-            sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));
-        }
-        sql.push(") RETURNING message_id, session_id, attempts");
-        due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
-    }
-    let ids: Vec<String> = due.iter().map(|(id, _, _)| id.clone()).collect();
-    let mut found = fetch_many(&mut tx, &ids).await?;
-    let mut claimed: HashMap<String, Vec<Claimed>> = HashMap::new();
-    let mut started: Vec<Message> = Vec::new();
-    let mut done: Vec<&str> = Vec::new();
-    for (id, session, attempts) in &due {
-        let Some(mut message) = found.remove(id) else { continue };
-        match message.status {
-            MessageStatus::Queued | MessageStatus::Scheduled => {
-                message.status = MessageStatus::Sending;
-                message.status_reason = None;
-                message.updated_at = now;
-                started.push(message.clone());
-            }
-            // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
-            MessageStatus::Sending => {}
-            // Already has its outcome; the outbox row is a leftover.
-            _ => {
-                done.push(id);
-                continue;
-            }
-        }
-        let attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
-        claimed.entry(session.clone()).or_default().push(Claimed { message, attempts });
-    }
-    delete_outbox(&mut tx, &done).await?;
-    started.sort_by(|a, b| a.id.cmp(&b.id));
-    let started: Vec<&Message> = started.iter().collect();
-    for chunk in started.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
-        );
-        sql.push_bind(millis(now)).push(" WHERE id IN ");
-        push_list(&mut sql, chunk.iter().map(|message| message.id.as_str()));
-        sql.build().execute(&mut *tx).await?;
-    }
-    insert_history(&mut tx, &started, now).await?;
-    let mut events: HashMap<Option<SessionId>, Vec<Event>> = HashMap::new();
-    for event in status_events(&mut tx, &started, now).await? {
-        events.entry(event.session_id.clone()).or_default().push(event);
-    }
-    tx.commit().await?;
-    Ok(requests
-        .iter()
-        .map(|request| {
-            let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
-            // In queue order: direct sends, then campaign messages, each oldest first.
-            mine.sort_by(|a, b| {
-                (a.message.campaign_id.is_some(), &a.message.id)
-                    .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
-            });
-            (mine, events.remove(&Some(request.session_id.clone())).unwrap_or_default())
-        })
-        .collect())
-}
-
-pub(super) async fn cancel_scheduled(
-    conn: &mut DbConn,
-    id: &MessageId,
-    now: Timestamp,
-) -> StoreResult<(Message, Event)> {
-    let now = from_millis(millis(now))?;
-    let mut tx = begin(conn).await?;
-    let mut message =
-        fetch_where(&mut tx, "id = $1", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
-    if message.status != MessageStatus::Scheduled {
-        return Err(
-            wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
-        );
-    }
-    match message.status.transition(MessageStatus::Canceled)? {
-        wagate_core::StatusChange::Apply => {}
-        wagate_core::StatusChange::Stale => {
-            return Err(
-                wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
-            )
-        }
-    }
-    message.status = MessageStatus::Canceled;
-    message.status_reason = Some("canceled by request".into());
-    message.updated_at = now;
-    write_statuses(&mut tx, &[&message]).await?;
-    insert_history(&mut tx, &[&message], now).await?;
-    delete_outbox(&mut tx, &[message.id.as_str()]).await?;
-    let mut events = status_events(&mut tx, &[&message], now).await?;
-    tx.commit().await?;
-    let event = events.pop().ok_or_else(|| StoreError::Corrupt("no event for a cancel".into()))?;
-    Ok((message, event))
-}
-
-pub(super) async fn next_due(pool: &DbPool, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN locked_until > available_at THEN locked_until ELSE available_at END) \
-         FROM outbox WHERE session_id = $1 AND held = 0",
-    )
-    .bind(session_id.as_str())
-    .fetch_one(pool)
-    .await?;
-    due.map(from_millis).transpose()
-}
-
-pub(super) async fn apply_statuses(
-    conn: &mut DbConn,
-    updates: Vec<StatusUpdate>,
-    now: Timestamp,
-) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
-    let now = from_millis(millis(now))?;
-    let mut tx = begin(conn).await?;
-    // Load every message the batch is about, keyed by message id.
-    let ids: Vec<String> = updates
-        .iter()
-        .filter_map(|u| match &u.message {
-            MessageRef::Id(id) => Some(id.to_string()),
-            MessageRef::WaId(..) => None,
-        })
-        .collect();
-    let mut messages = fetch_many(&mut tx, &ids).await?;
-    let receipts = updates.iter().filter_map(|u| match &u.message {
-        MessageRef::WaId(session, wa_id) => Some((session.clone(), wa_id.clone())),
-        MessageRef::Id(_) => None,
-    });
-    let mut by_wa_id: HashMap<(SessionId, String), String> = HashMap::new();
-    for (key, message) in fetch_by_wa_ids(&mut tx, Direction::Out, receipts).await? {
-        by_wa_id.insert(key, message.id.to_string());
-        messages.insert(message.id.to_string(), message);
-    }
-
-    // Apply in order in memory; a message may move twice in one batch (delivered, then read).
-    let mut results = Vec::with_capacity(updates.len());
-    let mut changed: Vec<Message> = Vec::new();
-    let mut touched: Vec<String> = Vec::new();
-    let mut requeued: Vec<(String, Timestamp)> = Vec::new();
-    let mut finished: Vec<String> = Vec::new();
-    for update in updates {
-        let id = match &update.message {
-            MessageRef::Id(id) => Some(id.to_string()),
-            MessageRef::WaId(session, wa_id) => by_wa_id.get(&(session.clone(), wa_id.clone())).cloned(),
-        };
-        let Some(message) = id.as_ref().and_then(|id| messages.get_mut(id)) else {
-            results.push(Ok(None));
-            continue;
-        };
-        match message.status.transition(update.status) {
-            Err(illegal) => results.push(Err(illegal.into())),
-            Ok(StatusChange::Stale) => results.push(Ok(None)),
-            Ok(StatusChange::Apply) => {
-                message.status = update.status;
-                message.status_reason = update.reason;
-                message.updated_at = now;
-                let id = message.id.to_string();
-                if let Some(wa_id) = update.wa_id {
-                    // Receipts later in this batch find the message by the id it just got.
-                    by_wa_id.insert((message.session_id.clone(), wa_id.clone()), id.clone());
-                    message.wa_id = Some(wa_id);
-                }
-                if update.status == MessageStatus::Queued {
-                    requeued.push((id.clone(), update.retry_at.unwrap_or(now)));
-                } else if update.status.is_send_result() {
-                    finished.push(id.clone());
-                }
-                if !touched.contains(&id) {
-                    touched.push(id);
-                }
-                // Index of the event this update will get.
-                results.push(Ok(Some(changed.len())));
-                changed.push(message.clone());
-            }
-        }
-    }
-    let touched: Vec<&Message> = touched.iter().filter_map(|id| messages.get(id)).collect();
-    write_statuses(&mut tx, &touched).await?;
-    for (id, retry_at) in &requeued {
-        sqlx::query(
-            "UPDATE outbox SET available_at = $1, attempts = attempts + 1, locked_until = NULL WHERE message_id = $2",
-        )
-        .bind(millis(*retry_at))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let mut campaigns: Vec<&CampaignId> =
-        finished.iter().filter_map(|id| messages.get(id)?.campaign_id.as_ref()).collect();
-    campaigns.sort_unstable();
-    campaigns.dedup();
-    let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
-    delete_outbox(&mut tx, &finished).await?;
-    let changed: Vec<&Message> = changed.iter().collect();
-    insert_history(&mut tx, &changed, now).await?;
-    let events = status_events(&mut tx, &changed, now).await?;
-    let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
-    tx.commit().await?;
-    let mut results: Vec<StoreResult<Vec<Event>>> = results
-        .into_iter()
-        .map(|result: StoreResult<Option<usize>>| {
-            result.map(|index| index.map(|i| events[i].clone()).into_iter().collect())
-        })
-        .collect();
-    // A campaign's completion goes with the update that finished it (the last in the batch).
-    if let Some(Ok(last)) = results.iter_mut().rev().find(|r| r.is_ok()) {
-        last.extend(completed);
-    }
-    Ok(results)
-}
-
-pub(super) async fn store_inbound(
-    conn: &mut DbConn,
-    batch: Vec<NewInbound>,
-    now: Timestamp,
-) -> StoreResult<Vec<Event>> {
-    let now = from_millis(millis(now))?;
-    let mut tx = begin(conn).await?;
-    // WhatsApp delivers a message again when it was not acknowledged: store each id once.
-    let keys = batch.iter().map(|new| (new.session_id.clone(), new.wa_id.clone()));
-    let mut seen: HashSet<(SessionId, String)> =
-        fetch_by_wa_ids(&mut tx, Direction::In, keys).await?.into_keys().collect();
-    let mut rows = Vec::new();
-    for new in batch {
-        if !seen.insert((new.session_id.clone(), new.wa_id.clone())) {
-            continue;
-        }
-        let context = match new.reply_to {
-            Some(wa_id) => Some(ReplyContext {
-                message_id: quoted(&mut tx, &new.session_id, &wa_id).await?,
-                wa_id: Some(wa_id),
-            }),
-            None => None,
-        };
-        // A reaction, edit or revoke names its message as wagate does whenever wagate has it.
-        let mut content = new.content;
-        if let Some(target) = content.target_mut() {
-            if let Some(ours) = quoted(&mut tx, &new.session_id, target).await? {
-                *target = ours.to_string();
-            }
-        }
-        let message = Message {
-            id: MessageId::generate(),
-            session_id: new.session_id,
-            direction: Direction::In,
-            chat: new.chat,
-            from: Some(new.from),
-            to: new.to,
-            content,
-            status: MessageStatus::Received,
-            status_reason: None,
-            wa_id: Some(new.wa_id),
-            scheduled_at: None,
-            campaign_id: None,
-            next_attempt_at: None,
-            context,
-            mentions: new.mentions,
-            sender: new.sender,
-            created_at: from_millis(millis(new.at))?,
-            updated_at: now,
-            status_history: Vec::new(),
-        };
-        rows.push((message, None));
-    }
-    insert_messages(&mut tx, &rows).await?;
-    let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-    insert_history(&mut tx, &stored, now).await?;
-    contacts::learn_from(&mut tx, &stored, now).await?;
-    let mut new_events = Vec::with_capacity(stored.len());
-    for message in &stored {
-        let data = EventData::MessageReceived(Box::new((*message).clone()));
-        new_events.push((Some(message.session_id.clone()), data));
-    }
-    let events = events::insert_many(&mut tx, new_events, now).await?;
-    tx.commit().await?;
-    Ok(events)
-}
 
 /// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
 async fn quoted(conn: &mut DbConn, session: &SessionId, wa_id: &str) -> StoreResult<Option<MessageId>> {
@@ -690,62 +78,498 @@ async fn quoted(conn: &mut DbConn, session: &SessionId, wa_id: &str) -> StoreRes
     id.map(|id| MessageId::parse(&id).map_err(|_| corrupt("message id", &id))).transpose()
 }
 
-pub(super) async fn get(pool: &DbPool, id: &MessageId) -> StoreResult<Option<Message>> {
-    let mut conn = pool.acquire().await?;
-    let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
-    let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
-        return Ok(None);
-    };
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT status, reason, at FROM message_status_history WHERE message_id = $1 ORDER BY rowid",
-    )
-    .bind(id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    message.status_history = rows
-        .into_iter()
-        .map(|(status, reason, at)| {
-            Ok(StatusEntry {
-                status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status", &status))?,
-                reason,
-                at: from_millis(at)?,
+#[async_trait]
+impl Messages for Backend {
+    async fn accept_outbound(
+        &self,
+        batch: Vec<NewOutbound>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Accepted>>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let mut tx = begin(conn).await?;
+        // The sender of each message is its session's JID (None until the session is linked);
+        // a session missing here does not exist.
+        let mut senders: HashMap<SessionId, Option<String>> = HashMap::new();
+        let mut wanted: Vec<&str> = batch.iter().map(|n| n.session_id.as_str()).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for chunk in wanted.chunks(ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Db>::new("SELECT id, jid FROM sessions WHERE id IN ");
+            push_list(&mut sql, chunk.iter().copied());
+            let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, jid) in rows {
+                senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, jid);
+            }
+        }
+        // Per input: a new message (index into `rows`), an earlier one, or an error.
+        enum Outcome {
+            New(usize),
+            Earlier(Box<Message>),
+            Replay(usize),
+            Missing,
+        }
+        let mut rows: Vec<(Message, Option<String>)> = Vec::new();
+        let mut keys_in_batch: HashMap<(SessionId, String), usize> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            let Some(sender) = senders.get(&new.session_id) else {
+                outcomes.push(Outcome::Missing);
+                continue;
+            };
+            if let Some(key) = &new.idempotency_key {
+                if let Some(index) = keys_in_batch.get(&(new.session_id.clone(), key.clone())) {
+                    outcomes.push(Outcome::Replay(*index));
+                    continue;
+                }
+                let earlier = fetch_where(
+                    &mut tx,
+                    "session_id = $1 AND idempotency_key = $2",
+                    &[new.session_id.as_str(), key],
+                )
+                .await?;
+                if let Some(message) = earlier {
+                    outcomes.push(Outcome::Earlier(Box::new(message)));
+                    continue;
+                }
+                keys_in_batch.insert((new.session_id.clone(), key.clone()), rows.len());
+            }
+            // A time already past means now.
+            let scheduled_at =
+                new.scheduled_at.map(|at| from_millis(millis(at))).transpose()?.filter(|at| *at > now);
+            let message = Message {
+                id: MessageId::generate(),
+                session_id: new.session_id,
+                direction: Direction::Out,
+                chat: new.to.to_string(),
+                from: sender.clone(),
+                to: new.to.to_string(),
+                content: new.content,
+                status: if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued },
+                status_reason: None,
+                wa_id: None,
+                scheduled_at,
+                campaign_id: None,
+                next_attempt_at: None,
+                context: new.context,
+                mentions: new.mentions,
+                sender: None,
+                created_at: now,
+                updated_at: now,
+                status_history: Vec::new(),
+            };
+            outcomes.push(Outcome::New(rows.len()));
+            rows.push((message, new.idempotency_key));
+        }
+        insert_messages(&mut tx, &rows).await?;
+        let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
+        insert_history(&mut tx, &created, now).await?;
+        insert_outbox(&mut tx, &created, now).await?;
+        let events = status_events(&mut tx, &created, now).await?;
+        tx.commit().await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::New(i) => {
+                    Ok(Accepted { message: rows[i].0.clone(), created: true, event: Some(events[i].clone()) })
+                }
+                Outcome::Replay(i) => {
+                    Ok(Accepted { message: rows[i].0.clone(), created: false, event: None })
+                }
+                Outcome::Earlier(message) => Ok(Accepted { message: *message, created: false, event: None }),
+                Outcome::Missing => Err(StoreError::NotFound("session")),
             })
-        })
-        .collect::<StoreResult<_>>()?;
-    Ok(Some(message))
-}
+            .collect())
+    }
 
-pub(super) async fn list(pool: &DbPool, query: MessageQuery) -> StoreResult<Vec<Message>> {
-    let mut sql =
-        QueryBuilder::<Db>::new(format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE session_id = "));
-    sql.push_bind(query.session_id.as_str());
-    if let Some(chat) = &query.chat {
-        sql.push(" AND chat = ").push_bind(chat.as_str());
+    async fn claim_outbound(
+        &self,
+        requests: Vec<ClaimRequest>,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        // One limit per session: a session asking twice in one batch is answered once.
+        let mut limits: Vec<(&str, i64, i64)> = Vec::with_capacity(requests.len());
+        for request in &requests {
+            if !limits.iter().any(|(session, _, _)| *session == request.session_id.as_str()) {
+                limits.push((request.session_id.as_str(), i64::from(request.limit), request.lease));
+            }
+        }
+        let mut tx = begin(conn).await?;
+        // Pacing caps first: what must wait is made due later, so the claim below skips it.
+        for request in &requests {
+            for deferral in &request.defer {
+                let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET available_at = ");
+                sql.push_bind(millis(deferral.until)).push(" WHERE session_id = ");
+                sql.push_bind(request.session_id.as_str());
+                sql.push(" AND available_at < ").push_bind(millis(deferral.until));
+                if let Some(recipient) = &deferral.recipient {
+                    sql.push(" AND recipient = ").push_bind(recipient.as_str());
+                }
+                sql.build().execute(&mut *tx).await?;
+            }
+        }
+        let mut due: Vec<(String, String, i64)> = Vec::new();
+        for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
+            // For each session the oldest `limit` due rows, direct sends before campaign messages,
+            // each read off the queue index in order; leased in one statement.
+            let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET locked_until = ");
+            sql.push_bind(millis(lease_until));
+            sql.push(" WHERE message_id IN (");
+            for (i, (session, limit, lease)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT message_id FROM (SELECT message_id FROM outbox WHERE session_id = ");
+                sql.push_bind(*session);
+                sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
+                // Only while the claiming node's lease is current (fencing a stale owner).
+                sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = outbox.session_id AND l.token = ");
+                sql.push_bind(*lease).push(")");
+                sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
+                sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit);
+                sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));
+            }
+            sql.push(") RETURNING message_id, session_id, attempts");
+            due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
+        }
+        let ids: Vec<String> = due.iter().map(|(id, _, _)| id.clone()).collect();
+        let mut found = fetch_many(&mut tx, &ids).await?;
+        let mut claimed: HashMap<String, Vec<Claimed>> = HashMap::new();
+        let mut started: Vec<Message> = Vec::new();
+        let mut done: Vec<&str> = Vec::new();
+        for (id, session, attempts) in &due {
+            let Some(mut message) = found.remove(id) else { continue };
+            match message.status {
+                MessageStatus::Queued | MessageStatus::Scheduled => {
+                    message.status = MessageStatus::Sending;
+                    message.status_reason = None;
+                    message.updated_at = now;
+                    started.push(message.clone());
+                }
+                // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
+                MessageStatus::Sending => {}
+                // Already has its outcome; the outbox row is a leftover.
+                _ => {
+                    done.push(id);
+                    continue;
+                }
+            }
+            let attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
+            claimed.entry(session.clone()).or_default().push(Claimed { message, attempts });
+        }
+        delete_outbox(&mut tx, &done).await?;
+        started.sort_by(|a, b| a.id.cmp(&b.id));
+        let started: Vec<&Message> = started.iter().collect();
+        for chunk in started.chunks(ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Db>::new(
+                "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
+            );
+            sql.push_bind(millis(now)).push(" WHERE id IN ");
+            push_list(&mut sql, chunk.iter().map(|message| message.id.as_str()));
+            sql.build().execute(&mut *tx).await?;
+        }
+        insert_history(&mut tx, &started, now).await?;
+        let mut events: HashMap<Option<SessionId>, Vec<Event>> = HashMap::new();
+        for event in status_events(&mut tx, &started, now).await? {
+            events.entry(event.session_id.clone()).or_default().push(event);
+        }
+        tx.commit().await?;
+        Ok(requests
+            .iter()
+            .map(|request| {
+                let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
+                // In queue order: direct sends, then campaign messages, each oldest first.
+                mine.sort_by(|a, b| {
+                    (a.message.campaign_id.is_some(), &a.message.id)
+                        .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
+                });
+                (mine, events.remove(&Some(request.session_id.clone())).unwrap_or_default())
+            })
+            .collect())
     }
-    if let Some(direction) = query.direction {
-        sql.push(" AND direction = ").push_bind(direction.as_str());
-    }
-    if let Some(before) = &query.before {
-        sql.push(" AND id < ").push_bind(before.as_str());
-    }
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
-    let rows = sql.build().fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
-}
 
-/// When each message of a session was sent since `since`, with its recipient (for pacing caps).
-pub(super) async fn sent_since(
-    pool: &DbPool,
-    session_id: &SessionId,
-    since: Timestamp,
-) -> StoreResult<Vec<(String, Timestamp)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT recipient, sent_at FROM messages WHERE session_id = $1 AND sent_at >= $2 ORDER BY sent_at",
-    )
-    .bind(session_id.as_str())
-    .bind(millis(since))
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter().map(|(to, at)| Ok((to, from_millis(at)?))).collect()
+    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
+        let pool = self.readers();
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN locked_until > available_at THEN locked_until ELSE available_at END) \
+             FROM outbox WHERE session_id = $1 AND held = 0",
+        )
+        .bind(session_id.as_str())
+        .fetch_one(pool)
+        .await?;
+        due.map(from_millis).transpose()
+    }
+
+    async fn apply_statuses(
+        &self,
+        updates: Vec<StatusUpdate>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let mut tx = begin(conn).await?;
+        // Load every message the batch is about, keyed by message id.
+        let ids: Vec<String> = updates
+            .iter()
+            .filter_map(|u| match &u.message {
+                MessageRef::Id(id) => Some(id.to_string()),
+                MessageRef::WaId(..) => None,
+            })
+            .collect();
+        let mut messages = fetch_many(&mut tx, &ids).await?;
+        let receipts = updates.iter().filter_map(|u| match &u.message {
+            MessageRef::WaId(session, wa_id) => Some((session.clone(), wa_id.clone())),
+            MessageRef::Id(_) => None,
+        });
+        let mut by_wa_id: HashMap<(SessionId, String), String> = HashMap::new();
+        for (key, message) in fetch_by_wa_ids(&mut tx, Direction::Out, receipts).await? {
+            by_wa_id.insert(key, message.id.to_string());
+            messages.insert(message.id.to_string(), message);
+        }
+
+        // Apply in order in memory; a message may move twice in one batch (delivered, then read).
+        let mut results = Vec::with_capacity(updates.len());
+        let mut changed: Vec<Message> = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        let mut requeued: Vec<(String, Timestamp)> = Vec::new();
+        let mut finished: Vec<String> = Vec::new();
+        for update in updates {
+            let id = match &update.message {
+                MessageRef::Id(id) => Some(id.to_string()),
+                MessageRef::WaId(session, wa_id) => by_wa_id.get(&(session.clone(), wa_id.clone())).cloned(),
+            };
+            let Some(message) = id.as_ref().and_then(|id| messages.get_mut(id)) else {
+                results.push(Ok(None));
+                continue;
+            };
+            match message.status.transition(update.status) {
+                Err(illegal) => results.push(Err(illegal.into())),
+                Ok(StatusChange::Stale) => results.push(Ok(None)),
+                Ok(StatusChange::Apply) => {
+                    message.status = update.status;
+                    message.status_reason = update.reason;
+                    message.updated_at = now;
+                    let id = message.id.to_string();
+                    if let Some(wa_id) = update.wa_id {
+                        // Receipts later in this batch find the message by the id it just got.
+                        by_wa_id.insert((message.session_id.clone(), wa_id.clone()), id.clone());
+                        message.wa_id = Some(wa_id);
+                    }
+                    if update.status == MessageStatus::Queued {
+                        requeued.push((id.clone(), update.retry_at.unwrap_or(now)));
+                    } else if update.status.is_send_result() {
+                        finished.push(id.clone());
+                    }
+                    if !touched.contains(&id) {
+                        touched.push(id);
+                    }
+                    // Index of the event this update will get.
+                    results.push(Ok(Some(changed.len())));
+                    changed.push(message.clone());
+                }
+            }
+        }
+        let touched: Vec<&Message> = touched.iter().filter_map(|id| messages.get(id)).collect();
+        write_statuses(&mut tx, &touched).await?;
+        for (id, retry_at) in &requeued {
+            sqlx::query(
+                "UPDATE outbox SET available_at = $1, attempts = attempts + 1, locked_until = NULL WHERE message_id = $2",
+            )
+            .bind(millis(*retry_at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut campaigns: Vec<&CampaignId> =
+            finished.iter().filter_map(|id| messages.get(id)?.campaign_id.as_ref()).collect();
+        campaigns.sort_unstable();
+        campaigns.dedup();
+        let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
+        delete_outbox(&mut tx, &finished).await?;
+        let changed: Vec<&Message> = changed.iter().collect();
+        insert_history(&mut tx, &changed, now).await?;
+        let events = status_events(&mut tx, &changed, now).await?;
+        let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
+        tx.commit().await?;
+        let mut results: Vec<StoreResult<Vec<Event>>> = results
+            .into_iter()
+            .map(|result: StoreResult<Option<usize>>| {
+                result.map(|index| index.map(|i| events[i].clone()).into_iter().collect())
+            })
+            .collect();
+        // A campaign's completion goes with the update that finished it (the last in the batch).
+        if let Some(Ok(last)) = results.iter_mut().rev().find(|r| r.is_ok()) {
+            last.extend(completed);
+        }
+        Ok(results)
+    }
+
+    /// When each message of a session was sent since `since`, with its recipient (for pacing caps).
+    async fn sent_since(
+        &self,
+        session_id: &SessionId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        let pool = self.readers();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT recipient, sent_at FROM messages WHERE session_id = $1 AND sent_at >= $2 ORDER BY sent_at",
+        )
+        .bind(session_id.as_str())
+        .bind(millis(since))
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter().map(|(to, at)| Ok((to, from_millis(at)?))).collect()
+    }
+
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let mut tx = begin(conn).await?;
+        // WhatsApp delivers a message again when it was not acknowledged: store each id once.
+        let keys = batch.iter().map(|new| (new.session_id.clone(), new.wa_id.clone()));
+        let mut seen: HashSet<(SessionId, String)> =
+            fetch_by_wa_ids(&mut tx, Direction::In, keys).await?.into_keys().collect();
+        let mut rows = Vec::new();
+        for new in batch {
+            if !seen.insert((new.session_id.clone(), new.wa_id.clone())) {
+                continue;
+            }
+            let context = match new.reply_to {
+                Some(wa_id) => Some(ReplyContext {
+                    message_id: quoted(&mut tx, &new.session_id, &wa_id).await?,
+                    wa_id: Some(wa_id),
+                }),
+                None => None,
+            };
+            // A reaction, edit or revoke names its message as wagate does whenever wagate has it.
+            let mut content = new.content;
+            if let Some(target) = content.target_mut() {
+                if let Some(ours) = quoted(&mut tx, &new.session_id, target).await? {
+                    *target = ours.to_string();
+                }
+            }
+            let message = Message {
+                id: MessageId::generate(),
+                session_id: new.session_id,
+                direction: Direction::In,
+                chat: new.chat,
+                from: Some(new.from),
+                to: new.to,
+                content,
+                status: MessageStatus::Received,
+                status_reason: None,
+                wa_id: Some(new.wa_id),
+                scheduled_at: None,
+                campaign_id: None,
+                next_attempt_at: None,
+                context,
+                mentions: new.mentions,
+                sender: new.sender,
+                created_at: from_millis(millis(new.at))?,
+                updated_at: now,
+                status_history: Vec::new(),
+            };
+            rows.push((message, None));
+        }
+        insert_messages(&mut tx, &rows).await?;
+        let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
+        insert_history(&mut tx, &stored, now).await?;
+        contacts::learn_from(&mut tx, &stored, now).await?;
+        let mut new_events = Vec::with_capacity(stored.len());
+        for message in &stored {
+            let data = EventData::MessageReceived(Box::new((*message).clone()));
+            new_events.push((Some(message.session_id.clone()), data));
+        }
+        let events = events::insert_many(&mut tx, new_events, now).await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let mut tx = begin(conn).await?;
+        let mut message =
+            fetch_where(&mut tx, "id = $1", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
+        if message.status != MessageStatus::Scheduled {
+            return Err(
+                wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
+            );
+        }
+        match message.status.transition(MessageStatus::Canceled)? {
+            wagate_core::StatusChange::Apply => {}
+            wagate_core::StatusChange::Stale => {
+                return Err(wagate_core::IllegalTransition {
+                    from: message.status,
+                    to: MessageStatus::Canceled,
+                }
+                .into())
+            }
+        }
+        message.status = MessageStatus::Canceled;
+        message.status_reason = Some("canceled by request".into());
+        message.updated_at = now;
+        write_statuses(&mut tx, &[&message]).await?;
+        insert_history(&mut tx, &[&message], now).await?;
+        delete_outbox(&mut tx, &[message.id.as_str()]).await?;
+        let mut events = status_events(&mut tx, &[&message], now).await?;
+        tx.commit().await?;
+        let event = events.pop().ok_or_else(|| StoreError::Corrupt("no event for a cancel".into()))?;
+        Ok((message, event))
+    }
+
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
+        let pool = self.readers();
+        let mut conn = pool.acquire().await?;
+        let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT status, reason, at FROM message_status_history WHERE message_id = $1 ORDER BY rowid",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        message.status_history = rows
+            .into_iter()
+            .map(|(status, reason, at)| {
+                Ok(StatusEntry {
+                    status: MessageStatus::parse(&status)
+                        .ok_or_else(|| corrupt("message status", &status))?,
+                    reason,
+                    at: from_millis(at)?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(message))
+    }
+
+    async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {
+        let pool = self.readers();
+        let mut sql =
+            QueryBuilder::<Db>::new(format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE session_id = "));
+        sql.push_bind(query.session_id.as_str());
+        if let Some(chat) = &query.chat {
+            sql.push(" AND chat = ").push_bind(chat.as_str());
+        }
+        if let Some(direction) = query.direction {
+            sql.push(" AND direction = ").push_bind(direction.as_str());
+        }
+        if let Some(before) = &query.before {
+            sql.push(" AND id < ").push_bind(before.as_str());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(pool).await?;
+        rows.iter().map(from_row).collect()
+    }
 }

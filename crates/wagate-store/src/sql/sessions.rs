@@ -1,12 +1,13 @@
 //! Sessions and their connection state.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use wagate_core::{
     ConnectorKind, Event, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
 };
 
-use super::{begin, events, from_json, from_millis, millis, DbConn, DbPool, DbRow};
-use crate::{Credentials, NewSession, SessionChange, StoreError, StoreResult};
+use super::{begin, events, from_json, from_millis, millis, Backend, DbConn, DbRow};
+use crate::{Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
     credentials, auto_connect, last_connected_at, created_at, updated_at";
@@ -65,132 +66,142 @@ fn status_event(
     })
 }
 
-pub(super) async fn create(
-    conn: &mut DbConn,
-    new: NewSession,
-    now: Timestamp,
-) -> StoreResult<(Session, Event)> {
-    let mut tx = begin(conn).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'created', $6, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(new.id.as_str())
-    .bind(new.connector.as_str())
-    .bind(&new.name)
-    .bind(new.config.to_string())
-    .bind(new.metadata.to_string())
-    .bind(millis(now))
-    .bind(millis(now))
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict("session"));
+#[async_trait]
+impl Sessions for Backend {
+    async fn find_linked_session(
+        &self,
+        connector: ConnectorKind,
+        phone: &str,
+    ) -> StoreResult<Option<Session>> {
+        let pool = self.readers();
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE connector = $1 AND phone = $2 AND credentials IS NOT NULL \
+             ORDER BY id LIMIT 1"
+        ))
+        .bind(connector.as_str())
+        .bind(phone)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
     }
-    let session = fetch(&mut tx, &new.id).await?.ok_or(StoreError::NotFound("session"))?;
-    let event = events::insert(&mut tx, &session.id, status_event(&session, None, None), now).await?;
-    tx.commit().await?;
-    Ok((session, event))
-}
 
-pub(super) async fn get(pool: &DbPool, id: &SessionId) -> StoreResult<Option<Session>> {
-    let mut conn = pool.acquire().await?;
-    fetch(&mut conn, id).await
-}
-
-pub(super) async fn find_linked(
-    pool: &DbPool,
-    connector: ConnectorKind,
-    phone: &str,
-) -> StoreResult<Option<Session>> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE connector = $1 AND phone = $2 AND credentials IS NOT NULL \
-         ORDER BY id LIMIT 1"
-    ))
-    .bind(connector.as_str())
-    .bind(phone)
-    .fetch_optional(pool)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Session>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
-}
-
-pub(super) async fn delete(conn: &mut DbConn, id: &SessionId) -> StoreResult<bool> {
-    // Messages, their status history and their outbox rows go with it (ON DELETE CASCADE).
-    let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await?;
-    Ok(deleted.rows_affected() > 0)
-}
-
-pub(super) async fn update(
-    conn: &mut DbConn,
-    id: &SessionId,
-    change: SessionChange,
-    now: Timestamp,
-) -> StoreResult<(Session, Option<Event>)> {
-    let mut tx = begin(conn).await?;
-    let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
-    if let Some(lease) = change.lease {
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT token FROM session_leases WHERE session_id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current != Some(lease) {
-            return Err(StoreError::Fenced);
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut tx = begin(conn).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'created', $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(new.id.as_str())
+        .bind(new.connector.as_str())
+        .bind(&new.name)
+        .bind(new.config.to_string())
+        .bind(new.metadata.to_string())
+        .bind(millis(now))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict("session"));
         }
+        let session = fetch(&mut tx, &new.id).await?.ok_or(StoreError::NotFound("session"))?;
+        let event = events::insert(&mut tx, &session.id, status_event(&session, None, None), now).await?;
+        tx.commit().await?;
+        Ok((session, event))
     }
-    if let Some(status) = change.status {
-        session.status = status;
-        session.status_reason = change.reason;
-        if status == SessionStatus::Connected {
-            session.last_connected_at = Some(from_millis(millis(now))?);
+
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        let pool = self.readers();
+        let mut conn = pool.acquire().await?;
+        fetch(&mut conn, id).await
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+        let pool = self.readers();
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        // Messages, their status history and their outbox rows go with it (ON DELETE CASCADE).
+        let deleted =
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn update_session(
+        &self,
+        id: &SessionId,
+        change: SessionChange,
+        now: Timestamp,
+    ) -> StoreResult<(Session, Option<Event>)> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut tx = begin(conn).await?;
+        let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
+        if let Some(lease) = change.lease {
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT token FROM session_leases WHERE session_id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if current != Some(lease) {
+                return Err(StoreError::Fenced);
+            }
         }
-    }
-    if let Some(phone) = change.phone {
-        session.phone = Some(phone);
-    }
-    if let Some(jid) = change.jid {
-        session.jid = Some(jid);
-    }
-    match change.credentials {
-        Credentials::Keep => {}
-        Credentials::Set(value) => session.credentials = Some(value),
-        Credentials::Clear => {
-            session.credentials = None;
-            session.phone = None;
-            session.jid = None;
+        if let Some(status) = change.status {
+            session.status = status;
+            session.status_reason = change.reason;
+            if status == SessionStatus::Connected {
+                session.last_connected_at = Some(from_millis(millis(now))?);
+            }
         }
+        if let Some(phone) = change.phone {
+            session.phone = Some(phone);
+        }
+        if let Some(jid) = change.jid {
+            session.jid = Some(jid);
+        }
+        match change.credentials {
+            Credentials::Keep => {}
+            Credentials::Set(value) => session.credentials = Some(value),
+            Credentials::Clear => {
+                session.credentials = None;
+                session.phone = None;
+                session.jid = None;
+            }
+        }
+        if let Some(auto) = change.auto_connect {
+            session.auto_connect = auto;
+        }
+        session.updated_at = from_millis(millis(now))?;
+        sqlx::query(
+            "UPDATE sessions SET status = $1, status_reason = $2, phone = $3, jid = $4, credentials = $5,
+             auto_connect = $6, last_connected_at = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(session.status.as_str())
+        .bind(&session.status_reason)
+        .bind(&session.phone)
+        .bind(&session.jid)
+        .bind(session.credentials.as_ref().map(|c| c.to_string()))
+        .bind(session.auto_connect)
+        .bind(session.last_connected_at.map(millis))
+        .bind(millis(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let event = match change.status {
+            Some(_) => Some(
+                events::insert(&mut tx, id, status_event(&session, change.node_id, change.pairing_code), now)
+                    .await?,
+            ),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok((session, event))
     }
-    if let Some(auto) = change.auto_connect {
-        session.auto_connect = auto;
-    }
-    session.updated_at = from_millis(millis(now))?;
-    sqlx::query(
-        "UPDATE sessions SET status = $1, status_reason = $2, phone = $3, jid = $4, credentials = $5,
-         auto_connect = $6, last_connected_at = $7, updated_at = $8 WHERE id = $9",
-    )
-    .bind(session.status.as_str())
-    .bind(&session.status_reason)
-    .bind(&session.phone)
-    .bind(&session.jid)
-    .bind(session.credentials.as_ref().map(|c| c.to_string()))
-    .bind(session.auto_connect)
-    .bind(session.last_connected_at.map(millis))
-    .bind(millis(now))
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    let event = match change.status {
-        Some(_) => Some(
-            events::insert(&mut tx, id, status_event(&session, change.node_id, change.pairing_code), now)
-                .await?,
-        ),
-        None => None,
-    };
-    tx.commit().await?;
-    Ok((session, event))
 }

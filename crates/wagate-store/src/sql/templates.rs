@@ -1,10 +1,11 @@
 //! Message templates, and the trigger hooks that send them.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use wagate_core::{Hook, HookId, MessageContent, SessionId, Template, Timestamp};
 
-use super::{corrupt, from_json, from_millis, millis, DbConn, DbPool, DbRow};
-use crate::{NewHook, StoreError, StoreResult, TemplateChange};
+use super::{corrupt, from_json, from_millis, millis, Backend, DbConn, DbRow};
+use crate::{NewHook, StoreError, StoreResult, TemplateChange, Templates};
 
 const COLUMNS: &str = "name, language, content, created_at, updated_at";
 
@@ -28,71 +29,6 @@ fn content_json(content: &MessageContent) -> StoreResult<String> {
     serde_json::to_string(content).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(super) async fn create(
-    conn: &mut DbConn,
-    name: String,
-    language: Option<String>,
-    content: MessageContent,
-    now: Timestamp,
-) -> StoreResult<Template> {
-    let now = from_millis(millis(now))?;
-    let done = sqlx::query(
-        "INSERT INTO templates (name, language, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&name)
-    .bind(&language)
-    .bind(content_json(&content)?)
-    .bind(millis(now))
-    .bind(millis(now))
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::Conflict("template"));
-    }
-    Ok(Template { name, language, params: params(&content), content, created_at: now, updated_at: now })
-}
-
-pub(super) async fn get(pool: &DbPool, name: &str) -> StoreResult<Option<Template>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Template>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM templates ORDER BY name")).fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
-}
-
-pub(super) async fn update(
-    conn: &mut DbConn,
-    name: &str,
-    change: TemplateChange,
-    now: Timestamp,
-) -> StoreResult<Option<Template>> {
-    let content = change.content.as_ref().map(content_json).transpose()?;
-    let row = sqlx::query(&format!(
-        "UPDATE templates SET content = COALESCE($1, content), \
-         language = CASE WHEN $2 THEN $3 ELSE language END, updated_at = $4 \
-         WHERE name = $5 RETURNING {COLUMNS}"
-    ))
-    .bind(content)
-    .bind(change.language.is_some())
-    .bind(change.language.flatten())
-    .bind(millis(now))
-    .bind(name)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub(super) async fn delete(conn: &mut DbConn, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM templates WHERE name = $1").bind(name).execute(conn).await?;
-    Ok(done.rows_affected() > 0)
-}
-
 const HOOK_COLUMNS: &str = "id, session_id, recipients, template, description, created_at, last_used_at";
 
 fn hook_from_row(row: &DbRow) -> StoreResult<Hook> {
@@ -110,64 +46,145 @@ fn hook_from_row(row: &DbRow) -> StoreResult<Hook> {
     })
 }
 
-pub(super) async fn create_hook(conn: &mut DbConn, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
-    let now = from_millis(millis(now))?;
-    let hook = Hook {
-        id: HookId::generate(),
-        session_id: new.session_id,
-        to: new.to,
-        template: new.template,
-        description: new.description,
-        created_at: now,
-        last_used_at: None,
-    };
-    let done = sqlx::query(
-        "INSERT INTO hooks (id, session_id, token_hash, recipients, template, description, created_at) \
-         SELECT $1, id, $2, $3, $4, $5, $6 FROM sessions WHERE id = $7",
-    )
-    .bind(hook.id.as_str())
-    .bind(&new.token_hash)
-    .bind(serde_json::Value::from(hook.to.clone()).to_string())
-    .bind(&hook.template)
-    .bind(&hook.description)
-    .bind(millis(now))
-    .bind(hook.session_id.as_str())
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("session"));
-    }
-    Ok(hook)
-}
-
-pub(super) async fn list_hooks(pool: &DbPool, session: &SessionId) -> StoreResult<Vec<Hook>> {
-    let rows = sqlx::query(&format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE session_id = $1 ORDER BY id"))
-        .bind(session.as_str())
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(hook_from_row).collect()
-}
-
-pub(super) async fn delete_hook(conn: &mut DbConn, session: &SessionId, id: &HookId) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM hooks WHERE session_id = $1 AND id = $2")
-        .bind(session.as_str())
-        .bind(id.as_str())
+#[async_trait]
+impl Templates for Backend {
+    async fn create_template(
+        &self,
+        name: String,
+        language: Option<String>,
+        content: MessageContent,
+        now: Timestamp,
+    ) -> StoreResult<Template> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let done = sqlx::query(
+            "INSERT INTO templates (name, language, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&name)
+        .bind(&language)
+        .bind(content_json(&content)?)
+        .bind(millis(now))
+        .bind(millis(now))
         .execute(conn)
         .await?;
-    Ok(done.rows_affected() > 0)
-}
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("template"));
+        }
+        Ok(Template { name, language, params: params(&content), content, created_at: now, updated_at: now })
+    }
 
-pub(super) async fn use_hook(
-    conn: &mut DbConn,
-    token_hash: &str,
-    now: Timestamp,
-) -> StoreResult<Option<Hook>> {
-    let row = sqlx::query(&format!(
-        "UPDATE hooks SET last_used_at = $1 WHERE token_hash = $2 RETURNING {HOOK_COLUMNS}"
-    ))
-    .bind(millis(now))
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(hook_from_row).transpose()
+    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>> {
+        let pool = self.readers();
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<Template>> {
+        let pool = self.readers();
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM templates ORDER BY name")).fetch_all(pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn update_template(
+        &self,
+        name: &str,
+        change: TemplateChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Template>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let content = change.content.as_ref().map(content_json).transpose()?;
+        let row = sqlx::query(&format!(
+            "UPDATE templates SET content = COALESCE($1, content), \
+             language = CASE WHEN $2 THEN $3 ELSE language END, updated_at = $4 \
+             WHERE name = $5 RETURNING {COLUMNS}"
+        ))
+        .bind(content)
+        .bind(change.language.is_some())
+        .bind(change.language.flatten())
+        .bind(millis(now))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn delete_template(&self, name: &str) -> StoreResult<bool> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let done = sqlx::query("DELETE FROM templates WHERE name = $1").bind(name).execute(conn).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let hook = Hook {
+            id: HookId::generate(),
+            session_id: new.session_id,
+            to: new.to,
+            template: new.template,
+            description: new.description,
+            created_at: now,
+            last_used_at: None,
+        };
+        let done = sqlx::query(
+            "INSERT INTO hooks (id, session_id, token_hash, recipients, template, description, created_at) \
+             SELECT $1, id, $2, $3, $4, $5, $6 FROM sessions WHERE id = $7",
+        )
+        .bind(hook.id.as_str())
+        .bind(&new.token_hash)
+        .bind(serde_json::Value::from(hook.to.clone()).to_string())
+        .bind(&hook.template)
+        .bind(&hook.description)
+        .bind(millis(now))
+        .bind(hook.session_id.as_str())
+        .execute(conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("session"));
+        }
+        Ok(hook)
+    }
+
+    async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>> {
+        let pool = self.readers();
+        let rows =
+            sqlx::query(&format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE session_id = $1 ORDER BY id"))
+                .bind(session.as_str())
+                .fetch_all(pool)
+                .await?;
+        rows.iter().map(hook_from_row).collect()
+    }
+
+    async fn delete_hook(&self, session: &SessionId, id: &HookId) -> StoreResult<bool> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let done = sqlx::query("DELETE FROM hooks WHERE session_id = $1 AND id = $2")
+            .bind(session.as_str())
+            .bind(id.as_str())
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn use_hook(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Hook>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let row = sqlx::query(&format!(
+            "UPDATE hooks SET last_used_at = $1 WHERE token_hash = $2 RETURNING {HOOK_COLUMNS}"
+        ))
+        .bind(millis(now))
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(hook_from_row).transpose()
+    }
 }

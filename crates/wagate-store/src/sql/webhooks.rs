@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     Attempt, Delivery, DeliveryId, DeliveryStatus, EventData, EventId, EventType, SessionId, Timestamp,
@@ -9,10 +10,10 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{begin, corrupt, from_json, from_millis, millis, Db, DbConn, DbPool, DbRow};
+use super::{begin, corrupt, from_json, from_millis, millis, Backend, Db, DbConn, DbPool, DbRow};
 use crate::{
     AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound, NewWebhook,
-    Replayed, StoreError, StoreResult, WebhookChange,
+    Replayed, StoreError, StoreResult, WebhookChange, Webhooks,
 };
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
@@ -47,104 +48,6 @@ fn events_json(events: &[String]) -> String {
     serde_json::Value::from(events.to_vec()).to_string()
 }
 
-pub(super) async fn create(conn: &mut DbConn, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
-    let now = from_millis(millis(now))?;
-    let webhook = Webhook {
-        id: WebhookId::generate(),
-        url: new.url,
-        events: new.events,
-        session_id: new.session_id,
-        description: new.description,
-        enabled: true,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-        secret: new.secret,
-        previous_secret: None,
-    };
-    sqlx::query(
-        "INSERT INTO webhooks (id, url, events, session_id, description, secret, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(webhook.id.as_str())
-    .bind(&webhook.url)
-    .bind(events_json(&webhook.events))
-    .bind(webhook.session_id.as_ref().map(SessionId::as_str))
-    .bind(&webhook.description)
-    .bind(&webhook.secret)
-    .bind(millis(now))
-    .bind(millis(now))
-    .execute(conn)
-    .await?;
-    Ok(webhook)
-}
-
-pub(super) async fn get(pool: &DbPool, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-    let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"))
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(webhook_from_row).transpose()
-}
-
-pub(super) async fn list(pool: &DbPool) -> StoreResult<Vec<Webhook>> {
-    let rows =
-        sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")).fetch_all(pool).await?;
-    rows.iter().map(webhook_from_row).collect()
-}
-
-pub(super) async fn update(
-    conn: &mut DbConn,
-    id: &WebhookId,
-    change: WebhookChange,
-    now: Timestamp,
-) -> StoreResult<Option<Webhook>> {
-    let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET updated_at = ");
-    sql.push_bind(millis(now));
-    if let Some(url) = change.url {
-        sql.push(", url = ").push_bind(url);
-    }
-    if let Some(events) = change.events {
-        sql.push(", events = ").push_bind(events_json(&events));
-    }
-    if let Some(description) = change.description {
-        sql.push(", description = ").push_bind(description);
-    }
-    if let Some(enabled) = change.enabled {
-        sql.push(", disabled_reason = NULL, failing_since = NULL, enabled = ").push_bind(enabled);
-    }
-    sql.push(" WHERE id = ").push_bind(id.as_str());
-    sql.push(format!(" RETURNING {WEBHOOK_COLUMNS}"));
-    let row = sql.build().fetch_optional(conn).await?;
-    row.as_ref().map(webhook_from_row).transpose()
-}
-
-pub(super) async fn rotate_secret(
-    conn: &mut DbConn,
-    id: &WebhookId,
-    secret: String,
-    previous_until: Timestamp,
-    now: Timestamp,
-) -> StoreResult<Option<Webhook>> {
-    // The right-hand sides see the row before the update: the old secret becomes the previous one.
-    let row = sqlx::query(&format!(
-        "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
-         WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
-    ))
-    .bind(millis(previous_until))
-    .bind(secret)
-    .bind(millis(now))
-    .bind(id.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(webhook_from_row).transpose()
-}
-
-pub(super) async fn delete(conn: &mut DbConn, id: &WebhookId) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(conn).await?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// Appends `(?, ?, …)` binding each integer: the list of an `IN`.
 fn push_ids(sql: &mut QueryBuilder<'_, Db>, ids: impl IntoIterator<Item = i64>) {
     sql.push("(");
@@ -153,174 +56,6 @@ fn push_ids(sql: &mut QueryBuilder<'_, Db>, ids: impl IntoIterator<Item = i64>) 
         list.push_bind(id);
     }
     sql.push(")");
-}
-
-pub(super) async fn claim(
-    conn: &mut DbConn,
-    slots: DeliverySlots,
-    now: Timestamp,
-    lease_until: Timestamp,
-) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
-    let mut tx = begin(conn).await?;
-    let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled ORDER BY id"))
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut claimed = Vec::new();
-    for row in &rows {
-        let webhook = webhook_from_row(row)?;
-        let busy = slots.in_flight.get(&webhook.id).copied().unwrap_or(0);
-        let free = slots.max_in_flight.saturating_sub(busy);
-        if free == 0 {
-            claimed.push((webhook, Vec::new()));
-            continue;
-        }
-        let leased = sqlx::query(
-            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (SELECT id FROM webhook_deliveries \
-             WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
-             ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, event_seq, attempts",
-        )
-        .bind(millis(lease_until))
-        .bind(webhook.id.as_str())
-        .bind(millis(now))
-        .bind(i64::from(free))
-        .fetch_all(&mut *tx)
-        .await?;
-        if leased.is_empty() {
-            claimed.push((webhook, Vec::new()));
-            continue;
-        }
-        let mut sql = QueryBuilder::<Db>::new(
-            "SELECT seq, type, session_id, created_at, data FROM events WHERE seq IN ",
-        );
-        let mut wanted = Vec::with_capacity(leased.len());
-        for row in &leased {
-            let (id, seq, attempts): (i64, i64, i64) =
-                (row.try_get("id")?, row.try_get("event_seq")?, row.try_get("attempts")?);
-            wanted.push((id, seq, attempts));
-        }
-        push_ids(&mut sql, wanted.iter().map(|(_, seq, _)| *seq));
-        let mut found: HashMap<i64, wagate_core::Event> = HashMap::new();
-        for row in sql.build().fetch_all(&mut *tx).await? {
-            let event = events::from_row(&row)?;
-            found.insert(event.id.seq(), event);
-        }
-        wanted.sort_unstable();
-        let mut deliveries = Vec::with_capacity(wanted.len());
-        for (id, seq, attempts) in wanted {
-            let event =
-                found.remove(&seq).ok_or_else(|| StoreError::Corrupt(format!("delivery of event {seq}")))?;
-            deliveries.push(ClaimedDelivery {
-                id: DeliveryId::from_seq(id),
-                event,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            });
-        }
-        claimed.push((webhook, deliveries));
-    }
-    tx.commit().await?;
-    Ok(claimed)
-}
-
-pub(super) async fn release(conn: &mut DbConn, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
-        sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
-        push_ids(&mut sql, chunk.iter().map(|id| id.seq()));
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn record_attempts(
-    conn: &mut DbConn,
-    records: Vec<AttemptRecord>,
-    now: Timestamp,
-    disable_after: chrono::Duration,
-) -> StoreResult<Vec<wagate_core::Event>> {
-    let mut tx = begin(conn).await?;
-    // A delivery can vanish mid-attempt with its webhook; its attempt is dropped with it.
-    for chunk in records.chunks(ROWS_PER_INSERT / 8) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
-             next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT column1 AS id, column2 AS status, \
-             column3 AS next_at, column4 AS at FROM (",
-        );
-        sql.push_values(chunk, |mut row, record| {
-            let (status, next_at) = match record.outcome {
-                AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
-                AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
-                AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
-            };
-            row.push_bind(record.delivery.seq())
-                .push_bind(status.as_str())
-                .push_bind(next_at)
-                .push_bind(millis(record.attempt.at));
-        });
-        sql.push(") AS rows) AS v WHERE webhook_deliveries.id = v.id");
-        sql.build().execute(&mut *tx).await?;
-
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
-        );
-        sql.push_values(chunk, |mut row, record| {
-            let attempt = &record.attempt;
-            row.push_bind(record.delivery.seq())
-                .push_bind(millis(attempt.at))
-                .push_bind(attempt.status_code.map(i64::from))
-                .push_bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-                .push_bind(attempt.response_body.clone())
-                .push_bind(attempt.error.clone());
-        });
-        sql.push(") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.column1)");
-        sql.build().execute(&mut *tx).await?;
-    }
-
-    // A webhook is failing from its first failed attempt until its next success.
-    let succeeded: HashSet<&str> = records
-        .iter()
-        .filter(|r| r.outcome == AttemptOutcome::Delivered)
-        .map(|r| r.webhook_id.as_str())
-        .collect();
-    let failed: HashSet<&str> =
-        records.iter().map(|r| r.webhook_id.as_str()).filter(|id| !succeeded.contains(id)).collect();
-    if !succeeded.is_empty() {
-        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
-        super::push_list(&mut sql, succeeded.iter().copied());
-        sql.build().execute(&mut *tx).await?;
-    }
-    let mut disabled = Vec::new();
-    if !failed.is_empty() {
-        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
-        sql.push_bind(millis(now)).push(") WHERE id IN ");
-        super::push_list(&mut sql, failed.iter().copied());
-        sql.build().execute(&mut *tx).await?;
-
-        let reason = format!("every delivery failed for {} hours", disable_after.num_hours());
-        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET enabled = FALSE, disabled_reason = ");
-        sql.push_bind(&reason).push(", updated_at = ").push_bind(millis(now));
-        sql.push(" WHERE enabled AND failing_since <= ").push_bind(millis(now - disable_after));
-        sql.push(" AND id IN ");
-        super::push_list(&mut sql, failed.iter().copied());
-        sql.push(" RETURNING id, url, session_id, failing_since");
-        for row in sql.build().fetch_all(&mut *tx).await? {
-            let id: String = row.try_get("id")?;
-            let session: Option<String> = row.try_get("session_id")?;
-            let data = WebhookDisabledData {
-                webhook_id: WebhookId::parse(&id).map_err(|_| corrupt("webhook id", &id))?,
-                url: row.try_get("url")?,
-                session_id: session
-                    .map(|s| SessionId::parse(&s).map_err(|_| corrupt("session id", &s)))
-                    .transpose()?,
-                reason: reason.clone(),
-                failing_since: from_millis(row.try_get("failing_since")?)?,
-            };
-            disabled.push((None, EventData::WebhookDisabled(data)));
-        }
-    }
-    let events = events::insert_many(&mut tx, disabled, now).await?;
-    tx.commit().await?;
-    Ok(events)
 }
 
 const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_seq, e.type, d.status, d.attempts, \
@@ -377,41 +112,6 @@ async fn with_attempts(pool: &DbPool, mut deliveries: Vec<Delivery>) -> StoreRes
     Ok(deliveries)
 }
 
-pub(super) async fn list_deliveries(pool: &DbPool, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
-    let mut sql = QueryBuilder::<Db>::new(format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
-         WHERE d.webhook_id = "
-    ));
-    sql.push_bind(query.webhook_id.as_str());
-    if let Some(status) = query.status {
-        sql.push(" AND d.status = ").push_bind(status.as_str());
-    }
-    if let Some(before) = query.before {
-        sql.push(" AND d.id < ").push_bind(before.seq());
-    }
-    sql.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(query.limit));
-    let rows = sql.build().fetch_all(pool).await?;
-    let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
-    with_attempts(pool, deliveries).await
-}
-
-pub(super) async fn get_delivery(
-    pool: &DbPool,
-    webhook: &WebhookId,
-    id: DeliveryId,
-) -> StoreResult<Option<Delivery>> {
-    let row = sqlx::query(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
-         WHERE d.id = $1 AND d.webhook_id = $2"
-    ))
-    .bind(id.seq())
-    .bind(webhook.as_str())
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(with_attempts(pool, vec![delivery_from_row(&row)?]).await?.pop())
-}
-
 /// Makes a delivery due now; false when the webhook has no such delivery.
 pub(super) async fn retry(
     conn: &mut DbConn,
@@ -438,48 +138,384 @@ fn push_bound(sql: &mut QueryBuilder<'_, Db>, bound: EventBound, op: &str) {
     };
 }
 
-pub(super) async fn replay(
-    conn: &mut DbConn,
-    webhook: &WebhookId,
-    from: EventBound,
-    until: Option<EventBound>,
-    now: Timestamp,
-) -> StoreResult<Replayed> {
-    let mut tx = begin(conn).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1)")
+#[async_trait]
+impl Webhooks for Backend {
+    async fn create_webhook(&self, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let now = from_millis(millis(now))?;
+        let webhook = Webhook {
+            id: WebhookId::generate(),
+            url: new.url,
+            events: new.events,
+            session_id: new.session_id,
+            description: new.description,
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+            secret: new.secret,
+            previous_secret: None,
+        };
+        sqlx::query(
+            "INSERT INTO webhooks (id, url, events, session_id, description, secret, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(webhook.id.as_str())
+        .bind(&webhook.url)
+        .bind(events_json(&webhook.events))
+        .bind(webhook.session_id.as_ref().map(SessionId::as_str))
+        .bind(&webhook.description)
+        .bind(&webhook.secret)
+        .bind(millis(now))
+        .bind(millis(now))
+        .execute(conn)
+        .await?;
+        Ok(webhook)
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        let pool = self.readers();
+        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let pool = self.readers();
+        let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn update_webhook(
+        &self,
+        id: &WebhookId,
+        change: WebhookChange,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET updated_at = ");
+        sql.push_bind(millis(now));
+        if let Some(url) = change.url {
+            sql.push(", url = ").push_bind(url);
+        }
+        if let Some(events) = change.events {
+            sql.push(", events = ").push_bind(events_json(&events));
+        }
+        if let Some(description) = change.description {
+            sql.push(", description = ").push_bind(description);
+        }
+        if let Some(enabled) = change.enabled {
+            sql.push(", disabled_reason = NULL, failing_since = NULL, enabled = ").push_bind(enabled);
+        }
+        sql.push(" WHERE id = ").push_bind(id.as_str());
+        sql.push(format!(" RETURNING {WEBHOOK_COLUMNS}"));
+        let row = sql.build().fetch_optional(conn).await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &WebhookId,
+        secret: String,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        // The right-hand sides see the row before the update: the old secret becomes the previous one.
+        let row = sqlx::query(&format!(
+            "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
+             WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
+        ))
+        .bind(millis(previous_until))
+        .bind(secret)
+        .bind(millis(now))
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<bool> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id.as_str()).execute(conn).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        slots: DeliverySlots,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Vec<(Webhook, Vec<ClaimedDelivery>)>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut tx = begin(conn).await?;
+        let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut claimed = Vec::new();
+        for row in &rows {
+            let webhook = webhook_from_row(row)?;
+            let busy = slots.in_flight.get(&webhook.id).copied().unwrap_or(0);
+            let free = slots.max_in_flight.saturating_sub(busy);
+            if free == 0 {
+                claimed.push((webhook, Vec::new()));
+                continue;
+            }
+            let leased = sqlx::query(
+                "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (SELECT id FROM webhook_deliveries \
+                 WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, event_seq, attempts",
+            )
+            .bind(millis(lease_until))
+            .bind(webhook.id.as_str())
+            .bind(millis(now))
+            .bind(i64::from(free))
+            .fetch_all(&mut *tx)
+            .await?;
+            if leased.is_empty() {
+                claimed.push((webhook, Vec::new()));
+                continue;
+            }
+            let mut sql = QueryBuilder::<Db>::new(
+                "SELECT seq, type, session_id, created_at, data FROM events WHERE seq IN ",
+            );
+            let mut wanted = Vec::with_capacity(leased.len());
+            for row in &leased {
+                let (id, seq, attempts): (i64, i64, i64) =
+                    (row.try_get("id")?, row.try_get("event_seq")?, row.try_get("attempts")?);
+                wanted.push((id, seq, attempts));
+            }
+            push_ids(&mut sql, wanted.iter().map(|(_, seq, _)| *seq));
+            let mut found: HashMap<i64, wagate_core::Event> = HashMap::new();
+            for row in sql.build().fetch_all(&mut *tx).await? {
+                let event = events::from_row(&row)?;
+                found.insert(event.id.seq(), event);
+            }
+            wanted.sort_unstable();
+            let mut deliveries = Vec::with_capacity(wanted.len());
+            for (id, seq, attempts) in wanted {
+                let event = found
+                    .remove(&seq)
+                    .ok_or_else(|| StoreError::Corrupt(format!("delivery of event {seq}")))?;
+                deliveries.push(ClaimedDelivery {
+                    id: DeliveryId::from_seq(id),
+                    event,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                });
+            }
+            claimed.push((webhook, deliveries));
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn release_deliveries(&self, ids: Vec<DeliveryId>, now: Timestamp) -> StoreResult<()> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
+            sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
+            push_ids(&mut sql, chunk.iter().map(|id| id.seq()));
+            sql.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        now: Timestamp,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Vec<wagate_core::Event>> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut tx = begin(conn).await?;
+        // A delivery can vanish mid-attempt with its webhook; its attempt is dropped with it.
+        for chunk in records.chunks(ROWS_PER_INSERT / 8) {
+            let mut sql = QueryBuilder::<Db>::new(
+                "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
+                 next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT column1 AS id, column2 AS status, \
+                 column3 AS next_at, column4 AS at FROM (",
+            );
+            sql.push_values(chunk, |mut row, record| {
+                let (status, next_at) = match record.outcome {
+                    AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
+                    AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
+                    AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+                };
+                row.push_bind(record.delivery.seq())
+                    .push_bind(status.as_str())
+                    .push_bind(next_at)
+                    .push_bind(millis(record.attempt.at));
+            });
+            sql.push(") AS rows) AS v WHERE webhook_deliveries.id = v.id");
+            sql.build().execute(&mut *tx).await?;
+
+            let mut sql = QueryBuilder::<Db>::new(
+                "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
+            );
+            sql.push_values(chunk, |mut row, record| {
+                let attempt = &record.attempt;
+                row.push_bind(record.delivery.seq())
+                    .push_bind(millis(attempt.at))
+                    .push_bind(attempt.status_code.map(i64::from))
+                    .push_bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+                    .push_bind(attempt.response_body.clone())
+                    .push_bind(attempt.error.clone());
+            });
+            sql.push(") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.column1)");
+            sql.build().execute(&mut *tx).await?;
+        }
+
+        // A webhook is failing from its first failed attempt until its next success.
+        let succeeded: HashSet<&str> = records
+            .iter()
+            .filter(|r| r.outcome == AttemptOutcome::Delivered)
+            .map(|r| r.webhook_id.as_str())
+            .collect();
+        let failed: HashSet<&str> =
+            records.iter().map(|r| r.webhook_id.as_str()).filter(|id| !succeeded.contains(id)).collect();
+        if !succeeded.is_empty() {
+            let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
+            super::push_list(&mut sql, succeeded.iter().copied());
+            sql.build().execute(&mut *tx).await?;
+        }
+        let mut disabled = Vec::new();
+        if !failed.is_empty() {
+            let mut sql =
+                QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+            sql.push_bind(millis(now)).push(") WHERE id IN ");
+            super::push_list(&mut sql, failed.iter().copied());
+            sql.build().execute(&mut *tx).await?;
+
+            let reason = format!("every delivery failed for {} hours", disable_after.num_hours());
+            let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET enabled = FALSE, disabled_reason = ");
+            sql.push_bind(&reason).push(", updated_at = ").push_bind(millis(now));
+            sql.push(" WHERE enabled AND failing_since <= ").push_bind(millis(now - disable_after));
+            sql.push(" AND id IN ");
+            super::push_list(&mut sql, failed.iter().copied());
+            sql.push(" RETURNING id, url, session_id, failing_since");
+            for row in sql.build().fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("id")?;
+                let session: Option<String> = row.try_get("session_id")?;
+                let data = WebhookDisabledData {
+                    webhook_id: WebhookId::parse(&id).map_err(|_| corrupt("webhook id", &id))?,
+                    url: row.try_get("url")?,
+                    session_id: session
+                        .map(|s| SessionId::parse(&s).map_err(|_| corrupt("session id", &s)))
+                        .transpose()?,
+                    reason: reason.clone(),
+                    failing_since: from_millis(row.try_get("failing_since")?)?,
+                };
+                disabled.push((None, EventData::WebhookDisabled(data)));
+            }
+        }
+        let events = events::insert_many(&mut tx, disabled, now).await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn list_deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>> {
+        let pool = self.readers();
+        let mut sql = QueryBuilder::<Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE d.webhook_id = "
+        ));
+        sql.push_bind(query.webhook_id.as_str());
+        if let Some(status) = query.status {
+            sql.push(" AND d.status = ").push_bind(status.as_str());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND d.id < ").push_bind(before.seq());
+        }
+        sql.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(pool).await?;
+        let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+        with_attempts(pool, deliveries).await
+    }
+
+    async fn get_delivery(&self, webhook: &WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
+        let pool = self.readers();
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE d.id = $1 AND d.webhook_id = $2"
+        ))
+        .bind(id.seq())
         .bind(webhook.as_str())
+        .fetch_optional(pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(with_attempts(pool, vec![delivery_from_row(&row)?]).await?.pop())
+    }
+
+    async fn replay_events(
+        &self,
+        webhook: &WebhookId,
+        from: EventBound,
+        until: Option<EventBound>,
+        now: Timestamp,
+    ) -> StoreResult<Replayed> {
+        let mut writer = self.writer().await?;
+        let conn: &mut DbConn = &mut writer;
+        let mut tx = begin(conn).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1)")
+            .bind(webhook.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            return Err(StoreError::NotFound("webhook"));
+        }
+        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut sql = QueryBuilder::<Db>::new(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
+             SELECT w.id, e.seq, 'pending', ",
+        );
+        sql.push_bind(millis(now)).push(", ").push_bind(millis(now)).push(", ").push_bind(millis(now));
+        sql.push(" FROM events e JOIN webhooks w ON w.id = ").push_bind(webhook.as_str());
+        sql.push(format!(" WHERE {}", events::webhook_wants_event()));
+        push_bound(&mut sql, from, ">=");
+        if let Some(until) = until {
+            push_bound(&mut sql, until, "<=");
+        }
+        sql.push(" ORDER BY e.seq");
+        sql.build().execute(&mut *tx).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > $1",
+        )
+        .bind(before)
         .fetch_one(&mut *tx)
         .await?;
-    if !exists {
-        return Err(StoreError::NotFound("webhook"));
+        tx.commit().await?;
+        let first: Option<i64> = row.try_get("first")?;
+        let last: Option<i64> = row.try_get("last")?;
+        Ok(Replayed {
+            count: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
+            first: first.map(EventId::from_seq),
+            last: last.map(EventId::from_seq),
+        })
     }
-    let before: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries").fetch_one(&mut *tx).await?;
-    let mut sql = QueryBuilder::<Db>::new(
-        "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
-         SELECT w.id, e.seq, 'pending', ",
-    );
-    sql.push_bind(millis(now)).push(", ").push_bind(millis(now)).push(", ").push_bind(millis(now));
-    sql.push(" FROM events e JOIN webhooks w ON w.id = ").push_bind(webhook.as_str());
-    sql.push(format!(" WHERE {}", events::webhook_wants_event()));
-    push_bound(&mut sql, from, ">=");
-    if let Some(until) = until {
-        push_bound(&mut sql, until, "<=");
+
+    async fn retry_delivery(
+        &self,
+        webhook: &WebhookId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        if !retry(&mut *self.writer().await?, webhook, id, now).await? {
+            return Ok(None);
+        }
+        self.get_delivery(webhook, id).await
     }
-    sql.push(" ORDER BY e.seq");
-    sql.build().execute(&mut *tx).await?;
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > $1",
-    )
-    .bind(before)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let first: Option<i64> = row.try_get("first")?;
-    let last: Option<i64> = row.try_get("last")?;
-    Ok(Replayed {
-        count: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
-        first: first.map(EventId::from_seq),
-        last: last.map(EventId::from_seq),
-    })
 }

@@ -1,0 +1,299 @@
+//! The row layer of the `messages` table and its status history, shared by direct sends,
+//! inbound messages and campaigns: the columns, reading a row, and every statement that
+//! writes a message or its history. Callers bring the transaction.
+
+use std::collections::HashMap;
+
+use sqlx::{Column, QueryBuilder, Row};
+use wagate_core::{
+    CampaignId, Direction, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
+};
+
+use super::events::ROWS_PER_INSERT;
+use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
+use crate::{NewCampaign, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
+    status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at";
+
+/// The columns of a message as the API shows it: with when a waiting message is tried next.
+pub(super) const SHOWN_COLUMNS: &str =
+    "id, session_id, direction, chat, sender, recipient, content, status, \
+    scheduled_at, status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at, \
+    (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
+     AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
+
+pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
+    let id: String = row.try_get("id")?;
+    let campaign_id: Option<String> = row.try_get("campaign_id")?;
+    let next_attempt_at = if row.columns().iter().any(|c| c.name() == "next_attempt_at") {
+        row.try_get::<Option<i64>, _>("next_attempt_at")?.map(from_millis).transpose()?
+    } else {
+        None
+    };
+    let session_id: String = row.try_get("session_id")?;
+    let direction: String = row.try_get("direction")?;
+    let status: String = row.try_get("status")?;
+    Ok(Message {
+        id: MessageId::parse(&id).map_err(|_| corrupt("message id", &id))?,
+        session_id: SessionId::parse(&session_id).map_err(|_| corrupt("session id", &session_id))?,
+        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        chat: row.try_get("chat")?,
+        from: row.try_get("sender")?,
+        to: row.try_get("recipient")?,
+        content: from_json::<MessageContent>(row.try_get("content")?)?,
+        status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status", &status))?,
+        status_reason: row.try_get("status_reason")?,
+        wa_id: row.try_get("wa_id")?,
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(from_millis).transpose()?,
+        campaign_id: campaign_id
+            .map(|id| CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id)))
+            .transpose()?,
+        next_attempt_at,
+        context: row.try_get::<Option<&str>, _>("context")?.map(from_json).transpose()?,
+        mentions: row.try_get::<Option<&str>, _>("mentions")?.map(from_json).transpose()?.unwrap_or_default(),
+        sender: row.try_get::<Option<&str>, _>("sender_info")?.map(from_json).transpose()?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        status_history: Vec::new(),
+    })
+}
+
+pub(super) async fn fetch_where(
+    conn: &mut DbConn,
+    condition: &str,
+    binds: &[&str],
+) -> StoreResult<Option<Message>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition}");
+    let mut query = sqlx::query(&sql);
+    for value in binds {
+        query = query.bind(*value);
+    }
+    let row = query.fetch_optional(conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Looks up messages by id, a few statements for many ids.
+pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
+        push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
+        for row in sql.build().fetch_all(&mut *conn).await? {
+            let message = from_row(&row)?;
+            found.insert(message.id.to_string(), message);
+        }
+    }
+    Ok(found)
+}
+
+/// Messages in one direction, by session and WhatsApp id.
+pub(super) async fn fetch_by_wa_ids(
+    conn: &mut DbConn,
+    direction: Direction,
+    keys: impl IntoIterator<Item = (SessionId, String)>,
+) -> StoreResult<HashMap<(SessionId, String), Message>> {
+    let mut by_session: HashMap<SessionId, Vec<String>> = HashMap::new();
+    for (session, wa_id) in keys {
+        by_session.entry(session).or_default().push(wa_id);
+    }
+    let mut found = HashMap::new();
+    for (session, wa_ids) in by_session {
+        for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
+            let mut sql =
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
+            sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
+            sql.push(" AND wa_id IN ");
+            push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
+            for row in sql.build().fetch_all(&mut *conn).await? {
+                let message = from_row(&row)?;
+                if let Some(wa_id) = message.wa_id.clone() {
+                    found.insert((session.clone(), wa_id), message);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts messages, each with its idempotency key (if any).
+pub(super) async fn insert_messages(
+    conn: &mut DbConn,
+    rows: &[(Message, Option<String>)],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
+        let mut sql = QueryBuilder::<Db>::new(
+            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
+             status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
+             sender_info, created_at, updated_at) ",
+        );
+        let json = |message: &Message| -> Result<_, serde_json::Error> {
+            let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
+            let mentions = (!message.mentions.is_empty())
+                .then(|| serde_json::to_string(&message.mentions))
+                .transpose()?;
+            let sender = message.sender.as_ref().map(serde_json::to_string).transpose()?;
+            Ok((serde_json::to_string(&message.content)?, context, mentions, sender))
+        };
+        let encoded = chunk
+            .iter()
+            .map(|(message, _)| json(message))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sql.push_values(
+            chunk.iter().zip(encoded),
+            |mut row, ((message, key), (content, context, mentions, sender))| {
+                row.push_bind(message.id.to_string())
+                    .push_bind(message.session_id.to_string())
+                    .push_bind(message.direction.as_str())
+                    .push_bind(message.chat.clone())
+                    .push_bind(message.from.clone())
+                    .push_bind(message.to.clone())
+                    .push_bind(message.content.kind())
+                    .push_bind(content)
+                    .push_bind(message.status.as_str())
+                    .push_bind(message.status_reason.clone())
+                    .push_bind(message.wa_id.clone())
+                    .push_bind(key.clone())
+                    .push_bind(message.scheduled_at.map(millis))
+                    .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
+                    .push_bind(context)
+                    .push_bind(mentions)
+                    .push_bind(sender)
+                    .push_bind(millis(message.created_at))
+                    .push_bind(millis(message.updated_at));
+            },
+        );
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One status history row per message that changed.
+pub(super) async fn insert_history(
+    conn: &mut DbConn,
+    changed: &[&Message],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for chunk in changed.chunks(ROWS_PER_INSERT) {
+        let mut sql =
+            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str())
+                .push_bind(message.status.as_str())
+                .push_bind(message.status_reason.as_deref())
+                .push_bind(millis(now));
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes messages' current statuses, one statement for many (and fills in the sender of
+/// messages accepted before their session was linked).
+pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
+    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
+        let mut sql = QueryBuilder::<Db>::new(
+            "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
+             updated_at = v.at, \
+             sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
+             ELSE sent_at END, \
+             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)) \
+             FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
+             column5 AS at FROM (",
+        );
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id.as_str())
+                .push_bind(message.status.as_str())
+                .push_bind(message.status_reason.as_deref())
+                .push_bind(message.wa_id.as_deref())
+                .push_bind(millis(message.updated_at));
+        });
+        sql.push(") AS rows) AS v WHERE messages.id = v.id");
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Recipients written per statement, each statement binding them as one JSON array: for
+/// 100,000 recipients, a few dozen statements instead of over a million bound values.
+const RECIPIENTS_PER_STATEMENT: usize = 5_000;
+
+/// Inserts a campaign's messages, one per recipient (ids in recipient order).
+pub(super) async fn insert_campaign_messages(
+    conn: &mut DbConn,
+    id: &CampaignId,
+    new: &NewCampaign,
+    sender: Option<String>,
+    status: MessageStatus,
+    scheduled_at: Option<Timestamp>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let kind = new.recipients.first().map_or("text", |(_, content)| content.kind());
+    for chunk in new.recipients.chunks(RECIPIENTS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (to, content) in chunk {
+            let content = serde_json::to_string(content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            rows.push(serde_json::json!([MessageId::generate(), to.to_string(), content]));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, status, \
+             scheduled_at, campaign_id, created_at, updated_at) \
+             SELECT r.value ->> 0, $1, 'out', r.value ->> 1, $2, r.value ->> 1, $3, r.value ->> 2, \
+             $4, $5, $6, $7, $8 FROM {} r",
+            dialect::json_elements("$9"),
+        ))
+        .bind(new.session_id.as_str())
+        .bind(&sender)
+        .bind(kind)
+        .bind(status.as_str())
+        .bind(scheduled_at.map(millis))
+        .bind(id.as_str())
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The history rows of a new campaign's messages: copies of what the messages hold.
+pub(super) async fn insert_campaign_history(conn: &mut DbConn, id: &CampaignId) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO message_status_history (message_id, status, reason, at) \
+         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = $1 ORDER BY id",
+    )
+    .bind(id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels a campaign's messages not claimed for sending (those being sent finish), with
+/// their history; answers their ids.
+pub(super) async fn cancel_campaign_messages(
+    conn: &mut DbConn,
+    id: &CampaignId,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<Vec<String>> {
+    let canceled: Vec<String> = sqlx::query_scalar(
+        "UPDATE messages SET status = 'canceled', status_reason = $1, updated_at = $2 \
+         WHERE campaign_id = $3 AND status IN ('queued', 'scheduled') RETURNING id",
+    )
+    .bind(reason)
+    .bind(millis(now))
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    for chunk in canceled.chunks(ROWS_PER_INSERT) {
+        let mut sql =
+            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
+        sql.push_values(chunk, |mut row, message| {
+            row.push_bind(message.as_str()).push_bind("canceled").push_bind(reason).push_bind(millis(now));
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(canceled)
+}

@@ -1,0 +1,45 @@
+//! The store as a whole: readiness, closing, and the counts monitoring reads, over each
+//! backend's own pieces.
+
+use async_trait::async_trait;
+
+use super::{from_millis, Backend};
+use crate::{NotReady, Stats, Store, StoreResult};
+
+#[async_trait]
+impl Store for Backend {
+    async fn ready(&self) -> Result<(), NotReady> {
+        self.check_ready().await
+    }
+
+    async fn close(&self) {
+        // The backend's own `close` (inherent methods come first).
+        Backend::close(self).await;
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        let sessions: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT connector, status, COUNT(*) FROM sessions GROUP BY connector, status")
+                .fetch_all(self.readers())
+                .await?;
+        let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE o.held = 0",
+        )
+        .fetch_one(self.readers())
+        .await?;
+        let (pending, pending_oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(self.readers())
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Stats {
+            sessions: sessions.into_iter().map(|(c, s, n)| (c, s, count(n))).collect(),
+            outbox: count(outbox),
+            outbox_oldest: outbox_oldest.map(from_millis).transpose()?,
+            deliveries_pending: count(pending),
+            deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
+        })
+    }
+}

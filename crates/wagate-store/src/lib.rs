@@ -5,6 +5,20 @@
 //! trait; the SQL that implements it, once for both backends, is `sql/<area>.rs`. [`Store`]
 //! is the sum of the areas. Every method that changes a session or a message appends its
 //! events in the same transaction and returns them, so callers can publish what is committed.
+//!
+//! # Backends
+//!
+//! `sqlite/mod.rs` and `postgres/mod.rs` each compile every `sql/*.rs` file as a child module
+//! (`#[path]`), and those modules reach the backend only through what it defines:
+//! - the types `Db`, `DbConn`, `DbPool`, `DbRow` (sqlx's) and `Backend` (the store type);
+//! - on `Backend`: `writer()` (a connection to write on), `readers()` (a pool to read from),
+//!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
+//! - `begin` (a transaction that may append events, ordered: `sql/tx.rs`) and
+//!   `begin_unordered` (one that appends none), re-exported from `tx`;
+//! - `dialect::{take_event_turn, take_event_seqs, json_elements, json_text_elements,
+//!   SKIP_LOCKED}`, the only SQL that differs.
+//!
+//! A query that one database cannot run goes into `dialect`, on both sides.
 
 // Each backend compiles the SQL modules under `sql/` against its own database type, on
 // purpose: one copy of the SQL, two stores.

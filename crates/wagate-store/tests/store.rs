@@ -1,7 +1,10 @@
 //! The store's behaviour, through the `Store` trait (so the PostgreSQL store can run it too).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{Duration, Utc};
 use serde_json::json;
+use sqlx::Connection;
 use tempfile::TempDir;
 use wagate_core::{
     Chat, ConnectorKind, Contact, Direction, Event, EventType, Jid, MessageContent, MessageStatus, Sender,
@@ -606,4 +609,112 @@ async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
     let ids: Vec<(i64, Option<&str>)> =
         events.iter().map(|e| (e.id.seq(), e.session_id.as_ref().map(|s| s.as_str()))).collect();
     assert_eq!(ids, [(1, Some("old")), (2, Some("old")), (4, Some("new"))]);
+}
+
+/// Each table's columns, and its indexes (other than those behind a primary key or UNIQUE
+/// constraint) with their columns.
+type Schema = BTreeMap<String, (BTreeSet<String>, BTreeMap<String, Vec<String>>)>;
+
+/// The SQLite and PostgreSQL migrations build the same schema: the same tables, columns and
+/// indexes. The known differences: PostgreSQL's `event_counter` (gapless event numbers), and
+/// the `rowid` columns it spells out where SQLite has one implicitly.
+#[tokio::test]
+async fn both_backends_build_the_same_schema() {
+    let Some(server) = testing::postgres_server() else {
+        return eprintln!("skipped: set {} to compare with PostgreSQL", testing::POSTGRES_URL_VAR);
+    };
+    let dir = TempDir::new().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    SqliteStore::open(&sqlite_url).await.unwrap().close().await;
+    let pg = TestDatabase::create(&server).await.unwrap();
+    PgStore::open(&pg.url).await.unwrap().close().await;
+
+    let sqlite = sqlite_schema(&sqlite_url).await;
+    let mut postgres = postgres_schema(&pg.url).await;
+    assert!(postgres.remove("event_counter").is_some(), "{postgres:?}");
+    for (columns, _) in postgres.values_mut() {
+        columns.remove("rowid");
+    }
+    assert!(sqlite.len() > 10, "{sqlite:?}");
+    assert_eq!(sqlite, postgres);
+}
+
+async fn sqlite_schema(url: &str) -> Schema {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         AND name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut schema = Schema::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(&table)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        // Indexes SQLite makes for constraints have no SQL of their own.
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        )
+        .bind(&table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut indexes = BTreeMap::new();
+        for name in names {
+            let on: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                .bind(&name)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            indexes.insert(name, on);
+        }
+        schema.insert(table, (columns.into_iter().collect(), indexes));
+    }
+    schema
+}
+
+async fn postgres_schema(url: &str) -> Schema {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' \
+         AND table_type = 'BASE TABLE' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut schema = Schema::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1",
+        )
+        .bind(&table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.relname::text, a.attname::text FROM pg_index x \
+             JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) \
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
+             WHERE n.nspname = 'public' AND t.relname = $1 \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) \
+             ORDER BY i.relname, k.position",
+        )
+        .bind(&table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut indexes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (index, column) in rows {
+            indexes.entry(index).or_default().push(column);
+        }
+        schema.insert(table, (columns.into_iter().collect(), indexes));
+    }
+    schema
 }

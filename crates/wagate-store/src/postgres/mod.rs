@@ -1,6 +1,6 @@
 //! The PostgreSQL store, which several nodes share: the same SQL as SQLite's (the modules
-//! under `sql/`), over a connection pool. Write transactions take turns through one advisory
-//! lock, so event numbers are committed in order across every node.
+//! under `sql/`), over a connection pool. Transactions that append events take turns through
+//! one advisory lock, so event numbers are committed in order across every node.
 
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
@@ -24,6 +24,8 @@ mod sessions;
 mod stats;
 #[path = "../sql/templates.rs"]
 mod templates;
+#[path = "../sql/tx.rs"]
+mod tx;
 #[path = "../sql/values.rs"]
 mod values;
 #[path = "../sql/webhooks.rs"]
@@ -33,9 +35,10 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::{NotReady, StoreResult};
+use tx::{begin, begin_unordered};
 use values::{corrupt, from_json, from_millis, millis, push_list};
 
 type Db = Postgres;
@@ -49,7 +52,7 @@ const SIGNALS: &str = "wagate";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The key of the advisory lock that write transactions take (any fixed number; this one
+/// The key of the advisory lock that event-appending transactions take (any fixed number; this one
 /// spells "wagate" in ASCII).
 const WRITE_LOCK: i64 = 0x7761_6761_7465;
 
@@ -96,7 +99,8 @@ impl PgStore {
         }
     }
 
-    /// A connection to write on; `begin` makes its transactions take turns.
+    /// A connection to write on; `begin` makes its transactions take turns, `begin_unordered`
+    /// does not.
     async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
     }
@@ -142,23 +146,23 @@ impl PgStore {
     }
 }
 
-/// Starts a write transaction holding the write lock until it ends.
-async fn begin(conn: &mut PgConnection) -> StoreResult<Transaction<'_, Postgres>> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
-    Ok(tx)
-}
-
 /// What differs in PostgreSQL's SQL.
 mod dialect {
-    use super::{DbConn, StoreResult};
+    use super::tx::EventTx;
+    use super::{DbConn, StoreResult, WRITE_LOCK};
+
+    /// Waits for the turn to append events: the write lock, held until the transaction ends.
+    pub(super) async fn take_event_turn(conn: &mut DbConn) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *conn).await?;
+        Ok(())
+    }
 
     /// Takes the next `count` event numbers; returns the last. The counter is a row, not a
     /// sequence, so a rolled-back transaction leaves no gap.
-    pub(super) async fn take_event_seqs(conn: &mut DbConn, count: i64) -> StoreResult<i64> {
+    pub(super) async fn take_event_seqs(tx: &mut EventTx<'_>, count: i64) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("UPDATE event_counter SET last = last + $1 RETURNING last")
             .bind(count)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **tx)
             .await?)
     }
 
@@ -172,6 +176,8 @@ mod dialect {
         format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
     }
 
-    /// Row locks for a claim: rows another node is claiming are skipped, not waited for.
+    /// Row locks for a claim. Claims run under the write lock today, so no two overlap and
+    /// this never skips a row; it keeps a claim correct (skipping rows another node is
+    /// claiming rather than waiting for them) should claims ever run outside that lock.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 }

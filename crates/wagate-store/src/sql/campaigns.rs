@@ -12,6 +12,7 @@ use wagate_core::{
 
 use super::message_rows;
 use super::messages::delete_outbox;
+use super::tx::EventTx;
 use super::{begin, corrupt, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Campaigns, NewCampaign, RecipientQuery, StoreError, StoreResult};
 
@@ -97,7 +98,7 @@ async fn fetch(conn: &mut DbConn, session: &SessionId, id: &CampaignId) -> Store
 }
 
 /// The `data` of a `campaign.status` event.
-async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) -> StoreResult<Event> {
+async fn append_event(conn: &mut EventTx<'_>, campaign: &Campaign, now: Timestamp) -> StoreResult<Event> {
     let data = EventData::CampaignStatus(CampaignStatusData {
         campaign_id: campaign.id.clone(),
         name: campaign.name.clone(),
@@ -111,7 +112,7 @@ async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) ->
 /// Marks `completed` the running campaigns among `ids` that have nothing left to send, and
 /// appends their events; called in the transaction that recorded send results.
 pub(super) async fn complete_finished(
-    conn: &mut DbConn,
+    conn: &mut EventTx<'_>,
     ids: &[&CampaignId],
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
@@ -125,7 +126,7 @@ pub(super) async fn complete_finished(
         " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.campaign_id = campaigns.id) \
          RETURNING id, session_id",
     );
-    let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut *conn).await?;
+    let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut **conn).await?;
     let mut events = Vec::with_capacity(done.len());
     for (id, session) in done {
         let id = CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id))?;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
 
+use super::tx::EventTx;
 use super::{begin, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{EventQuery, Events, StoreError, StoreResult};
 
@@ -12,7 +13,7 @@ pub(super) const ROWS_PER_INSERT: usize = 500;
 
 /// Appends one event inside the caller's transaction.
 pub(super) async fn insert(
-    conn: &mut DbConn,
+    conn: &mut EventTx<'_>,
     session_id: &SessionId,
     data: EventData,
     now: Timestamp,
@@ -39,7 +40,7 @@ pub(super) fn webhook_wants_event() -> String {
 /// Appends events in order inside the caller's transaction, a few statements for many events,
 /// and queues a delivery of each to every enabled webhook that wants it.
 pub(super) async fn insert_many(
-    conn: &mut DbConn,
+    conn: &mut EventTx<'_>,
     new: Vec<NewEvent>,
     now: Timestamp,
 ) -> StoreResult<Vec<Event>> {
@@ -48,7 +49,7 @@ pub(super) async fn insert_many(
     let mut rows = new.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        // Write transactions take turns (see `begin`), so numbers are taken and committed in
+        // Event-appending transactions take turns (see `begin`), so numbers are taken and committed in
         // order: a reader never sees event n+1 before event n. A number is never used twice.
         let count = chunk.len() as i64;
         let last = dialect::take_event_seqs(conn, count).await?;
@@ -62,7 +63,7 @@ pub(super) async fn insert_many(
                 .push_bind(millis(now))
                 .push_bind(data.to_json());
         });
-        sql.build().execute(&mut *conn).await?;
+        sql.build().execute(&mut **conn).await?;
         queue_deliveries(conn, first, last, now).await?;
         for (offset, (session_id, data)) in chunk.into_iter().enumerate() {
             events.push(Event {

@@ -17,6 +17,7 @@ use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_history, insert_messages, write_statuses,
     SHOWN_COLUMNS,
 };
+use super::tx::EventTx;
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
 use crate::{
     Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
@@ -24,7 +25,11 @@ use crate::{
 };
 
 /// Appends the `message.status` events of messages that changed.
-async fn status_events(conn: &mut DbConn, changed: &[&Message], now: Timestamp) -> StoreResult<Vec<Event>> {
+async fn status_events(
+    conn: &mut EventTx<'_>,
+    changed: &[&Message],
+    now: Timestamp,
+) -> StoreResult<Vec<Event>> {
     let new = changed
         .iter()
         .map(|m| (Some(m.session_id.clone()), EventData::MessageStatus(MessageStatusData::of(m))))

@@ -25,6 +25,8 @@ mod sessions;
 mod stats;
 #[path = "../sql/templates.rs"]
 mod templates;
+#[path = "../sql/tx.rs"]
+mod tx;
 #[path = "../sql/values.rs"]
 mod values;
 #[path = "../sql/webhooks.rs"]
@@ -37,10 +39,11 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{NotReady, StoreError, StoreResult};
+use tx::{begin, begin_unordered};
 use values::{corrupt, from_json, from_millis, millis, push_list};
 
 type Db = Sqlite;
@@ -142,21 +145,22 @@ impl SqliteStore {
     }
 }
 
-/// Starts a write transaction (SQLite has one writer, so nothing more to take).
-async fn begin(conn: &mut SqliteConnection) -> StoreResult<Transaction<'_, Sqlite>> {
-    Ok(conn.begin().await?)
-}
-
 /// What differs in SQLite's SQL.
 mod dialect {
+    use super::tx::EventTx;
     use super::{DbConn, StoreResult};
+
+    /// Waits for the turn to append events: SQLite has one writer, so it is always its turn.
+    pub(super) async fn take_event_turn(_conn: &mut DbConn) -> StoreResult<()> {
+        Ok(())
+    }
 
     /// Takes the next `count` event numbers; returns the last. AUTOINCREMENT keeps the
     /// highest number ever used, deleted or not.
-    pub(super) async fn take_event_seqs(conn: &mut DbConn, count: i64) -> StoreResult<i64> {
+    pub(super) async fn take_event_seqs(tx: &mut EventTx<'_>, count: i64) -> StoreResult<i64> {
         let used: i64 =
             sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut **tx)
                 .await?;
         Ok(used + count)
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use wagate_connect::web::SessionKeys;
 use wagate_core::{ConnectorKind, DeviceKeys, SessionId};
-use wagate_store::testing::{self, TestDatabase};
+use wagate_store::testing::{self, on_both_stores, TestDatabase};
 use wagate_store::{NewSession, PgStore, SqliteStore, Store};
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
@@ -54,27 +54,8 @@ impl Fixture {
     }
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Fixture::new(false).await.unwrap()).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                match super::Fixture::new(true).await {
-                    Some(f) => super::$name(f).await,
-                    None => eprintln!("skipped: set {} to run on PostgreSQL", wagate_store::testing::POSTGRES_URL_VAR),
-                }
-            })*
-        }
-    };
-}
-
 on_both_stores!(
+    Fixture:
     identities_round_trip_and_mark_signal_state_per_user,
     sessions_round_trip_singly_and_in_batches,
     prekeys_load_in_batches_and_marking_uploaded_resurrects_nothing,

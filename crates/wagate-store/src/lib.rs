@@ -34,6 +34,7 @@ mod postgres;
 mod sessions;
 mod sqlite;
 mod templates;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod webhooks;
 

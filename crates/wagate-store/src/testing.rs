@@ -1,5 +1,6 @@
-//! Test support for the suites of this and other crates: a fresh PostgreSQL database per
-//! test, dropped when the test is done.
+//! Test support for the suites of this and other crates (the `testing` feature, for their
+//! dev-dependencies): a fresh PostgreSQL database per test, dropped when the test is done, and
+//! [`on_both_stores!`](crate::on_both_stores) to run tests on both backends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,8 +12,9 @@ use crate::StoreResult;
 /// (`postgres://user@host:port/db`; the database named there is only used to connect).
 pub const POSTGRES_URL_VAR: &str = "WAGATE_TEST_POSTGRES_URL";
 
-/// The PostgreSQL server to test against: `WAGATE_TEST_POSTGRES_URL`. Unset, PostgreSQL
-/// tests are skipped, except under CI (`CI` set), where that is an error.
+/// The PostgreSQL server to test against: `WAGATE_TEST_POSTGRES_URL`. PostgreSQL tests are
+/// `#[ignore]`d, so that a run without a server reports them as not run; asked for
+/// (`--include-ignored`) without one, they fail. Under CI (`CI` set) a missing URL is an error.
 pub fn postgres_server() -> Option<String> {
     match std::env::var(POSTGRES_URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
@@ -22,6 +24,37 @@ pub fn postgres_server() -> Option<String> {
         _ => None,
     }
 }
+
+/// Runs each named test on SQLite and on PostgreSQL, each time on a new database.
+///
+/// `on_both_stores!(Fixture: a, b)` expects, beside the call, a type `Fixture` with
+/// `async fn new(postgres: bool) -> Option<Fixture>` (`None` when no PostgreSQL server is
+/// named) and the tests `async fn a(f: Fixture)`, … It makes modules `sqlite` and `postgres`
+/// with one `#[tokio::test]` each per test; the PostgreSQL ones are ignored unless asked for
+/// (`cargo test -- --include-ignored`), since they need a server.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($fixture:ident: $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::$fixture::new(false).await.unwrap()).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
+            async fn $name() {
+                let fixture = super::$fixture::new(true).await.unwrap_or_else(|| {
+                    panic!("set {} to run on PostgreSQL", $crate::testing::POSTGRES_URL_VAR)
+                });
+                super::$name(fixture).await;
+            })*
+        }
+    };
+}
+
+pub use crate::on_both_stores;
 
 /// A database of its own for one test, dropped (with any connections left) when this is.
 #[derive(Debug)]

@@ -10,8 +10,6 @@ pub enum ConnectorKind {
     Sim,
     /// WhatsApp Web multi-device.
     Web,
-    /// Meta's WhatsApp Business Cloud API.
-    Cloud,
 }
 
 impl ConnectorKind {
@@ -19,7 +17,6 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Sim => "sim",
             ConnectorKind::Web => "web",
-            ConnectorKind::Cloud => "cloud",
         }
     }
 
@@ -27,7 +24,6 @@ impl ConnectorKind {
         match s {
             "sim" => Some(ConnectorKind::Sim),
             "web" => Some(ConnectorKind::Web),
-            "cloud" => Some(ConnectorKind::Cloud),
             _ => None,
         }
     }

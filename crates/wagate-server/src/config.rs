@@ -160,7 +160,6 @@ pub struct PacingConfig {
     /// The window the caps count over (a rolling day).
     pub window_ms: u64,
     pub web: Pacing,
-    pub cloud: Pacing,
     pub sim: Pacing,
 }
 
@@ -217,7 +216,6 @@ impl PacingConfig {
     pub fn defaults(&self, connector: wagate_core::ConnectorKind) -> &Pacing {
         match connector {
             wagate_core::ConnectorKind::Web => &self.web,
-            wagate_core::ConnectorKind::Cloud => &self.cloud,
             wagate_core::ConnectorKind::Sim => &self.sim,
         }
     }
@@ -427,8 +425,6 @@ impl Default for PacingConfig {
                 per_recipient_limit: 0,
                 daily_cap: 1_000,
             },
-            // Meta paces the Cloud API itself (throughput and messaging limits per number).
-            cloud: Pacing::NONE,
             // Benchmarks measure wagate, not a pause.
             sim: Pacing::NONE,
         }

@@ -1,4 +1,5 @@
-//! The HTTP API v1 (see DESIGN.md §4).
+//! The HTTP API v1: one module per resource, each route described for the OpenAPI document
+//! (`GET /openapi.json`, the contract) by the handler that serves it.
 
 mod campaigns;
 mod cluster;

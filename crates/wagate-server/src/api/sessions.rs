@@ -75,7 +75,7 @@ pub async fn create(
         None => SessionId::generate(),
     };
     let connector = ConnectorKind::parse(&body.connector)
-        .ok_or_else(|| ApiError::invalid_field("connector", "must be one of sim, web, cloud"))?;
+        .ok_or_else(|| ApiError::invalid_field("connector", "must be one of sim, web"))?;
     if !state.engine.has_connector(connector) {
         return Err(SessionError::NoConnector(connector.as_str()).into());
     }

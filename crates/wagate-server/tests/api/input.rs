@@ -193,7 +193,7 @@ async fn malformed_oversized_and_invalid_bodies() {
         &server,
         server.request(Method::POST, "/v1/sessions").json(&json!({ "connector": "cloud" })),
         unprocessable,
-        "connector_unavailable",
+        "invalid_field",
     )
     .await;
     expect_error(

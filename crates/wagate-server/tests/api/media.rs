@@ -193,6 +193,7 @@ async fn media_breaking_the_rules_is_refused_before_anything_is_queued() {
 }
 
 /// A file server on a local port: `/files/cat.png` is `bytes`, anything else 404.
+#[allow(clippy::disallowed_methods, reason = "a test's own file server, not a route of the API")]
 async fn file_server(bytes: Vec<u8>) -> String {
     let app = axum::Router::new().route(
         "/files/cat.png",

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use wagate_server::Config;
 
 use crate::common::{eventually, fast_config, history, TestData, TestServer};
+use crate::receiver::Receiver;
 
 /// A WhatsApp network of our own on a free port.
 pub(crate) async fn network() -> Running {
@@ -95,6 +96,8 @@ async fn two_web_sessions_text_each_other_with_acks_and_receipts() {
     let server = gateway(&network).await;
     link(&server, &network, "alice", "15550001111").await;
     link(&server, &network, "bob", "15550002222").await;
+    let receiver = Receiver::start().await;
+    server.create_webhook(&receiver.url, json!(["message.*"])).await;
 
     let sent = server.send_text("alice", "15550002222", "Hi Bob, over real WhatsApp traffic").await;
     let id = sent["id"].as_str().unwrap();
@@ -121,6 +124,22 @@ async fn two_web_sessions_text_each_other_with_acks_and_receipts() {
     assert_eq!(body["read"], json!([received["id"]]), "{body}");
     let read = server.wait_for_message_status(id, "read").await;
     assert_eq!(history(&read), ["queued", "sending", "sent", "delivered", "read"], "{read}");
+    // Webhooks heard both sides: alice's statuses, bob's message.
+    let hits = eventually(|| async {
+        let events: Vec<Value> = receiver.hits().iter().map(|h| h.event()).collect();
+        let statuses: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "message.status" && e["data"]["message_id"] == id)
+            .filter_map(|e| e["data"]["status"].as_str())
+            .collect();
+        let heard = events.iter().any(|e| e["type"] == "message.received" && e["session_id"] == "bob");
+        (heard && statuses.contains(&"read"))
+            .then_some(statuses.into_iter().map(str::to_owned).collect::<Vec<_>>())
+    })
+    .await;
+    for status in ["queued", "sending", "sent", "delivered", "read"] {
+        assert!(hits.iter().any(|s| s == status), "no {status} webhook: {hits:?}");
+    }
     // Only received messages can be read.
     let (status, body) = server.post(&format!("/v1/messages/{id}/read"), json!({})).await;
     assert_eq!(
@@ -256,6 +275,9 @@ async fn every_kind_travels_between_web_sessions_and_media_arrives_byte_for_byte
     ]
     .concat();
     let document: Vec<u8> = [b"%PDF-1.4\n".as_slice(), &[b'x'; 9_000]].concat();
+    let voice: Vec<u8> = [b"OggS\0\x02".as_slice(), &[7u8; 3_000]].concat();
+    let video: Vec<u8> = [b"\0\0\0\x18ftypmp42".as_slice(), &[3u8; 6_000]].concat();
+    let sticker: Vec<u8> = [b"RIFF\x10\x27\0\0WEBPVP8 ".as_slice(), &[5u8; 2_000]].concat();
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let first = server.send_text("alice", "15550002222", "first").await;
     server.wait_for_message_status(first["id"].as_str().unwrap(), "delivered").await;
@@ -268,6 +290,10 @@ async fn every_kind_travels_between_web_sessions_and_media_arrives_byte_for_byte
         json!({ "type": "reaction", "reaction": { "message_id": first["id"], "emoji": "👍" } }),
         json!({ "type": "poll", "poll": { "question": "Lunch?", "options": ["Yes", "No"] } }),
         json!({ "type": "edit", "edit": { "message_id": first["id"], "body": "first, edited" } }),
+        json!({ "type": "audio", "audio": { "data": format!("data:audio/ogg;base64,{}", b64(&voice)), "voice": true } }),
+        json!({ "type": "video", "video": { "data": format!("data:video/mp4;base64,{}", b64(&video)), "caption": "a clip" } }),
+        json!({ "type": "sticker", "sticker": { "data": format!("data:image/webp;base64,{}", b64(&sticker)) } }),
+        json!({ "type": "reaction", "reaction": { "message_id": first["id"], "emoji": "" } }),
     ];
     for content in sends {
         let mut body = content.clone();
@@ -314,16 +340,49 @@ async fn every_kind_travels_between_web_sessions_and_media_arrives_byte_for_byte
     })
     .await;
     assert_eq!(reply["context"]["message_id"], bobs_first["id"], "the quote names bob's copy: {reply}");
-    let got = received(&server, "bob", "reaction").await;
-    assert_eq!(
-        (got["reaction"]["emoji"].as_str(), &got["reaction"]["message_id"]),
-        (Some("👍"), &bobs_first["id"]),
-        "{got}"
-    );
+    let got = eventually(|| async {
+        server.messages("bob", "in").await.into_iter().find(|m| m["reaction"]["emoji"] == "👍")
+    })
+    .await;
+    assert_eq!(got["reaction"]["message_id"], bobs_first["id"], "{got}");
     let got = received(&server, "bob", "poll").await;
     assert_eq!(got["poll"]["options"], json!(["Yes", "No"]), "{got}");
     let got = received(&server, "bob", "edit").await;
     assert_eq!(got["edit"]["body"], "first, edited", "{got}");
+    let got = received(&server, "bob", "audio").await;
+    assert_eq!(
+        (got["audio"]["voice"].as_bool(), got["audio"]["sha256"].as_str()),
+        (Some(true), Some(sha256(&voice).as_str())),
+        "{got}"
+    );
+    let got = received(&server, "bob", "video").await;
+    assert_eq!(
+        (got["video"]["caption"].as_str(), got["video"]["sha256"].as_str()),
+        (Some("a clip"), Some(sha256(&video).as_str())),
+        "{got}"
+    );
+    let got = received(&server, "bob", "sticker").await;
+    assert_eq!(got["sticker"]["sha256"], sha256(&sticker), "{got}");
+    // The reaction taken back: an empty emoji.
+    eventually(|| async {
+        let reactions: Vec<Value> =
+            server.messages("bob", "in").await.into_iter().filter(|m| m["type"] == "reaction").collect();
+        (reactions.len() == 2).then_some(())
+    })
+    .await;
+    let got = received(&server, "bob", "reaction").await;
+    assert_eq!(got["reaction"]["emoji"], "", "{got}");
+
+    // And the first message taken back for everyone.
+    let (status, sent) = server
+        .post(
+            "/v1/sessions/alice/messages",
+            json!({ "to": "15550002222", "type": "revoke", "revoke": { "message_id": first["id"] } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let got = received(&server, "bob", "revoke").await;
+    assert_eq!(got["revoke"]["message_id"], bobs_first["id"], "{got}");
     assert_unhandled_is_empty(&network).await;
 }
 
@@ -501,4 +560,25 @@ async fn a_dropped_connection_reconnects_by_itself() {
     assert_eq!(session["status"], "connected", "{session}");
     let logins = device(&network, "15550001111").await["logins"].as_u64().unwrap();
     assert!(logins >= 2, "it logged in again: {logins}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_unlinked_while_the_gateway_was_down_is_logged_out_when_it_is_back() {
+    let network = network().await;
+    let data = TestData::new().await;
+    let mut config = fast_config(&data);
+    reach(&mut config, &network);
+    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    link(&server, &network, "shop", "15550001111").await;
+    let (data, config) = tokio::task::block_in_place(|| server.kill());
+    let (status, body) = control(&network, "/accounts/15550001111/unlink", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let server = TestServer::start_in(data, config).await;
+    let session = server.wait_for_status("shop", "logged_out").await;
+    assert_eq!(session["phone"], Value::Null, "the link is forgotten: {session}");
+    // Its keys are gone: connecting again starts a new link with a QR code.
+    let (status, body) = server.post("/v1/sessions/shop/connect", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    server.wait_for_qr("shop").await;
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use wagate_connect::ReadMessage;
-use wagate_core::{Direction, Jid, Message, MessageId};
+use wagate_core::{Direction, Jid, Message, MessageId, SessionId};
 use wagate_store::MessageQuery;
 
 use super::openapi::ErrorBody;
@@ -30,11 +30,10 @@ fn message_not_found(raw: &str) -> ApiError {
 /// Sends the read receipts through the session's connection; answers with what was marked.
 async fn mark(
     state: &AppState,
-    session: &str,
+    session: &SessionId,
     chat: &Jid,
     messages: Vec<Message>,
 ) -> Result<Json<Marked>, ApiError> {
-    let session = session_id(session)?;
     let reads: Vec<ReadMessage> = messages
         .iter()
         .filter_map(|m| {
@@ -45,7 +44,7 @@ async fn mark(
         })
         .collect();
     if !reads.is_empty() {
-        state.engine.mark_read(&session, chat, &reads).await??;
+        state.engine.mark_read(session, chat, &reads).await??;
     }
     Ok(Json(Marked { chat: chat.to_string(), read: messages.into_iter().map(|m| m.id).collect() }))
 }
@@ -68,7 +67,7 @@ pub async fn message(
     }
     let chat = Jid::parse(&message.chat)
         .map_err(|e| ApiError::internal(format!("stored chat {}: {e}", message.chat)))?;
-    let session = message.session_id.to_string();
+    let session = message.session_id.clone();
     mark(&state, &session, &chat, vec![message]).await
 }
 
@@ -130,5 +129,5 @@ pub async fn chat(
         .into_iter()
         .filter(|m| up_to.as_ref().is_none_or(|last| m.id <= *last))
         .collect();
-    mark(&state, &raw, &chat, messages).await
+    mark(&state, &session, &chat, messages).await
 }

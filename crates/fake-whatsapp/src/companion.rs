@@ -12,7 +12,9 @@ use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::Backend;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event, EventHandler};
+use whatsapp_rust::upload::UploadResponse;
 use whatsapp_rust::wacore::store::InMemoryBackend;
+use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook};
 
 use crate::server::FakeServer;
@@ -176,5 +178,45 @@ impl Companion {
         if let Some(handle) = handle {
             let _ = tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await;
         }
+    }
+}
+
+/// An image message for what `Client::upload` stored.
+pub fn image_message(up: UploadResponse, mimetype: &str, caption: Option<String>) -> wa::Message {
+    wa::Message {
+        image_message: wa::message::ImageMessage {
+            url: Some(up.url),
+            direct_path: Some(up.direct_path),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            media_key_timestamp: Some(up.media_key_timestamp),
+            mimetype: Some(mimetype.to_owned()),
+            caption,
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
+    }
+}
+
+/// A document message for what `Client::upload` stored.
+pub fn document_message(up: UploadResponse, mimetype: &str, file_name: &str) -> wa::Message {
+    wa::Message {
+        document_message: wa::message::DocumentMessage {
+            url: Some(up.url),
+            direct_path: Some(up.direct_path),
+            media_key: Some(up.media_key.to_vec()),
+            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
+            file_sha256: Some(up.file_sha256.to_vec()),
+            file_length: Some(up.file_length),
+            media_key_timestamp: Some(up.media_key_timestamp),
+            mimetype: Some(mimetype.to_owned()),
+            file_name: Some(file_name.to_owned()),
+            ..Default::default()
+        }
+        .into(),
+        ..Default::default()
     }
 }

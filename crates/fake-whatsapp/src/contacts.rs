@@ -17,7 +17,7 @@ use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
 
-use crate::companion::{Companion, Options};
+use crate::companion::{image_message, Companion, Options};
 use crate::server::FakeServer;
 
 /// A message a virtual contact received, as `GET /control/contacts/{phone}/messages` shows it.
@@ -226,22 +226,7 @@ pub async fn send(server: &FakeServer, phone: &str, out: Outgoing) -> Result<Str
                 .decode(image.data.as_bytes())
                 .map_err(|e| anyhow!("image.data is not base64: {e}"))?;
             let up = client.upload(data, MediaType::Image, UploadOptions::default()).await?;
-            wa::Message {
-                image_message: wa::message::ImageMessage {
-                    url: Some(up.url),
-                    direct_path: Some(up.direct_path),
-                    media_key: Some(up.media_key.to_vec()),
-                    file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
-                    file_sha256: Some(up.file_sha256.to_vec()),
-                    file_length: Some(up.file_length),
-                    media_key_timestamp: Some(up.media_key_timestamp),
-                    mimetype: Some(image.mimetype.unwrap_or_else(|| "image/jpeg".into())),
-                    caption: image.caption,
-                    ..Default::default()
-                }
-                .into(),
-                ..Default::default()
-            }
+            image_message(up, image.mimetype.as_deref().unwrap_or("image/jpeg"), image.caption)
         }
         other => bail!("message type {other:?} is not supported (text, image)"),
     };

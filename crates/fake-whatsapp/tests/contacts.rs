@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fake, get, link, post, receipt, received, text, unhandled, WAIT};
+use fake_whatsapp::companion::image_message;
 use serde_json::json;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::types::presence::ReceiptType;
@@ -70,7 +71,6 @@ async fn images_between_a_virtual_contact_and_a_client() {
     use sha2::Digest;
     use whatsapp_rust::download::MediaType;
     use whatsapp_rust::upload::UploadOptions;
-    use whatsapp_rust::waproto::whatsapp as wa;
 
     let fake = fake().await;
     let (started, alice) = tokio::join!(
@@ -90,14 +90,7 @@ async fn images_between_a_virtual_contact_and_a_client() {
     assert_eq!(status, 200, "{body}");
     let id = body["id"].as_str().expect("id").to_owned();
     let image = alice
-        .wait_for(WAIT, |e| match e {
-            Event::Messages(b) => b
-                .messages
-                .iter()
-                .find(|m| m.info.id == id)
-                .and_then(|m| m.message.image_message.clone().into_option()),
-            _ => None,
-        })
+        .wait_for(WAIT, |e| common::message(e, &id)?.image_message.into_option())
         .await
         .expect("the image arrives");
     assert_eq!(alice.client.download(&image).await.expect("download"), picture);
@@ -106,20 +99,7 @@ async fn images_between_a_virtual_contact_and_a_client() {
     let photo: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 253) as u8).collect();
     let up =
         alice.client.upload(photo.clone(), MediaType::Image, UploadOptions::default()).await.expect("upload");
-    let message = wa::Message {
-        image_message: wa::message::ImageMessage {
-            url: Some(up.url),
-            direct_path: Some(up.direct_path),
-            media_key: Some(up.media_key.to_vec()),
-            file_enc_sha256: Some(up.file_enc_sha256.to_vec()),
-            file_sha256: Some(up.file_sha256.to_vec()),
-            file_length: Some(up.file_length),
-            mimetype: Some("image/jpeg".into()),
-            ..Default::default()
-        }
-        .into(),
-        ..Default::default()
-    };
+    let message = image_message(up, "image/jpeg", None);
     let id = alice.client.send_message(Jid::pn("15554101"), message).await.expect("sent").message_id;
     alice.wait_for(WAIT, |e| receipt(e, &id, ReceiptType::Delivered)).await.expect("Delivered");
     let inbox = get(format!("{}/contacts/15554101/messages", fake.control_url)).await;

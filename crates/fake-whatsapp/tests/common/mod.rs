@@ -66,6 +66,12 @@ pub fn text(body: &str) -> wa::Message {
     wa::Message { conversation: Some(body.to_owned()), ..Default::default() }
 }
 
+/// The inbound message with this id, as it arrived.
+pub fn message(event: &Event, id: &str) -> Option<wa::Message> {
+    let Event::Messages(batch) = event else { return None };
+    batch.messages.iter().find(|m| m.info.id == id).map(|m| (*m.message).clone())
+}
+
 /// (sender user, body, offline) of the inbound message with this id.
 pub fn received(event: &Event, id: &str) -> Option<(String, String, bool)> {
     let Event::Messages(batch) = event else { return None };

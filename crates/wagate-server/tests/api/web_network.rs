@@ -43,6 +43,13 @@ pub(crate) async fn control(network: &Running, path: &str, body: Value) -> (Stat
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// What the network's control API shows at `path` (`/accounts`, `/unhandled`, …).
+async fn look(network: &Running, path: &str) -> Value {
+    let response =
+        reqwest::get(format!("{}{path}", network.control_url)).await.expect("the control API answers");
+    response.json().await.expect("JSON")
+}
+
 /// Creates a `web` session, connects it and scans its QR code with the phone of `phone`;
 /// returns the session once `connected`.
 pub(crate) async fn link(server: &TestServer, network: &Running, id: &str, phone: &str) -> Value {
@@ -82,8 +89,7 @@ async fn a_phone_links_a_web_session_by_scanning_its_qr_code() {
     let (_, qr_events) = server.get("/v1/events?session_id=shop&types=session.qr&limit=10").await;
     assert!(!qr_events["data"].as_array().unwrap().is_empty(), "the QR code was published");
     // The phone's account now has wagate's device linked.
-    let accounts: Value =
-        reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+    let accounts: Value = look(&network, "/accounts").await;
     let account =
         accounts.as_array().unwrap().iter().find(|a| a["phone"] == "15550001111").expect("the account");
     assert_eq!(account["devices"].as_array().unwrap().len(), 1, "{account}");
@@ -198,12 +204,7 @@ async fn a_virtual_contact_gets_a_text_reads_it_and_writes_back() {
     let id = sent["id"].as_str().unwrap();
     let read = server.wait_for_message_status(id, "read").await;
     assert_eq!(history(&read), ["queued", "sending", "sent", "delivered", "read"], "{read}");
-    let inbox: Value = reqwest::get(format!("{}/contacts/15557770001/messages", network.control_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inbox: Value = look(&network, "/contacts/15557770001/messages").await;
     let got = &inbox.as_array().unwrap()[0];
     assert_eq!(
         (got["from"].as_str(), got["body"].as_str()),
@@ -388,8 +389,7 @@ async fn every_kind_travels_between_web_sessions_and_media_arrives_byte_for_byte
 
 /// The fake answered every stanza the clients sent with what it models.
 async fn assert_unhandled_is_empty(network: &Running) {
-    let unhandled: Value =
-        reqwest::get(format!("{}/unhandled", network.control_url)).await.unwrap().json().await.unwrap();
+    let unhandled: Value = look(network, "/unhandled").await;
     assert_eq!(unhandled, json!([]), "stanzas the fake does not model");
 }
 
@@ -414,8 +414,7 @@ async fn linked_web_sessions_come_back_after_a_restart_without_a_qr_code() {
     let (_, after) = server.get("/v1/events?session_id=alice&types=session.qr&limit=100").await;
     assert_eq!(qr_events(before), qr_events(after), "no new QR code after the restart");
     // The second login of each device used the IK handshake (the server key is known).
-    let accounts: Value =
-        reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+    let accounts: Value = look(&network, "/accounts").await;
     for account in accounts.as_array().unwrap() {
         let device = &account["devices"][0];
         assert!(device["logins"].as_u64().unwrap() >= 2, "{account}");
@@ -463,8 +462,7 @@ async fn sessions_end_as_whatsapp_ends_them() {
     assert!(status.is_success(), "{body}");
     server.wait_for_status("logout", "logged_out").await;
     let account = eventually(|| async {
-        let accounts: Value =
-            reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+        let accounts: Value = look(&network, "/accounts").await;
         accounts
             .as_array()
             .unwrap()
@@ -490,8 +488,7 @@ async fn sessions_end_as_whatsapp_ends_them() {
 
 /// The fake's view of a phone's first linked device.
 async fn device(network: &Running, phone: &str) -> Value {
-    let accounts: Value =
-        reqwest::get(format!("{}/accounts", network.control_url)).await.unwrap().json().await.unwrap();
+    let accounts: Value = look(network, "/accounts").await;
     let account =
         accounts.as_array().unwrap().iter().find(|a| a["phone"] == phone).cloned().expect("the account");
     account["devices"][0].clone()

@@ -13,8 +13,6 @@ use crate::noise::Pattern;
 use crate::server::{FakeServer, Online, Outbox, Pending};
 use crate::stanza::{self, SERVER};
 
-const QR_REFS: usize = 6;
-
 pub(crate) fn admit(
     server: &FakeServer,
     outbox: &Outbox,
@@ -59,7 +57,8 @@ fn registration(
 }
 
 fn start_pairing(server: &FakeServer, outbox: &Outbox, registration: Registration) -> Peer {
-    let refs: Vec<String> = (0..QR_REFS).map(|_| format!("2@{}", stanza::new_id())).collect();
+    let refs: Vec<String> =
+        (0..server.inner.config.qr_refs).map(|_| format!("2@{}", stanza::new_id())).collect();
     {
         let mut state = server.state();
         for r in &refs {

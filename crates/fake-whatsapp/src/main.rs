@@ -23,6 +23,9 @@ struct Args {
     /// How long after delivery a virtual contact reads a message, in milliseconds; negative: never.
     #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     contact_read_delay_ms: i64,
+    /// How many QR codes a new companion may show before it gives up (WhatsApp gives six).
+    #[arg(long, default_value_t = 6)]
+    qr_refs: usize,
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> Result<()> {
         seed: args.seed,
         contact_delivery_delay: Duration::from_millis(args.contact_delivery_delay_ms),
         contact_read_delay: u64::try_from(args.contact_read_delay_ms).ok().map(Duration::from_millis),
+        qr_refs: args.qr_refs,
     };
     let running = FakeServer::start(config, args.listen).await?;
     let ready = serde_json::json!({

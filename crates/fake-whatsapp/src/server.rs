@@ -35,6 +35,9 @@ pub struct Config {
     /// How long after delivery a virtual contact reads a message; `None`
     /// leaves messages unread.
     pub contact_read_delay: Option<Duration>,
+    /// How many QR references a new companion gets to show (WhatsApp gives six: the client
+    /// shows the first for 60 s and each next one for 20 s, then gives up).
+    pub qr_refs: usize,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             seed: "fake-whatsapp".into(),
             contact_delivery_delay: Duration::ZERO,
             contact_read_delay: Some(Duration::from_millis(200)),
+            qr_refs: 6,
         }
     }
 }

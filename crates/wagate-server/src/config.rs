@@ -331,6 +331,9 @@ pub struct WebSettings {
     /// How long a send waits for WhatsApp's server to acknowledge it before it is retried
     /// (with the same message id, so WhatsApp does not show it twice).
     pub ack_timeout_ms: u64,
+    /// How long a connection may wait for WhatsApp's first answer before the session is
+    /// reported `disconnected` (unreachable) and tried again.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for WebSettings {
@@ -340,6 +343,7 @@ impl Default for WebSettings {
             ws_url: "wss://web.whatsapp.com/ws/chat".into(),
             client_version: None,
             ack_timeout_ms: 20_000,
+            connect_timeout_ms: 30_000,
         }
     }
 }
@@ -537,6 +541,7 @@ impl Config {
             ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
             ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
             ("connectors.web.ack_timeout_ms", self.connectors.web.ack_timeout_ms),
+            ("connectors.web.connect_timeout_ms", self.connectors.web.connect_timeout_ms),
             ("api.max_body_bytes", self.api.max_body_bytes as u64),
             ("api.hook_calls_per_minute", u64::from(self.api.hook_calls_per_minute)),
             ("events.stream_buffer", self.events.stream_buffer as u64),

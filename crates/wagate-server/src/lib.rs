@@ -107,6 +107,7 @@ impl Server {
                     .as_deref()
                     .and_then(wagate_connect::web::parse_version),
                 ack_timeout: ms(settings.ack_timeout_ms),
+                connect_timeout: ms(settings.connect_timeout_ms),
                 ..WebConfig::default()
             };
             let keys: Arc<dyn wagate_core::DeviceKeys> = store.clone();

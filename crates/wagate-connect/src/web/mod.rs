@@ -12,6 +12,7 @@ pub mod mapping;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -54,6 +55,11 @@ pub struct WebConfig {
     /// How long an inbound message waits to be stored before it is left unacknowledged
     /// (WhatsApp then delivers it again).
     pub store_timeout: Duration,
+    /// How long a connection may go without a word from WhatsApp (a QR code, a pairing
+    /// code, `connected`, a refusal) before it is reported unreachable. The client retries
+    /// on its own without telling anyone, so without this a session would say `connecting`
+    /// forever.
+    pub connect_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -63,6 +69,7 @@ impl Default for WebConfig {
             client_version: None,
             ack_timeout: Duration::from_secs(20),
             store_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -101,6 +108,7 @@ impl WebConnector {
             acks: Mutex::new(HashMap::new()),
             client: OnceLock::new(),
             store_timeout: self.config.store_timeout,
+            answered: AtomicBool::new(false),
         });
         let backend = Arc::new(SessionKeys::new(Arc::clone(&self.keys), spec.id.clone()));
         let mut builder = Bot::builder()
@@ -148,17 +156,37 @@ impl Connector for WebConnector {
         let (bot, shared) = self.build(&spec, events).await?;
         let client = bot.client();
         let handle = bot.spawn();
+        let watchdog = tokio::spawn(unanswered(
+            Arc::downgrade(&shared),
+            self.config.connect_timeout,
+            self.config.ws_url.clone(),
+        ));
         Ok(Box::new(WebConnection {
             client,
             handle: tokio::sync::Mutex::new(Some(handle)),
             shared,
             ack_timeout: self.config.ack_timeout,
+            watchdog: watchdog.abort_handle(),
         }))
     }
 
     async fn forget(&self, session: &SessionId) {
         if let Err(e) = self.keys.clear_device_keys(session).await {
             tracing::warn!(error = %e, "could not delete the device keys of a logged-out session");
+        }
+    }
+}
+
+/// Reports the connection unreachable (to be tried again) when WhatsApp has said nothing
+/// within `timeout`: the client keeps retrying a refused or silent server without an event.
+async fn unanswered(shared: Weak<Shared>, timeout: Duration, url: String) {
+    tokio::time::sleep(timeout).await;
+    if let Some(shared) = shared.upgrade() {
+        if !shared.answered.load(Ordering::Acquire) {
+            shared.emit(ConnectorEvent::Disconnected {
+                reason: mapping::unreachable_reason(&url, timeout),
+                reconnect: true,
+            });
         }
     }
 }
@@ -173,6 +201,8 @@ pub struct Shared {
     /// Weak: the client holds the event handler that holds this.
     client: OnceLock<Weak<Client>>,
     store_timeout: Duration,
+    /// Whether WhatsApp has answered this connection yet (see [`unanswered`]).
+    answered: AtomicBool,
 }
 
 impl Shared {
@@ -198,6 +228,9 @@ impl EventHandler for Events {
         let shared = &self.0;
         let now = Utc::now();
         let until = |timeout: Duration| now + chrono::Duration::from_std(timeout).unwrap_or_default();
+        if mapping::is_answer(&event) {
+            shared.answered.store(true, Ordering::Release);
+        }
         match &*event {
             Event::PairingQrCode(qr) => {
                 shared.emit(ConnectorEvent::Qr { code: qr.code.clone(), expires_at: until(qr.timeout) })
@@ -380,6 +413,7 @@ pub struct WebConnection {
     handle: tokio::sync::Mutex<Option<BotHandle>>,
     shared: Arc<Shared>,
     ack_timeout: Duration,
+    watchdog: tokio::task::AbortHandle,
 }
 
 impl WebConnection {
@@ -408,6 +442,7 @@ impl WebConnection {
     }
 
     async fn stop(&self) {
+        self.watchdog.abort();
         if let Some(handle) = self.handle.lock().await.take() {
             handle.shutdown().await;
         }

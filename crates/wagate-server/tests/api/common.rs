@@ -337,17 +337,26 @@ impl TestServer {
 }
 
 /// Polls until `check` returns a value; fails the test after fifteen seconds.
-pub async fn eventually<T, F, Fut>(mut check: F) -> T
+pub async fn eventually<T, F, Fut>(check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    eventually_within(Duration::from_secs(15), check).await
+}
+
+/// Polls until `check` returns a value; fails the test after `limit`.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within 15 s");
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {limit:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

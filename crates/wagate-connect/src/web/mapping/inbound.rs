@@ -254,6 +254,29 @@ pub const STREAM_REPLACED: &str =
     "stream_replaced: another client connected with this device's keys (the session runs twice)";
 pub const CLIENT_OUTDATED: &str =
     "client_outdated: WhatsApp refused the client version; set connectors.web.client_version";
+/// Why a connection WhatsApp never answered is given up and tried again.
+pub fn unreachable_reason(url: &str, waited: std::time::Duration) -> String {
+    format!("unreachable: no answer from WhatsApp at {url} within {} s; trying again", waited.as_secs_f32())
+}
+
+/// Whether a client event shows that WhatsApp answered the connection: it showed a code,
+/// linked, connected, or refused in words.
+pub fn is_answer(event: &whatsapp_rust::types::events::Event) -> bool {
+    use whatsapp_rust::types::events::Event;
+    matches!(
+        event,
+        Event::PairingQrCode(_)
+            | Event::PairingCode(_)
+            | Event::PairSuccess(_)
+            | Event::Connected(_)
+            | Event::LoggedOut(_)
+            | Event::StreamReplaced(_)
+            | Event::TemporaryBan(_)
+            | Event::ClientOutdated(_)
+            | Event::ConnectFailure(_)
+    )
+}
+
 pub const QR_EXPIRED: &str = "qr_expired: no phone scanned the QR codes in time";
 
 /// A phone number from one of WhatsApp's JIDs of the account (`5511…:12@s.whatsapp.net`).

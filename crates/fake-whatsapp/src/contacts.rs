@@ -12,7 +12,8 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use whatsapp_rust::download::MediaType;
-use whatsapp_rust::types::events::InboundMessage;
+use whatsapp_rust::types::events::{Event, InboundMessage};
+use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
@@ -37,14 +38,53 @@ pub struct Received {
     pub receipts: Vec<String>,
 }
 
+/// A message a virtual contact sent, as `GET /control/contacts/{phone}/sent` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sent {
+    pub id: String,
+    pub to: String,
+    /// Receipts the recipient sent back for it, in order ("delivered", "read", "played").
+    pub receipts: Vec<String>,
+}
+
 pub(crate) struct Contact {
     pub companion: Companion,
     inbox: Arc<Mutex<Vec<Received>>>,
+    /// (message id, recipient) of what the contact sent.
+    sent: Mutex<Vec<(String, String)>>,
 }
 
 impl Contact {
     pub fn received(&self) -> Vec<Received> {
         self.inbox.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What the contact sent, with the receipts its client has seen for each message.
+    pub fn sent(&self) -> Vec<Sent> {
+        let events = self.companion.events();
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        sent.into_iter()
+            .map(|(id, to)| {
+                let receipts = events
+                    .iter()
+                    .filter_map(|event| match &**event {
+                        Event::Receipt(r) if r.message_ids.contains(&id) => receipt_name(&r.r#type),
+                        _ => None,
+                    })
+                    .map(str::to_owned)
+                    .collect();
+                Sent { id, to, receipts }
+            })
+            .collect()
+    }
+}
+
+fn receipt_name(kind: &ReceiptType) -> Option<&'static str> {
+    match kind {
+        ReceiptType::Delivered => Some("delivered"),
+        ReceiptType::Read => Some("read"),
+        ReceiptType::Played => Some("played"),
+        _ => None,
     }
 }
 
@@ -181,7 +221,7 @@ pub async fn start(server: &FakeServer, phone: &str, name: Option<String>) -> Re
     if let Some(account) = server.state().registry.accounts.get_mut(phone) {
         account.name = Some(name);
     }
-    server.add_contact(phone, Arc::new(Contact { companion, inbox }));
+    server.add_contact(phone, Arc::new(Contact { companion, inbox, sent: Mutex::new(Vec::new()) }));
     Ok(())
 }
 
@@ -231,5 +271,6 @@ pub async fn send(server: &FakeServer, phone: &str, out: Outgoing) -> Result<Str
         other => bail!("message type {other:?} is not supported (text, image)"),
     };
     let sent = client.send_message(Jid::pn(out.to.as_str()), message).await?;
+    contact.sent.lock().unwrap_or_else(|p| p.into_inner()).push((sent.message_id.clone(), out.to));
     Ok(sent.message_id)
 }

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<FakeServer> {
         .route("/control/accounts/{phone}/drop", post(drop_connections))
         .route("/control/contacts", post(start_contact))
         .route("/control/contacts/{phone}/messages", post(contact_send).get(contact_messages))
+        .route("/control/contacts/{phone}/sent", get(contact_sent))
 }
 
 fn error(status: StatusCode, e: anyhow::Error) -> Response {
@@ -190,6 +191,13 @@ async fn contact_send(
     match contacts::send(&server, &phone, out).await {
         Ok(id) => Json(json!({ "id": id })).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn contact_sent(State(server): State<FakeServer>, Path(phone): Path<String>) -> Response {
+    match server.contact(&phone) {
+        Some(contact) => Json(contact.sent()).into_response(),
+        None => error(StatusCode::NOT_FOUND, anyhow::anyhow!("no virtual contact {phone}")),
     }
 }
 

@@ -283,3 +283,79 @@ async fn a_number_check_asks_the_network() {
     assert!(body["data"][0]["lid"].as_str().is_some_and(|l| l.ends_with("@lid")), "{body}");
     assert_unhandled_is_empty(&network).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_travels_both_ways_with_a_person_and_they_get_our_receipts() {
+    use base64::Engine as _;
+    let network = network().await;
+    let server = gateway(&network).await;
+    let (status, body) =
+        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    link(&server, &network, "shop", "15550001111").await;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+
+    // To the person: a catalogue picture with a caption.
+    let ours: Vec<u8> = [b"\x89PNG\r\n\x1a\n".as_slice(), &[9u8; 30_000]].concat();
+    let (status, sent) = server
+        .post(
+            "/v1/sessions/shop/messages",
+            json!({ "to": "15557770001", "type": "image",
+                    "image": { "data": format!("data:image/png;base64,{}", b64(&ours)), "caption": "new in" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "read").await;
+    let inbox: Value = look(&network, "/contacts/15557770001/messages").await;
+    let got = &inbox.as_array().unwrap()[0];
+    assert_eq!(
+        (got["type"].as_str(), got["body"].as_str(), got["sha256"].as_str()),
+        (Some("image"), Some("new in"), Some(sha256(&ours).as_str())),
+        "{got}"
+    );
+
+    // From the person: a photo of what arrived, stored byte for byte.
+    let theirs: Vec<u8> = [b"\xff\xd8\xff\xe0".as_slice(), &[4u8; 25_000]].concat();
+    let (status, body) = control(
+        &network,
+        "/contacts/15557770001/messages",
+        json!({ "to": "15550001111", "type": "image",
+                "image": { "data": b64(&theirs), "mimetype": "image/jpeg", "caption": "arrived broken" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let their_id = body["id"].as_str().unwrap().to_owned();
+    let got = received(&server, "shop", "image").await;
+    assert_eq!(
+        (got["image"]["caption"].as_str(), got["image"]["sha256"].as_str()),
+        (Some("arrived broken"), Some(sha256(&theirs).as_str())),
+        "{got}"
+    );
+    assert_eq!(got["from"], "15557770001@s.whatsapp.net", "{got}");
+    let file = server
+        .request(reqwest::Method::GET, &format!("/v1/media/{}", got["image"]["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&file.bytes().await.unwrap()), sha256(&theirs));
+
+    // The person sees two ticks once it is stored, and blue ones once the shop reads it.
+    let receipts = |sent: Value| {
+        let mine = sent.as_array().unwrap().iter().find(|m| m["id"] == their_id.as_str()).cloned();
+        mine.map(|m| m["receipts"].clone()).unwrap_or_default()
+    };
+    eventually(|| async {
+        let seen = receipts(look(&network, "/contacts/15557770001/sent").await);
+        (seen == json!(["delivered"])).then_some(())
+    })
+    .await;
+    let (status, body) =
+        server.post(&format!("/v1/messages/{}/read", got["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(|| async {
+        let seen = receipts(look(&network, "/contacts/15557770001/sent").await);
+        (seen == json!(["delivered", "read"])).then_some(())
+    })
+    .await;
+    assert_unhandled_is_empty(&network).await;
+}

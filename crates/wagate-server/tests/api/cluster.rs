@@ -14,7 +14,7 @@ use wagate_store::{Cluster, PgStore};
 use crate::common::{eventually, fast_config, TestData, TestServer};
 
 /// A node's configuration: heartbeats and leases in milliseconds.
-fn node_config(data: &TestData, id: &str) -> Config {
+pub(crate) fn node_config(data: &TestData, id: &str) -> Config {
     let mut config = fast_config(data);
     config.node_id = id.into();
     config.node.heartbeat_ms = 100;

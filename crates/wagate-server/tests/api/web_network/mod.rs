@@ -12,6 +12,7 @@ use wagate_server::Config;
 
 use crate::common::{eventually, TestServer};
 
+mod cluster;
 mod lifecycle;
 mod linking;
 mod messaging;

@@ -77,6 +77,7 @@ async fn sessions_end_as_whatsapp_ends_them() {
         outdated["status_reason"].as_str().is_some_and(|r| r.starts_with("client_outdated")),
         "{outdated}"
     );
+    assert_unhandled_is_empty(&network).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +143,7 @@ async fn a_dropped_connection_reconnects_by_itself() {
     assert_eq!(session["status"], "connected", "{session}");
     let logins = device(&network, "15550001111").await["logins"].as_u64().unwrap();
     assert!(logins >= 2, "it logged in again: {logins}");
+    assert_unhandled_is_empty(&network).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,6 +165,7 @@ async fn a_session_unlinked_while_the_gateway_was_down_is_logged_out_when_it_is_
     let (status, body) = server.post("/v1/sessions/shop/connect", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     server.wait_for_qr("shop").await;
+    assert_unhandled_is_empty(&network).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,4 +148,5 @@ async fn qr_codes_rotate_and_expire_when_nobody_scans() {
     let (status, body) = control(&network, "/scan", json!({ "qr": fresh, "phone": "15550001111" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.wait_for_status("shop", "connected").await;
+    assert_unhandled_is_empty(&network).await;
 }

@@ -208,3 +208,49 @@ async fn a_copy_of_the_session_running_elsewhere_replaces_this_one_without_a_rec
     twin.wait_for_message_status(sent["id"].as_str().unwrap(), "delivered").await;
     assert_unhandled_is_empty(&network).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_as_the_gateway_dies_are_stored_once_when_it_is_back() {
+    let network = network().await;
+    let (status, body) =
+        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = TestData::new().await;
+    let mut config = fast_config(&data);
+    reach(&mut config, &network);
+    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    link(&server, &network, "shop", "15550001111").await;
+
+    // Carol writes twenty messages; the gateway dies while they arrive, some stored, some
+    // received but not yet committed, some not yet delivered.
+    let url = format!("{}/contacts/15557770001/messages", network.control_url);
+    let carol = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for i in 0..20 {
+            let body =
+                json!({ "to": "15550001111", "type": "text", "text": { "body": format!("burst {i}") } });
+            let response = client.post(&url).json(&body).send().await.expect("the control API answers");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+    eventually(|| async { (server.messages("shop", "in").await.len() >= 3).then_some(()) }).await;
+    let (data, config) = tokio::task::block_in_place(|| server.kill());
+    carol.await.expect("Carol sent everything");
+
+    let server = TestServer::start_in(data, config).await;
+    let received = eventually(|| async {
+        let received = server.messages("shop", "in").await;
+        (received.len() >= 20).then_some(received)
+    })
+    .await;
+    let mut got: Vec<String> =
+        received.iter().map(|m| m["text"]["body"].as_str().unwrap().to_owned()).collect();
+    got.sort_unstable();
+    let mut sent: Vec<String> = (0..20).map(|i| format!("burst {i}")).collect();
+    sent.sort_unstable();
+    assert_eq!(got, sent, "each once");
+    eventually(|| async { (device(&network, "15550001111").await["queued"] == 0).then_some(()) }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.messages("shop", "in").await.len(), 20, "nothing stored twice");
+    assert_unhandled_is_empty(&network).await;
+}

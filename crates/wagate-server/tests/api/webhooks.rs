@@ -319,7 +319,13 @@ async fn a_webhook_failing_for_too_long_is_disabled_with_an_event() {
 
 #[tokio::test]
 async fn one_dead_receiver_does_not_hold_up_another() {
-    let server = TestServer::start_with(|c| c.webhooks.max_in_flight = 4).await;
+    let server = TestServer::start_with(|c| {
+        c.webhooks.max_in_flight = 4;
+        // The dead receiver's attempts stay open for the whole test, however slow the machine:
+        // a timed-out attempt would free its slot for a retry and count twice.
+        c.webhooks.timeout_ms = 120_000;
+    })
+    .await;
     let dead = Receiver::start().await;
     dead.answer_always(Answer::Hang);
     let alive = Receiver::start().await;

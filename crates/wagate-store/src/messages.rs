@@ -148,7 +148,7 @@ pub trait Messages: Send + Sync {
     /// Returns the `message.received` events of the new ones.
     async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>>;
     /// Cancels a message that is still `scheduled`: it goes `canceled` and leaves the queue.
-    /// `Conflict` when it is past that.
+    /// `IllegalTransition` when it is past that.
     async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)>;
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;

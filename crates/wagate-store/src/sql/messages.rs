@@ -504,20 +504,11 @@ impl Messages for Backend {
         let mut tx = begin(conn).await?;
         let mut message =
             fetch_where(&mut tx, "id = $1", &[id.as_str()]).await?.ok_or(StoreError::NotFound("message"))?;
+        // Only a message that has not been queued for sending yet can be called back.
         if message.status != MessageStatus::Scheduled {
             return Err(
                 wagate_core::IllegalTransition { from: message.status, to: MessageStatus::Canceled }.into()
             );
-        }
-        match message.status.transition(MessageStatus::Canceled)? {
-            wagate_core::StatusChange::Apply => {}
-            wagate_core::StatusChange::Stale => {
-                return Err(wagate_core::IllegalTransition {
-                    from: message.status,
-                    to: MessageStatus::Canceled,
-                }
-                .into())
-            }
         }
         message.status = MessageStatus::Canceled;
         message.status_reason = Some("canceled by request".into());

@@ -149,3 +149,23 @@ impl Events for Backend {
         Ok(event)
     }
 }
+
+#[cfg(feature = "testing")]
+impl Backend {
+    /// Appends one event, then holds its transaction open for `stall` before committing: a
+    /// writer that stalls inside its transaction, for tests of the log's ordering guarantee.
+    pub async fn append_event_stalled(
+        &self,
+        session_id: &SessionId,
+        data: EventData,
+        now: Timestamp,
+        stall: std::time::Duration,
+    ) -> StoreResult<Event> {
+        let mut writer = self.writer().await?;
+        let mut tx = begin(&mut writer).await?;
+        let event = insert(&mut tx, session_id, data, now).await?;
+        tokio::time::sleep(stall).await;
+        tx.commit().await?;
+        Ok(event)
+    }
+}

@@ -331,8 +331,8 @@ pub struct WebSettings {
     /// How long a send waits for WhatsApp's server to acknowledge it before it is retried
     /// (with the same message id, so WhatsApp does not show it twice).
     pub ack_timeout_ms: u64,
-    /// How long a connection may wait for WhatsApp's first answer before the session is
-    /// reported `disconnected` (unreachable) and tried again.
+    /// How long a connection may wait for WhatsApp's first answer (its handshake, a QR code, a
+    /// refusal) before the session is reported `disconnected` (unreachable) and tried again.
     pub connect_timeout_ms: u64,
 }
 

@@ -55,8 +55,8 @@ pub struct WebConfig {
     /// How long an inbound message waits to be stored before it is left unacknowledged
     /// (WhatsApp then delivers it again).
     pub store_timeout: Duration,
-    /// How long a connection may go without a word from WhatsApp (a QR code, a pairing
-    /// code, `connected`, a refusal) before it is reported unreachable. The client retries
+    /// How long a connection may go without a word from WhatsApp (its handshake, a QR code,
+    /// a pairing code, a refusal) before it is reported unreachable. The client retries
     /// on its own without telling anyone, so without this a session would say `connecting`
     /// forever.
     pub connect_timeout: Duration,
@@ -179,10 +179,13 @@ impl Connector for WebConnector {
 
 /// Reports the connection unreachable (to be tried again) when WhatsApp has said nothing
 /// within `timeout`: the client keeps retrying a refused or silent server without an event.
+/// A connection whose handshake WhatsApp answered counts as answered even before `connected`,
+/// which can wait minutes for the first app-state sync of a busy account.
 async fn unanswered(shared: Weak<Shared>, timeout: Duration, url: String) {
     tokio::time::sleep(timeout).await;
     if let Some(shared) = shared.upgrade() {
-        if !shared.answered.load(Ordering::Acquire) {
+        let handshaken = shared.client.get().and_then(Weak::upgrade).is_some_and(|c| c.is_connected());
+        if !handshaken && !shared.answered.load(Ordering::Acquire) {
             shared.emit(ConnectorEvent::Disconnected {
                 reason: mapping::unreachable_reason(&url, timeout),
                 reconnect: true,

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+mod group_commit;
 pub mod media;
 pub mod metrics;
 mod qr;

@@ -3,7 +3,6 @@
 
 mod changes;
 mod cluster;
-mod group_commit;
 mod live;
 mod pacing;
 mod session;
@@ -24,9 +23,9 @@ use wagate_store::{
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
+pub use crate::group_commit::CommitError;
+use crate::group_commit::GroupCommit;
 pub use cluster::Membership;
-pub use group_commit::CommitError;
-pub(crate) use group_commit::GroupCommit;
 use live::LiveFeed;
 pub use live::{EventFilter, StreamEnd, Subscription};
 

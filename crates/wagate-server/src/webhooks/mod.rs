@@ -17,7 +17,8 @@ use wagate_core::{DeliveryId, Event, EventData, Webhook, WebhookId};
 use wagate_store::{AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliverySlots, StoreResult};
 
 use crate::config::{ms, WebhooksConfig};
-use crate::engine::{Engine, GroupCommit};
+use crate::engine::Engine;
+use crate::group_commit::GroupCommit;
 
 /// Runs webhook deliveries in the background.
 pub struct Deliverer {

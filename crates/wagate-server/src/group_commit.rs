@@ -4,11 +4,12 @@
 //! writes are committed.
 
 use std::future::Future;
-use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use wagate_store::StoreError;
+
+use crate::tasks::Tasks;
 
 /// The most submissions folded into one transaction.
 const MAX_JOBS: usize = 512;
@@ -26,8 +27,8 @@ type Job<I, O> = (Vec<I>, oneshot::Sender<Result<Vec<O>, CommitError>>);
 
 /// A writer task that commits the items of all waiting submissions in one call.
 pub(crate) struct GroupCommit<I, O> {
-    jobs: Mutex<Option<mpsc::Sender<Job<I, O>>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    jobs: mpsc::Sender<Job<I, O>>,
+    writer: Tasks,
 }
 
 impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
@@ -39,36 +40,49 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         Fut: Future<Output = Result<Vec<O>, StoreError>> + Send + 'static,
     {
         let (jobs, rx) = mpsc::channel(MAX_JOBS * 4);
-        let task = tokio::spawn(commit_loop(rx, commit));
-        Self { jobs: Mutex::new(Some(jobs)), task: Mutex::new(Some(task)) }
+        let writer = Tasks::default();
+        writer.spawn(commit_loop(rx, commit, writer.stopping()));
+        Self { jobs, writer }
     }
 
     /// Commits `items` (with whatever else is waiting); answers once they are committed.
     pub(crate) async fn submit(&self, items: Vec<I>) -> Result<Vec<O>, CommitError> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let jobs = jobs.ok_or(CommitError::ShuttingDown)?;
+        if self.writer.is_stopping() {
+            return Err(CommitError::ShuttingDown);
+        }
         let (reply, answer) = oneshot::channel();
-        jobs.send((items, reply)).await.map_err(|_| CommitError::ShuttingDown)?;
+        self.jobs.send((items, reply)).await.map_err(|_| CommitError::ShuttingDown)?;
         answer.await.map_err(|_| CommitError::ShuttingDown)?
     }
 
-    /// Commits what is waiting, then stops taking submissions.
+    /// Stops taking submissions, commits what is waiting, then stops.
     pub(crate) async fn stop(&self) {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.writer.stop().await;
     }
 }
 
-async fn commit_loop<I, O, F, Fut>(mut jobs: mpsc::Receiver<Job<I, O>>, mut commit: F)
-where
+async fn commit_loop<I, O, F, Fut>(
+    mut jobs: mpsc::Receiver<Job<I, O>>,
+    mut commit: F,
+    stop: CancellationToken,
+) where
     F: FnMut(Vec<I>) -> Fut,
     Fut: Future<Output = Result<Vec<O>, StoreError>>,
 {
     let mut batch: Vec<Job<I, O>> = Vec::with_capacity(MAX_JOBS);
-    while jobs.recv_many(&mut batch, MAX_JOBS).await > 0 {
+    loop {
+        let received = tokio::select! {
+            biased;
+            received = jobs.recv_many(&mut batch, MAX_JOBS) => received,
+            // Closed, the channel still yields what was sent before, then nothing.
+            () = stop.cancelled() => {
+                jobs.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            return;
+        }
         let mut sizes = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         let mut items = Vec::new();

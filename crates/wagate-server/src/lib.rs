@@ -9,6 +9,7 @@ mod group_commit;
 pub mod media;
 pub mod metrics;
 mod qr;
+mod tasks;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -16,8 +17,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
 use wagate_connect::web::{WebConfig, WebConnector};
 use wagate_connect::Connector;
@@ -27,6 +28,7 @@ use wagate_store::{PgStore, SqliteStore, Store};
 use config::ms;
 pub use config::Config;
 use engine::{Engine, Membership};
+use tasks::Tasks;
 use webhooks::Deliverer;
 
 /// What every request handler can reach.
@@ -42,8 +44,8 @@ pub struct AppState {
     pub hook_limits: Arc<api::HookLimits>,
     /// The simulated network, when the sim connector is enabled.
     pub sim: Option<Arc<SimNetwork>>,
-    /// Turns true when the server starts shutting down, so long waits end early.
-    pub stopping: watch::Receiver<bool>,
+    /// Cancelled when the server starts shutting down, so long waits end early.
+    pub stopping: CancellationToken,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -53,16 +55,12 @@ pub struct Server {
     engine: Arc<Engine>,
     deliverer: Arc<Deliverer>,
     store: Arc<dyn Store>,
-    stop: oneshot::Sender<()>,
-    stopping: watch::Sender<bool>,
+    /// The HTTP listeners, the metrics that follow the event feed and the media retention:
+    /// the first to stop, so that no request arrives while the rest stops.
+    front: Tasks,
     http: JoinHandle<std::io::Result<()>>,
     /// The `/metrics` listener, when it has its own address.
     metrics_http: Option<JoinHandle<std::io::Result<()>>>,
-    observer: JoinHandle<()>,
-    /// Renews this node's leases and takes its share of sessions.
-    heartbeat: JoinHandle<()>,
-    /// Deletes old media, when `media.retention_ms` is set.
-    retention: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -128,9 +126,10 @@ impl Server {
             ),
             connectors,
         );
-        let retention = media.start_retention(Arc::new(SystemClock));
+        let front = Tasks::default();
+        front.spawn(Arc::clone(&media).run_retention(Arc::new(SystemClock), front.stopping()));
         metrics::install();
-        let observer = metrics::observe(Arc::clone(&engine));
+        front.spawn(metrics::observe(Arc::clone(&engine), front.stopping()));
         // Other nodes may share the database (PostgreSQL): hear them, and let the sim network
         // reach their sim sessions.
         let signals = engine.store().listen().await.context("cannot listen for other nodes")?;
@@ -138,15 +137,14 @@ impl Server {
             network.reach_elsewhere(Arc::new(engine::SimsElsewhere::new(&engine)));
         }
         let resumed = engine.resume().await.context("cannot resume sessions")?;
-        let (stopping, stopping_rx) = watch::channel(false);
-        let heartbeat = engine.start_heartbeat(signals, stopping_rx.clone());
+        engine.start_heartbeat(signals);
         let deliverer = Arc::new(
             Deliverer::start(Arc::clone(&engine), config.webhooks.clone())
                 .context("cannot start the webhook deliverer")?,
         );
 
         let state = AppState {
-            stopping: stopping_rx,
+            stopping: front.stopping(),
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
             hook_limits: Arc::default(),
@@ -160,42 +158,21 @@ impl Server {
                 let listener =
                     TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 let app = axum::Router::from(api::metrics_routes(&state)).with_state(state.clone());
-                let mut stopping = state.stopping.clone();
-                Some(tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopping.wait_for(|stopping| *stopping).await;
-                        })
-                        .await
+                let stopping = state.stopping.clone();
+                Some(front.spawn(async move {
+                    axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
                 }))
             }
             None => None,
         };
+        let stopping = state.stopping.clone();
         let app = api::router(state);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+        let http = front.spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
         });
         let database = config::mask_password(&database_url);
         tracing::info!(%addr, resumed, %database, "wagate is listening");
-        Ok(Self {
-            addr,
-            admin_key,
-            engine,
-            deliverer,
-            store,
-            stop,
-            stopping,
-            http,
-            metrics_http,
-            observer,
-            heartbeat,
-            retention,
-        })
+        Ok(Self { addr, admin_key, engine, deliverer, store, front, http, metrics_http })
     }
 
     /// Where the API listens.
@@ -215,16 +192,10 @@ impl Server {
     /// Stops taking requests, finishes the ones in flight and the webhook attempts in flight,
     /// closes sessions (they resume on next start) and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.stopping.send(true);
-        let _ = self.stop.send(());
+        self.front.stop().await;
         self.http.await??;
         if let Some(metrics_http) = self.metrics_http {
             metrics_http.await??;
-        }
-        self.observer.abort();
-        let _ = self.heartbeat.await;
-        if let Some(retention) = self.retention {
-            retention.abort();
         }
         self.deliverer.stop().await;
         self.engine.shutdown().await;

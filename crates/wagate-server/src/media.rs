@@ -16,6 +16,7 @@ use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 use wagate_core::{Media, MediaId, MediaKind, Timestamp};
 use wagate_store::{Store, StoreError};
 
@@ -260,26 +261,20 @@ impl MediaStore {
         }
     }
 
-    /// Runs [`MediaStore::expire`] every `media.retention_sweep_ms`, when retention is set.
-    pub fn start_retention(
-        self: &Arc<Self>,
-        clock: Arc<dyn wagate_core::Clock>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    /// Runs [`MediaStore::expire`] every `media.retention_sweep_ms` until `stop`, when
+    /// retention is set.
+    pub async fn run_retention(self: Arc<Self>, clock: Arc<dyn wagate_core::Clock>, stop: CancellationToken) {
         if self.limits.retention_ms == 0 {
-            return None;
+            return;
         }
-        let media = Arc::clone(self);
-        Some(tokio::spawn(async move {
-            let mut every = tokio::time::interval(crate::config::ms(media.limits.retention_sweep_ms));
-            loop {
-                every.tick().await;
-                match media.expire(clock.now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, "deleted expired media"),
-                    Err(e) => tracing::warn!(error = %e, "media retention failed; trying again later"),
-                }
+        let mut every = tokio::time::interval(crate::config::ms(self.limits.retention_sweep_ms));
+        while stop.run_until_cancelled(every.tick()).await.is_some() {
+            match stop.run_until_cancelled(self.expire(clock.now())).await {
+                None | Some(Ok(0)) => {}
+                Some(Ok(n)) => tracing::info!(deleted = n, "deleted expired media"),
+                Some(Err(e)) => tracing::warn!(error = %e, "media retention failed; trying again later"),
             }
-        }))
+        }
     }
 }
 

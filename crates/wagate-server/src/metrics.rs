@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventData, MessageId, MessageStatus, SessionId, Timestamp};
 
 use crate::engine::Engine;
@@ -147,21 +147,19 @@ pub async fn render(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], exporter.handle.render()).into_response()
 }
 
-/// Follows the event feed and turns events into message and event metrics.
-pub fn observe(engine: Arc<Engine>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut events = engine.subscribe();
-        let mut observer =
-            Observer { engine: Arc::clone(&engine), connectors: HashMap::new(), sent_at: HashMap::new() };
-        loop {
-            match events.recv().await {
-                Ok(event) => observer.see(&event).await,
-                // Metrics may miss a few events when the node is overloaded; the log does not.
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            }
+/// Follows the event feed until `stop` and turns events into message and event metrics.
+pub async fn observe(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut events = engine.subscribe();
+    let mut observer =
+        Observer { engine: Arc::clone(&engine), connectors: HashMap::new(), sent_at: HashMap::new() };
+    while let Some(received) = stop.run_until_cancelled(events.recv()).await {
+        match received {
+            Ok(event) => observer.see(&event).await,
+            // Metrics may miss a few events when the node is overloaded; the log does not.
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
-    })
+    }
 }
 
 struct Observer {

@@ -174,7 +174,6 @@ pub async fn send(
     let mut status = StatusCode::ACCEPTED;
     if let Some(events) = events.as_mut() {
         let timeout = Duration::from_millis(state.config.api.wait_timeout_ms);
-        let mut stopping = state.stopping.clone();
         tokio::select! {
             waited = tokio::time::timeout(timeout, wait_for_result(&state, &message, events)) => match waited {
                 Ok(result) => {
@@ -192,7 +191,7 @@ pub async fn send(
             },
             // The server is stopping: the message is committed and queued, so answer as a
             // send without `wait` would rather than hold the shutdown up.
-            _ = stopping.wait_for(|stopping| *stopping) => {}
+            () = state.stopping.cancelled() => {}
         }
     }
     let mut response = (status, Json(message)).into_response();

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventId, SessionId};
 
 use super::events::parse_types;
@@ -87,15 +87,15 @@ impl Subscribe {
 /// The next event, or why the stream ends (the server stopping ends it too).
 async fn next_event(
     subscription: &mut Subscription,
-    stopping: &mut watch::Receiver<bool>,
+    stopping: &CancellationToken,
 ) -> Result<Event, StreamEnd> {
     let next = tokio::select! {
         next = subscription.next() => next,
-        _ = stopping.wait_for(|stopping| *stopping) => Err(StreamEnd::ShuttingDown),
+        () = stopping.cancelled() => Err(StreamEnd::ShuttingDown),
     };
     match next {
         // The store closing under a stopping server is the shutdown, not a fault.
-        Err(StreamEnd::Store(_)) if *stopping.borrow() => Err(StreamEnd::ShuttingDown),
+        Err(StreamEnd::Store(_)) if stopping.is_cancelled() => Err(StreamEnd::ShuttingDown),
         next => next,
     }
 }
@@ -132,7 +132,7 @@ pub async fn sse(
         last_event_id.or(query.after.as_deref()),
     )?;
     let subscription = state.engine.subscription(subscribe.filter, subscribe.after).await.map_err(|e| {
-        if *state.stopping.borrow() {
+        if state.stopping.is_cancelled() {
             ApiError::shutting_down()
         } else {
             ApiError::from(e)
@@ -140,8 +140,8 @@ pub async fn sse(
     })?;
     let stream =
         futures_util::stream::unfold(Some((subscription, state.stopping.clone())), |open| async move {
-            let (mut subscription, mut stopping) = open?;
-            match next_event(&mut subscription, &mut stopping).await {
+            let (mut subscription, stopping) = open?;
+            match next_event(&mut subscription, &stopping).await {
                 Ok(event) => {
                     let frame = SseEvent::default().id(event.id.to_string()).data(json!(event).to_string());
                     Some((Ok(frame), Some((subscription, stopping))))
@@ -188,7 +188,7 @@ async fn serve_ws(state: AppState, socket: WebSocket, mut subscribe: Subscribe, 
     }
     let mut subscription = match state.engine.subscription(subscribe.filter, subscribe.after).await {
         Ok(subscription) => subscription,
-        Err(_) if *state.stopping.borrow() => {
+        Err(_) if state.stopping.is_cancelled() => {
             let reason = format!("{}: {}", end_code(&StreamEnd::ShuttingDown), StreamEnd::ShuttingDown);
             return close(&mut sink, 1001, &reason).await;
         }
@@ -197,10 +197,9 @@ async fn serve_ws(state: AppState, socket: WebSocket, mut subscribe: Subscribe, 
             return close(&mut sink, 1011, "internal error; see the server log").await;
         }
     };
-    let mut stopping = state.stopping.clone();
     loop {
         tokio::select! {
-            next = next_event(&mut subscription, &mut stopping) => match next {
+            next = next_event(&mut subscription, &state.stopping) => match next {
                 Ok(event) => {
                     let text = json!(event).to_string();
                     match tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 use wagate_core::SessionId;
 use wagate_store::{Lease, NodeInfo, StoreError};
 
@@ -106,7 +106,7 @@ impl Engine {
             };
             let engine = Arc::clone(self);
             let id = lease.session_id.clone();
-            tokio::spawn(async move {
+            self.cluster.spawn(async move {
                 engine.command(&id, command).await;
             });
         }
@@ -173,36 +173,38 @@ impl Engine {
         }
     }
 
-    /// Runs heartbeats until `stop`, also at once when asked locally or by another node.
-    pub(crate) fn start_heartbeat(
-        self: &Arc<Self>,
-        signals: Option<mpsc::UnboundedReceiver<String>>,
-        mut stop: watch::Receiver<bool>,
-    ) -> JoinHandle<()> {
+    /// Runs heartbeats until the engine shuts down, also at once when asked locally or by
+    /// another node.
+    pub(crate) fn start_heartbeat(self: &Arc<Self>, signals: Option<mpsc::UnboundedReceiver<String>>) {
         let engine = Arc::clone(self);
         let interval = ms(self.membership.config.heartbeat_ms);
+        let stop = self.cluster.stopping();
         if let Some(signals) = signals {
             self.membership.peers.store(true, std::sync::atomic::Ordering::Relaxed);
-            tokio::spawn(Arc::clone(self).follow_signals(signals));
+            self.cluster.spawn(Arc::clone(self).follow_signals(signals, stop.clone()));
         }
-        tokio::spawn(async move {
+        self.cluster.spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = engine.membership.beat_now.notified() => {}
-                    _ = stop.wait_for(|stopping| *stopping) => return,
+                    () = stop.cancelled() => return,
                 }
                 if let Err(e) = engine.beat(false).await {
                     tracing::error!(error = %e, "heartbeat failed");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-        })
+        });
     }
 
     /// Acts on other nodes' signals: work queued for a session here, or a reason to beat now.
-    async fn follow_signals(self: Arc<Self>, mut signals: mpsc::UnboundedReceiver<String>) {
-        while let Some(signal) = signals.recv().await {
+    async fn follow_signals(
+        self: Arc<Self>,
+        mut signals: mpsc::UnboundedReceiver<String>,
+        stop: CancellationToken,
+    ) {
+        while let Some(signal) = stop.run_until_cancelled(signals.recv()).await.flatten() {
             match signal.split_once(' ') {
                 Some(("wake", id)) => {
                     if let Ok(id) = SessionId::parse(id) {

@@ -3,13 +3,15 @@
 //! subscriber that resumes reads the log first, then joins the feed without a gap or a repeat.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventId, EventType, SessionId};
 use wagate_store::{EventQuery, Store, StoreError};
+
+use crate::tasks::Tasks;
 
 /// Events read from the log per query.
 const PAGE: u32 = 500;
@@ -17,8 +19,7 @@ const PAGE: u32 = 500;
 pub(super) struct LiveFeed {
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    follower: Tasks,
 }
 
 impl LiveFeed {
@@ -27,14 +28,14 @@ impl LiveFeed {
     pub(super) fn start(store: Arc<dyn Store>, buffer: usize, poll: Duration) -> Self {
         let (sender, _) = broadcast::channel(buffer);
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(follow(store, sender.clone(), Arc::clone(&wake), poll, stopped));
-        Self { sender, wake, stop, task: Mutex::new(Some(task)) }
+        let follower = Tasks::default();
+        follower.spawn(follow(store, sender.clone(), Arc::clone(&wake), poll, follower.stopping()));
+        Self { sender, wake, follower }
     }
 
     /// Whether the task that follows the log is alive.
     pub(super) fn is_running(&self) -> bool {
-        self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|task| !task.is_finished())
+        self.follower.is_running()
     }
 
     /// New events were committed.
@@ -46,13 +47,9 @@ impl LiveFeed {
         self.sender.subscribe()
     }
 
-    /// Broadcasts what is committed, then stops; subscribers see the feed close.
+    /// Broadcasts what is committed, then stops.
     pub(super) async fn stop(&self) {
-        let _ = self.stop.send(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.follower.stop().await;
     }
 }
 
@@ -61,14 +58,16 @@ async fn follow(
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
     poll: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut last = loop {
         match store.last_event_id().await {
             Ok(last) => break last,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the event log; retrying");
-                tokio::time::sleep(poll).await;
+                if stop.run_until_cancelled(tokio::time::sleep(poll)).await.is_none() {
+                    return;
+                }
             }
         }
     };
@@ -93,13 +92,13 @@ async fn follow(
                 }
             }
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = stop.changed() => {}
+            () = stop.cancelled() => {}
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use wagate_connect::{Connection, Connector, NumberCheck, ReadMessage, SendError, Target};
 use wagate_core::{
     Clock, ConnectorKind, Event, EventData, PhoneNumber, Session, SessionId, SessionStatus,
@@ -25,6 +26,7 @@ use wagate_store::{
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
 pub use crate::group_commit::CommitError;
 use crate::group_commit::GroupCommit;
+use crate::tasks::Tasks;
 pub use cluster::Membership;
 use live::LiveFeed;
 pub use live::{EventFilter, StreamEnd, Subscription};
@@ -168,6 +170,10 @@ pub struct Engine {
     /// Per session: serialises connect, disconnect, logout and delete, so that two requests
     /// cannot both start (or both end) its task.
     lifecycle: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The session tasks running on this node; each stops when told by a command.
+    session_tasks: TaskTracker,
+    /// The heartbeat, and what it hears from and asks of other nodes.
+    cluster: Tasks,
     /// Bounds how many sessions connect at once, so a restart does not stampede WhatsApp.
     connecting: Semaphore,
     /// Accepted messages, committed in groups.
@@ -220,6 +226,8 @@ impl Engine {
             link_codes: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             lifecycle: Mutex::new(HashMap::new()),
+            session_tasks: TaskTracker::new(),
+            cluster: Tasks::default(),
             connecting,
         })
     }
@@ -430,7 +438,7 @@ impl Engine {
         if !self.wake_local(id) && self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
             let store = Arc::clone(&self.store);
             let signal = format!("wake {id}");
-            tokio::spawn(async move {
+            self.cluster.spawn(async move {
                 let _ = store.signal(&signal).await;
             });
         }
@@ -526,7 +534,7 @@ impl Engine {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         let id = session.id.clone();
-        let task = tokio::spawn(session::run(
+        let task = self.session_tasks.spawn(session::run(
             Arc::clone(self),
             session,
             lease,
@@ -664,16 +672,15 @@ impl Engine {
         self.beat(true).await
     }
 
-    /// Stops taking sessions, closes every session's connection after the sends in flight
-    /// and gives its lease back (other nodes take the sessions at once; alone, this node
-    /// resumes them on its next start), then stops the writers.
+    /// Stops the heartbeat and taking sessions, closes every session's connection after the
+    /// sends in flight and gives its lease back (other nodes take the sessions at once; alone,
+    /// this node resumes them on its next start), then stops the writers.
     pub async fn shutdown(self: &Arc<Self>) {
+        self.cluster.stop().await;
         self.membership.set_draining();
         self.hand_over(None, "server stopped").await;
-        let tasks: Vec<JoinHandle<()>> = self.running().drain().map(|(_, r)| r.task).collect();
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.session_tasks.close();
+        self.session_tasks.wait().await;
         self.accepts.stop().await;
         self.claims.stop().await;
         self.statuses.stop().await;

@@ -8,23 +8,25 @@ pub mod signing;
 pub mod targets;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{watch, Notify};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use wagate_core::{DeliveryId, Event, EventData, Webhook, WebhookId};
 use wagate_store::{AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliverySlots, StoreResult};
 
 use crate::config::{ms, WebhooksConfig};
 use crate::engine::Engine;
 use crate::group_commit::GroupCommit;
+use crate::tasks::Tasks;
 
 /// Runs webhook deliveries in the background.
 pub struct Deliverer {
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The delivery worker.
+    tasks: Tasks,
 }
 
 impl Deliverer {
@@ -56,7 +58,7 @@ impl Deliverer {
             })
         };
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
+        let tasks = Tasks::default();
         let worker = Worker {
             engine,
             config,
@@ -66,13 +68,13 @@ impl Deliverer {
             attempts: JoinSet::new(),
             writes: JoinSet::new(),
         };
-        let task = tokio::spawn(worker.run(Arc::clone(&wake), stopped));
-        Ok(Self { wake, stop, task: Mutex::new(Some(task)) })
+        tasks.spawn(worker.run(Arc::clone(&wake), tasks.stopping()));
+        Ok(Self { wake, tasks })
     }
 
     /// Whether the delivery worker is alive.
     pub fn is_running(&self) -> bool {
-        self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|task| !task.is_finished())
+        self.tasks.is_running()
     }
 
     /// Looks for due deliveries now (a webhook was added or changed, a retry or replay was asked for).
@@ -82,11 +84,7 @@ impl Deliverer {
 
     /// Stops claiming deliveries, lets the attempts in flight finish and records them.
     pub async fn stop(&self) {
-        let _ = self.stop.send(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.tasks.stop().await;
     }
 }
 
@@ -120,17 +118,17 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    async fn run(mut self, wake: Arc<Notify>, stop: CancellationToken) {
         let mut events = self.engine.subscribe();
         let poll = ms(self.config.poll_interval_ms);
         let mut claim = true;
-        while !*stop.borrow() {
+        while !stop.is_cancelled() {
             if claim {
                 claim = false;
                 self.claim().await;
             }
             tokio::select! {
-                _ = stop.changed() => {}
+                () = stop.cancelled() => {}
                 _ = wake.notified() => claim = true,
                 _ = tokio::time::sleep(poll) => claim = true,
                 received = events.recv() => {

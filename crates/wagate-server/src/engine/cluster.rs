@@ -67,6 +67,16 @@ impl Membership {
 }
 
 impl Engine {
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The heartbeat's period and the lease TTL, for listing nodes.
+    pub fn lease_ttl(&self) -> chrono::Duration {
+        self.membership.ttl()
+    }
+
     /// One heartbeat: renew, stop what was lost, carry out requests, rebalance, take sessions.
     /// `restarted` on the first one, to take back what this node id held before a restart.
     pub(super) async fn beat(self: &Arc<Self>, restarted: bool) -> Result<usize, StoreError> {
@@ -82,18 +92,15 @@ impl Engine {
         // Sessions whose lease passed to another node: stop them without another write.
         let held: HashSet<(SessionId, i64)> =
             heartbeat.leases.iter().map(|l| (l.session_id.clone(), l.token)).collect();
-        let lost: Vec<SessionId> = self
-            .running()
-            .iter()
-            .filter(|(id, running)| {
-                !running.task.is_finished() && !held.contains(&((*id).clone(), running.lease))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in lost {
+        let running = self.running_here();
+        for (id, lease) in &running {
+            if held.contains(&(id.clone(), *lease)) {
+                continue;
+            }
             tracing::warn!(session_id = %id, "lease lost to another node; stopping the session here");
-            if let Some(running) = self.running().remove(&id) {
-                running.task.abort();
+            let task = self.slots.lock().get_mut(id).and_then(|slot| slot.task.take());
+            if let Some(task) = task {
+                task.abort();
             }
         }
 
@@ -117,7 +124,7 @@ impl Engine {
         }
         let (wanted, nodes) = self.store.cluster_load(now - membership.ttl()).await?;
         let share = wanted.div_ceil(nodes.max(1)).min(u64::from(membership.config.max_sessions));
-        let mine = self.running().values().filter(|r| !r.task.is_finished()).count() as u64;
+        let mine = self.running_here().len() as u64;
         if mine > share {
             // Over its share (a node joined): give some back for the others to take.
             self.hand_over(Some((mine - share) as usize), "moving to another node to spread the load").await;
@@ -153,8 +160,7 @@ impl Engine {
     /// Closes `count` sessions (all with `None`) and gives their leases back, so other nodes
     /// take them at once. Sends in flight finish first.
     pub(super) async fn hand_over(self: &Arc<Self>, count: Option<usize>, reason: &'static str) {
-        let mut ids: Vec<SessionId> =
-            self.running().iter().filter(|(_, r)| !r.task.is_finished()).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<SessionId> = self.running_here().into_iter().map(|(id, _)| id).collect();
         ids.sort();
         ids.truncate(count.unwrap_or(ids.len()));
         for id in &ids {

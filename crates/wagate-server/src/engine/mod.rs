@@ -1,26 +1,35 @@
 //! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
-//! store what the connection reports) and publishes every committed event.
+//! store what the connection reports) and publishes every committed event. Here: its state,
+//! one slot per session, and the write path (group commits). Elsewhere:
+//! - `lifecycle`: connect, disconnect, log out, delete; resume, drain, shut down;
+//! - `session`: a session's task, and `pacing`: how fast it sends;
+//! - `cluster`: the heartbeat, leases, and what other nodes ask;
+//! - `connections`: number checks and read receipts through a session's open connection;
+//! - `link_codes`: the QR or pairing code a linking session shows, and `sim_bridge`: sim
+//!   messages to sessions on other nodes;
+//! - `changes`: the writes the API asks for, and `live`: the event feed.
 
 mod changes;
 mod cluster;
+mod connections;
+mod lifecycle;
+mod link_codes;
 mod live;
 mod pacing;
 mod session;
+mod sim_bridge;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
-use tokio::task::JoinHandle;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
-use wagate_connect::{Connection, Connector, NumberCheck, ReadMessage, SendError, Target};
-use wagate_core::{
-    Clock, ConnectorKind, Event, EventData, PhoneNumber, Session, SessionId, SessionStatus,
-    SessionStatusData, Timestamp,
-};
+use wagate_connect::{Connection, Connector};
+use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Timestamp};
 use wagate_store::{
-    Accepted, ClaimRequest, Claimed, Credentials, Deferral, NewOutbound, SessionChange, StatusUpdate, Store,
-    StoreError, StoreResult,
+    Accepted, ClaimRequest, Claimed, Deferral, NewOutbound, SessionChange, StatusUpdate, Store, StoreError,
+    StoreResult,
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
@@ -28,8 +37,12 @@ pub use crate::group_commit::CommitError;
 use crate::group_commit::GroupCommit;
 use crate::tasks::Tasks;
 pub use cluster::Membership;
+pub use lifecycle::SessionError;
+use lifecycle::{Command, Running};
+pub use link_codes::LinkCode;
 use live::LiveFeed;
 pub use live::{EventFilter, StreamEnd, Subscription};
+pub use sim_bridge::SimsElsewhere;
 
 /// Why a message was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -59,43 +72,6 @@ fn new_inbound(session: &Session, message: wagate_connect::InboundMessage) -> wa
     }
 }
 
-/// The sim sessions of every node, reached through the store: a message from this node's
-/// sim network to a sim number linked on another node is stored in that session's log.
-pub struct SimsElsewhere {
-    engine: std::sync::Weak<Engine>,
-}
-
-impl SimsElsewhere {
-    pub fn new(engine: &Arc<Engine>) -> Self {
-        Self { engine: Arc::downgrade(engine) }
-    }
-}
-
-#[async_trait::async_trait]
-impl wagate_connect::sim::SimElsewhere for SimsElsewhere {
-    async fn deliver(&self, to: &PhoneNumber, message: wagate_connect::InboundMessage) -> bool {
-        let Some(engine) = self.engine.upgrade() else { return false };
-        let session = match engine.store.find_linked_session(ConnectorKind::Sim, to.as_str()).await {
-            Ok(Some(session)) => session,
-            Ok(None) => return false,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look up a sim number");
-                return false;
-            }
-        };
-        match engine.store.store_inbound(vec![new_inbound(&session, message)], engine.now()).await {
-            Ok(events) => {
-                engine.publish(events);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, session_id = %session.id, "could not store a sim message");
-                false
-            }
-        }
-    }
-}
-
 /// A group commit that writes its batches with `write`, at the clock's time.
 fn writer<I, O, W, Fut>(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, write: W) -> GroupCommit<I, O>
 where
@@ -108,48 +84,24 @@ where
     GroupCommit::start(move |batch| write(Arc::clone(&store), batch, clock.now()))
 }
 
-/// A QR or pairing code a linking session shows.
-#[derive(Debug, Clone)]
-pub enum LinkCode {
-    Qr { code: String, expires_at: Timestamp },
-    Pairing { code: String, expires_at: Timestamp },
+/// What this node holds for one session.
+#[derive(Default)]
+struct SessionSlot {
+    /// Serialises connect, disconnect, logout and delete (see `lifecycle`).
+    lifecycle: Arc<tokio::sync::Mutex<()>>,
+    /// The task this node last started for it.
+    task: Option<Running>,
+    /// Its open connection.
+    connection: Option<Arc<dyn Connection>>,
+    /// The code it shows while linking.
+    link_code: Option<LinkCode>,
 }
 
-/// Why the engine refused a session command.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("session not found")]
-    NotFound,
-    #[error("session is already {0}")]
-    Active(&'static str),
-    #[error("session is not connected")]
-    NotRunning,
-    #[error("this node is draining and takes no sessions; connect through another node")]
-    Draining,
-    #[error("session is not linked")]
-    NotLinked,
-    #[error("connector `{0}` is not available on this server")]
-    NoConnector(&'static str),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-enum Command {
-    /// Close the connection and stay offline.
-    Disconnect,
-    /// Unlink the device and forget its credentials.
-    Logout,
-    /// Close the connection and let the session run again elsewhere (or here on the next
-    /// start): the server is stopping, or the session moves to another node. Says why.
-    Shutdown(&'static str),
-}
-
-struct Running {
-    /// The fencing token of the session's lease.
-    lease: i64,
-    commands: mpsc::UnboundedSender<(Command, oneshot::Sender<()>)>,
-    wake: Arc<Notify>,
-    task: JoinHandle<()>,
+impl SessionSlot {
+    /// Its task, while that runs.
+    fn running(&self) -> Option<&Running> {
+        self.task.as_ref().filter(|task| task.is_alive())
+    }
 }
 
 /// Shared by the API handlers and the session tasks.
@@ -163,13 +115,8 @@ pub struct Engine {
     connectors: HashMap<ConnectorKind, Arc<dyn Connector>>,
     live: LiveFeed,
     stream_buffer: usize,
-    sessions: Mutex<HashMap<SessionId, Running>>,
-    link_codes: Mutex<HashMap<SessionId, LinkCode>>,
-    /// The open connection of each session connected on this node.
-    connections: Mutex<HashMap<SessionId, Arc<dyn Connection>>>,
-    /// Per session: serialises connect, disconnect, logout and delete, so that two requests
-    /// cannot both start (or both end) its task.
-    lifecycle: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Every session this node runs, ran, or was asked about.
+    slots: Mutex<HashMap<SessionId, SessionSlot>>,
     /// The session tasks running on this node; each stops when told by a command.
     session_tasks: TaskTracker,
     /// The heartbeat, and what it hears from and asks of other nodes.
@@ -222,10 +169,7 @@ impl Engine {
             connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
             live,
             stream_buffer: events.stream_buffer,
-            sessions: Mutex::new(HashMap::new()),
-            link_codes: Mutex::new(HashMap::new()),
-            connections: Mutex::new(HashMap::new()),
-            lifecycle: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             session_tasks: TaskTracker::new(),
             cluster: Tasks::default(),
             connecting,
@@ -271,110 +215,10 @@ impl Engine {
         }
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<SessionId, Running>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn live_connections(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<dyn Connection>>> {
-        self.connections.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The session's open connection on this node.
-    async fn connection(&self, id: &SessionId) -> Result<Arc<dyn Connection>, SessionError> {
-        let connection = self.live_connections().get(id).cloned();
-        match connection {
-            Some(connection) => Ok(connection),
-            None => Err(match self.store.get_session(id).await? {
-                None => SessionError::NotFound,
-                Some(_) => SessionError::NotRunning,
-            }),
-        }
-    }
-
-    /// Asks WhatsApp, through the session's connection on this node, which numbers have it.
-    pub async fn check_numbers(
-        &self,
-        id: &SessionId,
-        phones: &[PhoneNumber],
-    ) -> Result<Result<Vec<NumberCheck>, SendError>, SessionError> {
-        Ok(self.connection(id).await?.check_numbers(phones).await)
-    }
-
-    /// Sends read receipts for received messages of one chat, through the session's connection
-    /// on this node.
-    pub async fn mark_read(
-        &self,
-        id: &SessionId,
-        chat: &wagate_core::Jid,
-        messages: &[ReadMessage],
-    ) -> Result<Result<(), SendError>, SessionError> {
-        Ok(self.connection(id).await?.mark_read(chat, messages).await)
-    }
-
-    /// For a reaction, edit or revoke of a message of the same session given by wagate's id:
-    /// WhatsApp's id for it and whether the session sent it.
-    async fn target(&self, message: &wagate_core::Message) -> Option<Target> {
-        use wagate_core::MessageContent;
-        let named = match &message.content {
-            MessageContent::Reaction { reaction } => &reaction.message_id,
-            MessageContent::Edit { edit } => &edit.message_id,
-            MessageContent::Revoke { revoke } => &revoke.message_id,
-            _ => return None,
-        };
-        let id = wagate_core::MessageId::parse(named).ok()?;
-        let target = self.store.get_message(&id).await.ok().flatten()?;
-        (target.session_id == message.session_id).then_some(())?;
-        Some(Target { wa_id: target.wa_id?, from_me: target.direction == wagate_core::Direction::Out })
-    }
-
-    fn codes(&self) -> MutexGuard<'_, HashMap<SessionId, LinkCode>> {
-        self.link_codes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lifecycle(&self, id: &SessionId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(locks.entry(id.clone()).or_default())
-    }
-
-    /// The code a linking session shows now: this node's if it runs the session, else the
-    /// last one the node running it recorded in the log (while it has not expired).
-    pub async fn link_code(&self, session: &Session) -> Result<Option<LinkCode>, StoreError> {
-        if let Some(code) = self.codes().get(&session.id).cloned() {
-            return Ok(Some(code));
-        }
-        if !matches!(session.status, SessionStatus::Qr | SessionStatus::PairingCode) {
-            return Ok(None);
-        }
-        let mut query = wagate_store::EventQuery {
-            session_id: Some(session.id.clone()),
-            types: vec![wagate_core::EventType::SessionQr, wagate_core::EventType::SessionStatus],
-            limit: 1000,
-            ..Default::default()
-        };
-        let mut latest = None;
-        loop {
-            let page = self.store.list_events(query.clone()).await?;
-            let Some(last) = page.last() else { break };
-            query.after = Some(last.id);
-            for event in page {
-                latest = match event.data {
-                    EventData::SessionQr(qr) => {
-                        Some(LinkCode::Qr { code: qr.code, expires_at: qr.expires_at })
-                    }
-                    EventData::SessionStatus(SessionStatusData {
-                        pairing_code: Some(code),
-                        expires_at: Some(expires_at),
-                        ..
-                    }) => Some(LinkCode::Pairing { code, expires_at }),
-                    _ => latest,
-                };
-            }
-        }
-        Ok(latest.filter(|code| match code {
-            LinkCode::Qr { expires_at, .. } | LinkCode::Pairing { expires_at, .. } => {
-                *expires_at > self.now()
-            }
-        }))
+    /// The sessions whose task runs on this node, with the fencing token of their lease.
+    fn running_here(&self) -> Vec<(SessionId, i64)> {
+        let slots = self.slots.lock();
+        slots.iter().filter_map(|(id, slot)| Some((id.clone(), slot.running()?.lease))).collect()
     }
 
     /// Changes a session and publishes its event.
@@ -446,244 +290,7 @@ impl Engine {
 
     /// Wakes the session's task if it runs here; false if it does not.
     fn wake_local(&self, id: &SessionId) -> bool {
-        match self.running().get(id) {
-            Some(running) if !running.task.is_finished() => {
-                running.wake.notify_one();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// This node's id.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// Stops taking sessions and hands those it runs over to other nodes.
-    pub async fn drain(self: &Arc<Self>) {
-        self.membership.set_draining();
-        if let Err(e) = self.beat(false).await {
-            tracing::error!(error = %e, "could not announce the drain");
-        }
-    }
-
-    /// The heartbeat's period and the lease TTL, for listing nodes.
-    pub fn lease_ttl(&self) -> chrono::Duration {
-        self.membership.ttl()
-    }
-
-    /// Starts connecting a session; it stays connected (across restarts) until disconnected.
-    pub async fn connect(
-        self: &Arc<Self>,
-        id: &SessionId,
-        pairing_phone: Option<PhoneNumber>,
-    ) -> Result<Session, SessionError> {
-        let lifecycle = self.lifecycle(id);
-        let _one_at_a_time = lifecycle.lock().await;
-        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        let connector = self
-            .connectors
-            .get(&session.connector)
-            .cloned()
-            .ok_or(SessionError::NoConnector(session.connector.as_str()))?;
-        // A task that has just recorded its end may still be giving its lease back.
-        for _ in 0..50 {
-            let ending = !session.status.is_active() && !session.auto_connect;
-            match self.running().get(id) {
-                Some(running) if !running.task.is_finished() && !ending => {
-                    return Err(SessionError::Active(session.status.as_str()));
-                }
-                Some(running) if !running.task.is_finished() => {}
-                _ => break,
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        if self.membership.draining() {
-            return Err(SessionError::Draining);
-        }
-        let now = self.now();
-        let node = self.membership.info().id;
-        let taken =
-            self.store.acquire_sessions(&node, now, now + self.membership.ttl(), 1, false, Some(id)).await?;
-        let Some((_, lease)) = taken.into_iter().next() else {
-            // Another node runs it.
-            return Err(SessionError::Active(session.status.as_str()));
-        };
-        let session = self
-            .change_session(
-                id,
-                SessionChange {
-                    status: Some(SessionStatus::Connecting),
-                    auto_connect: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        self.spawn_session(session.clone(), lease.token, connector, pairing_phone);
-        Ok(session)
-    }
-
-    fn spawn_session(
-        self: &Arc<Self>,
-        session: Session,
-        lease: i64,
-        connector: Arc<dyn Connector>,
-        pairing_phone: Option<PhoneNumber>,
-    ) {
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let wake = Arc::new(Notify::new());
-        let id = session.id.clone();
-        let task = self.session_tasks.spawn(session::run(
-            Arc::clone(self),
-            session,
-            lease,
-            connector,
-            pairing_phone,
-            command_rx,
-            Arc::clone(&wake),
-        ));
-        self.running().insert(id, Running { lease, commands, wake, task });
-    }
-
-    /// Sends a command to a running session and waits until it is carried out.
-    async fn command(&self, id: &SessionId, command: Command) -> bool {
-        let (done, finished) = oneshot::channel();
-        let sent = match self.running().get(id) {
-            Some(running) => running.commands.send((command, done)).is_ok(),
-            None => false,
-        };
-        sent && finished.await.is_ok()
-    }
-
-    /// Asks the node running a session elsewhere to carry out `command` and waits (up to a
-    /// lease TTL) until the session shows it `done`. False when no other node runs it.
-    async fn command_remote(
-        &self,
-        id: &SessionId,
-        command: &str,
-        done: impl Fn(&Session) -> bool,
-    ) -> Result<bool, SessionError> {
-        let Some(owner) = self.store.request_command(id, command, self.now()).await? else {
-            return Ok(false);
-        };
-        if owner == self.node_id {
-            return Ok(false);
-        }
-        self.store.signal("beat").await?;
-        let deadline = tokio::time::Instant::now() + self.membership.ttl().to_std().unwrap_or_default();
-        loop {
-            let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-            if done(&session) || tokio::time::Instant::now() >= deadline {
-                return Ok(true);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Closes a session's connection; it stays linked and offline until connected again.
-    pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let lifecycle = self.lifecycle(id);
-        let _one_at_a_time = lifecycle.lock().await;
-        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        let stopped = |s: &Session| !s.auto_connect && !s.status.is_active();
-        if !self.command(id, Command::Disconnect).await
-            && !self.command_remote(id, "disconnect", stopped).await?
-        {
-            if !session.auto_connect && !session.status.is_active() {
-                return Err(SessionError::NotRunning);
-            }
-            return Ok(self
-                .change_session(
-                    id,
-                    SessionChange {
-                        status: Some(SessionStatus::Disconnected),
-                        reason: Some("disconnected by request".into()),
-                        auto_connect: Some(false),
-                        ..Default::default()
-                    },
-                )
-                .await?);
-        }
-        self.store.get_session(id).await?.ok_or(SessionError::NotFound)
-    }
-
-    /// Unlinks a session's device; connecting again needs a new QR code.
-    pub async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let lifecycle = self.lifecycle(id);
-        let _one_at_a_time = lifecycle.lock().await;
-        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        let linked = session.credentials.is_some();
-        let logged_out = |s: &Session| s.status == SessionStatus::LoggedOut;
-        if !self.command(id, Command::Logout).await && !self.command_remote(id, "logout", logged_out).await? {
-            if !linked {
-                return Err(SessionError::NotLinked);
-            }
-            self.logged_out(id, "logged out by request".into()).await?;
-        }
-        // The task may have been between connections: make sure the connector forgets too.
-        self.forget(&session).await;
-        self.store.get_session(id).await?.ok_or(SessionError::NotFound)
-    }
-
-    async fn forget(&self, session: &Session) {
-        if let Some(connector) = self.connectors.get(&session.connector) {
-            connector.forget(&session.id).await;
-        }
-    }
-
-    async fn logged_out(&self, id: &SessionId, reason: String) -> Result<Session, StoreError> {
-        self.codes().remove(id);
-        self.change_session(
-            id,
-            SessionChange {
-                status: Some(SessionStatus::LoggedOut),
-                reason: Some(reason),
-                credentials: Credentials::Clear,
-                auto_connect: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-    }
-
-    /// Stops a session and deletes it with its messages.
-    pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
-        let lifecycle = self.lifecycle(id);
-        let _one_at_a_time = lifecycle.lock().await;
-        let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
-        if !self.command(id, Command::Logout).await {
-            self.command_remote(id, "logout", |s| s.status == SessionStatus::LoggedOut).await?;
-        }
-        self.forget(&session).await;
-        self.running().remove(id);
-        self.codes().remove(id);
-        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        if self.store.delete_session(id).await? {
-            Ok(())
-        } else {
-            Err(SessionError::NotFound)
-        }
-    }
-
-    /// Joins the cluster: connects the sessions this node held before it stopped and its
-    /// share of those nobody runs.
-    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        self.beat(true).await
-    }
-
-    /// Stops the heartbeat and taking sessions, closes every session's connection after the
-    /// sends in flight and gives its lease back (other nodes take the sessions at once; alone,
-    /// this node resumes them on its next start), then stops the writers.
-    pub async fn shutdown(self: &Arc<Self>) {
-        self.cluster.stop().await;
-        self.membership.set_draining();
-        self.hand_over(None, "server stopped").await;
-        self.session_tasks.close();
-        self.session_tasks.wait().await;
-        self.accepts.stop().await;
-        self.claims.stop().await;
-        self.statuses.stop().await;
-        self.live.stop().await;
+        let slots = self.slots.lock();
+        slots.get(id).and_then(SessionSlot::running).map(|running| running.wake.notify_one()).is_some()
     }
 }

@@ -203,9 +203,9 @@ impl Runner {
             Err(wagate_connect::ConnectError::Retryable(reason)) => return Ok(Outcome::Lost(reason)),
             Err(wagate_connect::ConnectError::Permanent(reason)) => return Ok(Outcome::Failed(reason)),
         };
-        self.engine.live_connections().insert(self.session.id.clone(), Arc::clone(&connection));
+        self.engine.set_connection(&self.session.id, Some(Arc::clone(&connection)));
         let outcome = self.drive(connection.as_ref(), &mut events, commands, wake).await;
-        self.engine.live_connections().remove(&self.session.id);
+        self.engine.set_connection(&self.session.id, None);
         match &outcome {
             Ok(Outcome::Command(Command::Logout, _)) => connection.logout().await,
             Ok(Outcome::LoggedOut(_)) => {}
@@ -305,7 +305,7 @@ impl Runner {
         let id = self.session.id.clone();
         match event {
             ConnectorEvent::Qr { code, expires_at } => {
-                engine.codes().insert(id.clone(), LinkCode::Qr { code: code.clone(), expires_at });
+                engine.set_link_code(&id, Some(LinkCode::Qr { code: code.clone(), expires_at }));
                 if self.session.status != SessionStatus::Qr {
                     self.set_status(SessionStatus::Qr, None, None).await?;
                 }
@@ -314,7 +314,7 @@ impl Runner {
                 engine.publish([event]);
             }
             ConnectorEvent::PairingCode { code, expires_at } => {
-                engine.codes().insert(id.clone(), LinkCode::Pairing { code: code.clone(), expires_at });
+                engine.set_link_code(&id, Some(LinkCode::Pairing { code: code.clone(), expires_at }));
                 self.session = engine
                     .change_session(
                         &id,
@@ -342,7 +342,7 @@ impl Runner {
                     .await?;
             }
             ConnectorEvent::Connected { phone } => {
-                engine.codes().remove(&id);
+                engine.set_link_code(&id, None);
                 self.session = engine
                     .change_session(
                         &id,
@@ -359,12 +359,12 @@ impl Runner {
                 tracing::info!(phone = %phone, "connected");
             }
             ConnectorEvent::Disconnected { reason, reconnect } => {
-                engine.codes().remove(&id);
+                engine.set_link_code(&id, None);
                 return Ok(Some(if reconnect { Outcome::Lost(reason) } else { Outcome::Ended(reason) }));
             }
             ConnectorEvent::LoggedOut { reason } => return Ok(Some(Outcome::LoggedOut(reason))),
             ConnectorEvent::Failed { reason } => {
-                engine.codes().remove(&id);
+                engine.set_link_code(&id, None);
                 return Ok(Some(Outcome::Failed(reason)));
             }
             ConnectorEvent::Learned { contacts, chats } => {

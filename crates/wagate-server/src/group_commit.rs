@@ -108,3 +108,30 @@ async fn commit_loop<I, O, F, Fut>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_commits_what_was_submitted_and_refuses_what_comes_after() {
+        let writes = Arc::new(GroupCommit::start(|items: Vec<u32>| async move { Ok(items) }));
+        let submitted: Vec<_> = (1..=3)
+            .map(|n| {
+                let writes = Arc::clone(&writes);
+                tokio::spawn(async move { writes.submit(vec![n]).await })
+            })
+            .collect();
+        // Each submission is queued (the test runtime runs one task at a time).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        writes.stop().await;
+        for (n, submission) in (1..=3).zip(submitted) {
+            assert_eq!(submission.await.expect("submitted").expect("committed"), vec![n]);
+        }
+        assert!(matches!(writes.submit(vec![4]).await, Err(CommitError::ShuttingDown)));
+    }
+}

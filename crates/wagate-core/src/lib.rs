@@ -1,7 +1,8 @@
 //! wagate-core: the domain types and rules of wagate (ids, phone numbers and JIDs, message
-//! content, the message and session state machines, the event envelope, webhooks). No I/O lives here.
+//! content, the message and session state machines, the event envelope, webhooks, what the nodes of a cluster tell each other). No I/O lives here.
 
 pub mod campaign;
+pub mod cluster;
 pub mod contact;
 pub mod device_keys;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod template;
 pub mod webhook;
 
 pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
+pub use cluster::{NodeState, RemoteCommand, Signal, SignalError};
 pub use contact::{Chat, Contact};
 pub use device_keys::{DeviceKey, DeviceKeys, DeviceKeysError, DeviceKeysResult};
 pub use event::{

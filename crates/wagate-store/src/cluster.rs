@@ -2,7 +2,7 @@
 //! (with fencing tokens) and the signals and commands they send each other.
 
 use async_trait::async_trait;
-use wagate_core::{Session, SessionId, Timestamp};
+use wagate_core::{NodeState, RemoteCommand, Session, SessionId, Signal, Timestamp};
 
 use crate::StoreResult;
 
@@ -13,8 +13,8 @@ pub struct NodeInfo {
     /// Where its API answers.
     pub address: String,
     pub version: String,
-    /// `active`, or `draining` (taking no sessions, handing its own over).
-    pub state: String,
+    /// `Active`, or `Draining` (taking no sessions, handing its own over).
+    pub state: NodeState,
     pub max_sessions: u32,
     pub started_at: Timestamp,
 }
@@ -25,8 +25,8 @@ pub struct Node {
     pub id: String,
     pub address: String,
     pub version: String,
-    /// `active`, `draining`, or `dead` (no heartbeat within the lease TTL).
-    pub state: String,
+    /// `Dead` when it has had no heartbeat within the lease TTL.
+    pub state: NodeState,
     pub max_sessions: u32,
     pub sessions: u64,
     pub started_at: Timestamp,
@@ -38,8 +38,8 @@ pub struct Node {
 pub struct Lease {
     pub session_id: SessionId,
     pub token: i64,
-    /// What another node asked the owner to do (`disconnect`, `logout`), if anything.
-    pub command: Option<String>,
+    /// What another node asked the owner to do, if anything.
+    pub command: Option<RemoteCommand>,
 }
 
 /// What a heartbeat tells a node.
@@ -47,8 +47,8 @@ pub struct Lease {
 pub struct Heartbeat {
     /// The sessions it holds.
     pub leases: Vec<Lease>,
-    /// Its state as the cluster has it: `draining` once anyone asked it to drain.
-    pub state: String,
+    /// Its state as the cluster has it: `Draining` once anyone asked it to drain.
+    pub state: NodeState,
 }
 
 /// One grant of a session's lease.
@@ -83,20 +83,20 @@ pub trait Cluster: Send + Sync {
     async fn list_nodes(&self, dead_before: Timestamp) -> StoreResult<Vec<Node>>;
     /// Sessions that should run, and how many live (heartbeat since `live_since`) active nodes share them.
     async fn cluster_load(&self, live_since: Timestamp) -> StoreResult<(u64, u64)>;
-    /// Sets a node's state (`draining`); false when there is no such node.
-    async fn set_node_state(&self, node_id: &str, state: &str) -> StoreResult<bool>;
+    /// Sets a node's state; false when there is no such node.
+    async fn set_node_state(&self, node_id: &str, state: NodeState) -> StoreResult<bool>;
     /// Asks the node holding a session to carry out `command`; returns that node, if any.
     /// (Only a live lease counts: a dead node's sessions are not waited for.)
     async fn request_command(
         &self,
         session_id: &SessionId,
-        command: &str,
+        command: RemoteCommand,
         now: Timestamp,
     ) -> StoreResult<Option<String>>;
     /// Tells every node sharing the database something (PostgreSQL NOTIFY); nothing on SQLite.
-    async fn signal(&self, message: &str) -> StoreResult<()>;
+    async fn signal(&self, signal: &Signal) -> StoreResult<()>;
     /// What other nodes signal, as it comes; `None` where there can be no other node.
-    async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>;
+    async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>>;
     /// Every grant of a session's lease, oldest first.
     async fn lease_history(&self, session_id: &SessionId) -> StoreResult<Vec<LeaseGrant>>;
 }

@@ -7,8 +7,8 @@ use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
 use wagate_core::{
-    Chat, ConnectorKind, Contact, Direction, Event, EventType, Jid, MessageContent, MessageStatus, Sender,
-    SessionId, SessionStatus, TextContent, Timestamp,
+    Chat, ConnectorKind, Contact, Direction, Event, EventType, Jid, MessageContent, MessageStatus, NodeState,
+    RemoteCommand, Sender, SessionId, SessionStatus, TextContent, Timestamp,
 };
 use wagate_store::testing::{on_both_stores, TestDatabase};
 use wagate_store::{
@@ -63,7 +63,7 @@ fn node(id: &str, now: Timestamp) -> NodeInfo {
         id: id.into(),
         address: "127.0.0.1:8080".into(),
         version: "test".into(),
-        state: "active".into(),
+        state: NodeState::Active,
         max_sessions: 100,
         started_at: now,
     }
@@ -78,7 +78,7 @@ async fn leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow(db: Ba
     store.update_session(&sid("s1"), wanted, now).await.unwrap();
     let beat = store.heartbeat(&node("test-node", now), now, now + ttl).await.unwrap();
     assert_eq!(beat.leases.iter().map(|l| (l.session_id.as_str(), l.token)).collect::<Vec<_>>(), [("s1", 1)]);
-    assert_eq!(beat.state, "active");
+    assert_eq!(beat.state, NodeState::Active);
 
     // Nobody else takes a live lease; once it runs out, the next node does, with the next token.
     assert!(store.acquire_sessions("other", now, now + ttl, 10, false, None).await.unwrap().is_empty());
@@ -105,21 +105,28 @@ async fn leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow(db: Ba
 
     // Commands reach the live owner through its heartbeat.
     assert_eq!(
-        store.request_command(&sid("s1"), "disconnect", later).await.unwrap().as_deref(),
+        store.request_command(&sid("s1"), RemoteCommand::Disconnect, later).await.unwrap().as_deref(),
         Some("third")
     );
     let beat = store.heartbeat(&node("third", later), later, later + ttl).await.unwrap();
-    assert_eq!(beat.leases[0].command.as_deref(), Some("disconnect"));
+    assert_eq!(beat.leases[0].command, Some(RemoteCommand::Disconnect));
     let much_later = later + Duration::seconds(60);
-    assert_eq!(store.request_command(&sid("s1"), "logout", much_later).await.unwrap(), None, "no live owner");
+    assert_eq!(
+        store.request_command(&sid("s1"), RemoteCommand::Logout, much_later).await.unwrap(),
+        None,
+        "no live owner"
+    );
 
     // A drain asked for by anyone sticks through the node's own heartbeats.
-    assert!(store.set_node_state("third", "draining").await.unwrap());
-    assert_eq!(store.heartbeat(&node("third", later), later, later + ttl).await.unwrap().state, "draining");
+    assert!(store.set_node_state("third", NodeState::Draining).await.unwrap());
+    assert_eq!(
+        store.heartbeat(&node("third", later), later, later + ttl).await.unwrap().state,
+        NodeState::Draining
+    );
     let nodes = store.list_nodes(later - ttl).await.unwrap();
-    let shown: Vec<(&str, &str, u64)> =
-        nodes.iter().map(|n| (n.id.as_str(), n.state.as_str(), n.sessions)).collect();
-    assert_eq!(shown, [("test-node", "active", 0), ("third", "draining", 1)]);
+    let shown: Vec<(&str, NodeState, u64)> =
+        nodes.iter().map(|n| (n.id.as_str(), n.state, n.sessions)).collect();
+    assert_eq!(shown, [("test-node", NodeState::Active, 0), ("third", NodeState::Draining, 1)]);
 
     let history: Vec<(String, i64)> =
         store.lease_history(&sid("s1")).await.unwrap().into_iter().map(|g| (g.node_id, g.token)).collect();

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
-use wagate_core::Timestamp;
+use wagate_core::{NodeState, Timestamp};
 
 use super::openapi::ErrorBody;
 use super::ApiError;
@@ -22,7 +22,7 @@ pub struct NodeView {
     pub version: String,
     /// `active`, `draining` (takes no sessions, hands its own over) or `dead` (no heartbeat
     /// within the lease TTL; its sessions move to other nodes).
-    pub state: String,
+    pub state: NodeState,
     /// Sessions it holds.
     pub sessions: u64,
     /// `node.max_sessions`.

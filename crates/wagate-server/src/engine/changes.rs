@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use wagate_core::{
-    Campaign, CampaignAction, CampaignId, CampaignState, Message, MessageId, Session, SessionId,
+    Campaign, CampaignAction, CampaignId, CampaignState, Message, MessageId, NodeState, Session, SessionId,
+    Signal,
 };
 use wagate_store::{NewCampaign, NewSession, StoreResult};
 
@@ -57,13 +58,13 @@ impl Engine {
     /// Marks a node draining; false when there is no such node. This node drains at once,
     /// another at its next heartbeat, which the signal brings forward.
     pub async fn drain_node(self: &Arc<Self>, node_id: &str) -> StoreResult<bool> {
-        if !self.store.set_node_state(node_id, "draining").await? {
+        if !self.store.set_node_state(node_id, NodeState::Draining).await? {
             return Ok(false);
         }
         if node_id == self.node_id {
             self.drain().await;
         } else {
-            self.store.signal("beat").await?;
+            self.store.signal(&Signal::Beat).await?;
         }
         Ok(true)
     }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-use wagate_core::SessionId;
+use wagate_core::{NodeState, RemoteCommand, SessionId, Signal};
 use wagate_store::{Lease, NodeInfo, StoreError};
 
 use super::{Command, Engine};
 use crate::config::{ms, NodeConfig};
 
-/// How this node presents itself; `draining` once it stops taking sessions.
+/// How this node presents itself; `Draining` once it stops taking sessions.
 pub struct Membership {
     pub(super) info: std::sync::Mutex<NodeInfo>,
     pub(super) config: NodeConfig,
@@ -37,7 +37,7 @@ impl Membership {
             id: engine_node_id.to_owned(),
             address,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            state: "active".into(),
+            state: NodeState::Active,
             max_sessions: config.max_sessions,
             started_at: now,
         };
@@ -54,11 +54,11 @@ impl Membership {
     }
 
     pub(super) fn draining(&self) -> bool {
-        self.info.lock().unwrap_or_else(|e| e.into_inner()).state == "draining"
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).state == NodeState::Draining
     }
 
     pub(super) fn set_draining(&self) {
-        self.info.lock().unwrap_or_else(|e| e.into_inner()).state = "draining".into();
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).state = NodeState::Draining;
     }
 
     pub(super) fn ttl(&self) -> chrono::Duration {
@@ -84,7 +84,7 @@ impl Engine {
         let now = self.now();
         let until = now + membership.ttl();
         let heartbeat = self.store.heartbeat(&membership.info(), now, until).await?;
-        if heartbeat.state == "draining" && !membership.draining() {
+        if heartbeat.state == NodeState::Draining && !membership.draining() {
             tracing::info!("asked to drain: handing sessions over");
             membership.set_draining();
         }
@@ -106,10 +106,10 @@ impl Engine {
 
         // What other nodes asked of sessions here.
         for lease in &heartbeat.leases {
-            let command = match lease.command.as_deref() {
-                Some("disconnect") => Command::Disconnect,
-                Some("logout") => Command::Logout,
-                _ => continue,
+            let command = match lease.command {
+                Some(RemoteCommand::Disconnect) => Command::Disconnect,
+                Some(RemoteCommand::Logout) => Command::Logout,
+                None => continue,
             };
             let engine = Arc::clone(self);
             let id = lease.session_id.clone();
@@ -167,7 +167,7 @@ impl Engine {
             self.command(id, Command::Shutdown(reason)).await;
         }
         if !ids.is_empty() {
-            let _ = self.store.signal("beat").await;
+            let _ = self.store.signal(&Signal::Beat).await;
         }
     }
 
@@ -181,7 +181,7 @@ impl Engine {
 
     /// Runs heartbeats until the engine shuts down, also at once when asked locally or by
     /// another node.
-    pub(crate) fn start_heartbeat(self: &Arc<Self>, signals: Option<mpsc::UnboundedReceiver<String>>) {
+    pub(crate) fn start_heartbeat(self: &Arc<Self>, signals: Option<mpsc::UnboundedReceiver<Signal>>) {
         let engine = Arc::clone(self);
         let interval = ms(self.membership.config.heartbeat_ms);
         let stop = self.cluster.stopping();
@@ -207,18 +207,15 @@ impl Engine {
     /// Acts on other nodes' signals: work queued for a session here, or a reason to beat now.
     async fn follow_signals(
         self: Arc<Self>,
-        mut signals: mpsc::UnboundedReceiver<String>,
+        mut signals: mpsc::UnboundedReceiver<Signal>,
         stop: CancellationToken,
     ) {
         while let Some(signal) = stop.run_until_cancelled(signals.recv()).await.flatten() {
-            match signal.split_once(' ') {
-                Some(("wake", id)) => {
-                    if let Ok(id) = SessionId::parse(id) {
-                        self.wake_local(&id);
-                    }
+            match signal {
+                Signal::Wake(id) => {
+                    self.wake_local(&id);
                 }
-                _ if signal == "beat" => self.membership.beat_now.notify_one(),
-                _ => {}
+                Signal::Beat => self.membership.beat_now.notify_one(),
             }
         }
     }

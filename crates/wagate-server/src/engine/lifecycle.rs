@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 use wagate_connect::Connector;
-use wagate_core::{EventType, PhoneNumber, Session, SessionId, SessionStatus};
+use wagate_core::{EventType, PhoneNumber, RemoteCommand, Session, SessionId, SessionStatus, Signal};
 use wagate_store::{Credentials, SessionChange, StoreError};
 
 use super::{session, Engine, EventFilter};
@@ -157,7 +157,7 @@ impl Engine {
     async fn command_remote(
         &self,
         id: &SessionId,
-        command: &str,
+        command: RemoteCommand,
         done: impl Fn(&Session) -> bool,
     ) -> Result<bool, SessionError> {
         let Some(owner) = self.store.request_command(id, command, self.now()).await? else {
@@ -169,7 +169,7 @@ impl Engine {
         // Subscribed before the session is read: no status change after that read slips past.
         let filter = EventFilter { session_id: Some(id.clone()), types: vec![EventType::SessionStatus] };
         let mut changes = self.subscription(filter, None).await?;
-        self.store.signal("beat").await?;
+        self.store.signal(&Signal::Beat).await?;
         let deadline = tokio::time::Instant::now() + self.membership.ttl().to_std().unwrap_or_default();
         loop {
             let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
@@ -191,7 +191,7 @@ impl Engine {
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         let stopped = |s: &Session| !s.auto_connect && !s.status.is_active();
         if !self.command(id, Command::Disconnect).await
-            && !self.command_remote(id, "disconnect", stopped).await?
+            && !self.command_remote(id, RemoteCommand::Disconnect, stopped).await?
         {
             if !session.auto_connect && !session.status.is_active() {
                 return Err(SessionError::NotRunning);
@@ -218,7 +218,9 @@ impl Engine {
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         let linked = session.credentials.is_some();
         let logged_out = |s: &Session| s.status == SessionStatus::LoggedOut;
-        if !self.command(id, Command::Logout).await && !self.command_remote(id, "logout", logged_out).await? {
+        if !self.command(id, Command::Logout).await
+            && !self.command_remote(id, RemoteCommand::Logout, logged_out).await?
+        {
             if !linked {
                 return Err(SessionError::NotLinked);
             }
@@ -258,7 +260,7 @@ impl Engine {
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
         if !self.command(id, Command::Logout).await {
-            self.command_remote(id, "logout", |s| s.status == SessionStatus::LoggedOut).await?;
+            self.command_remote(id, RemoteCommand::Logout, |s| s.status == SessionStatus::LoggedOut).await?;
         }
         self.forget(&session).await;
         self.slots.lock().remove(id);

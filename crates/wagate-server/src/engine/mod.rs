@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
 use wagate_connect::{Connection, Connector};
-use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Timestamp};
+use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Signal, Timestamp};
 use wagate_store::{
     Accepted, ClaimRequest, Claimed, Deferral, NewOutbound, SessionChange, StatusUpdate, Store, StoreError,
     StoreResult,
@@ -281,7 +281,7 @@ impl Engine {
         // Alone on the database (SQLite), a session not running here is not running at all.
         if !self.wake_local(id) && self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
             let store = Arc::clone(&self.store);
-            let signal = format!("wake {id}");
+            let signal = Signal::Wake(id.clone());
             self.cluster.spawn(async move {
                 let _ = store.signal(&signal).await;
             });

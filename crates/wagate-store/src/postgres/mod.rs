@@ -117,18 +117,24 @@ impl PgStore {
     /// Listens on its own connection; the task ends when the receiver is dropped. A lost
     /// connection is re-established by the listener (signals sent meanwhile are missed, which
     /// the periodic heartbeat and polls cover).
-    async fn signals(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+    async fn signals(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<wagate_core::Signal>>> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(SIGNALS).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        if tx.send(notification.payload().to_owned()).is_err() {
-                            return;
+                    Ok(Some(notification)) => match notification.payload().parse() {
+                        Ok(signal) => {
+                            if tx.send(signal).is_err() {
+                                return;
+                            }
                         }
-                    }
+                        // From a node of another version, perhaps: it beats on its own anyway.
+                        Err(e) => tracing::warn!(error = %e, "ignoring an unknown signal"),
+                    },
                     Ok(None) => continue,
                     // The store was closed: this node is stopping.
                     Err(sqlx::Error::PoolClosed) => return,

@@ -2,18 +2,25 @@
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
-use wagate_core::{Session, SessionId, Timestamp};
+use wagate_core::{NodeState, RemoteCommand, Session, SessionId, Signal, Timestamp};
 
 use super::{begin, from_millis, millis, sessions, Backend, Db, DbConn};
 use crate::{Cluster, Heartbeat, Lease, LeaseGrant, Node, NodeInfo, StoreResult};
 
 fn lease_from_row(row: &<Db as sqlx::Database>::Row) -> StoreResult<Lease> {
     let id: String = row.try_get("session_id")?;
+    let command: Option<String> = row.try_get("command")?;
     Ok(Lease {
         session_id: SessionId::parse(&id).map_err(|_| super::corrupt("session id", &id))?,
         token: row.try_get("token")?,
-        command: row.try_get("command")?,
+        command: command
+            .map(|c| c.parse::<RemoteCommand>().map_err(|_| super::corrupt("lease command", &c)))
+            .transpose()?,
     })
+}
+
+fn node_state(state: &str) -> StoreResult<NodeState> {
+    state.parse().map_err(|_| super::corrupt("node state", state))
 }
 
 #[async_trait]
@@ -32,7 +39,7 @@ impl Cluster for Backend {
         .bind(&node.id)
         .bind(&node.address)
         .bind(&node.version)
-        .bind(&node.state)
+        .bind(node.state.to_string())
         .bind(i64::from(node.max_sessions))
         .bind(millis(node.started_at))
         .bind(millis(now))
@@ -47,7 +54,10 @@ impl Cluster for Backend {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Heartbeat { leases: rows.iter().map(lease_from_row).collect::<StoreResult<_>>()?, state })
+        Ok(Heartbeat {
+            leases: rows.iter().map(lease_from_row).collect::<StoreResult<_>>()?,
+            state: node_state(&state)?,
+        })
     }
 
     async fn acquire_sessions(
@@ -141,7 +151,7 @@ impl Cluster for Backend {
                     id: row.try_get("id")?,
                     address: row.try_get("address")?,
                     version: row.try_get("version")?,
-                    state: if heartbeat < dead_before { "dead".into() } else { state },
+                    state: if heartbeat < dead_before { NodeState::Dead } else { node_state(&state)? },
                     max_sessions: u32::try_from(row.try_get::<i64, _>("max_sessions")?).unwrap_or(u32::MAX),
                     sessions: u64::try_from(row.try_get::<i64, _>("sessions")?).unwrap_or(0),
                     started_at: from_millis(row.try_get("started_at")?)?,
@@ -163,11 +173,11 @@ impl Cluster for Backend {
         Ok((u64::try_from(wanted).unwrap_or(0), u64::try_from(nodes).unwrap_or(0)))
     }
 
-    async fn set_node_state(&self, node_id: &str, state: &str) -> StoreResult<bool> {
+    async fn set_node_state(&self, node_id: &str, state: NodeState) -> StoreResult<bool> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let done = sqlx::query("UPDATE nodes SET state = $1 WHERE id = $2")
-            .bind(state)
+            .bind(state.to_string())
             .bind(node_id)
             .execute(&mut *conn)
             .await?;
@@ -177,7 +187,7 @@ impl Cluster for Backend {
     async fn request_command(
         &self,
         session_id: &SessionId,
-        command: &str,
+        command: RemoteCommand,
         now: Timestamp,
     ) -> StoreResult<Option<String>> {
         let mut writer = self.writer().await?;
@@ -186,7 +196,7 @@ impl Cluster for Backend {
         let owner: Option<String> = sqlx::query_scalar(
             "UPDATE session_leases SET command = $1 WHERE session_id = $2 AND expires_at > $3 RETURNING node_id",
         )
-        .bind(command)
+        .bind(command.to_string())
         .bind(session_id.as_str())
         .bind(millis(now))
         .fetch_optional(&mut *tx)
@@ -214,11 +224,11 @@ impl Cluster for Backend {
             .collect()
     }
 
-    async fn signal(&self, message: &str) -> StoreResult<()> {
-        self.send_signal(message).await
+    async fn signal(&self, signal: &Signal) -> StoreResult<()> {
+        self.send_signal(&signal.to_string()).await
     }
 
-    async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+    async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
         self.signals().await
     }
 }

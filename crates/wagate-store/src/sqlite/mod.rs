@@ -140,7 +140,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn signals(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+    async fn signals(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<wagate_core::Signal>>> {
         Ok(None)
     }
 }

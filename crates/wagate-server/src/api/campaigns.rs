@@ -17,7 +17,7 @@ use wagate_store::{NewCampaign, RecipientQuery, StoreError};
 use super::compose::{self, param_texts, TemplateRef, PARAM_TYPES};
 use super::openapi::{CampaignList, ErrorBody, RecipientList};
 use super::templates::ContentBody;
-use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -126,7 +126,7 @@ pub async fn create(
         let shown: Vec<&Rejected> = rejected.iter().take(REJECTED_SHOWN).collect();
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "no_valid_recipients",
+            ErrorCode::NoValidRecipients,
             format!("none of the {} recipients can be sent to", rejected.len()),
         )
         .with_details(json!({ "rejected": shown })));
@@ -161,14 +161,14 @@ async fn read_request(
     }
     let mut form = Multipart::from_request(request, state)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", e.body_text()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedMultipart, e.body_text()))?;
     let (mut campaign, mut csv) = (None, None);
     let part_error = |e: axum::extract::multipart::MultipartError| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "payload_too_large", "request body is too large")
+            ApiError::new(status, ErrorCode::PayloadTooLarge, "request body is too large")
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", e.body_text())
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedMultipart, e.body_text())
         }
     };
     while let Some(field) = form.next_field().await.map_err(part_error)? {
@@ -291,7 +291,7 @@ fn campaign_id(raw: &str) -> Result<CampaignId, ApiError> {
 }
 
 fn campaign_not_found(raw: &str) -> ApiError {
-    ApiError::not_found("campaign_not_found", format!("no campaign with id {raw:?} in this session"))
+    ApiError::not_found(ErrorCode::CampaignNotFound, format!("no campaign with id {raw:?} in this session"))
 }
 
 #[utoipa::path(operation_id = "campaigns_list", get, path = "/sessions/{id}/campaigns", tag = "campaigns",
@@ -332,7 +332,7 @@ async fn act(
     match state.engine.act_on_campaign(&session, &id, action).await {
         Ok(Ok(campaign)) => Ok(Json(campaign)),
         Ok(Err(current)) => Err(ApiError::conflict(
-            "campaign_state",
+            ErrorCode::CampaignState,
             format!("the campaign is {}; it cannot {}", current.as_str(), action.as_str()),
         )
         .with_details(json!({ "status": current }))),

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use wagate_core::{NodeState, Timestamp};
 
 use super::openapi::ErrorBody;
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 use crate::AppState;
 
 /// A node of the cluster.
@@ -70,7 +70,7 @@ pub async fn drain(
     Path(node_id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<NodeList>), ApiError> {
     if !state.engine.drain_node(&node_id).await? {
-        return Err(ApiError::not_found("node_not_found", format!("no node {node_id}")));
+        return Err(ApiError::not_found(ErrorCode::NodeNotFound, format!("no node {node_id}")));
     }
     Ok((axum::http::StatusCode::ACCEPTED, nodes(State(state)).await?))
 }

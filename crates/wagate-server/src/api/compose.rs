@@ -12,7 +12,7 @@ use wagate_core::{
     MessageId, MessageKind, PollContent, ReactionContent, RevokeContent, SessionId, Template, TextContent,
 };
 
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 use crate::media::{LinkError, MediaError};
 use crate::AppState;
 
@@ -412,7 +412,7 @@ pub(super) fn param_texts(params: HashMap<String, Value>) -> Result<HashMap<Stri
 }
 
 pub(super) fn template_not_found(name: &str) -> ApiError {
-    ApiError::not_found("template_not_found", format!("no template named {name:?}"))
+    ApiError::not_found(ErrorCode::TemplateNotFound, format!("no template named {name:?}"))
 }
 
 /// The template a reference names, and its params as texts.

@@ -7,15 +7,79 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::error::Category;
 use serde_json::{json, Value};
 use wagate_store::StoreError;
+
+/// Every `code` an error answer can carry (and the `code` of a stream's closing notice): a
+/// closed list, so that clients can match on it. Written in snake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, strum::Display)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    // The request itself.
+    BadRequest,
+    MalformedJson,
+    MalformedMultipart,
+    InvalidField,
+    InvalidQuery,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    MediaTooLarge,
+    UploadFailed,
+    MethodNotAllowed,
+    RangeNotSatisfiable,
+    RateLimited,
+    Unauthorized,
+    // Something named that does not exist.
+    NotFound,
+    RouteNotFound,
+    SessionNotFound,
+    MessageNotFound,
+    CampaignNotFound,
+    TemplateNotFound,
+    WebhookNotFound,
+    DeliveryNotFound,
+    HookNotFound,
+    MediaNotFound,
+    NodeNotFound,
+    CodeNotFound,
+    // Not now, or not in this state.
+    Conflict,
+    IllegalTransition,
+    SessionExists,
+    SessionActive,
+    SessionNotConnected,
+    SessionNotLinked,
+    PhoneInUse,
+    TemplateExists,
+    WebhookDisabled,
+    CampaignState,
+    MessageNotScheduled,
+    MessageNotReceived,
+    NoQrCode,
+    NoValidRecipients,
+    PrivateTarget,
+    UnresolvableTarget,
+    ConnectorUnavailable,
+    NodeDraining,
+    // Waiting, WhatsApp, and the server.
+    Timeout,
+    WaitTimeout,
+    WhatsappUnavailable,
+    WhatsappRefused,
+    SlowConsumer,
+    ShuttingDown,
+    NotReady,
+    InternalError,
+}
 
 /// An error answer. 5xx causes are logged here and never sent.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
 }
@@ -25,17 +89,17 @@ impl From<wagate_connect::SendError> for ApiError {
     fn from(e: wagate_connect::SendError) -> Self {
         match e {
             wagate_connect::SendError::Retryable(why) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "whatsapp_unavailable", why)
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::WhatsappUnavailable, why)
             }
             wagate_connect::SendError::Permanent { message, .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "whatsapp_refused", message)
+                ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::WhatsappRefused, message)
             }
         }
     }
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: None }
     }
 
@@ -45,35 +109,39 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 422 for a field that parsed but is not acceptable; `details.field` names it.
     pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {message}"))
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, format!("{field}: {message}"))
             .with_details(json!({ "field": field }))
     }
 
     pub fn shutting_down() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, "the server is shutting down")
     }
 
     pub fn session_not_found(id: &str) -> Self {
-        Self::not_found("session_not_found", format!("no session with id {id:?}"))
+        Self::not_found(ErrorCode::SessionNotFound, format!("no session with id {id:?}"))
     }
 
     /// A failure that is ours, not the caller's: logged in full, answered without detail.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "internal error; see the server log",
+        )
     }
 }
 
@@ -90,10 +158,14 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound("session") => Self::not_found("session_not_found", "session not found"),
-            StoreError::NotFound(what) => Self::not_found("not_found", format!("{what} not found")),
-            StoreError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
-            StoreError::IllegalTransition(t) => Self::conflict("illegal_transition", t.to_string()),
+            StoreError::NotFound("session") => {
+                Self::not_found(ErrorCode::SessionNotFound, "session not found")
+            }
+            StoreError::NotFound(what) => Self::not_found(ErrorCode::NotFound, format!("{what} not found")),
+            StoreError::Conflict(what) => {
+                Self::conflict(ErrorCode::Conflict, format!("{what} already exists"))
+            }
+            StoreError::IllegalTransition(t) => Self::conflict(ErrorCode::IllegalTransition, t.to_string()),
             other => Self::internal(other),
         }
     }
@@ -103,7 +175,7 @@ impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         let text = rejection.body_text();
         let detail = text.split_once("string: ").map_or(text.as_str(), |(_, d)| d);
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidQuery, detail)
     }
 }
 
@@ -123,15 +195,19 @@ where
         if !json_content_type(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    "request body is too large",
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", rejection.body_text())
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, rejection.body_text())
             }
         })?;
         from_json(&bytes).map(Self)
@@ -160,7 +236,7 @@ fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn malformed_json(error: serde_json::Error) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "malformed_json",
+        ErrorCode::MalformedJson,
         format!("Failed to parse the request body as JSON: {error}"),
     )
 }
@@ -183,7 +259,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         (Some(at), Some(missing)) => ApiError::invalid_field(&format!("{at}.{missing}"), "is required"),
         (None, Some(missing)) => ApiError::invalid_field(missing, "is required"),
         (Some(at), None) => ApiError::invalid_field(&at, message),
-        (None, None) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message),
+        (None, None) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, message),
     }
 }
 

@@ -21,7 +21,7 @@ use wagate_store::{NewHook, NewOutbound, StoreError};
 
 use super::compose::{self, TemplateRef};
 use super::openapi::{ErrorBody, HookCreated, HookList};
-use super::{session_id, ApiError, ApiJson};
+use super::{session_id, ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
 /// Recipients one hook may send to.
@@ -142,7 +142,7 @@ pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Res
 }
 
 fn hook_not_found() -> ApiError {
-    ApiError::not_found("hook_not_found", "no such hook")
+    ApiError::not_found(ErrorCode::HookNotFound, "no such hook")
 }
 
 #[utoipa::path(operation_id = "hooks_revoke", delete, path = "/sessions/{id}/hooks/{hook_id}", tag = "hooks",
@@ -206,10 +206,13 @@ pub async fn call(
         .ok_or_else(hook_not_found)?;
     if let Err(wait) = state.hook_limits.admit(&hook.id, state.config.api.hook_calls_per_minute) {
         let seconds = wait.as_secs().max(1);
-        let mut response =
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many calls to this hook")
-                .with_details(json!({ "retry_after_seconds": seconds }))
-                .into_response();
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many calls to this hook",
+        )
+        .with_details(json!({ "retry_after_seconds": seconds }))
+        .into_response();
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return Ok(response);
     }

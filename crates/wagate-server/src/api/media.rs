@@ -11,7 +11,7 @@ use serde::Deserialize;
 use wagate_core::{Media, MediaId};
 
 use super::openapi::ErrorBody;
-use super::{ApiError, ApiQuery};
+use super::{ApiError, ApiQuery, ErrorCode};
 use crate::media::MediaError;
 use crate::AppState;
 
@@ -20,11 +20,13 @@ impl From<MediaError> for ApiError {
         match e {
             MediaError::TooLarge(max) => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "media_too_large",
+                ErrorCode::MediaTooLarge,
                 format!("the file is larger than {max} bytes, the most any media message takes"),
             ),
             MediaError::Empty => ApiError::invalid_field("file", "is empty"),
-            MediaError::Upload(reason) => ApiError::new(StatusCode::BAD_REQUEST, "upload_failed", reason),
+            MediaError::Upload(reason) => {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UploadFailed, reason)
+            }
             other => ApiError::internal(other),
         }
     }
@@ -57,14 +59,16 @@ pub async fn upload(
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let now = state.engine.now();
     let media = if multipart {
-        let mut form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", e.body_text()))?;
+        let mut form = Multipart::from_request(request, &state).await.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedMultipart, e.body_text())
+        })?;
         loop {
             let field = form
                 .next_field()
                 .await
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", e.body_text()))?
+                .map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedMultipart, e.body_text())
+                })?
                 .ok_or_else(|| ApiError::invalid_field("file", "the multipart upload has no `file` part"))?;
             if field.name() == Some("file") {
                 let filename = query.filename.clone().or_else(|| field.file_name().map(str::to_owned));
@@ -89,7 +93,7 @@ pub async fn download(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found("media_not_found", format!("no media with id {raw:?}"));
+    let not_found = || ApiError::not_found(ErrorCode::MediaNotFound, format!("no media with id {raw:?}"));
     let id = MediaId::parse(&raw).map_err(|_| not_found())?;
     let media = state.media.get(&id).await?.ok_or_else(not_found)?;
     if let Some(url) = state.media.presigned_url(&media).await? {
@@ -104,7 +108,7 @@ pub async fn download(
             Err(()) => {
                 let mut error = ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    ErrorCode::RangeNotSatisfiable,
                     format!("the file has {} bytes", media.size),
                 )
                 .into_response();

@@ -14,14 +14,16 @@ use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::compose::{self, scheduled_time, TemplateRef};
 use super::openapi::{ErrorBody, MessageList};
-use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::engine::{AcceptError, CommitError};
 use crate::AppState;
 
 impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
         match e {
-            AcceptError::SessionNotFound => ApiError::not_found("session_not_found", "session not found"),
+            AcceptError::SessionNotFound => {
+                ApiError::not_found(ErrorCode::SessionNotFound, "session not found")
+            }
             AcceptError::Commit(CommitError::ShuttingDown) => ApiError::shutting_down(),
             AcceptError::Commit(cause) => ApiError::internal(cause),
         }
@@ -183,7 +185,7 @@ pub async fn send(
                 Err(_) => {
                     return Err(ApiError::new(
                         StatusCode::GATEWAY_TIMEOUT,
-                        "wait_timeout",
+                        ErrorCode::WaitTimeout,
                         "no send result yet; the message stays queued and will be sent",
                     )
                     .with_details(json!({ "message": message })))
@@ -208,8 +210,9 @@ async fn wait_for_result(
     events: &mut tokio::sync::broadcast::Receiver<wagate_core::Event>,
 ) -> Result<Message, ApiError> {
     let store = state.engine.store();
-    let stored =
-        |m: Option<Message>| m.ok_or_else(|| ApiError::not_found("message_not_found", "message was deleted"));
+    let stored = |m: Option<Message>| {
+        m.ok_or_else(|| ApiError::not_found(ErrorCode::MessageNotFound, "message was deleted"))
+    };
     if message.status.is_send_result() {
         return stored(store.get_message(&message.id).await?);
     }
@@ -237,7 +240,7 @@ async fn wait_for_result(
 #[utoipa::path(operation_id = "messages_get", get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
     responses((status = 200, body = Message, description = "With its `status_history`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
-    let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
+    let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
     state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
 }
@@ -252,13 +255,13 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Message>, ApiError> {
-    let not_found = || ApiError::not_found("message_not_found", format!("no message with id {raw:?}"));
+    let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
     match state.engine.cancel_scheduled(&id).await {
         Ok(message) => Ok(Json(message)),
         Err(StoreError::NotFound(_)) => Err(not_found()),
         Err(StoreError::IllegalTransition(e)) => Err(ApiError::conflict(
-            "message_not_scheduled",
+            ErrorCode::MessageNotScheduled,
             format!("only a scheduled message can be canceled; this one is {}", e.from.as_str()),
         )
         .with_details(json!({ "status": e.from }))),

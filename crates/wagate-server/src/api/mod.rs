@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 use wagate_core::SessionId;
 
-pub use error::{ApiError, ApiJson, ApiQuery};
+pub use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
 pub use hooks::HookLimits;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -153,13 +153,13 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no such route")
+    ApiError::not_found(ErrorCode::RouteNotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }
@@ -179,7 +179,7 @@ async fn readyz(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let not_ready = |check: &str, message: String| {
         tracing::warn!(check, "not ready: {message}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, message)
             .with_details(json!({ "check": check }))
     };
     if let Err(e) = state.engine.store().ready().await {

@@ -86,8 +86,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code such as `session_not_found` or `invalid_field`.
-    #[schema(example = "invalid_field")]
-    pub code: String,
+    pub code: super::ErrorCode,
     pub message: String,
     /// More about the error; `field` names the offending field of a 422.
     pub details: Option<Value>,

@@ -8,7 +8,7 @@ use wagate_core::{Direction, Jid, Message, MessageId, SessionId};
 use wagate_store::MessageQuery;
 
 use super::openapi::ErrorBody;
-use super::{session_id, ApiError, ApiJson};
+use super::{session_id, ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
 /// Received messages a chat-wide read looks back over.
@@ -24,7 +24,7 @@ pub struct Marked {
 }
 
 fn message_not_found(raw: &str) -> ApiError {
-    ApiError::not_found("message_not_found", format!("no message with id {raw:?}"))
+    ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"))
 }
 
 /// Sends the read receipts through the session's connection; answers with what was marked.
@@ -63,7 +63,10 @@ pub async fn message(
     let id = MessageId::parse(&raw).map_err(|_| message_not_found(&raw))?;
     let message = state.engine.store().get_message(&id).await?.ok_or_else(|| message_not_found(&raw))?;
     if message.direction != Direction::In {
-        return Err(ApiError::conflict("message_not_received", "only a received message can be marked read"));
+        return Err(ApiError::conflict(
+            ErrorCode::MessageNotReceived,
+            "only a received message can be marked read",
+        ));
     }
     let chat = Jid::parse(&message.chat)
         .map_err(|e| ApiError::internal(format!("stored chat {}: {e}", message.chat)))?;

@@ -12,32 +12,32 @@ use wagate_core::{ConnectorKind, PhoneNumber, Session, SessionId};
 use wagate_store::{NewSession, StoreError};
 
 use super::openapi::{ErrorBody, QrCode, SessionList};
-use super::{session_id, ApiError, ApiJson, ApiQuery};
+use super::{session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::engine::{LinkCode, SessionError};
 use crate::AppState;
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
-            SessionError::NotFound => ApiError::not_found("session_not_found", "session not found"),
+            SessionError::NotFound => ApiError::not_found(ErrorCode::SessionNotFound, "session not found"),
             SessionError::Active(status) => ApiError::conflict(
-                "session_active",
+                ErrorCode::SessionActive,
                 format!("session is already {status}; disconnect it first"),
             ),
             SessionError::NotRunning => {
-                ApiError::conflict("session_not_connected", "session is not connected")
+                ApiError::conflict(ErrorCode::SessionNotConnected, "session is not connected")
             }
             SessionError::NotLinked => {
-                ApiError::conflict("session_not_linked", "session is not linked to a phone")
+                ApiError::conflict(ErrorCode::SessionNotLinked, "session is not linked to a phone")
             }
             SessionError::NoConnector(kind) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "connector_unavailable",
+                ErrorCode::ConnectorUnavailable,
                 format!("connector `{kind}` is not enabled on this server"),
             ),
             SessionError::Draining => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "node_draining",
+                ErrorCode::NodeDraining,
                 "this node is draining and takes no sessions; connect through another node",
             ),
             SessionError::Store(e) => e.into(),
@@ -101,7 +101,7 @@ pub async fn create(
     let session = match state.engine.create_session(new).await {
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::conflict(
-                "session_exists",
+                ErrorCode::SessionExists,
                 format!("a session with id {id:?} already exists"),
             ))
         }
@@ -153,9 +153,9 @@ pub async fn connect(
     } else {
         serde_json::from_slice(&body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.to_string())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, e.to_string())
             }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, e.to_string()),
         })?
     };
     let pairing_phone = request
@@ -206,7 +206,7 @@ pub async fn qr(
         state.engine.store().get_session(&id).await?.ok_or_else(|| ApiError::session_not_found(&raw))?;
     let no_code = || {
         ApiError::conflict(
-            "no_qr_code",
+            ErrorCode::NoQrCode,
             format!("session is {}, not showing a QR code", session.status.as_str()),
         )
         .with_details(json!({ "status": session.status }))
@@ -236,7 +236,7 @@ pub async fn qr(
         (_, other) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("format {other:?} is not one of json, png, svg"),
             ))
         }

@@ -10,19 +10,19 @@ use wagate_core::{PhoneNumber, SessionId};
 
 use super::compose;
 use super::openapi::{ErrorBody, SimInjected, SimLinked};
-use super::{ApiError, ApiJson};
+use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
 impl From<SimError> for ApiError {
     fn from(e: SimError) -> Self {
         let message = e.to_string();
         match e {
-            SimError::UnknownCode => ApiError::not_found("code_not_found", message),
+            SimError::UnknownCode => ApiError::not_found(ErrorCode::CodeNotFound, message),
             SimError::WrongPhone(_) => ApiError::invalid_field("phone", message),
-            SimError::PhoneInUse { .. } => ApiError::conflict("phone_in_use", message),
-            SimError::NotLinked => ApiError::conflict("session_not_linked", message),
-            SimError::NotConnected => ApiError::conflict("session_not_connected", message),
-            SimError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+            SimError::PhoneInUse { .. } => ApiError::conflict(ErrorCode::PhoneInUse, message),
+            SimError::NotLinked => ApiError::conflict(ErrorCode::SessionNotLinked, message),
+            SimError::NotConnected => ApiError::conflict(ErrorCode::SessionNotConnected, message),
+            SimError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout, message),
         }
     }
 }
@@ -31,7 +31,7 @@ fn network(state: &AppState) -> Result<&wagate_connect::sim::SimNetwork, ApiErro
     state
         .sim
         .as_deref()
-        .ok_or_else(|| ApiError::not_found("route_not_found", "the sim connector is disabled"))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::RouteNotFound, "the sim connector is disabled"))
 }
 
 fn phone(field: &str, raw: &str) -> Result<PhoneNumber, ApiError> {

@@ -18,7 +18,7 @@ use wagate_core::{Event, EventId, SessionId};
 
 use super::events::parse_types;
 use super::openapi::ErrorBody;
-use super::{ApiError, ApiQuery};
+use super::{ApiError, ApiQuery, ErrorCode};
 use crate::engine::{EventFilter, StreamEnd, Subscription};
 use crate::AppState;
 
@@ -100,13 +100,13 @@ async fn next_event(
     }
 }
 
-fn end_code(end: &StreamEnd) -> &'static str {
+fn end_code(end: &StreamEnd) -> ErrorCode {
     match end {
-        StreamEnd::SlowConsumer(_) => "slow_consumer",
-        StreamEnd::ShuttingDown => "shutting_down",
+        StreamEnd::SlowConsumer(_) => ErrorCode::SlowConsumer,
+        StreamEnd::ShuttingDown => ErrorCode::ShuttingDown,
         StreamEnd::Store(e) => {
             tracing::error!(error = %e, "an event stream failed");
-            "internal_error"
+            ErrorCode::InternalError
         }
     }
 }

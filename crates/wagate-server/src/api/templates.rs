@@ -13,7 +13,7 @@ use wagate_store::{StoreError, TemplateChange};
 
 use super::compose::{self, template_not_found};
 use super::openapi::{ErrorBody, TemplateList};
-use super::{ApiError, ApiJson};
+use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
 compose::content_body! {
@@ -62,9 +62,10 @@ pub async fn create(
     match state.engine.store().create_template(body.name.clone(), language, content, state.engine.now()).await
     {
         Ok(created) => Ok((StatusCode::CREATED, Json(created))),
-        Err(StoreError::Conflict(_)) => {
-            Err(ApiError::conflict("template_exists", format!("a template named {:?} exists", body.name)))
-        }
+        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
+            ErrorCode::TemplateExists,
+            format!("a template named {:?} exists", body.name),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -9,7 +9,7 @@ use wagate_core::{Delivery, DeliveryId, DeliveryStatus, EventId, EventType, Sess
 use wagate_store::{DeliveryQuery, EventBound, NewWebhook, StoreError, WebhookChange};
 
 use super::openapi::{DeliveryList, ErrorBody, Replayed, WebhookList, WebhookWithSecret};
-use super::{page_limit, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::webhooks::signing::generate_secret;
 use crate::webhooks::targets::{check_url, TargetError};
 use crate::AppState;
@@ -23,7 +23,7 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
 }
 
 fn webhook_not_found(id: &str) -> ApiError {
-    ApiError::not_found("webhook_not_found", format!("no webhook with id {id:?}"))
+    ApiError::not_found(ErrorCode::WebhookNotFound, format!("no webhook with id {id:?}"))
 }
 
 fn found(webhook: Option<Webhook>, id: &WebhookId) -> Result<Webhook, ApiError> {
@@ -48,14 +48,16 @@ async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
         Err(TargetError::Invalid(why)) => Err(ApiError::invalid_field("url", why)),
         Err(e @ TargetError::Private(_)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "private_target",
+            ErrorCode::PrivateTarget,
             format!("url: {e}; set webhooks.allow_private_targets = true to allow such targets"),
         )
         .with_details(json!({ "field": "url" }))),
-        Err(e @ TargetError::Unresolvable(_)) => {
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_target", format!("url: {e}"))
-                .with_details(json!({ "field": "url" })))
-        }
+        Err(e @ TargetError::Unresolvable(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::UnresolvableTarget,
+            format!("url: {e}"),
+        )
+        .with_details(json!({ "field": "url" }))),
     }
 }
 
@@ -244,7 +246,7 @@ pub async fn deliveries(
 }
 
 fn delivery_not_found(id: &str) -> ApiError {
-    ApiError::not_found("delivery_not_found", format!("this webhook has no delivery {id:?}"))
+    ApiError::not_found(ErrorCode::DeliveryNotFound, format!("this webhook has no delivery {id:?}"))
 }
 
 #[utoipa::path(operation_id = "webhooks_delivery", get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
@@ -306,7 +308,10 @@ pub async fn replay(
     let until = body.until.as_deref().map(|u| event_bound("until", u)).transpose()?;
     let webhook = found(state.engine.store().get_webhook(&webhook_id).await?, &webhook_id)?;
     if !webhook.enabled {
-        return Err(ApiError::conflict("webhook_disabled", "the webhook is disabled; enable it first"));
+        return Err(ApiError::conflict(
+            ErrorCode::WebhookDisabled,
+            "the webhook is disabled; enable it first",
+        ));
     }
     let replayed =
         match state.engine.store().replay_events(&webhook_id, since, until, state.engine.now()).await {

@@ -15,7 +15,7 @@ use wagate_core::{
 use wagate_store::{NewCampaign, RecipientQuery, StoreError};
 
 use super::compose::{self, param_texts, TemplateRef, PARAM_TYPES};
-use super::openapi::{CampaignList, ErrorBody, RecipientList};
+use super::openapi::{ApiKeyRequired, CampaignList, ErrorBody, RecipientList};
 use super::templates::ContentBody;
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::AppState;
@@ -81,7 +81,7 @@ const REJECTED_SHOWN: usize = 100;
     request_body(description = "JSON; or multipart/form-data with a part `campaign` (the JSON without `recipients`) and a part `recipients`: a CSV with a header row, a `to` (or `phone`) column and one column per placeholder",
         content((CreateCampaign = "application/json"), (String = "multipart/form-data"))),
     responses((status = 201, body = CampaignCreated, description = "Created; its messages are queued (or scheduled)"),
-        (status = 400, description = "Malformed JSON or multipart", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or multipart", body = ErrorBody), ApiKeyRequired,
         (status = 404, description = "Session or template not found", body = ErrorBody), (status = 413, description = "Body larger than `campaigns.max_body_bytes`", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`), or no valid recipient (`details.rejected`)", body = ErrorBody)))]
 pub async fn create(
@@ -297,7 +297,7 @@ fn campaign_not_found(raw: &str) -> ApiError {
 #[utoipa::path(operation_id = "campaigns_list", get, path = "/sessions/{id}/campaigns", tag = "campaigns",
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = CampaignList, description = "Newest first, with progress"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
     if state.engine.store().get_session(&session).await?.is_none() {
@@ -309,7 +309,7 @@ pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Res
 #[utoipa::path(operation_id = "campaigns_get", get, path = "/sessions/{id}/campaigns/{campaign_id}", tag = "campaigns",
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = Campaign, description = "With progress: counts by status, failures by reason"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((raw, raw_campaign)): Path<(String, String)>,
@@ -344,7 +344,7 @@ async fn act(
 /// Holds the messages not sent yet; those being sent finish.
 #[utoipa::path(operation_id = "campaigns_pause", post, path = "/sessions/{id}/campaigns/{campaign_id}/pause", tag = "campaigns",
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
-    responses((status = 200, body = Campaign, description = "Paused"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = Campaign, description = "Paused"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -356,7 +356,7 @@ pub async fn pause(
 /// Sends the held messages again, in order.
 #[utoipa::path(operation_id = "campaigns_resume", post, path = "/sessions/{id}/campaigns/{campaign_id}/resume", tag = "campaigns",
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
-    responses((status = 200, body = Campaign, description = "Running (or completed, when nothing was left)"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = Campaign, description = "Running (or completed, when nothing was left)"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not paused", body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -368,7 +368,7 @@ pub async fn resume(
 /// Calls off the messages not sent yet: they become `canceled`.
 #[utoipa::path(operation_id = "campaigns_cancel", post, path = "/sessions/{id}/campaigns/{campaign_id}/cancel", tag = "campaigns",
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
-    responses((status = 200, body = Campaign, description = "Canceled"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = Campaign, description = "Canceled"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Already completed or canceled", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -391,7 +391,7 @@ pub struct RecipientsQuery {
 #[utoipa::path(operation_id = "campaigns_recipients", get, path = "/sessions/{id}/campaigns/{campaign_id}/recipients", tag = "campaigns",
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)"), RecipientsQuery),
     responses((status = 200, body = RecipientList, description = "Each recipient's message, in recipient order"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn recipients(
     State(state): State<AppState>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wagate_core::{NodeState, Timestamp};
 
-use super::openapi::ErrorBody;
+use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ErrorCode};
 use crate::AppState;
 
@@ -40,7 +40,7 @@ pub struct NodeList {
 
 #[utoipa::path(operation_id = "cluster_nodes", get, path = "/cluster/nodes", tag = "cluster",
     responses((status = 200, body = NodeList, description = "Every node that has run on this database, by id"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+        ApiKeyRequired))]
 pub async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
     let dead_before = state.engine.now() - state.engine.lease_ttl();
     let nodes = state.engine.store().list_nodes(dead_before).await?;
@@ -63,7 +63,7 @@ pub async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiE
 #[utoipa::path(operation_id = "cluster_drain", post, path = "/cluster/nodes/{node_id}/drain", tag = "cluster",
     params(("node_id" = String, Path, description = "Node id")),
     responses((status = 202, body = NodeList, description = "Draining: the node takes no more sessions and hands its own over (at its next heartbeat when it is another node); it keeps answering API calls"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        ApiKeyRequired,
         (status = 404, description = "No such node", body = ErrorBody)))]
 pub async fn drain(
     State(state): State<AppState>,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wagate_core::PhoneNumber;
 
-use super::openapi::{ChatList, ContactList, ErrorBody, NumberChecks};
+use super::openapi::{ApiKeyRequired, ChatList, ContactList, ErrorBody, NumberChecks};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
 use crate::AppState;
 
@@ -25,7 +25,7 @@ pub struct CheckNumbers {
 #[utoipa::path(operation_id = "contacts_check", post, path = "/sessions/{id}/contacts/check", tag = "contacts",
     params(("id" = String, Path, description = "Session id")), request_body = CheckNumbers,
     responses((status = 200, body = NumberChecks, description = "Which numbers have WhatsApp, in the order asked"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No such session", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "No such session", body = ErrorBody),
         (status = 409, description = "The session is not connected on this node", body = ErrorBody),
         (status = 422, description = "A number is not valid, or too many", body = ErrorBody),
         (status = 503, description = "WhatsApp did not answer; try again", body = ErrorBody)))]
@@ -76,7 +76,7 @@ pub struct ContactQuery {
 
 #[utoipa::path(operation_id = "contacts_list", get, path = "/sessions/{id}/contacts", tag = "contacts",
     params(("id" = String, Path, description = "Session id"), ContactQuery),
-    responses((status = 200, body = ContactList, description = "Contacts by JID"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = ContactList, description = "Contacts by JID"), ApiKeyRequired,
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -105,7 +105,7 @@ pub struct ChatQuery {
 
 #[utoipa::path(operation_id = "chats_list", get, path = "/sessions/{id}/chats", tag = "contacts",
     params(("id" = String, Path, description = "Session id"), ChatQuery),
-    responses((status = 200, body = ChatList, description = "Chats, most recent activity first"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = ChatList, description = "Chats, most recent activity first"), ApiKeyRequired,
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
 pub async fn chats(
     State(state): State<AppState>,

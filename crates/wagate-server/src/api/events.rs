@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wagate_core::{EventId, EventType, SessionId};
 use wagate_store::EventQuery;
 
-use super::openapi::{ErrorBody, EventList};
+use super::openapi::{ApiKeyRequired, ErrorBody, EventList};
 use super::{page_limit, ApiError, ApiQuery};
 use crate::AppState;
 
@@ -37,7 +37,7 @@ pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
 }
 
 #[utoipa::path(operation_id = "events_list", get, path = "/events", tag = "events", params(ListQuery),
-    responses((status = 200, body = EventList, description = "Oldest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, body = EventList, description = "Oldest first"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,

@@ -20,7 +20,7 @@ use wagate_core::{Hook, HookId, Jid};
 use wagate_store::{NewHook, NewOutbound, StoreError};
 
 use super::compose::{self, TemplateRef};
-use super::openapi::{ErrorBody, HookCreated, HookList};
+use super::openapi::{ApiKeyRequired, ErrorBody, HookCreated, HookList};
 use super::{session_id, ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
@@ -89,7 +89,7 @@ fn recipients(to: Value) -> Result<Vec<String>, ApiError> {
 #[utoipa::path(operation_id = "hooks_create", post, path = "/sessions/{id}/hooks", tag = "hooks",
     params(("id" = String, Path, description = "Session id")), request_body = CreateHook,
     responses((status = 201, body = HookCreated, description = "The hook, with its secret URL (shown only now)"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -131,7 +131,7 @@ pub async fn create(
 
 #[utoipa::path(operation_id = "hooks_list", get, path = "/sessions/{id}/hooks", tag = "hooks",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = HookList, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = HookList, description = "OK"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
@@ -147,7 +147,7 @@ fn hook_not_found() -> ApiError {
 
 #[utoipa::path(operation_id = "hooks_revoke", delete, path = "/sessions/{id}/hooks/{hook_id}", tag = "hooks",
     params(("id" = String, Path, description = "Session id"), ("hook_id" = String, Path, description = "Hook id (`hk_…`)")),
-    responses((status = 204, description = "Revoked: its URL no longer sends"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 204, description = "Revoked: its URL no longer sends"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,

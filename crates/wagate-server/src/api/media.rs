@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use wagate_core::{Media, MediaId};
 
-use super::openapi::ErrorBody;
+use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ApiQuery, ErrorCode};
 use crate::media::MediaError;
 use crate::AppState;
@@ -44,7 +44,7 @@ pub struct UploadQuery {
     request_body(description = "`multipart/form-data` with a part `file`, or the raw bytes with any `Content-Type`",
         content((String = "multipart/form-data"), (String = "application/octet-stream"))),
     responses((status = 201, body = Media, description = "Stored"), (status = 400, description = "Malformed upload", body = ErrorBody),
-        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        ApiKeyRequired,
         (status = 413, description = "Larger than the largest media message (`media.max_document_bytes`)", body = ErrorBody),
         (status = 422, description = "Empty, or no `file` part", body = ErrorBody)))]
 pub async fn upload(
@@ -86,7 +86,7 @@ pub async fn upload(
     params(("id" = String, Path, description = "Media id (`med_…`)"), ("Range" = Option<String>, Header, description = "`bytes=start-end`, `bytes=start-` or `bytes=-suffix`")),
     responses((status = 200, description = "The file, with its type, length and `Content-Disposition`"), (status = 206, description = "The range asked for"),
         (status = 307, description = "With `media.presigned_downloads` (S3): the file is at `Location`"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 416, description = "The range is outside the file", body = ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,

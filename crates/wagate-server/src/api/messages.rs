@@ -13,7 +13,7 @@ use wagate_core::{Direction, EventData, Jid, Message, MessageContent, MessageId,
 use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::compose::{self, scheduled_time, TemplateRef};
-use super::openapi::{ErrorBody, MessageList};
+use super::openapi::{ApiKeyRequired, ErrorBody, MessageList};
 use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::engine::{AcceptError, CommitError};
 use crate::AppState;
@@ -132,7 +132,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message")),
     request_body = SendRequest,
     responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
+        (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -238,7 +238,7 @@ async fn wait_for_result(
 }
 
 #[utoipa::path(operation_id = "messages_get", get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
-    responses((status = 200, body = Message, description = "With its `status_history`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 200, body = Message, description = "With its `status_history`"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
@@ -249,7 +249,7 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
 #[utoipa::path(operation_id = "messages_cancel", delete, path = "/messages/{id}", tag = "messages",
     params(("id" = String, Path, description = "Message id (`msg_…`)")),
     responses((status = 200, body = Message, description = "Canceled: it will not be sent"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "The message is not scheduled (any more)", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -279,7 +279,7 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(operation_id = "messages_list", get, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), ListQuery),
-    responses((status = 200, body = MessageList, description = "Newest first"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, body = MessageList, description = "Newest first"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path(raw): Path<String>,

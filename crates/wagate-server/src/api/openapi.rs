@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
 use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Session, Webhook};
 
 #[derive(OpenApi)]
@@ -16,7 +16,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
-    components(schemas(ErrorBody, Event)),
+    components(schemas(ErrorBody, Event), responses(Unauthorized)),
     tags(
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
@@ -81,6 +81,22 @@ pub fn document(openapi: utoipa::openapi::OpenApi) -> Value {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+}
+
+/// The answer to a request without a valid API key (`unauthorized`): one response of the
+/// document that every route taking a key refers to.
+#[derive(ToResponse)]
+#[response(description = "No or wrong API key")]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub struct Unauthorized(ErrorBody);
+
+/// The answers of every route that takes an API key, besides its own; a route lists it in its
+/// `responses(…)`.
+#[derive(IntoResponses)]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub enum ApiKeyRequired {
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
 }
 
 #[derive(Serialize, ToSchema)]

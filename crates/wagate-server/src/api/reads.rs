@@ -7,7 +7,7 @@ use wagate_connect::ReadMessage;
 use wagate_core::{Direction, Jid, Message, MessageId, SessionId};
 use wagate_store::MessageQuery;
 
-use super::openapi::ErrorBody;
+use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{session_id, ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
@@ -53,7 +53,7 @@ async fn mark(
 #[utoipa::path(operation_id = "messages_read", post, path = "/messages/{id}/read", tag = "messages",
     params(("id" = String, Path, description = "Id (`msg_…`) of a received message")),
     responses((status = 200, body = Marked, description = "The read receipt was sent"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "The message was not received (it is outbound), or its session is not connected on this node", body = ErrorBody),
         (status = 503, description = "WhatsApp did not take the receipt; try again", body = ErrorBody)))]
 pub async fn message(
@@ -88,7 +88,7 @@ pub struct ReadChat {
     params(("id" = String, Path, description = "Session id"), ("chat" = String, Path, description = "The chat: a phone number or a JID")),
     request_body = ReadChat,
     responses((status = 200, body = Marked, description = "Read receipts were sent for these messages"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No such session or message", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "No such session or message", body = ErrorBody),
         (status = 409, description = "The session is not connected on this node", body = ErrorBody),
         (status = 422, description = "Not a chat, or `up_to` is not a received message of it", body = ErrorBody),
         (status = 503, description = "WhatsApp did not take the receipts; try again", body = ErrorBody)))]

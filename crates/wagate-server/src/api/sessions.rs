@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use wagate_core::{ConnectorKind, PhoneNumber, Session, SessionId};
 use wagate_store::{NewSession, StoreError};
 
-use super::openapi::{ErrorBody, QrCode, SessionList};
+use super::openapi::{ApiKeyRequired, ErrorBody, QrCode, SessionList};
 use super::{session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
 use crate::engine::{LinkCode, SessionError};
 use crate::AppState;
@@ -65,7 +65,7 @@ fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
 }
 
 #[utoipa::path(operation_id = "sessions_create", post, path = "/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSession>,
@@ -110,13 +110,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-#[utoipa::path(operation_id = "sessions_list", get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_list", get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList, description = "OK"), ApiKeyRequired))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions = state.engine.store().list_sessions().await?;
     Ok(Json(json!({ "data": sessions })))
 }
 
-#[utoipa::path(operation_id = "sessions_get", get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+#[utoipa::path(operation_id = "sessions_get", get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Session>, ApiError> {
     let id = session_id(&raw)?;
     let session = state.engine.store().get_session(&id).await?;
@@ -124,7 +124,7 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
 }
 
 #[utoipa::path(operation_id = "sessions_delete", delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
-    responses((status = 204, description = "Deleted with its messages; its events stay in the log"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted with its messages; its events stay in the log"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = session_id(&raw)?;
     state.engine.delete(&id).await?;
@@ -140,7 +140,7 @@ pub struct ConnectRequest {
 
 #[utoipa::path(operation_id = "sessions_connect", post, path = "/sessions/{id}/connect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     request_body(content = Option<ConnectRequest>, description = "Optional; `pairing_phone` links by pairing code instead of QR"),
-    responses((status = 202, body = Session, description = "Connecting"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 202, body = Session, description = "Connecting"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn connect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -167,7 +167,7 @@ pub async fn connect(
 }
 
 #[utoipa::path(operation_id = "sessions_disconnect", post, path = "/sessions/{id}/disconnect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
+    responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn disconnect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -177,7 +177,7 @@ pub async fn disconnect(
 }
 
 #[utoipa::path(operation_id = "sessions_logout", post, path = "/sessions/{id}/logout", tag = "sessions", params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = Session, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
+    responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -195,7 +195,7 @@ pub struct QrQuery {
 
 #[utoipa::path(operation_id = "sessions_qr", get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
     responses((status = 200, body = QrCode, content_type = "application/json", description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
 pub async fn qr(
     State(state): State<AppState>,
     Path(raw): Path<String>,

@@ -9,7 +9,7 @@ use wagate_connect::sim::{Faults, InboundRequest, SimError};
 use wagate_core::{PhoneNumber, SessionId};
 
 use super::compose;
-use super::openapi::{ErrorBody, SimInjected, SimLinked};
+use super::openapi::{ApiKeyRequired, ErrorBody, SimInjected, SimLinked};
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
@@ -51,7 +51,7 @@ pub struct LinkRequest {
 }
 
 #[utoipa::path(operation_id = "sim_scan", post, path = "/sim/scan", tag = "sim", request_body = LinkRequest,
-    responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn scan(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
@@ -62,7 +62,7 @@ pub async fn scan(
 }
 
 #[utoipa::path(operation_id = "sim_pair", post, path = "/sim/pair", tag = "sim", request_body = LinkRequest,
-    responses((status = 200, body = SimLinked, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, body = SimLinked, description = "OK"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn pair(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
@@ -88,7 +88,7 @@ compose::content_body! {
 
 #[utoipa::path(operation_id = "sim_inbound", post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
     responses((status = 200, body = SimInjected, description = "Stored"), (status = 202, body = SimInjected, description = "Pending: the session is offline"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn inbound(
     State(state): State<AppState>,
     ApiJson(mut body): ApiJson<InboundBody>,
@@ -122,7 +122,7 @@ pub struct FaultsBody {
 }
 
 #[utoipa::path(operation_id = "sim_faults", post, path = "/sim/faults", tag = "sim", request_body = FaultsBody,
-    responses((status = 200, description = "The faults in force", body = Object), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, description = "The faults in force", body = Object), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn faults(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FaultsBody>,

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventId, SessionId};
 
 use super::events::parse_types;
-use super::openapi::ErrorBody;
+use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ApiQuery, ErrorCode};
 use crate::engine::{EventFilter, StreamEnd, Subscription};
 use crate::AppState;
@@ -116,7 +116,7 @@ fn end_code(end: &StreamEnd) -> ErrorCode {
 #[utoipa::path(operation_id = "events_sse", get, path = "/events/stream", tag = "events",
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+        description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -160,7 +160,7 @@ pub async fn sse(
 /// none (sent within `events.ws_hello_ms`; after that the stream starts with no filter).
 #[utoipa::path(operation_id = "events_ws", get, path = "/events/ws", tag = "events", params(StreamQuery),
     responses((status = 101, description = "WebSocket: each event as a text message holding the envelope; without query parameters the first client message may carry `{\"session_id\",\"types\",\"after\"}`"),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+        ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn ws(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<StreamQuery>,

@@ -12,7 +12,7 @@ use wagate_core::{template, MessageContent, Template};
 use wagate_store::{StoreError, TemplateChange};
 
 use super::compose::{self, template_not_found};
-use super::openapi::{ErrorBody, TemplateList};
+use super::openapi::{ApiKeyRequired, ErrorBody, TemplateList};
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 
@@ -50,7 +50,7 @@ pub struct CreateTemplate {
 
 #[utoipa::path(operation_id = "templates_create", post, path = "/templates", tag = "templates", request_body = CreateTemplate,
     responses((status = 201, body = Template, description = "Created"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired,
         (status = 409, description = "A template of that name exists", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -71,14 +71,14 @@ pub async fn create(
 }
 
 #[utoipa::path(operation_id = "templates_list", get, path = "/templates", tag = "templates",
-    responses((status = 200, body = TemplateList, description = "By name"), (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+    responses((status = 200, body = TemplateList, description = "By name"), ApiKeyRequired))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "data": state.engine.store().list_templates().await? })))
 }
 
 #[utoipa::path(operation_id = "templates_get", get, path = "/templates/{name}", tag = "templates",
     params(("name" = String, Path, description = "Template name")),
-    responses((status = 200, body = Template, description = "OK"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 200, body = Template, description = "OK"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -105,7 +105,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[utoipa::path(operation_id = "templates_update", patch, path = "/templates/{name}", tag = "templates",
     params(("name" = String, Path, description = "Template name")), request_body = UpdateTemplate,
     responses((status = 200, body = Template, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No or wrong API key", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -123,7 +123,7 @@ pub async fn update(
 
 #[utoipa::path(operation_id = "templates_delete", delete, path = "/templates/{name}", tag = "templates",
     params(("name" = String, Path, description = "Template name")),
-    responses((status = 204, description = "Deleted"), (status = 401, description = "No or wrong API key", body = ErrorBody),
+    responses((status = 204, description = "Deleted"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     if state.engine.store().delete_template(&name).await? {

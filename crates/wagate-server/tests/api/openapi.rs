@@ -218,3 +218,73 @@ async fn every_event_has_a_schema_for_its_type_that_describes_its_data() {
         assert!(seen.contains(kind), "no {kind} event was produced");
     }
 }
+
+/// What client generators need: error codes as a closed list, one shared 401 answer, and a
+/// `Message` made of object schemas only (a flattened `oneOf` is refused by some).
+#[tokio::test]
+async fn the_document_gives_generated_clients_error_codes_one_401_and_an_object_message() {
+    let server = TestServer::start().await;
+    let document = document(&server).await;
+    let schemas = &document["components"]["schemas"];
+
+    let codes = schemas["ErrorCode"]["enum"].as_array().expect("ErrorCode is an enum");
+    assert_eq!(schemas["ErrorDetail"]["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode");
+    let unauthenticated = reqwest::get(format!("{}/v1/sessions", server.base)).await.unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = server.get("/v1/sessions/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for answer in [unauthenticated.json::<Value>().await.unwrap(), body] {
+        assert!(codes.contains(&answer["error"]["code"]), "{answer} has a code outside ErrorCode");
+    }
+
+    let unauthorized = &document["components"]["responses"]["Unauthorized"];
+    assert_eq!(unauthorized["description"], "No or wrong API key");
+    assert_eq!(
+        unauthorized["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    let mut keyed = 0;
+    for (path, method, operation) in operations(&document) {
+        if operation["security"] == json!([{}]) {
+            assert!(
+                operation["responses"].get("401").is_none(),
+                "{method} {path} takes no key but can answer 401"
+            );
+            continue;
+        }
+        assert_eq!(
+            operation["responses"]["401"],
+            json!({ "$ref": "#/components/responses/Unauthorized" }),
+            "{method} {path}"
+        );
+        keyed += 1;
+    }
+    assert!(keyed >= 50, "only {keyed} routes take a key");
+
+    let message = &schemas["Message"];
+    let parts = message["allOf"].as_array().expect("Message is its content and its other fields");
+    for part in parts {
+        let part = if part.get("$ref").is_some() { resolve(&document, &part["$ref"]) } else { part };
+        assert_eq!(part["type"], "object", "{part}");
+        assert!(part.get("oneOf").is_none(), "{part}");
+    }
+    let content = resolve(&document, &parts[0]["$ref"]);
+    let kinds = resolve(&document, &content["properties"]["type"]["$ref"])["enum"].as_array().unwrap();
+    assert_eq!(content["required"], json!(["type"]));
+    for kind in kinds {
+        assert!(content["properties"][kind.as_str().unwrap()].is_object(), "no `{kind}` property");
+    }
+
+    // A message as the API sends it has only the fields the document declares.
+    server.link("alice", "15550001111").await;
+    let sent = server.send_text("alice", "15557770001", "hi").await;
+    let mut declared = std::collections::BTreeSet::new();
+    let mut required = std::collections::BTreeSet::new();
+    properties(&document, message, &mut declared, &mut required);
+    for field in sent.as_object().unwrap().keys() {
+        assert!(declared.contains(field), "`{field}` is not documented");
+    }
+    for field in &required {
+        assert!(sent.get(field).is_some(), "required `{field}` is missing from {sent}");
+    }
+}

@@ -8,8 +8,20 @@ use serde::{Deserialize, Serialize};
 use crate::{CampaignId, MessageContent, SessionId};
 
 /// What a user asked of a campaign last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CampaignState {
     Running,
     Paused,
@@ -19,17 +31,13 @@ pub enum CampaignState {
 }
 
 impl CampaignState {
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CampaignState::Running => "running",
-            CampaignState::Paused => "paused",
-            CampaignState::Canceled => "canceled",
-            CampaignState::Completed => "completed",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Running, Self::Paused, Self::Canceled, Self::Completed].into_iter().find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 
     /// The state after `action`, or None when the action does not apply in this state.

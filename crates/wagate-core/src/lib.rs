@@ -53,3 +53,57 @@ impl Clock for SystemClock {
         chrono::Utc::now()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str`/`parse` (strum) and the JSON (serde) spell each value the same way.
+    #[test]
+    fn names_are_the_serde_names() {
+        fn check<T: serde::Serialize + PartialEq + std::fmt::Debug + Copy>(
+            values: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for &value in values {
+                assert_eq!(serde_json::to_value(value).unwrap(), as_str(value), "{value:?}");
+                assert_eq!(parse(as_str(value)), Some(value));
+            }
+            assert_eq!(parse("nonsense"), None);
+        }
+        use MessageStatus as M;
+        let statuses = [
+            M::Scheduled,
+            M::Queued,
+            M::Sending,
+            M::Sent,
+            M::Delivered,
+            M::Read,
+            M::Failed,
+            M::Received,
+            M::Canceled,
+        ];
+        check(&statuses, MessageStatus::as_str, MessageStatus::parse);
+        check(&[Direction::Out, Direction::In], Direction::as_str, Direction::parse);
+        check(&MessageKind::ALL, MessageKind::as_str, MessageKind::parse);
+        check(&[ConnectorKind::Sim, ConnectorKind::Web], ConnectorKind::as_str, ConnectorKind::parse);
+        use SessionStatus::*;
+        let sessions =
+            [Created, Connecting, Qr, PairingCode, Connected, Disconnected, LoggedOut, SessionStatus::Failed];
+        check(&sessions, SessionStatus::as_str, SessionStatus::parse);
+        let campaigns = [
+            CampaignState::Running,
+            CampaignState::Paused,
+            CampaignState::Canceled,
+            CampaignState::Completed,
+        ];
+        check(&campaigns, CampaignState::as_str, CampaignState::parse);
+        let deliveries = [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed];
+        check(&deliveries, DeliveryStatus::as_str, DeliveryStatus::parse);
+        assert_eq!(MediaKind::ALL.map(MediaKind::as_str), ["image", "video", "audio", "document", "sticker"]);
+        for kind in MediaKind::ALL {
+            assert_eq!(MediaKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}

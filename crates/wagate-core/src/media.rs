@@ -20,7 +20,8 @@ pub struct Media {
 }
 
 /// The kinds of media message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum MediaKind {
     Image,
     Video,
@@ -33,18 +34,13 @@ impl MediaKind {
     pub const ALL: [MediaKind; 5] =
         [MediaKind::Image, MediaKind::Video, MediaKind::Audio, MediaKind::Document, MediaKind::Sticker];
 
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-            MediaKind::Document => "document",
-            MediaKind::Sticker => "sticker",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 
     /// The MIME types WhatsApp takes for this kind; None takes any (documents).

@@ -3,8 +3,21 @@
 use serde::{Deserialize, Serialize};
 
 /// Which way a message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Direction {
     /// Sent by wagate on behalf of the session.
     Out,
@@ -13,19 +26,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Out => "out",
-            Direction::In => "in",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "out" => Some(Direction::Out),
-            "in" => Some(Direction::In),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -81,8 +88,21 @@ pub enum MessageContent {
 
 // One per `MessageContent` variant.
 /// The kinds of message: the values of a message's `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageKind {
     Text,
     Image,
@@ -116,25 +136,13 @@ impl MessageKind {
         MessageKind::Revoke,
     ];
 
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Text => "text",
-            MessageKind::Image => "image",
-            MessageKind::Video => "video",
-            MessageKind::Audio => "audio",
-            MessageKind::Document => "document",
-            MessageKind::Sticker => "sticker",
-            MessageKind::Location => "location",
-            MessageKind::Contacts => "contacts",
-            MessageKind::Reaction => "reaction",
-            MessageKind::Poll => "poll",
-            MessageKind::Edit => "edit",
-            MessageKind::Revoke => "revoke",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 
     /// Whether a message of this kind acts on one earlier message (named by its id) rather
@@ -472,8 +480,21 @@ impl MessageContent {
 }
 
 /// Where a message is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageStatus {
     /// Accepted, to be sent at its `scheduled_at`.
     Scheduled,
@@ -513,33 +534,13 @@ pub enum StatusChange {
 }
 
 impl MessageStatus {
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Scheduled => "scheduled",
-            MessageStatus::Queued => "queued",
-            MessageStatus::Sending => "sending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Delivered => "delivered",
-            MessageStatus::Read => "read",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Received => "received",
-            MessageStatus::Canceled => "canceled",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "scheduled" => MessageStatus::Scheduled,
-            "queued" => MessageStatus::Queued,
-            "sending" => MessageStatus::Sending,
-            "sent" => MessageStatus::Sent,
-            "delivered" => MessageStatus::Delivered,
-            "read" => MessageStatus::Read,
-            "failed" => MessageStatus::Failed,
-            "received" => MessageStatus::Received,
-            "canceled" => MessageStatus::Canceled,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// True once the send has an outcome: WhatsApp took it, or it failed.

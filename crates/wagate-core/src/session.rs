@@ -3,8 +3,21 @@
 use serde::{Deserialize, Serialize};
 
 /// How a session reaches WhatsApp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConnectorKind {
     /// The built-in simulated network.
     Sim,
@@ -13,25 +26,32 @@ pub enum ConnectorKind {
 }
 
 impl ConnectorKind {
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectorKind::Sim => "sim",
-            ConnectorKind::Web => "web",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sim" => Some(ConnectorKind::Sim),
-            "web" => Some(ConnectorKind::Web),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
 /// A session's connection status as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SessionStatus {
     Created,
     Connecting,
@@ -44,31 +64,13 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
+    /// Its name, as the API and the database spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Created => "created",
-            SessionStatus::Connecting => "connecting",
-            SessionStatus::Qr => "qr",
-            SessionStatus::PairingCode => "pairing_code",
-            SessionStatus::Connected => "connected",
-            SessionStatus::Disconnected => "disconnected",
-            SessionStatus::LoggedOut => "logged_out",
-            SessionStatus::Failed => "failed",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "created" => SessionStatus::Created,
-            "connecting" => SessionStatus::Connecting,
-            "qr" => SessionStatus::Qr,
-            "pairing_code" => SessionStatus::PairingCode,
-            "connected" => SessionStatus::Connected,
-            "disconnected" => SessionStatus::Disconnected,
-            "logged_out" => SessionStatus::LoggedOut,
-            "failed" => SessionStatus::Failed,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// True while a connection attempt or a live connection exists.

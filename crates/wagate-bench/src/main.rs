@@ -88,8 +88,8 @@ struct WebhookArgs {
     #[arg(long, default_value_t = 4)]
     sessions: usize,
     /// Deliveries to the webhook in flight at once (`webhooks.max_in_flight`).
-    #[arg(long, default_value_t = 16)]
-    max_in_flight: u32,
+    #[arg(long, default_value = "16")]
+    max_in_flight: std::num::NonZeroU32,
     /// Messages per second to send at (as fast as possible when absent), to measure the
     /// delay when the deliverer keeps up.
     #[arg(long)]
@@ -209,7 +209,7 @@ async fn target(
             let mut config = wagate_server::Config {
                 data_dir: dir.path().to_owned(),
                 // SQLite in the temp dir, or the PostgreSQL database this names.
-                database_url: std::env::var("WAGATE_DATABASE_URL").ok(),
+                database_url: std::env::var("WAGATE_DATABASE_URL").ok().map(Into::into),
                 admin_key: Some("bench".into()),
                 ..Default::default()
             };

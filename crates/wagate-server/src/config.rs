@@ -1,13 +1,38 @@
 //! Configuration: compiled-in defaults, then `wagate.toml` (or `--config`), then `WAGATE_*`
 //! environment variables (`__` separates nested keys). Validated once at start.
+//!
+//! Each section's `Default` sits right below it, so a new key is one field (with its
+//! default) here and one row in `docs/configuration.md`, which a test below checks. A value
+//! that must not be zero has a `NonZero*` type: serde refuses a zero, naming the key (the few
+//! the engine still reads as plain numbers are checked by [`Config::validate`]). Secrets
+//! (`admin_key`, `database_url`, `media.s3_secret_access_key`) are [`SecretString`]s: their
+//! `Debug` shows `[REDACTED]`, and serializing the configuration masks them.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use wagate_connect::web::WebConfig;
+
+/// A non-zero default, checked when compiling.
+macro_rules! nz {
+    ($n:expr) => {
+        const {
+            match ::std::num::NonZero::new($n) {
+                Some(n) => n,
+                None => panic!("a non-zero default is zero"),
+            }
+        }
+    };
+}
+
+const MIB: u64 = 1024 * 1024;
+const HOUR_MS: u64 = 3_600_000;
 
 /// Everything wagate can be configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,9 +43,11 @@ pub struct Config {
     /// Where the SQLite database, the admin key and media live.
     pub data_dir: PathBuf,
     /// Admin API key; when unset one is generated on first start and kept in the data dir.
-    pub admin_key: Option<String>,
-    /// `sqlite://…`; defaults to `wagate.db` in the data dir.
-    pub database_url: Option<String>,
+    #[serde(serialize_with = "masked::secret")]
+    pub admin_key: Option<SecretString>,
+    /// `sqlite://…` or `postgres://user:password@…`; defaults to `wagate.db` in the data dir.
+    #[serde(serialize_with = "masked::password")]
+    pub database_url: Option<SecretString>,
     /// Where media is stored; defaults to `media/` in the data dir.
     pub media_url: Option<String>,
     /// This node's name in events and logs.
@@ -39,106 +66,228 @@ pub struct Config {
     pub node: NodeConfig,
 }
 
-/// This node's part in a cluster (nodes sharing one PostgreSQL database; on SQLite, the one
-/// node holds every session the same way).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NodeConfig {
-    /// How often the node renews its sessions' leases and looks for sessions to take.
-    pub heartbeat_ms: u64,
-    /// How long a lease lasts without renewal: a dead node's sessions move after this.
-    pub lease_ttl_ms: u64,
-    /// Most sessions this node runs.
-    pub max_sessions: u32,
-    /// The address other nodes and operators reach this node's API at; defaults to `listen`.
-    pub address: Option<String>,
-}
-
-impl Default for NodeConfig {
+impl Default for Config {
     fn default() -> Self {
-        Self { heartbeat_ms: 5_000, lease_ttl_ms: 15_000, max_sessions: 10_000, address: None }
-    }
-}
-
-/// Where media files are kept (`media_url`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaLocation {
-    Directory(PathBuf),
-    /// An S3 bucket (or an S3-compatible server's), under a key prefix.
-    S3 {
-        bucket: String,
-        prefix: String,
-    },
-    Unsupported(String),
-}
-
-/// Media files: where S3 is, and the largest file each kind of media message takes
-/// (WhatsApp's limits).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MediaConfig {
-    /// Allow `link` downloads from loopback, private and link-local addresses.
-    pub allow_private_links: bool,
-    /// How long downloading a `link` may take.
-    pub download_timeout_ms: u64,
-    /// With `s3://` media: the endpoint of an S3-compatible server (MinIO, …); AWS when unset.
-    pub s3_endpoint: Option<String>,
-    pub s3_region: String,
-    /// Credentials; when unset, the usual `AWS_*` environment variables are used.
-    pub s3_access_key_id: Option<String>,
-    pub s3_secret_access_key: Option<String>,
-    /// Allow a plain-http endpoint (a local MinIO).
-    pub s3_allow_http: bool,
-    /// With `s3://` media: `GET /v1/media/{id}` redirects to a presigned URL instead of
-    /// streaming the file through wagate.
-    pub presigned_downloads: bool,
-    /// How long a presigned URL works.
-    pub presigned_expiry_ms: u64,
-    /// Media files older than this are deleted (their messages keep the metadata); 0 keeps
-    /// them forever.
-    pub retention_ms: u64,
-    /// How often old media is looked for, when `retention_ms` is set.
-    pub retention_sweep_ms: u64,
-    pub max_image_bytes: u64,
-    pub max_video_bytes: u64,
-    pub max_audio_bytes: u64,
-    pub max_document_bytes: u64,
-    pub max_sticker_bytes: u64,
-}
-
-impl MediaConfig {
-    pub fn max_bytes(&self, kind: wagate_core::MediaKind) -> u64 {
-        match kind {
-            wagate_core::MediaKind::Image => self.max_image_bytes,
-            wagate_core::MediaKind::Video => self.max_video_bytes,
-            wagate_core::MediaKind::Audio => self.max_audio_bytes,
-            wagate_core::MediaKind::Document => self.max_document_bytes,
-            wagate_core::MediaKind::Sticker => self.max_sticker_bytes,
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("wagate-data"),
+            admin_key: None,
+            database_url: None,
+            media_url: None,
+            node_id: "node-1".into(),
+            log_format: LogFormat::Text,
+            api: ApiConfig::default(),
+            engine: EngineConfig::default(),
+            events: EventsConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
+            connectors: ConnectorsConfig::default(),
+            campaigns: CampaignsConfig::default(),
+            pacing: PacingConfig::default(),
+            media: MediaConfig::default(),
+            node: NodeConfig::default(),
         }
     }
 }
 
-const MIB: u64 = 1024 * 1024;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
-impl Default for MediaConfig {
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: NonZeroUsize,
+    /// How long `?wait=true` waits for a send result before answering 504.
+    pub wait_timeout_ms: u64,
+    /// Calls each trigger hook (`/hooks/{token}`) takes per minute on each node; more get 429.
+    pub hook_calls_per_minute: NonZeroU32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: nz!(1024 * 1024), wait_timeout_ms: 30_000, hook_calls_per_minute: nz!(30) }
+    }
+}
+
+/// The engine that runs sessions and sends messages.
+///
+/// The engine reads these as plain numbers; [`Config::validate`] refuses the zeros that
+/// cannot work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// How many queued messages a session claims at once.
+    pub send_batch: u32,
+    /// How long a claimed message stays claimed; after that (a node died mid-send) it is sent again.
+    pub send_lease_ms: u64,
+    /// Attempts before a send that keeps failing in a retryable way is marked failed.
+    pub send_max_attempts: u32,
+    /// First retry delay of a failed send; doubles with each attempt.
+    pub send_retry_base_ms: u64,
+    /// First reconnect delay after a lost connection; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// How many sessions connect at the same time when wagate starts.
+    pub resume_concurrency: usize,
+}
+
+impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            allow_private_links: false,
-            download_timeout_ms: 60_000,
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
-            s3_allow_http: false,
-            presigned_downloads: false,
-            presigned_expiry_ms: 300_000,
-            retention_ms: 0,
-            retention_sweep_ms: 3_600_000,
-            max_image_bytes: 5 * MIB,
-            max_video_bytes: 16 * MIB,
-            max_audio_bytes: 16 * MIB,
-            max_document_bytes: 100 * MIB,
-            max_sticker_bytes: 500 * 1024,
+            send_batch: 64,
+            send_lease_ms: 30_000,
+            send_max_attempts: 5,
+            send_retry_base_ms: 2_000,
+            reconnect_min_ms: 1_000,
+            reconnect_max_ms: 60_000,
+            resume_concurrency: 8,
+        }
+    }
+}
+
+/// The live event streams (SSE and WebSocket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    /// How many events a live subscriber may fall behind before it is cut off (it can resume
+    /// from the log with its last event id).
+    pub stream_buffer: usize,
+    /// How long a WebSocket subscriber without query parameters has to send its filters.
+    pub ws_hello_ms: u64,
+    /// How often the log is read when no write of this node announced new events.
+    pub poll_interval_ms: NonZeroU64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { stream_buffer: 4096, ws_hello_ms: 1_000, poll_interval_ms: nz!(1_000) }
+    }
+}
+
+/// Webhook deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Allow webhook URLs that resolve to loopback, private or link-local addresses.
+    pub allow_private_targets: bool,
+    /// How long one attempt may take, answer included.
+    pub timeout_ms: NonZeroU64,
+    /// Delays before the 2nd, 3rd, … attempt; after the last one the delivery is `failed`.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Each delay is varied at random by up to this many percent either way.
+    pub retry_jitter_percent: u32,
+    /// Deliveries to one webhook in flight at once.
+    pub max_in_flight: NonZeroU32,
+    /// A webhook whose attempts have all failed for this long is disabled.
+    pub disable_after_ms: u64,
+    /// How long the old secret keeps signing after a rotation.
+    pub secret_overlap_ms: u64,
+    /// How often due retries are looked for when nothing else wakes the deliverer.
+    pub poll_interval_ms: NonZeroU64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout_ms: nz!(15_000),
+            // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about 28 hours in all.
+            retry_schedule_ms: vec![
+                5_000,
+                300_000,
+                1_800_000,
+                2 * HOUR_MS,
+                5 * HOUR_MS,
+                10 * HOUR_MS,
+                10 * HOUR_MS,
+            ],
+            retry_jitter_percent: 20,
+            max_in_flight: nz!(16),
+            disable_after_ms: 5 * 24 * HOUR_MS,
+            secret_overlap_ms: 24 * HOUR_MS,
+            poll_interval_ms: nz!(1_000),
+        }
+    }
+}
+
+/// `GET /metrics` (Prometheus).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on this address (`host:port`) instead of the API's.
+    pub listen: Option<String>,
+    /// Ask for the admin key on `/metrics`, as on the API.
+    pub require_key: bool,
+}
+
+/// The connectors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectorsConfig {
+    pub sim: SimSettings,
+    pub web: WebSettings,
+}
+
+/// The simulated network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimSettings {
+    pub enabled: bool,
+    /// How long each QR code is shown before the next one.
+    pub qr_interval_ms: NonZeroU64,
+    /// How many QR codes are shown before linking gives up.
+    pub qr_max_codes: NonZeroU32,
+    /// How long a virtual contact takes to confirm delivery.
+    pub delivery_delay_ms: u64,
+    /// How long after delivery a recipient reads a message.
+    pub read_delay_ms: u64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            qr_interval_ms: nz!(20_000),
+            qr_max_codes: nz!(6),
+            delivery_delay_ms: 200,
+            read_delay_ms: 2_000,
+        }
+    }
+}
+
+/// Real WhatsApp accounts, linked as a companion device (`"connector":"web"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSettings {
+    pub enabled: bool,
+    /// WhatsApp Web's WebSocket endpoint; another one points the connector at a test server.
+    pub ws_url: String,
+    /// The WhatsApp Web version announced (`2.3000.1023456789`); unset, the current one is
+    /// asked of web.whatsapp.com at each connect.
+    pub client_version: Option<String>,
+    /// How long a send waits for WhatsApp's server to acknowledge it before it is retried
+    /// (with the same message id, so WhatsApp does not show it twice).
+    pub ack_timeout_ms: NonZeroU64,
+    /// How long a connection may wait for WhatsApp's first answer (its handshake, a QR code, a
+    /// refusal) before the session is reported `disconnected` (unreachable) and tried again.
+    pub connect_timeout_ms: NonZeroU64,
+}
+
+/// The connector's own defaults ([`WebConfig`]), in configuration units.
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ws_url: WebConfig::WHATSAPP_WS_URL.into(),
+            client_version: None,
+            ack_timeout_ms: nz!(WebConfig::ACK_TIMEOUT.as_millis() as u64),
+            connect_timeout_ms: nz!(WebConfig::CONNECT_TIMEOUT.as_millis() as u64),
         }
     }
 }
@@ -148,19 +297,58 @@ impl Default for MediaConfig {
 #[serde(default)]
 pub struct CampaignsConfig {
     /// Most recipients one campaign takes.
-    pub max_recipients: usize,
+    pub max_recipients: NonZeroUsize,
     /// Largest campaign request body (JSON or CSV upload); other routes keep `api.max_body_bytes`.
-    pub max_body_bytes: usize,
+    pub max_body_bytes: NonZeroUsize,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        Self { max_recipients: nz!(100_000), max_body_bytes: nz!(64 * 1024 * 1024) }
+    }
 }
 
 /// How fast each session sends, by connector; a session's `config.pacing` overrides any field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PacingConfig {
-    /// The window the caps count over (a rolling day).
+    /// The window the caps count over (a rolling day). The engine reads it as a plain number;
+    /// [`Config::validate`] refuses a zero.
     pub window_ms: u64,
     pub web: Pacing,
     pub sim: Pacing,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        Self {
+            window_ms: 24 * HOUR_MS,
+            // WhatsApp bans accounts that send like machines: many messages in a burst, to
+            // many people, in the same rhythm. 5–10 s apart with "typing…" first (about what a
+            // person manages) and at most 1,000 a day keeps a linked phone within what people
+            // report as safe; raise them only for an account with a history.
+            web: Pacing {
+                min_interval_ms: 5_000,
+                jitter_ms: 5_000,
+                typing_ms_per_char: 50,
+                typing_max_ms: 3_000,
+                per_recipient_limit: 0,
+                daily_cap: 1_000,
+            },
+            // Benchmarks measure wagate, not a pause.
+            sim: Pacing::NONE,
+        }
+    }
+}
+
+impl PacingConfig {
+    /// The defaults for sessions of a connector.
+    pub fn defaults(&self, connector: wagate_core::ConnectorKind) -> &Pacing {
+        match connector {
+            wagate_core::ConnectorKind::Web => &self.web,
+            wagate_core::ConnectorKind::Sim => &self.sim,
+        }
+    }
 }
 
 /// One session's send pacing. Zero turns a setting off.
@@ -179,6 +367,12 @@ pub struct Pacing {
     pub per_recipient_limit: u32,
     /// Most messages per window.
     pub daily_cap: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing::NONE
+    }
 }
 
 impl Pacing {
@@ -211,271 +405,125 @@ impl Pacing {
     }
 }
 
-impl PacingConfig {
-    /// The defaults for sessions of a connector.
-    pub fn defaults(&self, connector: wagate_core::ConnectorKind) -> &Pacing {
-        match connector {
-            wagate_core::ConnectorKind::Web => &self.web,
-            wagate_core::ConnectorKind::Sim => &self.sim,
-        }
-    }
-}
-
-impl Default for Pacing {
-    fn default() -> Self {
-        Pacing::NONE
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// The HTTP API.
+/// Media files: where S3 is, and the largest file each kind of media message takes
+/// (WhatsApp's limits).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ApiConfig {
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
-    /// How long `?wait=true` waits for a send result before answering 504.
-    pub wait_timeout_ms: u64,
-    /// Calls each trigger hook (`/hooks/{token}`) takes per minute; more get 429.
-    pub hook_calls_per_minute: u32,
+pub struct MediaConfig {
+    /// Allow `link` downloads from loopback, private and link-local addresses.
+    pub allow_private_links: bool,
+    /// How long downloading a `link` may take.
+    pub download_timeout_ms: NonZeroU64,
+    /// With `s3://` media: the endpoint of an S3-compatible server (MinIO, …); AWS when unset.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Credentials; when unset, the usual `AWS_*` environment variables are used.
+    pub s3_access_key_id: Option<String>,
+    #[serde(serialize_with = "masked::secret")]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Allow a plain-http endpoint (a local MinIO).
+    pub s3_allow_http: bool,
+    /// With `s3://` media: `GET /v1/media/{id}` redirects to a presigned URL instead of
+    /// streaming the file through wagate.
+    pub presigned_downloads: bool,
+    /// How long a presigned URL works.
+    pub presigned_expiry_ms: NonZeroU64,
+    /// Media files older than this are deleted (their messages keep the metadata); 0 keeps
+    /// them forever.
+    pub retention_ms: u64,
+    /// How often old media is looked for, when `retention_ms` is set.
+    pub retention_sweep_ms: NonZeroU64,
+    pub max_image_bytes: u64,
+    pub max_video_bytes: u64,
+    pub max_audio_bytes: u64,
+    pub max_document_bytes: NonZeroU64,
+    pub max_sticker_bytes: u64,
 }
 
-/// The engine that runs sessions and sends messages.
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_links: false,
+            download_timeout_ms: nz!(60_000),
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+            presigned_downloads: false,
+            presigned_expiry_ms: nz!(300_000),
+            retention_ms: 0,
+            retention_sweep_ms: nz!(3_600_000),
+            max_image_bytes: 5 * MIB,
+            max_video_bytes: 16 * MIB,
+            max_audio_bytes: 16 * MIB,
+            max_document_bytes: nz!(100 * MIB),
+            max_sticker_bytes: 500 * 1024,
+        }
+    }
+}
+
+impl MediaConfig {
+    pub fn max_bytes(&self, kind: wagate_core::MediaKind) -> u64 {
+        match kind {
+            wagate_core::MediaKind::Image => self.max_image_bytes,
+            wagate_core::MediaKind::Video => self.max_video_bytes,
+            wagate_core::MediaKind::Audio => self.max_audio_bytes,
+            wagate_core::MediaKind::Document => self.max_document_bytes.get(),
+            wagate_core::MediaKind::Sticker => self.max_sticker_bytes,
+        }
+    }
+}
+
+/// Where media files are kept (`media_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaLocation {
+    Directory(PathBuf),
+    /// An S3 bucket (or an S3-compatible server's), under a key prefix.
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    Unsupported(String),
+}
+
+/// This node's part in a cluster (nodes sharing one PostgreSQL database; on SQLite, the one
+/// node holds every session the same way).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct EngineConfig {
-    /// How many queued messages a session claims at once.
-    pub send_batch: u32,
-    /// How long a claimed message stays claimed; after that (a node died mid-send) it is sent again.
-    pub send_lease_ms: u64,
-    /// Attempts before a send that keeps failing in a retryable way is marked failed.
-    pub send_max_attempts: u32,
-    /// First retry delay of a failed send; doubles with each attempt.
-    pub send_retry_base_ms: u64,
-    /// First reconnect delay after a lost connection; doubles up to `reconnect_max_ms`.
-    pub reconnect_min_ms: u64,
-    pub reconnect_max_ms: u64,
-    /// How many sessions connect at the same time when wagate starts.
-    pub resume_concurrency: usize,
+pub struct NodeConfig {
+    /// How often the node renews its sessions' leases and looks for sessions to take.
+    pub heartbeat_ms: NonZeroU64,
+    /// How long a lease lasts without renewal: a dead node's sessions move after this.
+    pub lease_ttl_ms: u64,
+    /// Most sessions this node runs. The engine reads it as a plain number;
+    /// [`Config::validate`] refuses a zero.
+    pub max_sessions: u32,
+    /// The address other nodes and operators reach this node's API at; defaults to `listen`.
+    pub address: Option<String>,
 }
 
-/// `GET /metrics` (Prometheus).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MetricsConfig {
-    /// Serve `/metrics` on this address (`host:port`) instead of the API's.
-    pub listen: Option<String>,
-    /// Ask for the admin key on `/metrics`, as on the API.
-    pub require_key: bool,
-}
-
-/// The live event streams (SSE and WebSocket).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EventsConfig {
-    /// How many events a live subscriber may fall behind before it is cut off (it can resume
-    /// from the log with its last event id).
-    pub stream_buffer: usize,
-    /// How long a WebSocket subscriber without query parameters has to send its filters.
-    pub ws_hello_ms: u64,
-    /// How often the log is read when no write of this node announced new events.
-    pub poll_interval_ms: u64,
-}
-
-/// Webhook deliveries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WebhooksConfig {
-    /// Allow webhook URLs that resolve to loopback, private or link-local addresses.
-    pub allow_private_targets: bool,
-    /// How long one attempt may take, answer included.
-    pub timeout_ms: u64,
-    /// Delays before the 2nd, 3rd, … attempt; after the last one the delivery is `failed`.
-    pub retry_schedule_ms: Vec<u64>,
-    /// Each delay is varied at random by up to this many percent either way.
-    pub retry_jitter_percent: u32,
-    /// Deliveries to one webhook in flight at once.
-    pub max_in_flight: u32,
-    /// A webhook whose attempts have all failed for this long is disabled.
-    pub disable_after_ms: u64,
-    /// How long the old secret keeps signing after a rotation.
-    pub secret_overlap_ms: u64,
-    /// How often due retries are looked for when nothing else wakes the deliverer.
-    pub poll_interval_ms: u64,
-}
-
-/// The connectors.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ConnectorsConfig {
-    pub sim: SimSettings,
-    pub web: WebSettings,
-}
-
-/// Real WhatsApp accounts, linked as a companion device (`"connector":"web"`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WebSettings {
-    pub enabled: bool,
-    /// WhatsApp Web's WebSocket endpoint; another one points the connector at a test server.
-    pub ws_url: String,
-    /// The WhatsApp Web version announced (`2.3000.1023456789`); unset, the current one is
-    /// asked of web.whatsapp.com at each connect.
-    pub client_version: Option<String>,
-    /// How long a send waits for WhatsApp's server to acknowledge it before it is retried
-    /// (with the same message id, so WhatsApp does not show it twice).
-    pub ack_timeout_ms: u64,
-    /// How long a connection may wait for WhatsApp's first answer (its handshake, a QR code, a
-    /// refusal) before the session is reported `disconnected` (unreachable) and tried again.
-    pub connect_timeout_ms: u64,
-}
-
-impl Default for WebSettings {
+impl Default for NodeConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            ws_url: "wss://web.whatsapp.com/ws/chat".into(),
-            client_version: None,
-            ack_timeout_ms: 20_000,
-            connect_timeout_ms: 30_000,
-        }
+        Self { heartbeat_ms: nz!(5_000), lease_ttl_ms: 15_000, max_sessions: 10_000, address: None }
     }
 }
 
-/// The simulated network.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SimSettings {
-    pub enabled: bool,
-    /// How long each QR code is shown before the next one.
-    pub qr_interval_ms: u64,
-    /// How many QR codes are shown before linking gives up.
-    pub qr_max_codes: u32,
-    /// How long a virtual contact takes to confirm delivery.
-    pub delivery_delay_ms: u64,
-    /// How long after delivery a recipient reads a message.
-    pub read_delay_ms: u64,
-}
+/// How secrets serialize: masked, whoever serializes the configuration.
+mod masked {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::{Serialize, Serializer};
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            data_dir: PathBuf::from("wagate-data"),
-            admin_key: None,
-            database_url: None,
-            media_url: None,
-            node_id: "node-1".into(),
-            log_format: LogFormat::Text,
-            api: ApiConfig::default(),
-            engine: EngineConfig::default(),
-            events: EventsConfig::default(),
-            webhooks: WebhooksConfig::default(),
-            metrics: MetricsConfig::default(),
-            connectors: ConnectorsConfig::default(),
-            campaigns: CampaignsConfig::default(),
-            node: NodeConfig::default(),
-            pacing: PacingConfig::default(),
-            media: MediaConfig::default(),
-        }
+    pub(super) const MASK: &str = "********";
+
+    /// A secret as `********`.
+    pub(super) fn secret<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().map(|_| MASK).serialize(s)
     }
-}
 
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, wait_timeout_ms: 30_000, hook_calls_per_minute: 30 }
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            send_batch: 64,
-            send_lease_ms: 30_000,
-            send_max_attempts: 5,
-            send_retry_base_ms: 2_000,
-            reconnect_min_ms: 1_000,
-            reconnect_max_ms: 60_000,
-            resume_concurrency: 8,
-        }
-    }
-}
-
-impl Default for CampaignsConfig {
-    fn default() -> Self {
-        Self { max_recipients: 100_000, max_body_bytes: 64 * 1024 * 1024 }
-    }
-}
-
-impl Default for PacingConfig {
-    fn default() -> Self {
-        Self {
-            window_ms: 24 * HOUR_MS,
-            // WhatsApp bans accounts that send like machines: many messages in a burst, to
-            // many people, in the same rhythm. 5–10 s apart with "typing…" first (about what a
-            // person manages) and at most 1,000 a day keeps a linked phone within what people
-            // report as safe; raise them only for an account with a history.
-            web: Pacing {
-                min_interval_ms: 5_000,
-                jitter_ms: 5_000,
-                typing_ms_per_char: 50,
-                typing_max_ms: 3_000,
-                per_recipient_limit: 0,
-                daily_cap: 1_000,
-            },
-            // Benchmarks measure wagate, not a pause.
-            sim: Pacing::NONE,
-        }
-    }
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        Self { stream_buffer: 4096, ws_hello_ms: 1_000, poll_interval_ms: 1_000 }
-    }
-}
-
-const HOUR_MS: u64 = 3_600_000;
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        Self {
-            allow_private_targets: false,
-            timeout_ms: 15_000,
-            // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about 28 hours in all.
-            retry_schedule_ms: vec![
-                5_000,
-                300_000,
-                1_800_000,
-                2 * HOUR_MS,
-                5 * HOUR_MS,
-                10 * HOUR_MS,
-                10 * HOUR_MS,
-            ],
-            retry_jitter_percent: 20,
-            max_in_flight: 16,
-            disable_after_ms: 5 * 24 * HOUR_MS,
-            secret_overlap_ms: 24 * HOUR_MS,
-            poll_interval_ms: 1_000,
-        }
-    }
-}
-
-impl Default for SimSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            qr_interval_ms: 20_000,
-            qr_max_codes: 6,
-            delivery_delay_ms: 200,
-            read_delay_ms: 2_000,
-        }
+    /// A URL with its password, if any, as `********`.
+    pub(super) fn password<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().map(|url| super::mask_password(url.expose_secret())).serialize(s)
     }
 }
 
@@ -533,31 +581,16 @@ impl Config {
         if let MediaLocation::Unsupported(url) = self.media_location() {
             return Err(ConfigError::MediaUrl(url));
         }
+        // The keys the engine reads as plain numbers that must not be zero; every other such
+        // key has a `NonZero*` type, and these join them when the engine takes those types.
         for (name, value) in [
             ("engine.send_batch", u64::from(self.engine.send_batch)),
             ("engine.send_max_attempts", u64::from(self.engine.send_max_attempts)),
             ("engine.resume_concurrency", self.engine.resume_concurrency as u64),
             ("engine.reconnect_max_ms", self.engine.reconnect_max_ms),
-            ("connectors.sim.qr_max_codes", u64::from(self.connectors.sim.qr_max_codes)),
-            ("connectors.sim.qr_interval_ms", self.connectors.sim.qr_interval_ms),
-            ("connectors.web.ack_timeout_ms", self.connectors.web.ack_timeout_ms),
-            ("connectors.web.connect_timeout_ms", self.connectors.web.connect_timeout_ms),
-            ("api.max_body_bytes", self.api.max_body_bytes as u64),
-            ("api.hook_calls_per_minute", u64::from(self.api.hook_calls_per_minute)),
             ("events.stream_buffer", self.events.stream_buffer as u64),
-            ("events.poll_interval_ms", self.events.poll_interval_ms),
-            ("webhooks.timeout_ms", self.webhooks.timeout_ms),
-            ("webhooks.max_in_flight", u64::from(self.webhooks.max_in_flight)),
-            ("webhooks.poll_interval_ms", self.webhooks.poll_interval_ms),
-            ("campaigns.max_recipients", self.campaigns.max_recipients as u64),
-            ("campaigns.max_body_bytes", self.campaigns.max_body_bytes as u64),
             ("pacing.window_ms", self.pacing.window_ms),
-            ("node.heartbeat_ms", self.node.heartbeat_ms),
             ("node.max_sessions", u64::from(self.node.max_sessions)),
-            ("media.max_document_bytes", self.media.max_document_bytes),
-            ("media.download_timeout_ms", self.media.download_timeout_ms),
-            ("media.presigned_expiry_ms", self.media.presigned_expiry_ms),
-            ("media.retention_sweep_ms", self.media.retention_sweep_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -584,7 +617,7 @@ impl Config {
         if self.webhooks.retry_jitter_percent > 100 {
             return Err(ConfigError::TooLarge("webhooks.retry_jitter_percent", 100));
         }
-        if self.node.lease_ttl_ms <= self.node.heartbeat_ms {
+        if self.node.lease_ttl_ms <= self.node.heartbeat_ms.get() {
             return Err(ConfigError::LeaseTtl);
         }
         Ok(())
@@ -599,18 +632,10 @@ impl Config {
             .ok_or_else(|| ConfigError::Listen(self.listen.clone()))
     }
 
-    /// The configuration as TOML, with the admin key and any password in the database URL
-    /// replaced by `********`.
+    /// The configuration as TOML, with the admin key, the S3 secret and any password in the
+    /// database URL replaced by `********`.
     pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
-        let mut shown = self.clone();
-        if shown.admin_key.is_some() {
-            shown.admin_key = Some("********".into());
-        }
-        shown.database_url = shown.database_url.map(|url| mask_password(&url));
-        if shown.media.s3_secret_access_key.is_some() {
-            shown.media.s3_secret_access_key = Some("********".into());
-        }
-        toml::to_string(&shown)
+        toml::to_string(self)
     }
 
     /// Where media files are kept.
@@ -639,16 +664,16 @@ impl Config {
 
     /// The database URL in force.
     pub fn database_url(&self) -> Result<String, ConfigError> {
-        match &self.database_url {
+        match self.database_url.as_ref().map(ExposeSecret::expose_secret) {
             None => Ok(format!("sqlite://{}", self.data_dir.join("wagate.db").display())),
             Some(url)
                 if ["sqlite:", "postgres://", "postgresql://"]
                     .iter()
                     .any(|scheme| url.starts_with(scheme)) =>
             {
-                Ok(url.clone())
+                Ok(url.to_owned())
             }
-            Some(url) => Err(ConfigError::DatabaseUrl(url.clone())),
+            Some(url) => Err(ConfigError::DatabaseUrl(mask_password(url))),
         }
     }
 }
@@ -675,8 +700,8 @@ fn reaches_whatsapp(ws_url: &str) -> bool {
 }
 
 /// Milliseconds from configuration as a duration.
-pub fn ms(value: u64) -> Duration {
-    Duration::from_millis(value)
+pub fn ms(value: impl Into<u64>) -> Duration {
+    Duration::from_millis(value.into())
 }
 
 #[cfg(test)]
@@ -711,7 +736,7 @@ mod tests {
             assert_eq!(config.listen, "0.0.0.0:8181");
             assert_eq!(config.node_id, "from-file");
             assert_eq!(config.data_dir, PathBuf::from("/var/lib/wagate"));
-            assert_eq!(config.admin_key.as_deref(), Some("secret"));
+            assert_eq!(config.admin_key.as_ref().map(ExposeSecret::expose_secret), Some("secret"));
             assert_eq!(config.log_format, LogFormat::Json);
             assert_eq!(config.connectors.sim.read_delay_ms, 5);
             assert!(config.webhooks.allow_private_targets);
@@ -737,6 +762,33 @@ mod tests {
                 let error = Config::load(None).expect_err(var).to_string();
                 assert!(error.to_lowercase().contains(expected), "{var}={value}: {error}");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_zero_where_zero_cannot_work_stops_the_start_with_the_key_named() {
+        figment::Jail::expect_with(|jail| {
+            for (var, key) in [
+                ("WAGATE_API__MAX_BODY_BYTES", "api.max_body_bytes"),
+                ("WAGATE_API__HOOK_CALLS_PER_MINUTE", "api.hook_calls_per_minute"),
+                ("WAGATE_WEBHOOKS__TIMEOUT_MS", "webhooks.timeout_ms"),
+                ("WAGATE_CONNECTORS__SIM__QR_MAX_CODES", "connectors.sim.qr_max_codes"),
+                ("WAGATE_MEDIA__MAX_DOCUMENT_BYTES", "media.max_document_bytes"),
+                ("WAGATE_NODE__HEARTBEAT_MS", "node.heartbeat_ms"),
+                ("WAGATE_ENGINE__RESUME_CONCURRENCY", "engine.resume_concurrency"),
+                ("WAGATE_NODE__MAX_SESSIONS", "node.max_sessions"),
+            ] {
+                jail.clear_env();
+                jail.set_env(var, "0");
+                let error = Config::load(None).expect_err(var).to_string();
+                assert!(error.to_lowercase().contains(key), "{var}=0: {error}");
+            }
+            jail.clear_env();
+            jail.create_file("zero.toml", "[webhooks]\nmax_in_flight = 0")?;
+            let error = Config::load(Some(Path::new("zero.toml"))).expect_err("a zero").to_string();
+            assert!(error.contains("webhooks.max_in_flight"), "{error}");
+            assert!(error.contains("nonzero"), "{error}");
             Ok(())
         });
     }
@@ -792,6 +844,25 @@ mod tests {
                 "docs/configuration.md documents `{key}`, which does not exist"
             );
         }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output_and_the_printed_configuration() {
+        let mut config = Config {
+            admin_key: Some("very-secret".into()),
+            database_url: Some("postgres://wagate:hunter2@db.internal/wagate".into()),
+            ..Config::default()
+        };
+        config.media.s3_secret_access_key = Some("s3-secret".into());
+        let shown = format!("{config:?} {config:#?}");
+        for secret in ["very-secret", "hunter2", "s3-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("REDACTED"), "{shown}");
+        let printed = config.to_masked_toml().unwrap();
+        assert!(!printed.contains("s3-secret"), "{printed}");
+        assert!(printed.contains("s3_secret_access_key = \"********\""), "{printed}");
+        assert_eq!(config.database_url().unwrap(), "postgres://wagate:hunter2@db.internal/wagate");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -76,9 +77,10 @@ impl Server {
         }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let admin_key: Arc<str> = auth::admin_key(config.admin_key.as_deref(), &config.data_dir)
-            .context("cannot read or create the admin key")?
-            .into();
+        let admin_key: Arc<str> =
+            auth::admin_key(config.admin_key.as_ref().map(ExposeSecret::expose_secret), &config.data_dir)
+                .context("cannot read or create the admin key")?
+                .into();
         let database_url = config.database_url()?;
         let store = open_store(&database_url).await?;
         let addr = listener.local_addr()?;
@@ -88,7 +90,7 @@ impl Server {
             let settings = &config.connectors.sim;
             SimNetwork::new(SimConfig {
                 qr_interval: ms(settings.qr_interval_ms),
-                qr_max_codes: settings.qr_max_codes,
+                qr_max_codes: settings.qr_max_codes.get(),
                 delivery_delay: ms(settings.delivery_delay_ms),
                 read_delay: ms(settings.read_delay_ms),
             })

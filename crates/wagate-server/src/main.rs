@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
 use wagate_server::config::{Config, LogFormat};
 
@@ -88,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
                 url.unwrap_or_else(|| format!("http://{}", config.listen.replace("0.0.0.0", "127.0.0.1")));
             let key = config
                 .admin_key
-                .clone()
+                .as_ref()
+                .map(|key| key.expose_secret().to_owned())
                 .or_else(|| std::fs::read_to_string(config.data_dir.join("admin.key")).ok())
                 .map(|key| key.trim().to_owned())
                 .ok_or_else(|| {

@@ -14,6 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +86,7 @@ impl MediaStore {
                     s3 = s3.with_endpoint(endpoint).with_allow_http(limits.s3_allow_http);
                 }
                 if let (Some(key), Some(secret)) = (&limits.s3_access_key_id, &limits.s3_secret_access_key) {
-                    s3 = s3.with_access_key_id(key).with_secret_access_key(secret);
+                    s3 = s3.with_access_key_id(key).with_secret_access_key(secret.expose_secret());
                 }
                 let s3 = Arc::new(s3.build().context("cannot set up the S3 media store")?);
                 let signer = limits.presigned_downloads.then(|| Arc::clone(&s3) as Arc<dyn Signer>);

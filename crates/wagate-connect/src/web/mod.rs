@@ -62,14 +62,23 @@ pub struct WebConfig {
     pub connect_timeout: Duration,
 }
 
+impl WebConfig {
+    /// WhatsApp Web's own WebSocket endpoint, the default `ws_url`.
+    pub const WHATSAPP_WS_URL: &'static str = "wss://web.whatsapp.com/ws/chat";
+    /// The default `ack_timeout`.
+    pub const ACK_TIMEOUT: Duration = Duration::from_secs(20);
+    /// The default `connect_timeout`.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
 impl Default for WebConfig {
     fn default() -> Self {
         Self {
-            ws_url: "wss://web.whatsapp.com/ws/chat".into(),
+            ws_url: Self::WHATSAPP_WS_URL.into(),
             client_version: None,
-            ack_timeout: Duration::from_secs(20),
+            ack_timeout: Self::ACK_TIMEOUT,
             store_timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: Self::CONNECT_TIMEOUT,
         }
     }
 }

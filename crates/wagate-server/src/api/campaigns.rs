@@ -97,7 +97,7 @@ pub async fn create(
     }
     let scheduled_at =
         body.scheduled_at.as_deref().map(|at| compose::scheduled_time(at, state.engine.now())).transpose()?;
-    let max = state.config.campaigns.max_recipients;
+    let max = state.config.campaigns.max_recipients.get();
     if recipients.is_empty() {
         return Err(ApiError::invalid_field("recipients", "at least one recipient is required"));
     }

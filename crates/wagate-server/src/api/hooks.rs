@@ -204,7 +204,7 @@ pub async fn call(
         .use_hook(&token_hash(&token), state.engine.now())
         .await?
         .ok_or_else(hook_not_found)?;
-    if let Err(wait) = state.hook_limits.admit(&hook.id, state.config.api.hook_calls_per_minute) {
+    if let Err(wait) = state.hook_limits.admit(&hook.id, state.config.api.hook_calls_per_minute.get()) {
         let seconds = wait.as_secs().max(1);
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
     app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes.get()))
         .layer(
             tower::ServiceBuilder::new()
                 // A request id from `x-request-id`, or a new one; echoed in the answer and
@@ -109,7 +109,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
     // A campaign may carry 100,000 recipients: its body limit is its own.
     let uploads = OpenApiRouter::new()
         .routes(routes!(campaigns::create, campaigns::list))
-        .layer(DefaultBodyLimit::max(state.config.campaigns.max_body_bytes));
+        .layer(DefaultBodyLimit::max(state.config.campaigns.max_body_bytes.get()));
     // A file (or a send carrying one as base64) may be as large as the largest media message.
     let largest = usize::try_from(state.media.max_upload()).unwrap_or(usize::MAX);
     let files = OpenApiRouter::new()

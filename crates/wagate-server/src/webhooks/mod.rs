@@ -163,7 +163,7 @@ impl Worker {
     }
 
     fn prefetch(&self) -> u32 {
-        self.config.max_in_flight * PREFETCH_ROUNDS
+        self.config.max_in_flight.get() * PREFETCH_ROUNDS
     }
 
     /// Whether a lane has room for a batch: at most half its prefetch held. Claiming for
@@ -176,7 +176,7 @@ impl Worker {
         let now = self.engine.now();
         // A claimed delivery may wait its turn behind PREFETCH_ROUNDS rounds of attempts, each
         // lasting at most the timeout; the lease covers that and its own attempt, with a margin.
-        let lease_ms = self.config.timeout_ms.saturating_mul(u64::from(PREFETCH_ROUNDS) + 2);
+        let lease_ms = self.config.timeout_ms.get().saturating_mul(u64::from(PREFETCH_ROUNDS) + 2);
         let lease = now + chrono::Duration::milliseconds(i64::try_from(lease_ms).unwrap_or(i64::MAX));
         let held = self.lanes.iter().map(|(id, lane)| (id.clone(), lane.held())).collect();
         let slots = DeliverySlots { max_in_flight: self.prefetch(), in_flight: held };
@@ -204,7 +204,7 @@ impl Worker {
     /// Starts waiting deliveries of a webhook while it has free slots.
     fn start_attempts(&mut self, id: &WebhookId) {
         let Some(lane) = self.lanes.get_mut(id) else { return };
-        while lane.in_flight < self.config.max_in_flight {
+        while lane.in_flight < self.config.max_in_flight.get() {
             let Some((webhook, delivery)) = lane.waiting.pop_front() else { break };
             lane.in_flight += 1;
             let (client, config, now) = (self.client.clone(), self.config.clone(), self.engine.now());

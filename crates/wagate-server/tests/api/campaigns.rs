@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::TestServer;
+use crate::common::{nz, TestServer};
 
 /// Polls a campaign until `done` holds; campaigns of thousands take longer than `eventually`.
 async fn wait_for_campaign(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -243,7 +243,7 @@ async fn a_scheduled_campaign_waits_for_its_time() {
 
 #[tokio::test]
 async fn bad_campaigns_are_refused_with_the_reason() {
-    let server = TestServer::start_with(|c| c.campaigns.max_recipients = 5).await;
+    let server = TestServer::start_with(|c| c.campaigns.max_recipients = nz(5)).await;
     server.link("alice", "15550001111").await;
     let text = json!({ "type": "text", "text": { "body": "Hi {{name}}" } });
     let cases = [

@@ -6,18 +6,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use wagate_core::SessionId;
 use wagate_server::Config;
 use wagate_store::{Cluster, PgStore};
 
-use crate::common::{eventually, fast_config, TestData, TestServer};
+use crate::common::{eventually, fast_config, nz, TestData, TestServer};
 
 /// A node's configuration: heartbeats and leases in milliseconds.
 pub(crate) fn node_config(data: &TestData, id: &str) -> Config {
     let mut config = fast_config(data);
     config.node_id = id.into();
-    config.node.heartbeat_ms = 100;
+    config.node.heartbeat_ms = nz(100);
     config.node.lease_ttl_ms = 500;
     // A message claimed by a node that dies is claimed again this soon.
     config.engine.send_lease_ms = 300;
@@ -165,7 +166,7 @@ async fn sessions_spread_over_nodes_and_move_off_a_killed_one_without_losing_a_m
         assert_eq!(sent, 1, "{message}");
     }
 
-    let store = PgStore::open(&fast_config(&data_a).database_url.unwrap()).await.unwrap();
+    let store = PgStore::open(fast_config(&data_a).database_url.unwrap().expose_secret()).await.unwrap();
     assert_one_owner_at_a_time(&a, &store, &sessions).await;
     store.close().await;
     drop(c);

@@ -79,27 +79,35 @@ impl TestData {
     }
 }
 
+/// A configuration value that must not be zero.
+pub fn nz<T: TryInto<U>, U>(value: T) -> U
+where
+    T::Error: std::fmt::Debug,
+{
+    value.try_into().expect("not zero")
+}
+
 /// The configuration tests run with: every delay shrunk to milliseconds.
 pub fn fast_config(data: &TestData) -> Config {
     let mut config = Config {
         data_dir: data.path().to_owned(),
-        database_url: data.database_url(),
+        database_url: data.database_url().map(Into::into),
         admin_key: Some(KEY.into()),
         ..Config::default()
     };
-    config.connectors.sim.qr_interval_ms = 5_000;
+    config.connectors.sim.qr_interval_ms = nz(5_000);
     config.connectors.sim.delivery_delay_ms = 10;
     config.connectors.sim.read_delay_ms = 30;
     config.engine.reconnect_min_ms = 20;
     config.engine.reconnect_max_ms = 100;
     config.engine.send_retry_base_ms = 20;
     config.api.wait_timeout_ms = 5_000;
-    config.events.poll_interval_ms = 50;
+    config.events.poll_interval_ms = nz(50);
     config.webhooks.allow_private_targets = true;
     config.webhooks.retry_schedule_ms = vec![20; 5];
     config.webhooks.retry_jitter_percent = 0;
-    config.webhooks.timeout_ms = 2_000;
-    config.webhooks.poll_interval_ms = 20;
+    config.webhooks.timeout_ms = nz(2_000);
+    config.webhooks.poll_interval_ms = nz(20);
     config
 }
 

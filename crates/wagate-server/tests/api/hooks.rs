@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::TestServer;
+use crate::common::{nz, TestServer};
 
 /// Calls a hook as a stranger would: no API key.
 async fn call(
@@ -74,7 +74,7 @@ async fn a_hook_sends_its_text_to_its_recipients_until_revoked() {
 
 #[tokio::test]
 async fn a_template_hook_fills_in_what_is_posted_and_calls_are_rate_limited() {
-    let server = TestServer::start_with(|c| c.api.hook_calls_per_minute = 2).await;
+    let server = TestServer::start_with(|c| c.api.hook_calls_per_minute = nz(2)).await;
     server.link("alice", "15550001111").await;
     server
         .post(

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::common::{eventually, TestServer};
+use crate::common::{eventually, nz, TestServer};
 
 /// A file that sniffs as PNG: the signature, then filler.
 fn png(size: usize) -> Vec<u8> {
@@ -134,7 +134,7 @@ async fn downloads_answer_ranges() {
 async fn media_breaking_the_rules_is_refused_before_anything_is_queued() {
     let server = TestServer::start_with(|c| {
         c.media.max_image_bytes = 1_000;
-        c.media.max_document_bytes = 10_000;
+        c.media.max_document_bytes = nz(10_000);
         c.media.max_video_bytes = 10_000;
         c.media.max_audio_bytes = 10_000;
         c.media.max_sticker_bytes = 10_000;
@@ -322,7 +322,7 @@ async fn media_can_live_in_s3() {
 async fn old_media_is_deleted_when_retention_is_set() {
     let server = TestServer::start_with(|c| {
         c.media.retention_ms = 300;
-        c.media.retention_sweep_ms = 50;
+        c.media.retention_sweep_ms = nz(50);
     })
     .await;
     let (_, old) = upload(&server, png(1_000), "image/png", "").await;

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{eventually, TestServer};
+use crate::common::{eventually, nz, TestServer};
 
 #[tokio::test]
 async fn two_sessions_link_by_qr_code() {
@@ -79,8 +79,8 @@ async fn a_phone_links_one_session_only() {
 #[tokio::test]
 async fn qr_codes_rotate_and_linking_gives_up() {
     let server = TestServer::start_with(|c| {
-        c.connectors.sim.qr_interval_ms = 40;
-        c.connectors.sim.qr_max_codes = 3;
+        c.connectors.sim.qr_interval_ms = nz(40);
+        c.connectors.sim.qr_max_codes = nz(3);
     })
     .await;
     server.create_session("alice").await;

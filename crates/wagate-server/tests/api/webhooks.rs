@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{eventually, fast_config, TestData, TestServer};
+use crate::common::{eventually, fast_config, nz, TestData, TestServer};
 use crate::receiver::{Answer, Receiver};
 
 /// alice (15550001111) and bob (15550002222), both linked.
@@ -181,7 +181,7 @@ async fn an_attempt_cut_short_by_a_kill_is_made_again_after_restart() {
     let dir = TestData::new().await;
     let mut config = fast_config(&dir);
     // The lease of a claimed delivery is a few timeouts long.
-    config.webhooks.timeout_ms = 200;
+    config.webhooks.timeout_ms = nz(200);
     let receiver = Receiver::start().await;
     receiver.answer_next(&[Answer::Hang]);
     let server = TestServer::start_killable(Arc::clone(&dir), config);
@@ -320,10 +320,10 @@ async fn a_webhook_failing_for_too_long_is_disabled_with_an_event() {
 #[tokio::test]
 async fn one_dead_receiver_does_not_hold_up_another() {
     let server = TestServer::start_with(|c| {
-        c.webhooks.max_in_flight = 4;
+        c.webhooks.max_in_flight = nz(4);
         // The dead receiver's attempts stay open for the whole test, however slow the machine:
         // a timed-out attempt would free its slot for a retry and count twice.
-        c.webhooks.timeout_ms = 120_000;
+        c.webhooks.timeout_ms = nz(120_000);
     })
     .await;
     let dead = Receiver::start().await;

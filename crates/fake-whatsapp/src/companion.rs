@@ -2,10 +2,11 @@
 //! every event kept in order. Tests drive it, and virtual contacts are made
 //! of it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use parking_lot::Mutex;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::http::UreqHttpClient;
 use whatsapp_rust::pair_code::PairCodeOptions;
@@ -31,13 +32,13 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn all(&self) -> Vec<Arc<Event>> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events.lock().clone()
     }
 }
 
 impl EventHandler for EventLog {
     fn handle_event(&self, event: Arc<Event>) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.events.lock().push(event);
     }
 }
 
@@ -173,7 +174,7 @@ impl Companion {
 
     /// Disconnects and stops the client; its store stays in `backend`.
     pub async fn stop(&self) {
-        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.handle.lock().take();
         self.client.disconnect().await;
         if let Some(handle) = handle {
             let _ = tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await;

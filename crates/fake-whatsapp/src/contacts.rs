@@ -3,12 +3,13 @@
 //! session and see what that person received. They send delivered and read
 //! receipts by themselves, after configurable delays.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use whatsapp_rust::download::MediaType;
@@ -56,7 +57,7 @@ pub(crate) struct Contact {
 
 impl Contact {
     pub fn received(&self) -> Vec<Received> {
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inbox.lock().clone()
     }
 
     /// What the contact sent, with the receipts its client has seen for each message.
@@ -86,10 +87,6 @@ fn receipt_name(kind: &ReceiptType) -> Option<&'static str> {
         ReceiptType::Played => Some("played"),
         _ => None,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// (type, text or caption) of a message.
@@ -130,7 +127,7 @@ async fn media_sha256(client: &Client, message: &wa::Message) -> Option<String> 
         return None;
     };
     match downloaded {
-        Ok(bytes) => Some(hex(&Sha256::digest(&bytes))),
+        Ok(bytes) => Some(format!("{:x}", Sha256::digest(&bytes))),
         Err(e) => {
             tracing::warn!(error = %e, "virtual contact could not download media");
             None
@@ -163,7 +160,7 @@ impl InboundDurabilityHook for Inbox {
             let id = m.info.id.clone();
             let chat = m.info.source.chat.clone();
             let inbox = Arc::clone(&self.inbox);
-            let mut list = inbox.lock().unwrap_or_else(|p| p.into_inner());
+            let mut list = inbox.lock();
             // The hook is idempotent: a redelivered message is recorded once.
             if !list.iter().any(|r| r.id == id) {
                 list.push(Received {
@@ -195,7 +192,7 @@ impl InboundDurabilityHook for Inbox {
 }
 
 fn mark(inbox: &Mutex<Vec<Received>>, id: &str, receipt: &str) {
-    let mut list = inbox.lock().unwrap_or_else(|p| p.into_inner());
+    let mut list = inbox.lock();
     if let Some(r) = list.iter_mut().find(|r| r.id == id) {
         r.receipts.push(receipt.to_owned());
     }

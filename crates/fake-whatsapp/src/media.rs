@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use axum::body::Bytes;
@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -71,14 +72,14 @@ async fn upload(
     }
     let direct_path = format!("/v/t62.7118-24/{}-{kind}.enc", stanza::new_id());
     tracing::debug!(%direct_path, bytes = body.len(), "media uploaded");
-    media.blobs.by_path.lock().unwrap_or_else(|p| p.into_inner()).insert(direct_path.clone(), body);
+    media.blobs.by_path.lock().insert(direct_path.clone(), body);
     let url = format!("https://{}{direct_path}", media.host);
     Json(json!({ "url": url, "direct_path": direct_path })).into_response()
 }
 
 async fn download(State(media): State<Media>, Path(rest): Path<String>) -> Response {
     let path = format!("/v/{rest}");
-    match media.blobs.by_path.lock().unwrap_or_else(|p| p.into_inner()).get(&path) {
+    match media.blobs.by_path.lock().get(&path) {
         Some(blob) => blob.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

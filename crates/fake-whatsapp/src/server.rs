@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,6 +13,7 @@ use axum::extract::State as AxumState;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wacore_binary::Node;
@@ -166,8 +167,7 @@ impl FakeServer {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.lock()
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
@@ -194,11 +194,11 @@ impl FakeServer {
     }
 
     pub(crate) fn contact(&self, phone: &str) -> Option<Arc<Contact>> {
-        self.inner.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(phone).cloned()
+        self.inner.contacts.lock().get(phone).cloned()
     }
 
     pub(crate) fn add_contact(&self, phone: &str, contact: Arc<Contact>) {
-        self.inner.contacts.lock().unwrap_or_else(|p| p.into_inner()).insert(phone.to_owned(), contact);
+        self.inner.contacts.lock().insert(phone.to_owned(), contact);
     }
 
     /// Stanzas the fake answered with a placeholder or ignored.

@@ -406,7 +406,7 @@ struct Received {
 }
 
 async fn receive(
-    axum::extract::State(received): axum::extract::State<Arc<std::sync::Mutex<Received>>>,
+    axum::extract::State(received): axum::extract::State<Arc<parking_lot::Mutex<Received>>>,
     body: axum::body::Bytes,
 ) -> axum::http::StatusCode {
     let now = chrono::Utc::now();
@@ -414,7 +414,7 @@ async fn receive(
         return axum::http::StatusCode::BAD_REQUEST;
     };
     let created = event["created_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    let mut received = received.lock().unwrap_or_else(|e| e.into_inner());
+    let mut received = received.lock();
     if received.ids.insert(event["id"].as_str().unwrap_or_default().to_owned()) {
         if let Some(created) = created {
             let delay = (now - created.to_utc()).num_microseconds().unwrap_or(0).max(0) as u64;
@@ -427,11 +427,11 @@ async fn receive(
 }
 
 /// Waits until the receiver has `count` distinct events; answers when the last arrived.
-async fn received_all(received: &std::sync::Mutex<Received>, count: usize) -> anyhow::Result<Instant> {
+async fn received_all(received: &parking_lot::Mutex<Received>, count: usize) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         {
-            let received = received.lock().unwrap_or_else(|e| e.into_inner());
+            let received = received.lock();
             if received.ids.len() >= count {
                 return Ok(received.last_at.unwrap_or_else(Instant::now));
             }
@@ -450,7 +450,7 @@ async fn webhooks(args: WebhookArgs) -> anyhow::Result<()> {
     })
     .await?;
     let client = &target.client;
-    let received = Arc::new(std::sync::Mutex::new(Received::default()));
+    let received = Arc::new(parking_lot::Mutex::new(Received::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let receiver_url = format!("http://{}/hook", listener.local_addr()?);
     let app = axum::Router::new().fallback(receive).with_state(Arc::clone(&received));
@@ -474,7 +474,7 @@ async fn webhooks(args: WebhookArgs) -> anyhow::Result<()> {
     let last_arrival = received_all(&received, expected).await?;
     let took = last_arrival - started;
     {
-        let received = received.lock().unwrap_or_else(|e| e.into_inner());
+        let received = received.lock();
         let delays = received.delays.as_ref().context("no delivery arrived")?;
         println!(
             "live:    {:>9.0} deliveries/s ({} in {:.2} s); event → receiver p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -492,7 +492,7 @@ async fn webhooks(args: WebhookArgs) -> anyhow::Result<()> {
         Some(id) => id,
         None => "evt_0000000000000000".to_owned(),
     };
-    received.lock().unwrap_or_else(|e| e.into_inner()).ids.clear();
+    received.lock().ids.clear();
     let started = Instant::now();
     let (status, body) =
         client.post(&format!("/v1/webhooks/{webhook}/replay"), json!({ "since": since })).await?;

@@ -1,7 +1,7 @@
 //! Identifiers: user-chosen session ids and sortable message, webhook, event and delivery ids.
 
+use parking_lot::Mutex;
 use std::fmt;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for SessionId {
 static ULIDS: Mutex<Option<ulid::Generator>> = Mutex::new(None);
 
 fn next_ulid() -> ulid::Ulid {
-    let mut guard = ULIDS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = ULIDS.lock();
     let generator = guard.get_or_insert_with(ulid::Generator::new);
     // The generator only fails when 2^80 ids are asked for within one millisecond.
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())

@@ -6,7 +6,9 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
+use rand::distr::Alphanumeric;
 use rand::Rng;
+use subtle::ConstantTimeEq;
 
 use crate::api::ApiError;
 use crate::AppState;
@@ -28,12 +30,8 @@ pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<S
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let key: String = {
-        let mut rng = rand::rng();
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..40).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
-    };
-    let key = format!("wg_{key}");
+    let random: String = rand::rng().sample_iter(Alphanumeric).take(40).map(char::from).collect();
+    let key = format!("wg_{random}");
     write_private(&path, &key)?;
     tracing::info!(
         "generated the admin API key, stored in {} and shown only this once: {key}",
@@ -58,7 +56,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Compares in time that does not depend on where the strings differ.
 fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Lets a request through when it carries the admin key (`Authorization: Bearer` or `X-Api-Key`).

@@ -105,7 +105,8 @@ pub struct ApiConfig {
     pub max_body_bytes: NonZeroUsize,
     /// How long `?wait=true` waits for a send result before answering 504.
     pub wait_timeout_ms: u64,
-    /// Calls each trigger hook (`/hooks/{token}`) takes per minute on each node; more get 429.
+    /// Calls each trigger hook (`/hooks/{token}`) takes per minute, counted on each node; more
+    /// get 429.
     pub hook_calls_per_minute: NonZeroU32,
 }
 

@@ -41,7 +41,7 @@ pub struct AppState {
     pub deliverer: Arc<Deliverer>,
     /// Media files.
     pub media: Arc<media::MediaStore>,
-    /// Calls per trigger hook, counted for rate limiting.
+    /// Calls per trigger hook, counted on this node for rate limiting.
     pub hook_limits: Arc<api::HookLimits>,
     /// The simulated network, when the sim connector is enabled.
     pub sim: Option<Arc<SimNetwork>>,
@@ -149,7 +149,7 @@ impl Server {
             stopping: front.stopping(),
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
-            hook_limits: Arc::default(),
+            hook_limits: Arc::new(api::HookLimits::new(config.api.hook_calls_per_minute)),
             media,
             config: Arc::new(config),
             admin_key: Arc::clone(&admin_key),

@@ -214,7 +214,7 @@ impl MediaStore {
             id,
             mime_type: sniff(&head),
             size,
-            sha256: hex(&hasher.finalize()),
+            sha256: format!("{:x}", hasher.finalize()),
             filename: filename.filter(|f| !f.trim().is_empty()),
             created_at: now,
         };
@@ -290,10 +290,6 @@ fn sniff(head: &[u8]) -> String {
         None if std::str::from_utf8(head).is_ok() => "text/plain".into(),
         None => "application/octet-stream".into(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What connectors need of the media store: a stored file's bytes to send, and a place for

@@ -4,7 +4,7 @@
 //! scrape; process memory and CPU come from the operating system.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventData, MessageId, MessageStatus, SessionId, Timestamp};
@@ -127,7 +128,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             let age = |oldest: Option<Timestamp>| {
                 oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             };
-            let mut reported = exporter.reported_sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reported = exporter.reported_sessions.lock();
             for (connector, status) in reported.iter() {
                 gauge!("wagate_sessions", "connector" => connector.clone(), "status" => status.clone())
                     .set(0.0);

@@ -2,10 +2,11 @@
 //! what waits for sessions that are offline.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
@@ -196,8 +197,7 @@ impl SimNetwork {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // No code path panics while holding the lock; recover the state if one ever does.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Opens a connection: online at once for a linked session, else showing QR or pairing codes.

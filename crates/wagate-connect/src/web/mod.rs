@@ -13,11 +13,12 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use wagate_core::{ConnectorKind, DeviceKeys, Jid, MediaContent, MessageContent, PhoneNumber, SessionId};
 use whatsapp_rust::bot::{Bot, BotHandle};
@@ -222,8 +223,8 @@ impl Shared {
         let _ = self.sink.send(event);
     }
 
-    fn acks(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Option<String>>>> {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    fn acks(&self) -> MutexGuard<'_, HashMap<String, oneshot::Sender<Option<String>>>> {
+        self.acks.lock()
     }
 
     fn own_phone(&self) -> Option<PhoneNumber> {

@@ -1,10 +1,10 @@
 //! Trigger hooks: `POST /v1/sessions/{id}/hooks` makes a secret URL, `/hooks/{token}`, that
 //! anyone holding it can POST to (no API key) to send to the hook's fixed recipients. Only a
-//! hash of the token is stored; calls are rate-limited per hook.
+//! hash of the token is stored; calls are rate-limited per hook, on each node.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,6 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
+use governor::clock::Clock as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,31 +29,30 @@ use crate::AppState;
 /// Recipients one hook may send to.
 const MAX_RECIPIENTS: usize = 50;
 
-/// Calls per hook and minute, counted on this node.
-#[derive(Default)]
+/// Calls per hook and minute (`api.hook_calls_per_minute`), counted on each node: a hook
+/// reached through several nodes takes that many calls a minute at each. Up to the limit may
+/// come at once; after that, one more as each 1/limit of a minute passes.
 pub struct HookLimits {
-    windows: Mutex<HashMap<HookId, (Instant, u32)>>,
+    limiter: DefaultKeyedRateLimiter<HookId>,
 }
 
 impl HookLimits {
-    /// Counts a call; when over `per_minute`, how long until the next is allowed.
-    fn admit(&self, hook: &HookId, per_minute: u32) -> Result<(), Duration> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let (started, count) = windows.entry(hook.clone()).or_insert((now, 0));
-        if now.duration_since(*started) >= Duration::from_secs(60) {
-            (*started, *count) = (now, 0);
-        }
-        if *count >= per_minute {
-            return Err(Duration::from_secs(60).saturating_sub(now.duration_since(*started)));
-        }
-        *count += 1;
-        Ok(())
+    pub fn new(per_minute: NonZeroU32) -> Self {
+        Self { limiter: RateLimiter::keyed(Quota::per_minute(per_minute)) }
+    }
+
+    /// Counts a call; when over the limit, how long until the next is allowed.
+    fn admit(&self, hook: &HookId) -> Result<(), Duration> {
+        let admitted = self.limiter.check_key(hook);
+        // Hooks quiet for a minute count as never called: forget them, so that the limiter
+        // holds only the hooks called lately.
+        self.limiter.retain_recent();
+        admitted.map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -204,7 +205,7 @@ pub async fn call(
         .use_hook(&token_hash(&token), state.engine.now())
         .await?
         .ok_or_else(hook_not_found)?;
-    if let Err(wait) = state.hook_limits.admit(&hook.id, state.config.api.hook_calls_per_minute.get()) {
+    if let Err(wait) = state.hook_limits.admit(&hook.id) {
         let seconds = wait.as_secs().max(1);
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -22,7 +22,7 @@ fn pdf() -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 async fn upload(server: &TestServer, bytes: Vec<u8>, content_type: &str, query: &str) -> (StatusCode, Value) {

@@ -11,8 +11,7 @@ use crate::{OutboundMessage, SendError};
 /// again after a lost answer is recognised by WhatsApp as the same message.
 pub fn wa_message_id(id: &MessageId) -> String {
     let digest = Sha256::digest(id.as_str().as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02X}")).collect();
-    format!("3EB0{hex}")
+    format!("3EB0{}", hex::encode_upper(&digest[..8]))
 }
 
 /// A send refused by the server (a nack): never worth repeating as it is.

@@ -81,7 +81,7 @@ pub(crate) async fn statuses(server: &TestServer, session: &str) -> Vec<String> 
 
 pub(crate) fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// What `session` received last of `kind`, once it arrived.

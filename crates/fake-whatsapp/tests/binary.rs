@@ -1,6 +1,9 @@
 //! The binary prints one JSON ready line with its URLs and serves the
 //! control API there.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

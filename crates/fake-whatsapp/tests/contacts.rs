@@ -2,6 +2,9 @@
 //! to a linked client, and that reports what it received and which receipts
 //! it sent.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{fake, get, link, post, receipt, received, text, unhandled, WAIT};

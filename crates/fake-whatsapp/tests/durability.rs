@@ -2,6 +2,9 @@
 //! device acks it, and whatever is still there is redelivered (offline="1")
 //! at the next connect.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

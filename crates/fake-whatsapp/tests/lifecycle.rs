@@ -2,6 +2,9 @@
 //! offline), stream replaced, temporary ban, client outdated and a dropped
 //! connection each produce the event whatsapp-rust documents for them.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! S1: QR linking, login, IK resumption, and refused logins, each with a
 //! real whatsapp-rust client over the WebSocket.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{device, fake, post, unhandled, WAIT};

@@ -1,6 +1,9 @@
 //! S4: media travels through the fake's HTTPS endpoint as ciphertext; the
 //! recipient downloads and decrypts it byte-identical.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{fake, link, unhandled, WAIT};

@@ -1,6 +1,9 @@
 //! S2: two linked accounts exchange text through the fake (which only routes
 //! the ciphertexts) and see server acks, delivery and read receipts.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

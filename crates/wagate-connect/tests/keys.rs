@@ -1,6 +1,9 @@
 //! The web connector's device storage (whatsapp-rust's `Backend` traits over wagate's store),
 //! checked against the traits' documented behaviour on SQLite and on PostgreSQL.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use serde_json::json;

@@ -1,5 +1,8 @@
 //! The store's behaviour, through the `Store` trait (so the PostgreSQL store can run it too).
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};

@@ -1,6 +1,9 @@
 //! Integration tests: each test runs its own server on port 0 with a temp data dir and talks
 //! to it over HTTP like a user would.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod campaigns;
 mod cluster;
 mod common;

@@ -17,7 +17,7 @@ use crate::noise::Pattern;
 const KEY_INDEX_LIST_PREFIX: &[u8] = &[6, 2];
 
 #[derive(Clone, Debug)]
-pub struct SignedPreKey {
+pub(crate) struct SignedPreKey {
     pub id: u32,
     pub public: Vec<u8>,
     pub signature: Vec<u8>,
@@ -25,7 +25,7 @@ pub struct SignedPreKey {
 
 /// What a companion announced about itself when it asked to be linked.
 #[derive(Clone, Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     pub noise_key: [u8; 32],
     pub identity: Vec<u8>,
     pub registration_id: u32,
@@ -36,7 +36,7 @@ pub struct Registration {
 
 /// A stanza waiting in a device's queue until that device acks it.
 #[derive(Clone, Debug)]
-pub struct Queued {
+pub(crate) struct Queued {
     pub class: String,
     pub id: String,
     pub kind: Option<String>,
@@ -44,7 +44,7 @@ pub struct Queued {
 }
 
 #[derive(Debug)]
-pub struct Device {
+pub(crate) struct Device {
     pub id: u16,
     pub noise_key: [u8; 32],
     pub identity: Vec<u8>,
@@ -64,7 +64,7 @@ pub struct Device {
 }
 
 impl Device {
-    pub fn new(id: u16, key_index: u32, reg: Registration, device_identity: Vec<u8>) -> Self {
+    pub(crate) fn new(id: u16, key_index: u32, reg: Registration, device_identity: Vec<u8>) -> Self {
         Self {
             id,
             noise_key: reg.noise_key,
@@ -83,7 +83,7 @@ impl Device {
 
     /// Drops what the device acknowledged; `kind` narrows a receipt ack to the
     /// receipt type it names (a message id can have several receipts).
-    pub fn acked(&mut self, class: &str, id: &str, kind: Option<&str>) -> usize {
+    pub(crate) fn acked(&mut self, class: &str, id: &str, kind: Option<&str>) -> usize {
         let before = self.queue.len();
         self.queue
             .retain(|q| !(q.class == class && q.id == id && (kind.is_none() || q.kind.as_deref() == kind)));
@@ -93,7 +93,7 @@ impl Device {
 
 /// The phone: the account's identity and the device-0 bundle other clients
 /// fetch. It never reads what is sent to it.
-pub struct Phone {
+pub(crate) struct Phone {
     pub identity: KeyPair,
     pub registration_id: u32,
     pub signed_prekey: SignedPreKey,
@@ -119,7 +119,7 @@ impl Phone {
         })
     }
 
-    pub fn identity_public(&self) -> Vec<u8> {
+    pub(crate) fn identity_public(&self) -> Vec<u8> {
         self.identity.public_key.public_key_bytes().to_vec()
     }
 }
@@ -127,12 +127,12 @@ impl Phone {
 /// Why an account's devices may not log in.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Block {
+pub(crate) enum Block {
     Banned { until: u64 },
     Outdated,
 }
 
-pub struct Account {
+pub(crate) struct Account {
     pub phone: String,
     pub lid: String,
     pub name: Option<String>,
@@ -147,7 +147,7 @@ impl Account {
     /// The phone's signed list of the key indexes still valid for this
     /// account. Clients ignore a device list with companions but no such
     /// list; they do not check its signature yet, but it is a real one.
-    pub fn signed_key_index_list(&self) -> Result<Vec<u8>> {
+    pub(crate) fn signed_key_index_list(&self) -> Result<Vec<u8>> {
         let valid: Vec<u32> = self.devices.values().map(|d| d.key_index).collect();
         let details = wa::ADVKeyIndexList {
             raw_id: Some(self.phone_keys.raw_id),
@@ -173,16 +173,16 @@ impl Account {
         .encode_to_vec())
     }
 
-    pub fn pn_jid(&self, device: u16) -> Jid {
+    pub(crate) fn pn_jid(&self, device: u16) -> Jid {
         Jid::pn_device(self.phone.as_str(), device)
     }
 
-    pub fn lid_jid(&self, device: u16) -> Jid {
+    pub(crate) fn lid_jid(&self, device: u16) -> Jid {
         Jid::lid_device(self.lid.as_str(), device)
     }
 
     /// The JID of `device` in the same addressing family as `like`.
-    pub fn jid_like(&self, like: &Jid, device: u16) -> Jid {
+    pub(crate) fn jid_like(&self, like: &Jid, device: u16) -> Jid {
         if like.server == Server::Lid {
             self.lid_jid(device)
         } else {
@@ -192,13 +192,13 @@ impl Account {
 }
 
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     pub accounts: BTreeMap<String, Account>,
     lid_to_phone: HashMap<String, String>,
 }
 
 impl Registry {
-    pub fn get_or_create(&mut self, phone: &str) -> Result<&mut Account> {
+    pub(crate) fn get_or_create(&mut self, phone: &str) -> Result<&mut Account> {
         if !self.accounts.contains_key(phone) {
             let lid = loop {
                 let candidate =
@@ -224,7 +224,7 @@ impl Registry {
     }
 
     /// The phone number behind a PN or LID user.
-    pub fn phone_of(&self, jid: &Jid) -> Option<String> {
+    pub(crate) fn phone_of(&self, jid: &Jid) -> Option<String> {
         match jid.server {
             Server::Pn => self.accounts.contains_key(jid.user.as_str()).then(|| jid.user.to_string()),
             Server::Lid => self.lid_to_phone.get(jid.user.as_str()).cloned(),
@@ -232,11 +232,11 @@ impl Registry {
         }
     }
 
-    pub fn account_of(&self, jid: &Jid) -> Option<&Account> {
+    pub(crate) fn account_of(&self, jid: &Jid) -> Option<&Account> {
         self.phone_of(jid).and_then(|p| self.accounts.get(&p))
     }
 
-    pub fn account_of_mut(&mut self, jid: &Jid) -> Option<&mut Account> {
+    pub(crate) fn account_of_mut(&mut self, jid: &Jid) -> Option<&mut Account> {
         let phone = self.phone_of(jid)?;
         self.accounts.get_mut(&phone)
     }

@@ -32,7 +32,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.peer {
             Peer::Pairing => format!("pairing#{}", self.outbox.id),
             Peer::Device { phone, device } => format!("{phone}:{device}"),

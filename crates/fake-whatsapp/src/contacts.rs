@@ -56,7 +56,7 @@ pub(crate) struct Contact {
 }
 
 impl Contact {
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.inbox.lock().clone()
     }
 

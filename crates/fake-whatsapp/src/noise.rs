@@ -23,7 +23,7 @@ pub enum Pattern {
 }
 
 /// The server's static Noise key and the certificate chain that names it.
-pub struct ServerKey {
+pub(crate) struct ServerKey {
     keypair: KeyPair,
     public: [u8; 32],
     cert_chain: Vec<u8>,
@@ -32,7 +32,7 @@ pub struct ServerKey {
 impl ServerKey {
     /// Derives the key from a seed, so a restarted server keeps the static key
     /// its clients cached and their IK resumption keeps working.
-    pub fn from_seed(seed: &str) -> Result<Self> {
+    pub(crate) fn from_seed(seed: &str) -> Result<Self> {
         let digest = Sha256::digest(format!("fake-whatsapp noise static key\0{seed}"));
         let private = PrivateKey::deserialize(&digest).map_err(|e| anyhow!("{e}"))?;
         let keypair = KeyPair::try_from(private).map_err(|e| anyhow!("{e}"))?;
@@ -47,7 +47,7 @@ impl ServerKey {
         Ok(Self { keypair, public, cert_chain })
     }
 
-    pub fn public(&self) -> [u8; 32] {
+    pub(crate) fn public(&self) -> [u8; 32] {
         self.public
     }
 
@@ -57,7 +57,7 @@ impl ServerKey {
 }
 
 /// One direction of the encrypted transport: an AES-GCM key and its counter.
-pub struct Half {
+pub(crate) struct Half {
     cipher: NoiseCipher,
     counter: u32,
 }
@@ -67,13 +67,13 @@ impl Half {
         Self { cipher, counter: 0 }
     }
 
-    pub fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let out = self.cipher.encrypt_with_counter(self.counter, plaintext)?;
         self.counter = self.counter.wrapping_add(1);
         Ok(out)
     }
 
-    pub fn open(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>> {
         let mut buf = ciphertext.to_vec();
         self.cipher.decrypt_in_place_with_counter(self.counter, &mut buf)?;
         self.counter = self.counter.wrapping_add(1);
@@ -82,7 +82,7 @@ impl Half {
 }
 
 /// The encrypted transport after a handshake.
-pub struct Transport {
+pub(crate) struct Transport {
     pub write: Half,
     pub read: Half,
 }
@@ -97,7 +97,7 @@ impl Transport {
 }
 
 /// What the client proved and sent by the end of the handshake.
-pub struct Established {
+pub(crate) struct Established {
     pub transport: Transport,
     pub client_static: [u8; 32],
     /// The encoded `ClientPayload`.
@@ -106,14 +106,14 @@ pub struct Established {
 }
 
 /// The server's answer to a ClientHello.
-pub enum HelloReply {
+pub(crate) enum HelloReply {
     /// IK accepted: send `reply`, the transport is ready.
     Ready { reply: Vec<u8>, established: Established },
     /// XX or XXfallback: send `reply`, then wait for the ClientFinish.
     AwaitFinish { reply: Vec<u8>, pending: PendingFinish },
 }
 
-pub struct PendingFinish {
+pub(crate) struct PendingFinish {
     noise: NoiseHandshake,
     ephemeral: KeyPair,
     pattern: Pattern,
@@ -142,7 +142,7 @@ fn server_hello(ephemeral: &[u8], static_: Option<Vec<u8>>, payload: Vec<u8>) ->
 
 /// Answers a ClientHello: IK when it carries an encrypted static we can open,
 /// XXfallback when it carries one we cannot, XX otherwise.
-pub fn respond_to_hello(key: &ServerKey, hello: &[u8]) -> Result<HelloReply> {
+pub(crate) fn respond_to_hello(key: &ServerKey, hello: &[u8]) -> Result<HelloReply> {
     let msg = wa::HandshakeMessage::decode_from_slice(hello).context("ClientHello")?;
     let hello = msg.client_hello.into_option().context("no client_hello")?;
     let client_eph = key32(hello.ephemeral.as_deref().unwrap_or_default(), "client ephemeral")?;
@@ -200,7 +200,7 @@ fn try_ik(
 }
 
 impl PendingFinish {
-    pub fn finish(mut self, client_finish: &[u8]) -> Result<Established> {
+    pub(crate) fn finish(mut self, client_finish: &[u8]) -> Result<Established> {
         let msg = wa::HandshakeMessage::decode_from_slice(client_finish).context("ClientFinish")?;
         let finish = msg.client_finish.into_option().context("no client_finish")?;
         let enc_static = finish.r#static.context("ClientFinish without static")?;

@@ -65,17 +65,17 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(id: u64) -> (Self, mpsc::UnboundedReceiver<Out>) {
+    pub(crate) fn new(id: u64) -> (Self, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { id, tx }, rx)
     }
 
-    pub fn send(&self, node: Node) {
+    pub(crate) fn send(&self, node: Node) {
         // A closed writer means the socket is gone; the reader cleans up.
         let _ = self.tx.send(Out::Node(Box::new(node)));
     }
 
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let _ = self.tx.send(Out::Close);
     }
 }
@@ -125,7 +125,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn record_unhandled(&mut self, from: &str, node: &Node) {
+    pub(crate) fn record_unhandled(&mut self, from: &str, node: &Node) {
         let stanza = stanza::render(node);
         tracing::info!(%from, %stanza, "unhandled stanza");
         self.unhandled.push(Unhandled { from: from.to_owned(), stanza });

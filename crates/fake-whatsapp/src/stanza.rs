@@ -4,49 +4,49 @@
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeContent};
 
-pub const SERVER: &str = "s.whatsapp.net";
+pub(crate) const SERVER: &str = "s.whatsapp.net";
 
-pub fn attr(node: &Node, key: &str) -> Option<String> {
+pub(crate) fn attr(node: &Node, key: &str) -> Option<String> {
     node.attrs.get(key).map(|v| v.as_str().into_owned())
 }
 
-pub fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
+pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
     node.attrs.get(key).and_then(|v| v.to_jid())
 }
 
-pub fn child<'a>(node: &'a Node, tag: &str) -> Option<&'a Node> {
+pub(crate) fn child<'a>(node: &'a Node, tag: &str) -> Option<&'a Node> {
     node.get_optional_child(tag)
 }
 
-pub fn children(node: &Node) -> &[Node] {
+pub(crate) fn children(node: &Node) -> &[Node] {
     node.children().unwrap_or_default()
 }
 
-pub fn bytes(node: &Node) -> Option<&[u8]> {
+pub(crate) fn bytes(node: &Node) -> Option<&[u8]> {
     match &node.content {
         Some(NodeContent::Bytes(b)) => Some(b),
         _ => None,
     }
 }
 
-pub fn child_bytes<'a>(node: &'a Node, tag: &str) -> Option<&'a [u8]> {
+pub(crate) fn child_bytes<'a>(node: &'a Node, tag: &str) -> Option<&'a [u8]> {
     child(node, tag).and_then(bytes)
 }
 
 /// A fresh stanza id, unique enough for one test run.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let n: u64 = rand::random();
     format!("{n:016X}")
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
 
-pub fn iq_result(id: &str, content: Vec<Node>) -> Node {
+pub(crate) fn iq_result(id: &str, content: Vec<Node>) -> Node {
     let b = NodeBuilder::new("iq").attr("from", SERVER).attr("type", "result").attr("id", id);
     if content.is_empty() {
         b.build()
@@ -55,7 +55,7 @@ pub fn iq_result(id: &str, content: Vec<Node>) -> Node {
     }
 }
 
-pub fn iq_error(id: &str, code: u16, text: &str) -> Node {
+pub(crate) fn iq_error(id: &str, code: u16, text: &str) -> Node {
     NodeBuilder::new("iq")
         .attr("from", SERVER)
         .attr("type", "error")
@@ -64,16 +64,16 @@ pub fn iq_error(id: &str, code: u16, text: &str) -> Node {
         .build()
 }
 
-pub fn leaf(tag: &'static str) -> Node {
+pub(crate) fn leaf(tag: &'static str) -> Node {
     NodeBuilder::new(tag).build()
 }
 
-pub fn bytes_node(tag: &'static str, data: impl Into<Vec<u8>>) -> Node {
+pub(crate) fn bytes_node(tag: &'static str, data: impl Into<Vec<u8>>) -> Node {
     NodeBuilder::new(tag).bytes(data).build()
 }
 
 /// A one-line rendering for logs and the unhandled list.
-pub fn render(node: &Node) -> String {
+pub(crate) fn render(node: &Node) -> String {
     let mut out = format!("<{}", node.tag);
     for (k, v) in node.attrs.iter() {
         out.push_str(&format!(" {k}=\"{v}\""));

@@ -13,14 +13,14 @@ use wacore_binary::Node;
 /// with the `WA` header, optionally preceded by an `ED` edge-routing
 /// pre-intro; neither is part of a frame.
 #[derive(Default)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     header_seen: bool,
     prefix: Vec<u8>,
     decoder: FrameDecoder,
 }
 
 impl Inbound {
-    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<()> {
         if self.header_seen {
             self.decoder.feed(data);
             return Ok(());
@@ -49,7 +49,7 @@ impl Inbound {
         Ok(())
     }
 
-    pub fn next_frame(&mut self) -> Option<BytesMut> {
+    pub(crate) fn next_frame(&mut self) -> Option<BytesMut> {
         if !self.header_seen {
             return None;
         }
@@ -57,16 +57,16 @@ impl Inbound {
     }
 }
 
-pub fn frame(payload: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn frame(payload: &[u8]) -> Result<Vec<u8>> {
     encode_frame(payload, None)
 }
 
 /// A node as frame plaintext: flag byte and binary XMPP.
-pub fn encode_node(node: &Node) -> Result<Vec<u8>> {
+pub(crate) fn encode_node(node: &Node) -> Result<Vec<u8>> {
     Ok(marshal(node)?)
 }
 
-pub fn decode_node(plaintext: &[u8]) -> Result<Node> {
+pub(crate) fn decode_node(plaintext: &[u8]) -> Result<Node> {
     let body = unpack(plaintext).context("frame flag byte")?;
     let node = unmarshal_ref(&body).context("binary node")?;
     Ok(node.to_owned())

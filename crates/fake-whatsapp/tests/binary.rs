@@ -1,8 +1,9 @@
 //! The binary prints one JSON ready line with its URLs and serves the
 //! control API there.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

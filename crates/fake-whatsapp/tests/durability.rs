@@ -2,8 +2,9 @@
 //! device acks it, and whatever is still there is redelivered (offline="1")
 //! at the next connect.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
 

@@ -2,8 +2,9 @@
 //! offline), stream replaced, temporary ban, client outdated and a dropped
 //! connection each produce the event whatsapp-rust documents for them.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
 

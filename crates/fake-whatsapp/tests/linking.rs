@@ -1,8 +1,9 @@
 //! S1: QR linking, login, IK resumption, and refused logins, each with a
 //! real whatsapp-rust client over the WebSocket.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
 

@@ -1,8 +1,9 @@
 //! S4: media travels through the fake's HTTPS endpoint as ciphertext; the
 //! recipient downloads and decrypts it byte-identical.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
 

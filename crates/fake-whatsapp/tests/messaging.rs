@@ -1,8 +1,9 @@
 //! S2: two linked accounts exchange text through the fake (which only routes
 //! the ciphertexts) and see server acks, delivery and read receipts.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod common;
 

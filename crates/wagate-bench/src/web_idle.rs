@@ -11,7 +11,7 @@ use wagate_core::{ConnectorKind, DeviceKeys, Media, MediaId, SessionId};
 use wagate_store::{NewSession, SqliteStore, Store};
 
 #[derive(clap::Args)]
-pub struct WebIdleArgs {
+pub(crate) struct WebIdleArgs {
     /// How many sessions to build.
     #[arg(long, default_value_t = 100)]
     sessions: usize,
@@ -31,7 +31,7 @@ impl MediaFiles for NoMedia {
     }
 }
 
-pub async fn run(args: WebIdleArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: WebIdleArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?);

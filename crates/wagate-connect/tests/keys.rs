@@ -1,8 +1,9 @@
 //! The web connector's device storage (whatsapp-rust's `Backend` traits over wagate's store),
 //! checked against the traits' documented behaviour on SQLite and on PostgreSQL.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::sync::Arc;
 

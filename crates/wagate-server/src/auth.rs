@@ -16,7 +16,7 @@ use crate::AppState;
 const KEY_FILE: &str = "admin.key";
 
 /// The key from configuration, or the one kept in the data dir (generated on first start).
-pub fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
+pub(crate) fn admin_key(configured: Option<&str>, data_dir: &Path) -> std::io::Result<String> {
     if let Some(key) = configured.filter(|k| !k.is_empty()) {
         return Ok(key.to_owned());
     }
@@ -60,7 +60,7 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// Lets a request through when it carries the admin key (`Authorization: Bearer` or `X-Api-Key`).
-pub async fn require_key(
+pub(crate) async fn require_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,

@@ -1,8 +1,8 @@
 //! wagate-server: the `wagate` binary's library: configuration, the HTTP API and the engine
 //! that runs sessions. `main.rs` only parses the command line and calls [`Server::start`].
 
-pub mod api;
-pub mod auth;
+mod api;
+mod auth;
 pub mod config;
 pub mod engine;
 mod group_commit;
@@ -34,7 +34,7 @@ use webhooks::Deliverer;
 
 /// What every request handler can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
     pub admin_key: Arc<str>,

@@ -29,7 +29,7 @@ const SNIFF_BYTES: usize = 8192;
 
 /// Why a file was not stored or cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum MediaError {
+pub(crate) enum MediaError {
     #[error("the file is larger than {0} bytes")]
     TooLarge(u64),
     #[error("the file is empty")]
@@ -42,7 +42,7 @@ pub enum MediaError {
     Store(#[from] StoreError),
 }
 
-pub struct MediaStore {
+pub(crate) struct MediaStore {
     objects: Arc<dyn ObjectStore>,
     /// Where in the object store files go (`s3://bucket/<prefix>`).
     prefix: String,
@@ -56,7 +56,7 @@ pub struct MediaStore {
 
 /// Why a `link` could not be stored.
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("downloading it failed: {0}")]
@@ -69,7 +69,7 @@ pub enum LinkError {
 
 impl MediaStore {
     /// The media store `config.media_url` names: a directory (created if missing) or S3.
-    pub fn open(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub(crate) fn open(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let limits = config.media.clone();
         let (objects, prefix, signer): (Arc<dyn ObjectStore>, String, Option<Arc<dyn Signer>>) = match config
             .media_location()
@@ -123,14 +123,14 @@ impl MediaStore {
     }
 
     /// A URL to download a file from directly, when downloads are presigned.
-    pub async fn presigned_url(&self, media: &Media) -> Result<Option<url::Url>, MediaError> {
+    pub(crate) async fn presigned_url(&self, media: &Media) -> Result<Option<url::Url>, MediaError> {
         let Some(signer) = &self.signer else { return Ok(None) };
         let expiry = crate::config::ms(self.limits.presigned_expiry_ms);
         Ok(Some(signer.signed_url(axum::http::Method::GET, &self.path(&media.id), expiry).await?))
     }
 
     /// Downloads a `link` into the store.
-    pub async fn save_link(
+    pub(crate) async fn save_link(
         &self,
         link: &str,
         filename: Option<String>,
@@ -152,21 +152,21 @@ impl MediaStore {
     }
 
     /// The largest file any kind of media message takes: the most an upload may be.
-    pub fn max_upload(&self) -> u64 {
+    pub(crate) fn max_upload(&self) -> u64 {
         MediaKind::ALL.into_iter().map(|kind| self.limits.max_bytes(kind)).max().unwrap_or(0)
     }
 
-    pub fn max_bytes(&self, kind: MediaKind) -> u64 {
+    pub(crate) fn max_bytes(&self, kind: MediaKind) -> u64 {
         self.limits.max_bytes(kind)
     }
 
-    pub async fn get(&self, id: &MediaId) -> Result<Option<Media>, StoreError> {
+    pub(crate) async fn get(&self, id: &MediaId) -> Result<Option<Media>, StoreError> {
         self.store.get_media(id).await
     }
 
     /// Streams `body` into the store, hashing it on the way, and records it; the bytes are
     /// written before the row, so a recorded file always has its bytes.
-    pub async fn save<S, E>(
+    pub(crate) async fn save<S, E>(
         &self,
         body: S,
         filename: Option<String>,
@@ -226,7 +226,7 @@ impl MediaStore {
     }
 
     /// The bytes of a stored file, or of `range` of them.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         media: &Media,
         range: Option<Range<u64>>,
@@ -240,7 +240,7 @@ impl MediaStore {
 impl MediaStore {
     /// Deletes the files older than `media.retention_ms`, in rounds: the rows first (so no
     /// recorded file lacks its bytes), then the bytes.
-    pub async fn expire(&self, now: Timestamp) -> Result<usize, MediaError> {
+    pub(crate) async fn expire(&self, now: Timestamp) -> Result<usize, MediaError> {
         const ROUND: u32 = 500;
         let keep =
             chrono::Duration::milliseconds(i64::try_from(self.limits.retention_ms).unwrap_or(i64::MAX));

@@ -52,7 +52,7 @@ fn exporter() -> &'static Exporter {
 }
 
 /// Starts recording (idempotent).
-pub fn install() {
+pub(crate) fn install() {
     exporter();
 }
 
@@ -97,7 +97,7 @@ fn describe() {
 }
 
 /// Counts every HTTP request by the route it matched.
-pub async fn track_http(request: Request, next: Next) -> Response {
+pub(crate) async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
@@ -111,7 +111,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 }
 
 /// Records one webhook attempt.
-pub fn webhook_attempt(result: &'static str, latency_ms: u64) {
+pub(crate) fn webhook_attempt(result: &'static str, latency_ms: u64) {
     counter!("wagate_webhook_attempts_total", "result" => result).increment(1);
     histogram!("wagate_webhook_attempt_duration_seconds").record(latency_ms as f64 / 1000.0);
 }
@@ -119,7 +119,7 @@ pub fn webhook_attempt(result: &'static str, latency_ms: u64) {
 /// `GET /metrics` in the Prometheus text format.
 #[utoipa::path(operation_id = "server_render", get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format")))]
-pub async fn render(State(state): State<AppState>) -> Response {
+pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let exporter = exporter();
     exporter.process.collect();
     match state.engine.store().stats().await {

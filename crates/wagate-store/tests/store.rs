@@ -1,7 +1,8 @@
 //! The store's behaviour, through the `Store` trait (so the PostgreSQL store can run it too).
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -23,26 +23,26 @@ use whatsapp_rust::wacore::store::Device;
 
 /// The namespaces of `device_keys`.
 mod kind {
-    pub const DEVICE: &str = "device";
-    pub const IDENTITY: &str = "identity";
-    pub const SESSION: &str = "session";
-    pub const PREKEY: &str = "prekey";
-    pub const SIGNED_PREKEY: &str = "signed_prekey";
-    pub const SENDER_KEY: &str = "sender_key";
-    pub const SYNC_KEY: &str = "sync_key";
-    pub const LATEST_SYNC_KEY: &str = "latest_sync_key";
-    pub const APP_VERSION: &str = "app_version";
-    pub const MUTATION_MAC: &str = "mutation_mac";
-    pub const SENDER_KEY_DEVICES: &str = "sender_key_devices";
-    pub const LID: &str = "lid";
-    pub const PN: &str = "pn";
-    pub const BASE_KEY: &str = "base_key";
-    pub const DEVICE_LIST: &str = "device_list";
-    pub const GROUP_METADATA: &str = "group_metadata";
-    pub const TC_TOKEN: &str = "tc_token";
-    pub const SENT_MESSAGE: &str = "sent_message";
-    pub const PENDING_INBOUND: &str = "pending_inbound";
-    pub const MSG_SECRET: &str = "msg_secret";
+    pub(super) const DEVICE: &str = "device";
+    pub(super) const IDENTITY: &str = "identity";
+    pub(super) const SESSION: &str = "session";
+    pub(super) const PREKEY: &str = "prekey";
+    pub(super) const SIGNED_PREKEY: &str = "signed_prekey";
+    pub(super) const SENDER_KEY: &str = "sender_key";
+    pub(super) const SYNC_KEY: &str = "sync_key";
+    pub(super) const LATEST_SYNC_KEY: &str = "latest_sync_key";
+    pub(super) const APP_VERSION: &str = "app_version";
+    pub(super) const MUTATION_MAC: &str = "mutation_mac";
+    pub(super) const SENDER_KEY_DEVICES: &str = "sender_key_devices";
+    pub(super) const LID: &str = "lid";
+    pub(super) const PN: &str = "pn";
+    pub(super) const BASE_KEY: &str = "base_key";
+    pub(super) const DEVICE_LIST: &str = "device_list";
+    pub(super) const GROUP_METADATA: &str = "group_metadata";
+    pub(super) const TC_TOKEN: &str = "tc_token";
+    pub(super) const SENT_MESSAGE: &str = "sent_message";
+    pub(super) const PENDING_INBOUND: &str = "pending_inbound";
+    pub(super) const MSG_SECRET: &str = "msg_secret";
 }
 
 /// One session's device state, as whatsapp-rust's `Backend`.

@@ -24,7 +24,7 @@ use crate::AppState;
 #[schema(example = json!({"name": "November promo", "content": {"type": "text", "text": {"body": "Hi {{name}}, 20% off this week!"}},
     "recipients": [{"to": "15550002222", "params": {"name": "Ann"}}, {"to": "+1 555 000 3333", "params": {"name": "Bob"}}]}))]
 #[serde(deny_unknown_fields)]
-pub struct CreateCampaign {
+pub(super) struct CreateCampaign {
     name: String,
     /// The message body; its `{{var}}` placeholders are filled from each recipient's params.
     content: Option<ContentBody>,
@@ -39,7 +39,7 @@ pub struct CreateCampaign {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecipientBody {
+pub(super) struct RecipientBody {
     /// A phone number in any common format, or a JID.
     #[schema(value_type = String)]
     to: Value,
@@ -67,7 +67,7 @@ impl From<RecipientBody> for Recipient {
 
 /// A created campaign, with the recipients that were left out.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CampaignCreated {
+pub(super) struct CampaignCreated {
     #[serde(flatten)]
     campaign: Campaign,
     rejected_recipients: Vec<Rejected>,
@@ -84,7 +84,7 @@ const REJECTED_SHOWN: usize = 100;
         (status = 400, description = "Malformed JSON or multipart", body = ErrorBody), ApiKeyRequired,
         (status = 404, description = "Session or template not found", body = ErrorBody), (status = 413, description = "Body larger than `campaigns.max_body_bytes`", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`), or no valid recipient (`details.rejected`)", body = ErrorBody)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     request: Request,
@@ -346,7 +346,7 @@ async fn act(
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = Campaign, description = "Paused"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]
-pub async fn pause(
+pub(super) async fn pause(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
@@ -358,7 +358,7 @@ pub async fn pause(
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = Campaign, description = "Running (or completed, when nothing was left)"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not paused", body = ErrorBody)))]
-pub async fn resume(
+pub(super) async fn resume(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
@@ -370,7 +370,7 @@ pub async fn resume(
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = Campaign, description = "Canceled"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Already completed or canceled", body = ErrorBody)))]
-pub async fn cancel(
+pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
@@ -379,7 +379,7 @@ pub async fn cancel(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct RecipientsQuery {
+pub(super) struct RecipientsQuery {
     /// Only messages in this status (`queued`, `sent`, `failed`, …).
     status: Option<String>,
     /// The `next_after` of the previous page.
@@ -393,7 +393,7 @@ pub struct RecipientsQuery {
     responses((status = 200, body = RecipientList, description = "Each recipient's message, in recipient order"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn recipients(
+pub(super) async fn recipients(
     State(state): State<AppState>,
     Path((raw, raw_campaign)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<RecipientsQuery>,

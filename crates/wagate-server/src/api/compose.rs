@@ -99,7 +99,7 @@ pub(super) struct ContentFields {
 /// The file of a media message: one of `media_id`, `link` or `data`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MediaBody {
+pub(super) struct MediaBody {
     /// A file uploaded with `POST /v1/media` (`id` is taken too, as in Meta's Cloud API).
     #[serde(alias = "id")]
     media_id: Option<String>,
@@ -387,7 +387,7 @@ pub(super) fn scheduled_time(
 /// `"template": {"name","params"}` of a send.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TemplateRef {
+pub(super) struct TemplateRef {
     pub(super) name: String,
     /// Values for the placeholders: strings, numbers or booleans.
     #[serde(default)]

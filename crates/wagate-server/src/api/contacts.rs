@@ -17,7 +17,7 @@ const MAX_PAGE: u32 = 1000;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"phones": ["+15551234567", "15557654321"]}))]
 #[serde(deny_unknown_fields)]
-pub struct CheckNumbers {
+pub(super) struct CheckNumbers {
     /// Phone numbers in international form (`+` optional).
     phones: Vec<String>,
 }
@@ -29,7 +29,7 @@ pub struct CheckNumbers {
         (status = 409, description = "The session is not connected on this node", body = ErrorBody),
         (status = 422, description = "A number is not valid, or too many", body = ErrorBody),
         (status = 503, description = "WhatsApp did not answer; try again", body = ErrorBody)))]
-pub async fn check(
+pub(super) async fn check(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<CheckNumbers>,
@@ -67,7 +67,7 @@ pub async fn check(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ContactQuery {
+pub(super) struct ContactQuery {
     /// The last JID of the previous page.
     after: Option<String>,
     /// At most this many (default 100, at most 1000).
@@ -78,7 +78,7 @@ pub struct ContactQuery {
     params(("id" = String, Path, description = "Session id"), ContactQuery),
     responses((status = 200, body = ContactList, description = "Contacts by JID"), ApiKeyRequired,
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ContactQuery>,
@@ -96,7 +96,7 @@ pub async fn list(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct ChatQuery {
+pub(super) struct ChatQuery {
     /// How many to skip.
     offset: Option<u32>,
     /// At most this many (default 100, at most 1000).
@@ -107,7 +107,7 @@ pub struct ChatQuery {
     params(("id" = String, Path, description = "Session id"), ChatQuery),
     responses((status = 200, body = ChatList, description = "Chats, most recent activity first"), ApiKeyRequired,
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
-pub async fn chats(
+pub(super) async fn chats(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ChatQuery>,

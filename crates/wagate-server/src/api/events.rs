@@ -13,7 +13,7 @@ use crate::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     after: Option<String>,
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
@@ -22,7 +22,7 @@ pub struct ListQuery {
 }
 
 /// The event types a comma-separated filter selects.
-pub fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
+pub(super) fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     let mut types = Vec::new();
     for part in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let matched: Vec<EventType> = EventType::ALL.into_iter().filter(|t| t.matches(part)).collect();

@@ -32,12 +32,12 @@ const MAX_RECIPIENTS: usize = 50;
 /// Calls per hook and minute (`api.hook_calls_per_minute`), counted on each node: a hook
 /// reached through several nodes takes that many calls a minute at each. Up to the limit may
 /// come at once; after that, one more as each 1/limit of a minute passes.
-pub struct HookLimits {
+pub(crate) struct HookLimits {
     limiter: DefaultKeyedRateLimiter<HookId>,
 }
 
 impl HookLimits {
-    pub fn new(per_minute: NonZeroU32) -> Self {
+    pub(crate) fn new(per_minute: NonZeroU32) -> Self {
         Self { limiter: RateLimiter::keyed(Quota::per_minute(per_minute)) }
     }
 
@@ -58,7 +58,7 @@ fn token_hash(token: &str) -> String {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"to": "15557770001", "description": "CI: failed builds"}))]
 #[serde(deny_unknown_fields)]
-pub struct CreateHook {
+pub(super) struct CreateHook {
     /// One recipient or a list of them.
     #[schema(value_type = Object)]
     to: Value,
@@ -92,7 +92,7 @@ fn recipients(to: Value) -> Result<Vec<String>, ApiError> {
     responses((status = 201, body = HookCreated, description = "The hook, with its secret URL (shown only now)"),
         (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     headers: HeaderMap,
@@ -134,7 +134,10 @@ pub async fn create(
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = HookList, description = "OK"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
     if state.engine.store().get_session(&session).await?.is_none() {
         return Err(ApiError::session_not_found(&raw));
@@ -150,7 +153,7 @@ fn hook_not_found() -> ApiError {
     params(("id" = String, Path, description = "Session id"), ("hook_id" = String, Path, description = "Hook id (`hk_…`)")),
     responses((status = 204, description = "Revoked: its URL no longer sends"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn revoke(
+pub(super) async fn revoke(
     State(state): State<AppState>,
     Path((raw, hook)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -167,7 +170,7 @@ pub async fn revoke(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"text": "Build 512 failed on main"}))]
 #[serde(deny_unknown_fields)]
-pub struct HookCall {
+pub(super) struct HookCall {
     text: Option<String>,
     #[serde(default)]
     params: HashMap<String, Value>,
@@ -193,7 +196,7 @@ fn call_body(headers: &HeaderMap, body: &Bytes) -> Result<HookCall, ApiError> {
         (status = 404, description = "No such hook (or revoked)", body = ErrorBody),
         (status = 422, description = "Invalid text or params", body = ErrorBody),
         (status = 429, description = "Too many calls; see Retry-After", body = ErrorBody)))]
-pub async fn call(
+pub(super) async fn call(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,

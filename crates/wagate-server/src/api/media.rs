@@ -34,7 +34,7 @@ impl From<MediaError> for ApiError {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct UploadQuery {
+pub(super) struct UploadQuery {
     /// The file's name (a raw upload has no other place for it).
     filename: Option<String>,
 }
@@ -47,7 +47,7 @@ pub struct UploadQuery {
         ApiKeyRequired,
         (status = 413, description = "Larger than the largest media message (`media.max_document_bytes`)", body = ErrorBody),
         (status = 422, description = "Empty, or no `file` part", body = ErrorBody)))]
-pub async fn upload(
+pub(super) async fn upload(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<UploadQuery>,
     request: Request,
@@ -88,7 +88,7 @@ pub async fn upload(
         (status = 307, description = "With `media.presigned_downloads` (S3): the file is at `Location`"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 416, description = "The range is outside the file", body = ErrorBody)))]
-pub async fn download(
+pub(super) async fn download(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     headers: HeaderMap,

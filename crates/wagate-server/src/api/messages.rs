@@ -34,7 +34,7 @@ compose::content_body! {
     #[derive(Deserialize, utoipa::ToSchema)]
     #[schema(example = json!({"to": "+1 555 000 2222", "type": "text", "text": {"body": "Hi Bob"}}))]
     #[serde(deny_unknown_fields)]
-    pub struct SendRequest {
+    pub(super) struct SendRequest {
         to: String,
     }
     then {
@@ -52,7 +52,7 @@ compose::content_body! {
 /// `"context": {"message_id"}` of a reply.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ContextBody {
+pub(super) struct ContextBody {
     message_id: String,
 }
 
@@ -106,7 +106,7 @@ fn mentioned(content: &MessageContent, mentions: Vec<String>) -> Result<Vec<Stri
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SendQuery {
+pub(super) struct SendQuery {
     #[serde(default)]
     wait: bool,
 }
@@ -251,7 +251,7 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
     responses((status = 200, body = Message, description = "Canceled: it will not be sent"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "The message is not scheduled (any more)", body = ErrorBody)))]
-pub async fn cancel(
+pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Message>, ApiError> {
@@ -271,7 +271,7 @@ pub async fn cancel(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     chat: Option<String>,
     direction: Option<String>,
     before: Option<String>,

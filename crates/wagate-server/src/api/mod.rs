@@ -2,14 +2,20 @@
 //! (`GET /openapi.json`, the contract) by the handler that serves it.
 
 mod campaigns;
+// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
+#[allow(unreachable_pub)]
 mod cluster;
 mod compose;
 mod contacts;
+// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
+#[allow(unreachable_pub)]
 mod error;
 mod events;
 mod hooks;
 mod media;
 mod messages;
+// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
+#[allow(unreachable_pub)]
 mod openapi;
 mod reads;
 mod sessions;
@@ -37,7 +43,7 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 
 /// Every route of the server: the documented API, then `/openapi.json` and `/docs`.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let (app, openapi) = documented_routes(&state).split_for_parts();
     let document = openapi::document(openapi);
     app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
@@ -53,11 +59,6 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
-}
-
-/// The OpenAPI document of this server's API.
-pub fn openapi_document(state: &AppState) -> serde_json::Value {
-    openapi::document(documented_routes(state).split_for_parts().1)
 }
 
 /// Every API route, each with its OpenAPI description. Routes are added here only with
@@ -135,7 +136,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
 }
 
 /// `GET /metrics`, behind the admin key when `metrics.require_key` is set.
-pub fn metrics_routes(state: &AppState) -> OpenApiRouter<AppState> {
+pub(crate) fn metrics_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::new().routes(routes!(crate::metrics::render));
     if state.config.metrics.require_key {
         routes.route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_key))

@@ -16,7 +16,7 @@ const CHAT_READ_LIMIT: u32 = 100;
 
 /// The messages whose senders were told they were read.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Marked {
+pub(super) struct Marked {
     /// The chat, as a JID.
     chat: String,
     /// Our ids of the messages marked read, newest first.
@@ -56,7 +56,7 @@ async fn mark(
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 409, description = "The message was not received (it is outbound), or its session is not connected on this node", body = ErrorBody),
         (status = 503, description = "WhatsApp did not take the receipt; try again", body = ErrorBody)))]
-pub async fn message(
+pub(super) async fn message(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Marked>, ApiError> {
@@ -77,7 +77,7 @@ pub async fn message(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"up_to": "msg_01JD7Z6Q3R8V5X2M4N6P8R0T2W"}))]
 #[serde(deny_unknown_fields)]
-pub struct ReadChat {
+pub(super) struct ReadChat {
     /// The newest message to mark read (`msg_…`, a received message of this chat); without
     /// it, every received message up to now.
     up_to: Option<String>,
@@ -92,7 +92,7 @@ pub struct ReadChat {
         (status = 409, description = "The session is not connected on this node", body = ErrorBody),
         (status = 422, description = "Not a chat, or `up_to` is not a received message of it", body = ErrorBody),
         (status = 503, description = "WhatsApp did not take the receipts; try again", body = ErrorBody)))]
-pub async fn chat(
+pub(super) async fn chat(
     State(state): State<AppState>,
     Path((raw, raw_chat)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReadChat>,

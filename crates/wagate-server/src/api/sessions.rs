@@ -48,7 +48,7 @@ impl From<SessionError> for ApiError {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "sales-1", "connector": "sim", "name": "Sales line"}))]
 #[serde(deny_unknown_fields)]
-pub struct CreateSession {
+pub(super) struct CreateSession {
     id: Option<String>,
     connector: String,
     name: Option<String>,
@@ -134,7 +134,7 @@ pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> R
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[schema(example = json!({"pairing_phone": "15550001111"}))]
 #[serde(deny_unknown_fields)]
-pub struct ConnectRequest {
+pub(super) struct ConnectRequest {
     pairing_phone: Option<String>,
 }
 
@@ -188,7 +188,7 @@ pub async fn logout(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct QrQuery {
+pub(super) struct QrQuery {
     /// `json` (default), `png` or `svg`.
     format: Option<String>,
 }

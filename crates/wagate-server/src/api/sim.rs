@@ -45,7 +45,7 @@ fn existing_session(raw: &str) -> Result<SessionId, ApiError> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"code": "<the code from GET /v1/sessions/{id}/qr>", "phone": "15550001111"}))]
 #[serde(deny_unknown_fields)]
-pub struct LinkRequest {
+pub(super) struct LinkRequest {
     code: String,
     phone: String,
 }
@@ -78,7 +78,7 @@ compose::content_body! {
     #[derive(Deserialize, utoipa::ToSchema)]
     #[schema(example = json!({"session_id": "bob", "from": "447700900123", "type": "text", "text": {"body": "hello from London"}}))]
     #[serde(deny_unknown_fields)]
-    pub struct InboundBody {
+    pub(super) struct InboundBody {
         session_id: String,
         from: String,
         /// WhatsApp's id for the message; send the same id twice to see deduplication.
@@ -112,7 +112,7 @@ pub async fn inbound(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"session_id": "alice", "fail_sends": 2}))]
 #[serde(deny_unknown_fields)]
-pub struct FaultsBody {
+pub(super) struct FaultsBody {
     session_id: String,
     #[serde(default)]
     drop_connection: bool,

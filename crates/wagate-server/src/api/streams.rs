@@ -27,7 +27,7 @@ const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct StreamQuery {
+pub(super) struct StreamQuery {
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
     types: Option<String>,

@@ -20,7 +20,7 @@ compose::content_body! {
     /// A message body as a send takes it (without `to`), `{{var}}` placeholders and all.
     #[derive(Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
-    pub struct ContentBody {}
+    pub(super) struct ContentBody {}
 }
 
 impl ContentBody {
@@ -42,7 +42,7 @@ fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"name": "welcome", "language": "en", "content": {"type": "text", "text": {"body": "Hi {{name}}, welcome to {{shop}}!"}}}))]
 #[serde(deny_unknown_fields)]
-pub struct CreateTemplate {
+pub(super) struct CreateTemplate {
     name: String,
     language: Option<String>,
     content: ContentBody,
@@ -52,7 +52,7 @@ pub struct CreateTemplate {
     responses((status = 201, body = Template, description = "Created"),
         (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired,
         (status = 409, description = "A template of that name exists", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTemplate>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
@@ -80,7 +80,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     params(("name" = String, Path, description = "Template name")),
     responses((status = 200, body = Template, description = "OK"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Template>, ApiError> {
@@ -90,7 +90,7 @@ pub async fn get(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"content": {"type": "text", "text": {"body": "Hello {{name}}!"}}}))]
 #[serde(deny_unknown_fields)]
-pub struct UpdateTemplate {
+pub(super) struct UpdateTemplate {
     content: Option<ContentBody>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
@@ -107,7 +107,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     responses((status = 200, body = Template, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody),
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateTemplate>,
@@ -125,7 +125,10 @@ pub async fn update(
     params(("name" = String, Path, description = "Template name")),
     responses((status = 204, description = "Deleted"), ApiKeyRequired,
         (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if state.engine.store().delete_template(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -95,7 +95,7 @@ fn checked_description(description: Option<String>) -> Result<Option<String>, Ap
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"url": "https://example.com/wagate", "events": ["message.*", "session.status"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
+pub(super) struct CreateWebhook {
     url: String,
     /// Every event when absent.
     events: Option<Vec<String>>,
@@ -144,7 +144,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"enabled": true, "events": ["message.received"]}))]
 #[serde(deny_unknown_fields)]
-pub struct UpdateWebhook {
+pub(super) struct UpdateWebhook {
     url: Option<String>,
     events: Option<Vec<String>>,
     enabled: Option<bool>,
@@ -212,7 +212,7 @@ pub async fn rotate_secret(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DeliveriesQuery {
+pub(super) struct DeliveriesQuery {
     status: Option<String>,
     before: Option<String>,
     limit: Option<u32>,
@@ -279,7 +279,7 @@ pub async fn retry(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"since": "2026-01-01T00:00:00Z"}))]
 #[serde(deny_unknown_fields)]
-pub struct Replay {
+pub(super) struct Replay {
     /// An event id or an RFC 3339 time; inclusive.
     since: String,
     /// An event id or an RFC 3339 time; inclusive. Up to the newest event when absent.

@@ -4,8 +4,8 @@
 //! holds up only its own deliveries.
 
 mod attempt;
-pub mod signing;
-pub mod targets;
+pub(crate) mod signing;
+pub(crate) mod targets;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -23,14 +23,14 @@ use crate::group_commit::GroupCommit;
 use crate::tasks::Tasks;
 
 /// Runs webhook deliveries in the background.
-pub struct Deliverer {
+pub(crate) struct Deliverer {
     wake: Arc<Notify>,
     /// The delivery worker.
     tasks: Tasks,
 }
 
 impl Deliverer {
-    pub fn start(engine: Arc<Engine>, config: WebhooksConfig) -> anyhow::Result<Self> {
+    pub(crate) fn start(engine: Arc<Engine>, config: WebhooksConfig) -> anyhow::Result<Self> {
         let mut client = reqwest::Client::builder()
             .timeout(ms(config.timeout_ms))
             .redirect(reqwest::redirect::Policy::none());
@@ -78,7 +78,7 @@ impl Deliverer {
     }
 
     /// Looks for due deliveries now (a webhook was added or changed, a retry or replay was asked for).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 

@@ -10,14 +10,14 @@ use sha2::Sha256;
 const PREFIX: &str = "whsec_";
 
 /// A new signing secret: `whsec_` + 32 random bytes in base64.
-pub fn generate_secret() -> String {
+pub(crate) fn generate_secret() -> String {
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
     format!("{PREFIX}{}", STANDARD.encode(key))
 }
 
 /// The `webhook-signature` header: one `v1,…` signature per secret, space-separated.
-pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
     secrets.iter().filter_map(|secret| sign(secret, id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 

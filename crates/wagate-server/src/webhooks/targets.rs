@@ -11,7 +11,7 @@ use reqwest::Url;
 
 /// Why a URL is not an acceptable target.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("{0}")]
     Invalid(String),
     #[error("{0} is a loopback, private or link-local address")]
@@ -21,7 +21,7 @@ pub enum TargetError {
 }
 
 /// Whether an address is reachable on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => is_public_v4(ip),
         IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
@@ -62,7 +62,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 
 /// Parses and checks a target URL: http or https with a host, and (unless `allow_private`)
 /// one that resolves only to public addresses.
-pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
+pub(crate) async fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
     let url = Url::parse(raw).map_err(|e| TargetError::Invalid(format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TargetError::Invalid("must be an http or https URL".into()));
@@ -95,7 +95,7 @@ pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetErro
 }
 
 /// Whether a URL names a non-public IP address directly (such a URL never reaches the resolver).
-pub fn names_private_ip(url: &str) -> bool {
+pub(crate) fn names_private_ip(url: &str) -> bool {
     match Url::parse(url).ok().and_then(|url| url.host().map(|host| host.to_owned())) {
         Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
@@ -105,7 +105,7 @@ pub fn names_private_ip(url: &str) -> bool {
 
 /// A resolver that hands reqwest only public addresses.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PublicOnly;
+pub(crate) struct PublicOnly;
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {

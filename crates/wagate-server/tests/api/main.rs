@@ -1,8 +1,9 @@
 //! Integration tests: each test runs its own server on port 0 with a temp data dir and talks
 //! to it over HTTP like a user would.
 
-// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report. A test
+// crate exports nothing, so `pub` in it only shares helpers between its modules.
+#![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod campaigns;
 mod cluster;

@@ -61,9 +61,9 @@ impl Contact {
     }
 
     /// What the contact sent, with the receipts its client has seen for each message.
-    pub fn sent(&self) -> Vec<Sent> {
+    pub(crate) fn sent(&self) -> Vec<Sent> {
         let events = self.companion.events();
-        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sent = self.sent.lock().clone();
         sent.into_iter()
             .map(|(id, to)| {
                 let receipts = events
@@ -268,6 +268,6 @@ pub async fn send(server: &FakeServer, phone: &str, out: Outgoing) -> Result<Str
         other => bail!("message type {other:?} is not supported (text, image)"),
     };
     let sent = client.send_message(Jid::pn(out.to.as_str()), message).await?;
-    contact.sent.lock().unwrap_or_else(|p| p.into_inner()).push((sent.message_id.clone(), out.to));
+    contact.sent.lock().push((sent.message_id.clone(), out.to));
     Ok(sent.message_id)
 }

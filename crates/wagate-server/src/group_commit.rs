@@ -16,7 +16,7 @@ const MAX_JOBS: usize = 512;
 
 /// Why a submission was not committed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("store error: {0}")]

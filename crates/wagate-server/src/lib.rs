@@ -4,10 +4,10 @@
 mod api;
 mod auth;
 pub mod config;
-pub mod engine;
+mod engine;
 mod group_commit;
-pub mod media;
-pub mod metrics;
+mod media;
+mod metrics;
 mod qr;
 mod tasks;
 pub mod webhooks;

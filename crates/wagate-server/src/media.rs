@@ -264,7 +264,11 @@ impl MediaStore {
 
     /// Runs [`MediaStore::expire`] every `media.retention_sweep_ms` until `stop`, when
     /// retention is set.
-    pub async fn run_retention(self: Arc<Self>, clock: Arc<dyn wagate_core::Clock>, stop: CancellationToken) {
+    pub(crate) async fn run_retention(
+        self: Arc<Self>,
+        clock: Arc<dyn wagate_core::Clock>,
+        stop: CancellationToken,
+    ) {
         if self.limits.retention_ms == 0 {
             return;
         }

@@ -149,7 +149,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
 }
 
 /// Follows the event feed until `stop` and turns events into message and event metrics.
-pub async fn observe(engine: Arc<Engine>, stop: CancellationToken) {
+pub(crate) async fn observe(engine: Arc<Engine>, stop: CancellationToken) {
     let mut events = engine.subscribe();
     let mut observer =
         Observer { engine: Arc::clone(&engine), connectors: HashMap::new(), sent_at: HashMap::new() };

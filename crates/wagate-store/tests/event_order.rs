@@ -4,6 +4,9 @@
 //! seen", again and again, sees every event exactly once, in order, whatever writers do at the
 //! same time: many at once, on several nodes, one of them stalling inside its transaction.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

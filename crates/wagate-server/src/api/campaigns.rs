@@ -298,7 +298,10 @@ fn campaign_not_found(raw: &str) -> ApiError {
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = CampaignList, description = "Newest first, with progress"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let session = session_id(&raw)?;
     if state.engine.store().get_session(&session).await?.is_none() {
         return Err(ApiError::session_not_found(&raw));
@@ -310,7 +313,7 @@ pub async fn list(State(state): State<AppState>, Path(raw): Path<String>) -> Res
     params(("id" = String, Path, description = "Session id"), ("campaign_id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = Campaign, description = "With progress: counts by status, failures by reason"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     Path((raw, raw_campaign)): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {

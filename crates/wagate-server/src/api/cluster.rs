@@ -15,7 +15,7 @@ use crate::AppState;
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"id": "node-1", "address": "10.0.0.5:8080", "version": "0.1.0", "state": "active",
     "sessions": 120, "max_sessions": 10000, "started_at": "2026-11-23T10:00:00Z", "last_heartbeat": "2026-11-23T11:00:00Z"}))]
-pub struct NodeView {
+pub(super) struct NodeView {
     pub id: String,
     /// Where its API answers.
     pub address: String,
@@ -34,14 +34,14 @@ pub struct NodeView {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct NodeList {
+pub(super) struct NodeList {
     pub data: Vec<NodeView>,
 }
 
 #[utoipa::path(operation_id = "cluster_nodes", get, path = "/cluster/nodes", tag = "cluster",
     responses((status = 200, body = NodeList, description = "Every node that has run on this database, by id"),
         ApiKeyRequired))]
-pub async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+pub(super) async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
     let dead_before = state.engine.now() - state.engine.lease_ttl();
     let nodes = state.engine.store().list_nodes(dead_before).await?;
     let data = nodes
@@ -65,7 +65,7 @@ pub async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiE
     responses((status = 202, body = NodeList, description = "Draining: the node takes no more sessions and hands its own over (at its next heartbeat when it is another node); it keeps answering API calls"),
         ApiKeyRequired,
         (status = 404, description = "No such node", body = ErrorBody)))]
-pub async fn drain(
+pub(super) async fn drain(
     State(state): State<AppState>,
     Path(node_id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<NodeList>), ApiError> {

@@ -17,7 +17,7 @@ use wagate_store::StoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, strum::Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     // The request itself.
     BadRequest,
     MalformedJson,
@@ -77,7 +77,7 @@ pub enum ErrorCode {
 
 /// An error answer. 5xx causes are logged here and never sent.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
@@ -99,43 +99,43 @@ impl From<wagate_connect::SendError> for ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: None }
     }
 
-    pub fn with_details(mut self, details: Value) -> Self {
+    pub(crate) fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
-    pub fn unauthorized(message: &str) -> Self {
+    pub(crate) fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
-    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 422 for a field that parsed but is not acceptable; `details.field` names it.
-    pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidField, format!("{field}: {message}"))
             .with_details(json!({ "field": field }))
     }
 
-    pub fn shutting_down() -> Self {
+    pub(crate) fn shutting_down() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, "the server is shutting down")
     }
 
-    pub fn session_not_found(id: &str) -> Self {
+    pub(crate) fn session_not_found(id: &str) -> Self {
         Self::not_found(ErrorCode::SessionNotFound, format!("no session with id {id:?}"))
     }
 
     /// A failure that is ours, not the caller's: logged in full, answered without detail.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -182,7 +182,7 @@ impl From<QueryRejection> for ApiError {
 /// `Json` whose rejections are [`ApiError`]s: 415 without a JSON content type, 400 for
 /// malformed JSON, 422 for a value that does not fit, with `details.field` naming it
 /// (`text.body`, `recipients[3].to`).
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -264,7 +264,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
 }
 
 /// `Query` whose rejections are [`ApiError`]s.
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
 where

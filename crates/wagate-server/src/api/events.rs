@@ -38,7 +38,7 @@ pub(super) fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
 
 #[utoipa::path(operation_id = "events_list", get, path = "/events", tag = "events", params(ListQuery),
     responses((status = 200, body = EventList, description = "Oldest first"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {

@@ -133,7 +133,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     request_body = SendRequest,
     responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
         (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
-pub async fn send(
+pub(super) async fn send(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<SendQuery>,
@@ -239,7 +239,10 @@ async fn wait_for_result(
 
 #[utoipa::path(operation_id = "messages_get", get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path, description = "Message id (`msg_…`)")),
     responses((status = 200, body = Message, description = "With its `status_history`"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Message>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
     let id = MessageId::parse(&raw).map_err(|_| not_found())?;
     state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
@@ -280,7 +283,7 @@ pub(super) struct ListQuery {
 
 #[utoipa::path(operation_id = "messages_list", get, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), ListQuery),
     responses((status = 200, body = MessageList, description = "Newest first"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,

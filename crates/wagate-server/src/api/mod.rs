@@ -2,20 +2,14 @@
 //! (`GET /openapi.json`, the contract) by the handler that serves it.
 
 mod campaigns;
-// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
-#[allow(unreachable_pub)]
 mod cluster;
 mod compose;
 mod contacts;
-// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
-#[allow(unreachable_pub)]
 mod error;
 mod events;
 mod hooks;
 mod media;
 mod messages;
-// Being reworked with the OpenAPI document and error codes: says `pub(crate)` once that lands.
-#[allow(unreachable_pub)]
 mod openapi;
 mod reads;
 mod sessions;
@@ -34,8 +28,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 use wagate_core::SessionId;
 
-pub use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
-pub use hooks::HookLimits;
+pub(crate) use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
+pub(crate) use hooks::HookLimits;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;

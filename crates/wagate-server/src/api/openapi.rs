@@ -32,7 +32,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
-pub struct ApiDoc;
+pub(super) struct ApiDoc;
 
 struct Security;
 
@@ -51,7 +51,7 @@ impl Modify for Security {
 }
 
 /// The finished document as JSON, with the event deliveries described under `webhooks`.
-pub fn document(openapi: utoipa::openapi::OpenApi) -> Value {
+pub(super) fn document(openapi: utoipa::openapi::OpenApi) -> Value {
     let mut document = serde_json::to_value(openapi).unwrap_or_else(|_| json!({}));
     document["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     let header = |name: &str, description: &str| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": { "type": "string" } });
@@ -79,7 +79,7 @@ pub fn document(openapi: utoipa::openapi::OpenApi) -> Value {
 
 /// Every error answer: `{"error":{"code","message","details"?}}`.
 #[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
+pub(super) struct ErrorBody {
     pub error: ErrorDetail,
 }
 
@@ -88,19 +88,19 @@ pub struct ErrorBody {
 #[derive(ToResponse)]
 #[response(description = "No or wrong API key")]
 #[allow(dead_code, reason = "described in the document, never built")]
-pub struct Unauthorized(ErrorBody);
+pub(super) struct Unauthorized(ErrorBody);
 
 /// The answers of every route that takes an API key, besides its own; a route lists it in its
 /// `responses(…)`.
 #[derive(IntoResponses)]
 #[allow(dead_code, reason = "described in the document, never built")]
-pub enum ApiKeyRequired {
+pub(super) enum ApiKeyRequired {
     #[response(status = 401)]
     Unauthorized(#[ref_response] Unauthorized),
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
+pub(super) struct ErrorDetail {
     /// A stable, machine-readable code such as `session_not_found` or `invalid_field`.
     pub code: super::ErrorCode,
     pub message: String,
@@ -109,31 +109,31 @@ pub struct ErrorDetail {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SessionList {
+pub(super) struct SessionList {
     pub data: Vec<Session>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct MessageList {
+pub(super) struct MessageList {
     pub data: Vec<Message>,
     /// Pass as `before` for the next page; null on the last page.
     pub next_before: Option<MessageId>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct EventList {
+pub(super) struct EventList {
     pub data: Vec<Event>,
     /// Pass as `after` to continue.
     pub next_after: Option<EventId>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct CampaignList {
+pub(super) struct CampaignList {
     pub data: Vec<wagate_core::Campaign>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct RecipientList {
+pub(super) struct RecipientList {
     /// Each recipient's message.
     pub data: Vec<Message>,
     /// Pass as `after` for the next page; null on the last page.
@@ -141,20 +141,20 @@ pub struct RecipientList {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ContactList {
+pub(super) struct ContactList {
     pub data: Vec<wagate_core::Contact>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next_after: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ChatList {
+pub(super) struct ChatList {
     pub data: Vec<wagate_core::Chat>,
 }
 
 /// Whether a number has WhatsApp.
 #[derive(Serialize, ToSchema)]
-pub struct NumberCheckShown {
+pub(super) struct NumberCheckShown {
     pub phone: String,
     pub on_whatsapp: bool,
     /// The JID to message it at.
@@ -164,18 +164,18 @@ pub struct NumberCheckShown {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct NumberChecks {
+pub(super) struct NumberChecks {
     pub data: Vec<NumberCheckShown>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct HookList {
+pub(super) struct HookList {
     pub data: Vec<wagate_core::Hook>,
 }
 
 /// A hook as created: with the secret URL that sends through it.
 #[derive(Serialize, ToSchema)]
-pub struct HookCreated {
+pub(super) struct HookCreated {
     #[serde(flatten)]
     pub hook: wagate_core::Hook,
     /// `/hooks/<token>`: POST to it to send. Shown only now.
@@ -185,18 +185,18 @@ pub struct HookCreated {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct TemplateList {
+pub(super) struct TemplateList {
     pub data: Vec<wagate_core::Template>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct WebhookList {
+pub(super) struct WebhookList {
     pub data: Vec<Webhook>,
 }
 
 /// A webhook as created or rotated: with its signing secret.
 #[derive(Serialize, ToSchema)]
-pub struct WebhookWithSecret {
+pub(super) struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
     #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
@@ -206,13 +206,13 @@ pub struct WebhookWithSecret {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct DeliveryList {
+pub(super) struct DeliveryList {
     pub data: Vec<Delivery>,
     pub next_before: Option<DeliveryId>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Replayed {
+pub(super) struct Replayed {
     pub queued: u64,
     pub first_event_id: Option<EventId>,
     pub last_event_id: Option<EventId>,
@@ -220,7 +220,7 @@ pub struct Replayed {
 
 /// The code a linking session shows: a QR code (`code` + `image`) or a pairing code.
 #[derive(Serialize, ToSchema)]
-pub struct QrCode {
+pub(super) struct QrCode {
     /// What the phone scans.
     pub code: Option<String>,
     /// The QR code as a PNG data URL.
@@ -231,25 +231,25 @@ pub struct QrCode {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Health {
+pub(super) struct Health {
     #[schema(example = "ok")]
     pub status: String,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Ready {
+pub(super) struct Ready {
     #[schema(example = "ready")]
     pub status: String,
     pub checks: Value,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SimLinked {
+pub(super) struct SimLinked {
     pub session_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SimInjected {
+pub(super) struct SimInjected {
     pub wa_id: String,
     /// `stored`, or `pending` while the session is offline.
     pub status: String,

@@ -66,7 +66,7 @@ fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
 
 #[utoipa::path(operation_id = "sessions_create", post, path = "/sessions", tag = "sessions", request_body = CreateSession,
     responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
@@ -111,13 +111,16 @@ pub async fn create(
 }
 
 #[utoipa::path(operation_id = "sessions_list", get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList, description = "OK"), ApiKeyRequired))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions = state.engine.store().list_sessions().await?;
     Ok(Json(json!({ "data": sessions })))
 }
 
 #[utoipa::path(operation_id = "sessions_get", get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Session>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Session>, ApiError> {
     let id = session_id(&raw)?;
     let session = state.engine.store().get_session(&id).await?;
     session.map(Json).ok_or_else(|| ApiError::session_not_found(&raw))
@@ -125,7 +128,10 @@ pub async fn get(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
 
 #[utoipa::path(operation_id = "sessions_delete", delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     responses((status = 204, description = "Deleted with its messages; its events stay in the log"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = session_id(&raw)?;
     state.engine.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -141,7 +147,7 @@ pub(super) struct ConnectRequest {
 #[utoipa::path(operation_id = "sessions_connect", post, path = "/sessions/{id}/connect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     request_body(content = Option<ConnectRequest>, description = "Optional; `pairing_phone` links by pairing code instead of QR"),
     responses((status = 202, body = Session, description = "Connecting"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn connect(
+pub(super) async fn connect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     body: Bytes,
@@ -168,7 +174,7 @@ pub async fn connect(
 
 #[utoipa::path(operation_id = "sessions_disconnect", post, path = "/sessions/{id}/disconnect", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
-pub async fn disconnect(
+pub(super) async fn disconnect(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
@@ -178,7 +184,7 @@ pub async fn disconnect(
 
 #[utoipa::path(operation_id = "sessions_logout", post, path = "/sessions/{id}/logout", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
@@ -196,7 +202,7 @@ pub(super) struct QrQuery {
 #[utoipa::path(operation_id = "sessions_qr", get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
     responses((status = 200, body = QrCode, content_type = "application/json", description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
-pub async fn qr(
+pub(super) async fn qr(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<QrQuery>,

@@ -52,7 +52,7 @@ pub(super) struct LinkRequest {
 
 #[utoipa::path(operation_id = "sim_scan", post, path = "/sim/scan", tag = "sim", request_body = LinkRequest,
     responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn scan(
+pub(super) async fn scan(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<Json<Value>, ApiError> {
@@ -63,7 +63,7 @@ pub async fn scan(
 
 #[utoipa::path(operation_id = "sim_pair", post, path = "/sim/pair", tag = "sim", request_body = LinkRequest,
     responses((status = 200, body = SimLinked, description = "OK"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn pair(
+pub(super) async fn pair(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<Json<Value>, ApiError> {
@@ -89,7 +89,7 @@ compose::content_body! {
 #[utoipa::path(operation_id = "sim_inbound", post, path = "/sim/inbound", tag = "sim", request_body = InboundBody,
     responses((status = 200, body = SimInjected, description = "Stored"), (status = 202, body = SimInjected, description = "Pending: the session is offline"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn inbound(
+pub(super) async fn inbound(
     State(state): State<AppState>,
     ApiJson(mut body): ApiJson<InboundBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -123,7 +123,7 @@ pub(super) struct FaultsBody {
 
 #[utoipa::path(operation_id = "sim_faults", post, path = "/sim/faults", tag = "sim", request_body = FaultsBody,
     responses((status = 200, description = "The faults in force", body = Object), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn faults(
+pub(super) async fn faults(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FaultsBody>,
 ) -> Result<Json<Value>, ApiError> {

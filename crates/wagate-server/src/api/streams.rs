@@ -117,7 +117,7 @@ fn end_code(end: &StreamEnd) -> ErrorCode {
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn sse(
+pub(super) async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
@@ -161,7 +161,7 @@ pub async fn sse(
 #[utoipa::path(operation_id = "events_ws", get, path = "/events/ws", tag = "events", params(StreamQuery),
     responses((status = 101, description = "WebSocket: each event as a text message holding the envelope; without query parameters the first client message may carry `{\"session_id\",\"types\",\"after\"}`"),
         ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn ws(
+pub(super) async fn ws(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     upgrade: WebSocketUpgrade,

@@ -72,7 +72,7 @@ pub(super) async fn create(
 
 #[utoipa::path(operation_id = "templates_list", get, path = "/templates", tag = "templates",
     responses((status = 200, body = TemplateList, description = "By name"), ApiKeyRequired))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "data": state.engine.store().list_templates().await? })))
 }
 

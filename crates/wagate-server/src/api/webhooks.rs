@@ -105,7 +105,7 @@ pub(super) struct CreateWebhook {
 
 #[utoipa::path(operation_id = "webhooks_create", post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -128,14 +128,17 @@ pub async fn create(
 }
 
 #[utoipa::path(operation_id = "webhooks_list", get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList, description = "OK"), ApiKeyRequired))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let webhooks = state.engine.store().list_webhooks().await?;
     let shown: Vec<Value> = webhooks.iter().map(|w| shown(w, false)).collect();
     Ok(Json(json!({ "data": shown })))
 }
 
 #[utoipa::path(operation_id = "webhooks_get", get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), responses((status = 200, body = Webhook, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = webhook_id(&id)?;
     let webhook = found(state.engine.store().get_webhook(&id).await?, &id)?;
     Ok(Json(shown(&webhook, false)))
@@ -160,7 +163,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 #[utoipa::path(operation_id = "webhooks_update", patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = UpdateWebhook,
     responses((status = 200, body = Webhook, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateWebhook>,
@@ -180,7 +183,10 @@ pub async fn update(
 
 #[utoipa::path(operation_id = "webhooks_delete", delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses((status = 204, description = "Deleted with its deliveries"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = webhook_id(&id)?;
     if state.engine.store().delete_webhook(&id).await? {
         tracing::info!(webhook_id = %id, "webhook deleted");
@@ -193,7 +199,7 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 /// A new secret; the old one keeps signing alongside for `webhooks.secret_overlap_ms`.
 #[utoipa::path(operation_id = "webhooks_rotate_secret", post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")),
     responses((status = 200, body = WebhookWithSecret, description = "The new secret, shown only now; the old one signs alongside until `previous_secret_expires_at`"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn rotate_secret(
+pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -220,7 +226,7 @@ pub(super) struct DeliveriesQuery {
 
 #[utoipa::path(operation_id = "webhooks_deliveries", get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), DeliveriesQuery),
     responses((status = 200, body = DeliveryList, description = "Newest first, each with its attempts"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn deliveries(
+pub(super) async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DeliveriesQuery>,
@@ -251,7 +257,7 @@ fn delivery_not_found(id: &str) -> ApiError {
 
 #[utoipa::path(operation_id = "webhooks_delivery", get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses((status = 200, body = Delivery, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn delivery(
+pub(super) async fn delivery(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -264,7 +270,7 @@ pub async fn delivery(
 /// Makes one delivery due now, whatever its status; a failed one gets one more attempt.
 #[utoipa::path(operation_id = "webhooks_retry", post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)"), ("delivery_id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses((status = 202, body = Delivery, description = "Due now"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
-pub async fn retry(
+pub(super) async fn retry(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -298,7 +304,7 @@ fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {
 /// Queues the webhook's events in a range again (new deliveries with the same `webhook-id`s).
 #[utoipa::path(operation_id = "webhooks_replay", post, path = "/webhooks/{id}/replay", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), request_body = Replay,
     responses((status = 202, body = Replayed, description = "Accepted"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The webhook is disabled", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
-pub async fn replay(
+pub(super) async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Replay>,

@@ -14,14 +14,14 @@ use super::Engine;
 
 impl Engine {
     /// Creates a session (status `created`).
-    pub async fn create_session(&self, new: NewSession) -> StoreResult<Session> {
+    pub(crate) async fn create_session(&self, new: NewSession) -> StoreResult<Session> {
         let (session, event) = self.store.create_session(new, self.now()).await?;
         self.publish([event]);
         Ok(session)
     }
 
     /// Creates a campaign and wakes its session to start sending it.
-    pub async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
+    pub(crate) async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
         let session = new.session_id.clone();
         let (campaign, event) = self.store.create_campaign(new, self.now()).await?;
         self.publish([event]);
@@ -31,7 +31,7 @@ impl Engine {
 
     /// Pauses, resumes or cancels a campaign; `Ok(Err(state))` when the action does not apply
     /// to its state.
-    pub async fn act_on_campaign(
+    pub(crate) async fn act_on_campaign(
         &self,
         session: &SessionId,
         id: &CampaignId,
@@ -49,7 +49,7 @@ impl Engine {
     }
 
     /// Cancels a scheduled message.
-    pub async fn cancel_scheduled(&self, id: &MessageId) -> StoreResult<Message> {
+    pub(crate) async fn cancel_scheduled(&self, id: &MessageId) -> StoreResult<Message> {
         let (message, event) = self.store.cancel_scheduled(id, self.now()).await?;
         self.publish([event]);
         Ok(message)
@@ -57,7 +57,7 @@ impl Engine {
 
     /// Marks a node draining; false when there is no such node. This node drains at once,
     /// another at its next heartbeat, which the signal brings forward.
-    pub async fn drain_node(self: &Arc<Self>, node_id: &str) -> StoreResult<bool> {
+    pub(crate) async fn drain_node(self: &Arc<Self>, node_id: &str) -> StoreResult<bool> {
         if !self.store.set_node_state(node_id, NodeState::Draining).await? {
             return Ok(false);
         }

@@ -16,7 +16,7 @@ use super::{Command, Engine};
 use crate::config::{ms, NodeConfig};
 
 /// How this node presents itself; `Draining` once it stops taking sessions.
-pub struct Membership {
+pub(crate) struct Membership {
     pub(super) info: std::sync::Mutex<NodeInfo>,
     pub(super) config: NodeConfig,
     /// Run a heartbeat now (a session was connected, released, or asked something).
@@ -27,7 +27,7 @@ pub struct Membership {
 }
 
 impl Membership {
-    pub fn new(
+    pub(crate) fn new(
         engine_node_id: &str,
         address: String,
         config: NodeConfig,
@@ -67,13 +67,8 @@ impl Membership {
 }
 
 impl Engine {
-    /// This node's id.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
     /// The heartbeat's period and the lease TTL, for listing nodes.
-    pub fn lease_ttl(&self) -> chrono::Duration {
+    pub(crate) fn lease_ttl(&self) -> chrono::Duration {
         self.membership.ttl()
     }
 

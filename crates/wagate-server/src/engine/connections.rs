@@ -35,7 +35,7 @@ impl Engine {
     }
 
     /// Asks WhatsApp, through the session's connection on this node, which numbers have it.
-    pub async fn check_numbers(
+    pub(crate) async fn check_numbers(
         &self,
         id: &SessionId,
         phones: &[PhoneNumber],
@@ -45,7 +45,7 @@ impl Engine {
 
     /// Sends read receipts for received messages of one chat, through the session's connection
     /// on this node.
-    pub async fn mark_read(
+    pub(crate) async fn mark_read(
         &self,
         id: &SessionId,
         chat: &Jid,

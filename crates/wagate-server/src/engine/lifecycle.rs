@@ -15,7 +15,7 @@ use super::{session, Engine, EventFilter};
 
 /// Why the engine refused a session command.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     #[error("session not found")]
     NotFound,
     #[error("session is already {0}")]
@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// Starts connecting a session; it stays connected (across restarts) until disconnected.
-    pub async fn connect(
+    pub(crate) async fn connect(
         self: &Arc<Self>,
         id: &SessionId,
         pairing_phone: Option<PhoneNumber>,
@@ -185,7 +185,7 @@ impl Engine {
     }
 
     /// Closes a session's connection; it stays linked and offline until connected again.
-    pub async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
+    pub(crate) async fn disconnect(&self, id: &SessionId) -> Result<Session, SessionError> {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
@@ -212,7 +212,7 @@ impl Engine {
     }
 
     /// Unlinks a session's device; connecting again needs a new QR code.
-    pub async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
+    pub(crate) async fn logout(&self, id: &SessionId) -> Result<Session, SessionError> {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
@@ -255,7 +255,7 @@ impl Engine {
     }
 
     /// Stops a session and deletes it with its messages.
-    pub async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
+    pub(crate) async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
         let lifecycle = self.lifecycle(id);
         let _one_at_a_time = lifecycle.lock().await;
         let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
@@ -273,12 +273,12 @@ impl Engine {
 
     /// Joins the cluster: connects the sessions this node held before it stopped and its
     /// share of those nobody runs.
-    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+    pub(crate) async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         self.beat(true).await
     }
 
     /// Stops taking sessions and hands those it runs over to other nodes.
-    pub async fn drain(self: &Arc<Self>) {
+    pub(crate) async fn drain(self: &Arc<Self>) {
         self.membership.set_draining();
         if let Err(e) = self.beat(false).await {
             tracing::error!(error = %e, "could not announce the drain");
@@ -288,7 +288,7 @@ impl Engine {
     /// Stops the heartbeat and taking sessions, closes every session's connection after the
     /// sends in flight and gives its lease back (other nodes take the sessions at once; alone,
     /// this node resumes them on its next start), then stops the writers.
-    pub async fn shutdown(self: &Arc<Self>) {
+    pub(crate) async fn shutdown(self: &Arc<Self>) {
         self.cluster.stop().await;
         self.membership.set_draining();
         self.hand_over(None, "server stopped").await;

@@ -9,7 +9,7 @@ use super::Engine;
 
 /// A QR or pairing code a linking session shows.
 #[derive(Debug, Clone)]
-pub enum LinkCode {
+pub(crate) enum LinkCode {
     Qr { code: String, expires_at: Timestamp },
     Pairing { code: String, expires_at: Timestamp },
 }
@@ -51,7 +51,7 @@ impl Engine {
 
     /// The code a linking session shows now: this node's if it runs the session, else the
     /// last one the node running it recorded in the log (while it has not expired).
-    pub async fn link_code(&self, session: &Session) -> Result<Option<LinkCode>, StoreError> {
+    pub(crate) async fn link_code(&self, session: &Session) -> Result<Option<LinkCode>, StoreError> {
         let held = self.slots.lock().get(&session.id).and_then(|slot| slot.link_code.clone());
         if held.is_some() {
             return Ok(held);

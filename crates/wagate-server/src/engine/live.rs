@@ -105,7 +105,7 @@ async fn follow(
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone, Default)]
-pub struct EventFilter {
+pub(crate) struct EventFilter {
     pub session_id: Option<SessionId>,
     /// Empty: every type.
     pub types: Vec<EventType>,
@@ -123,7 +123,7 @@ impl EventFilter {
 
 /// Why a subscription ended.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamEnd {
+pub(crate) enum StreamEnd {
     #[error("slow consumer: fell more than {0} events behind; reconnect with the last event id to resume")]
     SlowConsumer(usize),
     #[error("the server is shutting down; reconnect with the last event id to resume")]
@@ -133,7 +133,7 @@ pub enum StreamEnd {
 }
 
 /// One subscriber's view of the log: what it missed first, then the live feed.
-pub struct Subscription {
+pub(crate) struct Subscription {
     store: Arc<dyn Store>,
     filter: EventFilter,
     live: broadcast::Receiver<Event>,
@@ -173,7 +173,7 @@ impl Subscription {
     }
 
     /// The next event the subscriber wants, in log order.
-    pub async fn next(&mut self) -> Result<Event, StreamEnd> {
+    pub(crate) async fn next(&mut self) -> Result<Event, StreamEnd> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
                 self.last = Some(event.id);

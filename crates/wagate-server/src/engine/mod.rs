@@ -33,20 +33,20 @@ use wagate_store::{
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
-pub use crate::group_commit::CommitError;
+pub(crate) use crate::group_commit::CommitError;
 use crate::group_commit::GroupCommit;
 use crate::tasks::Tasks;
-pub use cluster::Membership;
-pub use lifecycle::SessionError;
+pub(crate) use cluster::Membership;
+pub(crate) use lifecycle::SessionError;
 use lifecycle::{Command, Running};
-pub use link_codes::LinkCode;
+pub(crate) use link_codes::LinkCode;
 use live::LiveFeed;
-pub use live::{EventFilter, StreamEnd, Subscription};
-pub use sim_bridge::SimsElsewhere;
+pub(crate) use live::{EventFilter, StreamEnd, Subscription};
+pub(crate) use sim_bridge::SimsElsewhere;
 
 /// Why a message was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     #[error("session not found")]
     SessionNotFound,
     #[error(transparent)]
@@ -105,7 +105,7 @@ impl SessionSlot {
 }
 
 /// Shared by the API handlers and the session tasks.
-pub struct Engine {
+pub(crate) struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
@@ -132,7 +132,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
@@ -176,30 +176,30 @@ impl Engine {
         })
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    pub fn has_connector(&self, kind: ConnectorKind) -> bool {
+    pub(crate) fn has_connector(&self, kind: ConnectorKind) -> bool {
         self.connectors.contains_key(&kind)
     }
 
     /// Whether the engine's background workers are alive.
-    pub fn workers_running(&self) -> bool {
+    pub(crate) fn workers_running(&self) -> bool {
         self.live.is_running()
     }
 
     /// Live events in log order, from the moment of subscribing.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
     }
 
     /// A subscriber's stream: the events after `after` (or from now), then live ones.
-    pub async fn subscription(
+    pub(crate) async fn subscription(
         &self,
         filter: EventFilter,
         after: Option<wagate_core::EventId>,
@@ -231,7 +231,7 @@ impl Engine {
     }
 
     /// Accepts an outbound message: committed (queued) before this returns.
-    pub async fn accept(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
+    pub(crate) async fn accept(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
         let session_id = new.session_id.clone();
         let result = self.accepts.submit(vec![new]).await?.pop();
         let accepted = match result {

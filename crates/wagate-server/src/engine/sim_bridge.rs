@@ -9,12 +9,12 @@ use wagate_core::{ConnectorKind, PhoneNumber};
 use super::Engine;
 
 /// The sim sessions of every node, reached through the store.
-pub struct SimsElsewhere {
+pub(crate) struct SimsElsewhere {
     engine: Weak<Engine>,
 }
 
 impl SimsElsewhere {
-    pub fn new(engine: &Arc<Engine>) -> Self {
+    pub(crate) fn new(engine: &Arc<Engine>) -> Self {
         Self { engine: Arc::downgrade(engine) }
     }
 }

@@ -73,7 +73,7 @@ impl Deliverer {
     }
 
     /// Whether the delivery worker is alive.
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.tasks.is_running()
     }
 
@@ -83,7 +83,7 @@ impl Deliverer {
     }
 
     /// Stops claiming deliveries, lets the attempts in flight finish and records them.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.tasks.stop().await;
     }
 }

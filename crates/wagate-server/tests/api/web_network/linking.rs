@@ -10,7 +10,7 @@ use std::time::Duration;
 use fake_whatsapp::{Config as NetworkConfig, FakeServer};
 
 use super::{assert_unhandled_is_empty, control, gateway, link, look, network, statuses};
-use crate::common::{eventually, eventually_within, TestServer};
+use crate::common::{eventually, eventually_within, nz, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_links_a_web_session_by_scanning_its_qr_code() {
@@ -68,7 +68,7 @@ async fn a_session_says_when_whatsapp_cannot_be_reached_and_links_once_it_can() 
     let server = TestServer::start_with(|config| {
         config.connectors.web.ws_url = ws_url.clone();
         config.connectors.web.client_version = Some("2.3000.1023456789".into());
-        config.connectors.web.connect_timeout_ms = 300;
+        config.connectors.web.connect_timeout_ms = nz(300);
     })
     .await;
     let (status, body) = server.post("/v1/sessions", json!({ "id": "shop", "connector": "web" })).await;

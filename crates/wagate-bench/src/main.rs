@@ -20,10 +20,15 @@
 //!
 //! `web-idle`: builds many web sessions (device keys loaded from the store, client ready)
 //! without connecting them, and reports resident memory per session.
+//!
+//! `web` (feature `local-whatsapp`): links many web sessions on the local WhatsApp network
+//! (`fake-whatsapp`, run as a child process) and reports memory per connected session, web → web
+//! throughput against sim in the same run, and the time to reconnect them all after a restart.
 
 // The report on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
 
+mod web;
 mod web_idle;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,6 +59,10 @@ enum Command {
     Media(MediaArgs),
     /// Build many web sessions without connecting them; report memory per session.
     WebIdle(web_idle::WebIdleArgs),
+    /// Link web sessions on a local WhatsApp network (`fake-whatsapp`); report memory per
+    /// connected session, web → web throughput against sim, and reconnection after a restart.
+    /// Needs the `local-whatsapp` feature.
+    Web(web::WebArgs),
 }
 
 #[derive(clap::Args)]
@@ -177,6 +186,10 @@ impl Client {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The in-process server's logs, when asked for (`RUST_LOG=wagate_server=debug`).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
@@ -185,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             Command::Campaign(args) => campaign(args).await,
             Command::Media(args) => media(args).await,
             Command::WebIdle(args) => web_idle::run(args).await,
+            Command::Web(args) => web::run(args).await,
         }
     })
 }
@@ -206,15 +220,7 @@ async fn target(
         (Some(url), Some(key)) => (None, None, url.trim_end_matches('/').to_owned(), key.to_owned()),
         _ => {
             let dir = tempfile::TempDir::new()?;
-            let mut config = wagate_server::Config {
-                data_dir: dir.path().to_owned(),
-                // SQLite in the temp dir, or the PostgreSQL database this names.
-                database_url: std::env::var("WAGATE_DATABASE_URL").ok().map(Into::into),
-                admin_key: Some("bench".into()),
-                ..Default::default()
-            };
-            config.connectors.sim.delivery_delay_ms = 0;
-            config.connectors.sim.read_delay_ms = 0;
+            let mut config = bench_config(dir.path());
             tweak(&mut config);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let server = wagate_server::Server::start(config, listener).await?;
@@ -224,6 +230,21 @@ async fn target(
     };
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     Ok(Target { client: Arc::new(Client { http, base, key }), server, _dir: dir })
+}
+
+/// The configuration of a server started in this process: its data in `dir` (SQLite), or the
+/// PostgreSQL database `WAGATE_DATABASE_URL` names; admin key `bench`; sim delays 0.
+fn bench_config(dir: &std::path::Path) -> wagate_server::Config {
+    let mut config = wagate_server::Config {
+        data_dir: dir.to_owned(),
+        // SQLite in the temp dir, or the PostgreSQL database this names.
+        database_url: std::env::var("WAGATE_DATABASE_URL").ok().map(Into::into),
+        admin_key: Some("bench".into()),
+        ..Default::default()
+    };
+    config.connectors.sim.delivery_delay_ms = 0;
+    config.connectors.sim.read_delay_ms = 0;
+    config
 }
 
 /// Creates `count` sim sessions for this run, linked unless `link` is false.
@@ -286,11 +307,20 @@ async fn settle(client: &Client, sessions: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `total` texts to virtual contacts from `concurrency` clients, at most `rate` a
+/// Which session sends message `n`, and to whom.
+type Route = Arc<dyn Fn(usize) -> (String, String) + Send + Sync>;
+
+/// Message `n` goes from one of `sessions` in turn to one of 9,999 virtual contacts.
+fn to_virtual_contacts(sessions: &[String]) -> Route {
+    let sessions = sessions.to_vec();
+    Arc::new(move |n| (sessions[n % sessions.len()].clone(), format!("1666{:07}", 1 + n % 9_999)))
+}
+
+/// Sends `total` texts, each where `route` says, from `concurrency` clients, at most `rate` a
 /// second when given; answers the accept latencies (µs) and how long accepting took.
 async fn send_texts(
     client: &Arc<Client>,
-    sessions: &[String],
+    route: Route,
     total: usize,
     concurrency: usize,
     rate: Option<f64>,
@@ -301,7 +331,7 @@ async fn send_texts(
     for _ in 0..concurrency {
         let client = Arc::clone(client);
         let next = Arc::clone(&next);
-        let sessions = sessions.to_vec();
+        let route = Arc::clone(&route);
         workers.push(tokio::spawn(async move {
             let mut latencies = Histogram::<u64>::new(3).expect("histogram");
             loop {
@@ -310,10 +340,11 @@ async fn send_texts(
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 if let Some(rate) = rate {
-                    tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
+                    tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into())
+                        .await;
                 }
-                let session = &sessions[n % sessions.len()];
-                let body = json!({ "to": format!("1666{:07}", 1 + n % 9_999), "type": "text", "text": { "body": format!("bench {n}") } });
+                let (session, to) = route(n);
+                let body = json!({ "to": to, "type": "text", "text": { "body": format!("bench {n}") } });
                 let sent = Instant::now();
                 let (status, reply) = client.post(&format!("/v1/sessions/{session}/messages"), body).await?;
                 if status != 202 {
@@ -346,7 +377,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let (latencies, accepted_in) =
-        send_texts(client, &sessions, args.messages, args.concurrency, None).await?;
+        send_texts(client, to_virtual_contacts(&sessions), args.messages, args.concurrency, None).await?;
     println!(
         "accepted:   {:>9.0} messages/s ({} in {:.2} s)",
         args.messages as f64 / accepted_in.as_secs_f64(),
@@ -470,7 +501,7 @@ async fn webhooks(args: WebhookArgs) -> anyhow::Result<()> {
         args.messages, expected, args.concurrency, args.sessions
     );
     let started = Instant::now();
-    send_texts(client, &sessions, args.messages, args.concurrency, args.rate).await?;
+    send_texts(client, to_virtual_contacts(&sessions), args.messages, args.concurrency, args.rate).await?;
     let last_arrival = received_all(&received, expected).await?;
     let took = last_arrival - started;
     {
@@ -588,7 +619,12 @@ fn peak_rss_mib() -> f64 {
 
 /// One of the process's memory figures (`VmHWM:`, `VmRSS:`) in MiB.
 fn memory_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_mib("/proc/self/status", field)
+}
+
+/// A memory figure of the process whose `/proc/<pid>/status` is at `path`, in MiB.
+fn status_mib(path: &str, field: &str) -> f64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let kib = status
         .lines()
         .find_map(|line| line.strip_prefix(field))

@@ -27,7 +27,7 @@ use super::{
 };
 
 #[derive(clap::Args)]
-pub struct WebArgs {
+pub(crate) struct WebArgs {
     /// Web sessions to link, each to an account of its own on the local network.
     #[arg(long, default_value_t = 100)]
     sessions: usize,
@@ -258,7 +258,7 @@ async fn throughput(
     Ok(Throughput { accepted: rate(accepted_in), sent: rate(sent_in), delivered: rate(delivered_in) })
 }
 
-pub async fn run(args: WebArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: WebArgs) -> anyhow::Result<()> {
     if !wagate_connect::web::SKIPS_CERTIFICATE_CHECKS {
         bail!(
             "this build cannot reach a local WhatsApp network: build with \

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{assert_unhandled_is_empty, control, device, link, look, network, reach, statuses};
+use super::{assert_unhandled_is_empty, contact, control, device, link, look, network, reach, statuses};
 use crate::cluster::node_config;
 use crate::common::{eventually, TestData, TestServer};
 
@@ -14,9 +14,7 @@ use crate::common::{eventually, TestData, TestServer};
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn a_web_session_moves_off_a_killed_node_with_its_keys_and_loses_nothing() {
     let network = network().await;
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    contact(&network, "15557770001", "Carol").await;
     let data_a = TestData::postgres()
         .await
         .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));

@@ -4,8 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{assert_unhandled_is_empty, control, device, gateway, link, look, network, reach, statuses};
-use crate::common::{eventually, fast_config, TestData, TestServer};
+use super::{
+    assert_unhandled_is_empty, contact, control, device, gateway, killable_gateway, link, look, network,
+    reach, statuses,
+};
+use crate::common::{eventually, TestData, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linked_web_sessions_come_back_after_a_restart_without_a_qr_code() {
@@ -83,13 +86,8 @@ async fn sessions_end_as_whatsapp_ends_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_that_arrive_while_the_gateway_is_down_are_stored_once_when_it_is_back() {
     let network = network().await;
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let data = TestData::new().await;
-    let mut config = fast_config(&data);
-    reach(&mut config, &network);
-    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    contact(&network, "15557770001", "Carol").await;
+    let server = killable_gateway(&network).await;
     link(&server, &network, "shop", "15550001111").await;
     let (data, config) = tokio::task::block_in_place(|| server.kill());
 
@@ -149,10 +147,7 @@ async fn a_dropped_connection_reconnects_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_unlinked_while_the_gateway_was_down_is_logged_out_when_it_is_back() {
     let network = network().await;
-    let data = TestData::new().await;
-    let mut config = fast_config(&data);
-    reach(&mut config, &network);
-    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    let server = killable_gateway(&network).await;
     link(&server, &network, "shop", "15550001111").await;
     let (data, config) = tokio::task::block_in_place(|| server.kill());
     let (status, body) = control(&network, "/accounts/15550001111/unlink", json!({})).await;
@@ -201,9 +196,7 @@ async fn a_copy_of_the_session_running_elsewhere_replaces_this_one_without_a_rec
     let (_, session) = twin.get("/v1/sessions/shop").await;
     assert_eq!(session["status"], "connected", "{session}");
     // The copy still works.
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    contact(&network, "15557770001", "Carol").await;
     let sent = twin.send_text("shop", "15557770001", "from the copy").await;
     twin.wait_for_message_status(sent["id"].as_str().unwrap(), "delivered").await;
     assert_unhandled_is_empty(&network).await;
@@ -212,13 +205,8 @@ async fn a_copy_of_the_session_running_elsewhere_replaces_this_one_without_a_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_arriving_as_the_gateway_dies_are_stored_once_when_it_is_back() {
     let network = network().await;
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let data = TestData::new().await;
-    let mut config = fast_config(&data);
-    reach(&mut config, &network);
-    let server = tokio::task::block_in_place(|| TestServer::start_killable(data, config));
+    contact(&network, "15557770001", "Carol").await;
+    let server = killable_gateway(&network).await;
     link(&server, &network, "shop", "15550001111").await;
 
     // Carol writes twenty messages; the gateway dies while they arrive, some stored, some

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{assert_unhandled_is_empty, control, gateway, link, look, network, received, sha256};
+use super::{assert_unhandled_is_empty, contact, control, gateway, link, look, network, received, sha256};
 use crate::common::{eventually, history};
 use crate::receiver::Receiver;
 
@@ -106,9 +106,7 @@ async fn two_web_sessions_text_each_other_with_acks_and_receipts() {
 async fn a_virtual_contact_gets_a_text_reads_it_and_writes_back() {
     let network = network().await;
     let server = gateway(&network).await;
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    contact(&network, "15557770001", "Carol").await;
     link(&server, &network, "shop", "15550001111").await;
 
     let sent = server.send_text("shop", "15557770001", "Your order shipped").await;
@@ -289,9 +287,7 @@ async fn media_travels_both_ways_with_a_person_and_they_get_our_receipts() {
     use base64::Engine as _;
     let network = network().await;
     let server = gateway(&network).await;
-    let (status, body) =
-        control(&network, "/contacts", json!({ "phone": "15557770001", "name": "Carol" })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    contact(&network, "15557770001", "Carol").await;
     link(&server, &network, "shop", "15550001111").await;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use wagate_server::Config;
 
-use crate::common::{eventually, TestServer};
+use crate::common::{eventually, fast_config, TestData, TestServer};
 
 mod cluster;
 mod lifecycle;
@@ -52,6 +52,21 @@ pub(crate) async fn look(network: &Running, path: &str) -> Value {
     let response =
         reqwest::get(format!("{}{path}", network.control_url)).await.expect("the control API answers");
     response.json().await.expect("JSON")
+}
+
+/// Starts a virtual contact: a person on the network who is not a wagate session.
+pub(crate) async fn contact(network: &Running, phone: &str, name: &str) {
+    let (status, body) = control(network, "/contacts", json!({ "phone": phone, "name": name })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A gateway reaching `network` on a runtime of its own, which the test can kill like a crash
+/// ([`TestServer::kill`]).
+pub(crate) async fn killable_gateway(network: &Running) -> TestServer {
+    let data = TestData::new().await;
+    let mut config = fast_config(&data);
+    reach(&mut config, network);
+    tokio::task::block_in_place(|| TestServer::start_killable(data, config))
 }
 
 /// Creates a `web` session, connects it and scans its QR code with the phone of `phone`;

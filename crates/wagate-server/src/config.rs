@@ -124,30 +124,30 @@ impl Default for ApiConfig {
 #[serde(default)]
 pub struct EngineConfig {
     /// How many queued messages a session claims at once.
-    pub send_batch: u32,
+    pub send_batch: NonZeroU32,
     /// How long a claimed message stays claimed; after that (a node died mid-send) it is sent again.
     pub send_lease_ms: u64,
     /// Attempts before a send that keeps failing in a retryable way is marked failed.
-    pub send_max_attempts: u32,
+    pub send_max_attempts: NonZeroU32,
     /// First retry delay of a failed send; doubles with each attempt.
     pub send_retry_base_ms: u64,
     /// First reconnect delay after a lost connection; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
-    pub reconnect_max_ms: u64,
+    pub reconnect_max_ms: NonZeroU64,
     /// How many sessions connect at the same time when wagate starts.
-    pub resume_concurrency: usize,
+    pub resume_concurrency: NonZeroUsize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            send_batch: 64,
+            send_batch: nz!(64),
             send_lease_ms: 30_000,
-            send_max_attempts: 5,
+            send_max_attempts: nz!(5),
             send_retry_base_ms: 2_000,
             reconnect_min_ms: 1_000,
-            reconnect_max_ms: 60_000,
-            resume_concurrency: 8,
+            reconnect_max_ms: nz!(60_000),
+            resume_concurrency: nz!(8),
         }
     }
 }
@@ -158,7 +158,7 @@ impl Default for EngineConfig {
 pub struct EventsConfig {
     /// How many events a live subscriber may fall behind before it is cut off (it can resume
     /// from the log with its last event id).
-    pub stream_buffer: usize,
+    pub stream_buffer: NonZeroUsize,
     /// How long a WebSocket subscriber without query parameters has to send its filters.
     pub ws_hello_ms: u64,
     /// How often the log is read when no write of this node announced new events.
@@ -167,7 +167,7 @@ pub struct EventsConfig {
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { stream_buffer: 4096, ws_hello_ms: 1_000, poll_interval_ms: nz!(1_000) }
+        Self { stream_buffer: nz!(4096), ws_hello_ms: 1_000, poll_interval_ms: nz!(1_000) }
     }
 }
 
@@ -313,9 +313,8 @@ impl Default for CampaignsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PacingConfig {
-    /// The window the caps count over (a rolling day). The engine reads it as a plain number;
-    /// [`Config::validate`] refuses a zero.
-    pub window_ms: u64,
+    /// The window the caps count over (a rolling day).
+    pub window_ms: NonZeroU64,
     pub web: Pacing,
     pub sim: Pacing,
 }
@@ -323,7 +322,7 @@ pub struct PacingConfig {
 impl Default for PacingConfig {
     fn default() -> Self {
         Self {
-            window_ms: 24 * HOUR_MS,
+            window_ms: nz!(24 * HOUR_MS),
             // WhatsApp bans accounts that send like machines: many messages in a burst, to
             // many people, in the same rhythm. 5–10 s apart with "typing…" first (about what a
             // person manages) and at most 1,000 a day keeps a linked phone within what people
@@ -497,16 +496,15 @@ pub struct NodeConfig {
     pub heartbeat_ms: NonZeroU64,
     /// How long a lease lasts without renewal: a dead node's sessions move after this.
     pub lease_ttl_ms: u64,
-    /// Most sessions this node runs. The engine reads it as a plain number;
-    /// [`Config::validate`] refuses a zero.
-    pub max_sessions: u32,
+    /// Most sessions this node runs.
+    pub max_sessions: NonZeroU32,
     /// The address other nodes and operators reach this node's API at; defaults to `listen`.
     pub address: Option<String>,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { heartbeat_ms: nz!(5_000), lease_ttl_ms: 15_000, max_sessions: 10_000, address: None }
+        Self { heartbeat_ms: nz!(5_000), lease_ttl_ms: 15_000, max_sessions: nz!(10_000), address: None }
     }
 }
 
@@ -541,8 +539,6 @@ pub enum ConfigError {
     DatabaseUrl(String),
     #[error("media_url = {0:?}: give a local directory (a path or file://…) or s3://bucket/prefix")]
     MediaUrl(String),
-    #[error("{0} must be greater than 0")]
-    Zero(&'static str),
     #[error("{0} must be at most {1}")]
     TooLarge(&'static str, u64),
     #[error("node.lease_ttl_ms must be longer than node.heartbeat_ms (three heartbeats is usual)")]
@@ -581,21 +577,6 @@ impl Config {
         self.database_url()?;
         if let MediaLocation::Unsupported(url) = self.media_location() {
             return Err(ConfigError::MediaUrl(url));
-        }
-        // The keys the engine reads as plain numbers that must not be zero; every other such
-        // key has a `NonZero*` type, and these join them when the engine takes those types.
-        for (name, value) in [
-            ("engine.send_batch", u64::from(self.engine.send_batch)),
-            ("engine.send_max_attempts", u64::from(self.engine.send_max_attempts)),
-            ("engine.resume_concurrency", self.engine.resume_concurrency as u64),
-            ("engine.reconnect_max_ms", self.engine.reconnect_max_ms),
-            ("events.stream_buffer", self.events.stream_buffer as u64),
-            ("pacing.window_ms", self.pacing.window_ms),
-            ("node.max_sessions", u64::from(self.node.max_sessions)),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero(name));
-            }
         }
         let web = &self.connectors.web;
         if let Some(version) = &web.client_version {
@@ -779,6 +760,8 @@ mod tests {
                 ("WAGATE_NODE__HEARTBEAT_MS", "node.heartbeat_ms"),
                 ("WAGATE_ENGINE__RESUME_CONCURRENCY", "engine.resume_concurrency"),
                 ("WAGATE_NODE__MAX_SESSIONS", "node.max_sessions"),
+                ("WAGATE_PACING__WINDOW_MS", "pacing.window_ms"),
+                ("WAGATE_EVENTS__STREAM_BUFFER", "events.stream_buffer"),
             ] {
                 jail.clear_env();
                 jail.set_env(var, "0");

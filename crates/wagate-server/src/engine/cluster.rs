@@ -38,7 +38,7 @@ impl Membership {
             address,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             state: NodeState::Active,
-            max_sessions: config.max_sessions,
+            max_sessions: config.max_sessions.get(),
             started_at: now,
         };
         Self {
@@ -118,7 +118,7 @@ impl Engine {
             return Ok(0);
         }
         let (wanted, nodes) = self.store.cluster_load(now - membership.ttl()).await?;
-        let share = wanted.div_ceil(nodes.max(1)).min(u64::from(membership.config.max_sessions));
+        let share = wanted.div_ceil(nodes.max(1)).min(u64::from(membership.config.max_sessions.get()));
         let mine = self.running_here().len() as u64;
         if mine > share {
             // Over its share (a node joined): give some back for the others to take.

@@ -142,8 +142,9 @@ impl Engine {
         connectors: Vec<Arc<dyn Connector>>,
     ) -> Arc<Self> {
         let node_id = membership.info().id;
-        let live = LiveFeed::start(Arc::clone(&store), events.stream_buffer, ms(events.poll_interval_ms));
-        let connecting = Semaphore::new(config.resume_concurrency);
+        let live =
+            LiveFeed::start(Arc::clone(&store), events.stream_buffer.get(), ms(events.poll_interval_ms));
+        let connecting = Semaphore::new(config.resume_concurrency.get());
         let lease = ms(config.send_lease_ms);
         let accepts =
             writer(
@@ -168,7 +169,7 @@ impl Engine {
             membership,
             connectors: connectors.into_iter().map(|c| (c.kind(), c)).collect(),
             live,
-            stream_buffer: events.stream_buffer,
+            stream_buffer: events.stream_buffer.get(),
             slots: Mutex::new(HashMap::new()),
             session_tasks: TaskTracker::new(),
             cluster: Tasks::default(),

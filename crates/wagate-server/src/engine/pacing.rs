@@ -40,7 +40,8 @@ impl Pacer {
                 defaults.clone()
             }),
         };
-        let window = chrono::Duration::milliseconds(i64::try_from(config.window_ms).unwrap_or(i64::MAX));
+        let window =
+            chrono::Duration::milliseconds(i64::try_from(config.window_ms.get()).unwrap_or(i64::MAX));
         let mut pacer =
             Pacer { pacing, window, sent: VecDeque::new(), by_recipient: HashMap::new(), not_before: None };
         if pacer.has_caps() {

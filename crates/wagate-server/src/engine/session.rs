@@ -151,7 +151,7 @@ impl Runner {
     fn backoff(&self, failures: u32) -> Duration {
         let config = &self.engine.config;
         let exp = config.reconnect_min_ms.saturating_mul(1u64 << failures.saturating_sub(1).min(20));
-        let base = exp.min(config.reconnect_max_ms) as f64;
+        let base = exp.min(config.reconnect_max_ms.get()) as f64;
         ms((base * rand::rng().random_range(0.8..1.2)) as u64)
     }
 
@@ -388,7 +388,7 @@ impl Runner {
         if let Some(not_before) = self.pacer.not_before() {
             return Ok(Some(not_before));
         }
-        let limit = self.pacer.batch(config.send_batch);
+        let limit = self.pacer.batch(config.send_batch.get());
         let defer = self.pacer.deferrals(engine.now());
         let claimed = engine.claim(&self.session.id, self.lease, limit, defer).await?;
         let full_batch = claimed.len() as u32 == limit;
@@ -430,7 +430,7 @@ impl Runner {
                 Err(SendError::Permanent { code, .. }) => {
                     update(MessageStatus::Failed, Some(code), None, None)
                 }
-                Err(SendError::Retryable(reason)) if item.attempts + 1 >= config.send_max_attempts => {
+                Err(SendError::Retryable(reason)) if item.attempts + 1 >= config.send_max_attempts.get() => {
                     update(MessageStatus::Failed, Some(format!("send_failed: {reason}")), None, None)
                 }
                 Err(SendError::Retryable(reason)) => {

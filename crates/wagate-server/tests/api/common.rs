@@ -99,7 +99,7 @@ pub fn fast_config(data: &TestData) -> Config {
     config.connectors.sim.delivery_delay_ms = 10;
     config.connectors.sim.read_delay_ms = 30;
     config.engine.reconnect_min_ms = 20;
-    config.engine.reconnect_max_ms = 100;
+    config.engine.reconnect_max_ms = nz(100);
     config.engine.send_retry_base_ms = 20;
     config.api.wait_timeout_ms = 5_000;
     config.events.poll_interval_ms = nz(50);

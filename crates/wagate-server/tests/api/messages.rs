@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{history, TestServer};
+use crate::common::{history, nz, TestServer};
 
 #[tokio::test]
 async fn text_goes_from_queued_to_read_and_arrives_at_the_other_session() {
@@ -286,7 +286,7 @@ async fn a_dropped_connection_reconnects_and_queued_messages_go() {
 
 #[tokio::test]
 async fn failed_sends_are_retried_then_given_up() {
-    let server = TestServer::start_with(|c| c.engine.send_max_attempts = 3).await;
+    let server = TestServer::start_with(|c| c.engine.send_max_attempts = nz(3)).await;
     server.link("alice", "15550001111").await;
     server.post("/v1/sim/faults", json!({ "session_id": "alice", "fail_sends": 2 })).await;
     let retried = server.send_text("alice", "15557770001", "third time lucky").await;

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{history, TestServer};
+use crate::common::{history, nz, TestServer};
 
 fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a time")).expect("RFC 3339").to_utc()
@@ -45,7 +45,7 @@ async fn paced_sends_keep_their_interval_and_type_first() {
 
 #[tokio::test]
 async fn a_daily_cap_makes_messages_wait_and_carries_over_a_restart() {
-    let mut server = TestServer::start_with(|c| c.pacing.window_ms = 2_000).await;
+    let mut server = TestServer::start_with(|c| c.pacing.window_ms = nz(2_000)).await;
     paced_session(&server, "alice", "15550001111", json!({ "daily_cap": 2 })).await;
     let first = server.send_texts("alice", "15550002222", "early", 2).await;
     let first_sent = entered(&server.wait_until_sent(&first[0]).await, "sent");
@@ -70,7 +70,7 @@ async fn a_daily_cap_makes_messages_wait_and_carries_over_a_restart() {
 
 #[tokio::test]
 async fn a_per_recipient_limit_holds_only_that_recipient() {
-    let server = TestServer::start_with(|c| c.pacing.window_ms = 60_000).await;
+    let server = TestServer::start_with(|c| c.pacing.window_ms = nz(60_000)).await;
     paced_session(&server, "alice", "15550001111", json!({ "per_recipient_limit": 1 })).await;
     let to_bob = server.send_texts("alice", "15550002222", "bob", 2).await;
     let to_carol = server.send_text("alice", "15550003333", "carol").await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::common::{event_seq, eventually, fast_config, history, TestData, TestServer};
+use crate::common::{event_seq, eventually, fast_config, history, nz, TestData, TestServer};
 
 #[tokio::test]
 async fn queued_messages_survive_a_restart_and_are_sent_once() {
@@ -49,7 +49,7 @@ fn messages_accepted_before_a_crash_are_sent_after_it() {
     let dir = tokio::runtime::Runtime::new().unwrap().block_on(TestData::new());
     let mut config = fast_config(&dir);
     config.engine.send_lease_ms = 100;
-    config.engine.send_batch = 4;
+    config.engine.send_batch = nz(4);
     let crashed = tokio::runtime::Runtime::new().unwrap();
     let accepted: Vec<String> = crashed.block_on(async {
         let server = TestServer::start_in(Arc::clone(&dir), config.clone()).await;

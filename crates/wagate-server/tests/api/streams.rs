@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{TestServer, KEY};
+use crate::common::{nz, TestServer, KEY};
 
 /// An open Server-Sent Events response, read frame by frame.
 struct Sse {
@@ -204,7 +204,7 @@ async fn websocket_takes_filters_and_resume_id_from_the_first_message() {
 
 #[tokio::test]
 async fn a_consumer_that_falls_behind_is_cut_off_with_a_reason() {
-    let server = TestServer::start_with(|c| c.events.stream_buffer = 4).await;
+    let server = TestServer::start_with(|c| c.events.stream_buffer = nz(4)).await;
     server.create_session("alice").await;
     // Queued while alice is not linked; linking her claims 64 at once: 64 events in one commit.
     server.send_texts("alice", "15550002222", "m", 100).await;

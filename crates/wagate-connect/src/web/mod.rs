@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use wagate_core::{ConnectorKind, DeviceKeys, Jid, MediaContent, MessageContent, PhoneNumber, SessionId};
 use whatsapp_rust::bot::{Bot, BotHandle};
@@ -223,10 +223,6 @@ impl Shared {
         let _ = self.sink.send(event);
     }
 
-    fn acks(&self) -> MutexGuard<'_, HashMap<String, oneshot::Sender<Option<String>>>> {
-        self.acks.lock()
-    }
-
     fn own_phone(&self) -> Option<PhoneNumber> {
         self.client.get().and_then(Weak::upgrade).and_then(|c| c.pn()).and_then(|jid| mapping::phone_of(&jid))
     }
@@ -293,7 +289,7 @@ impl EventHandler for Events {
             Event::PairingQrCodesExhausted(_) => shared
                 .emit(ConnectorEvent::Disconnected { reason: mapping::QR_EXPIRED.into(), reconnect: false }),
             Event::ServerAck(ack) => {
-                if let Some(waiter) = shared.acks().remove(&ack.id) {
+                if let Some(waiter) = shared.acks.lock().remove(&ack.id) {
                     let _ = waiter.send(ack.error.clone());
                 }
             }
@@ -437,9 +433,9 @@ impl WebConnection {
         sent: impl std::future::Future<Output = Result<(), whatsapp_rust::send::SendError>>,
     ) -> Result<String, SendError> {
         let (acked, ack) = oneshot::channel();
-        self.shared.acks().insert(id.clone(), acked);
+        self.shared.acks.lock().insert(id.clone(), acked);
         if let Err(e) = sent.await {
-            self.shared.acks().remove(&id);
+            self.shared.acks.lock().remove(&id);
             return Err(mapping::send_error(&e));
         }
         match tokio::time::timeout(self.ack_timeout, ack).await {
@@ -448,7 +444,7 @@ impl WebConnection {
             // No word from the server: trying again sends the same id, which WhatsApp
             // recognises, so a message that did arrive is not shown twice.
             _ => {
-                self.shared.acks().remove(&id);
+                self.shared.acks.lock().remove(&id);
                 Err(SendError::Retryable("WhatsApp did not acknowledge the message in time".into()))
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fake_whatsapp::{Config as NetworkConfig, FakeServer};
 
-use super::{assert_unhandled_is_empty, control, gateway, link, look, network, statuses};
+use super::{assert_unhandled_is_empty, control, gateway, link, look, network, reach_url, statuses};
 use crate::common::{eventually, eventually_within, nz, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,8 +66,7 @@ async fn a_session_says_when_whatsapp_cannot_be_reached_and_links_once_it_can() 
     let address = free_address();
     let ws_url = format!("ws://{address}/ws/chat");
     let server = TestServer::start_with(|config| {
-        config.connectors.web.ws_url = ws_url.clone();
-        config.connectors.web.client_version = Some("2.3000.1023456789".into());
+        reach_url(config, &ws_url);
         config.connectors.web.connect_timeout_ms = nz(300);
     })
     .await;

@@ -25,7 +25,12 @@ pub(crate) async fn network() -> Running {
 
 /// Points `web` sessions at `network`, with no pacing so tests run fast.
 pub(crate) fn reach(config: &mut Config, network: &Running) {
-    config.connectors.web.ws_url = network.ws_url.clone();
+    reach_url(config, &network.ws_url);
+}
+
+/// Points `web` sessions at a WhatsApp network at `ws_url` (listening or not), with no pacing.
+pub(crate) fn reach_url(config: &mut Config, ws_url: &str) {
+    config.connectors.web.ws_url = ws_url.to_owned();
     // A fixed version: nothing is fetched from web.whatsapp.com.
     config.connectors.web.client_version = Some("2.3000.1023456789".into());
     config.pacing.web = config.pacing.sim.clone();

@@ -30,6 +30,7 @@
 
 mod web;
 mod web_idle;
+mod writes;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -370,6 +371,11 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let client = &target.client;
     let sessions = sessions(client, args.sessions, !args.accept_only).await?;
     let after = last_event(client).await?;
+    let database = writes::database();
+    let writes_before = match &database {
+        Some(url) => Some(writes::settled(url).await?),
+        None => None,
+    };
 
     println!(
         "sending {} messages from {} concurrent clients through {} sim sessions",
@@ -391,6 +397,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         ms(latencies.max())
     );
     if args.accept_only {
+        if let (Some(url), Some(before)) = (&database, &writes_before) {
+            writes::report(before, &writes::settled(url).await?, args.messages);
+        }
         return finish(target.server).await;
     }
 
@@ -424,6 +433,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         args.messages,
         read_in.as_secs_f64()
     );
+    if let (Some(url), Some(before)) = (&database, &writes_before) {
+        writes::report(before, &writes::settled(url).await?, args.messages);
+    }
     finish(target.server).await
 }
 

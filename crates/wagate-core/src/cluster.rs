@@ -33,8 +33,8 @@ pub enum RemoteCommand {
     Logout,
 }
 
-/// A signal from one node to all the others (PostgreSQL `NOTIFY`): `wake {session id}` or
-/// `beat`.
+/// A signal from one node to all the others (PostgreSQL `NOTIFY`): `wake {session id}`,
+/// `beat` or `events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// Work was queued for this session: the node running it should look now.
@@ -42,6 +42,8 @@ pub enum Signal {
     /// Run a heartbeat now: a node was asked to drain, handed sessions over, or was asked to
     /// carry out a [`RemoteCommand`].
     Beat,
+    /// Events were numbered: live subscribers can read them now.
+    Events,
 }
 
 /// A signal that is not one of [`Signal`]'s.
@@ -54,6 +56,7 @@ impl std::fmt::Display for Signal {
         match self {
             Signal::Wake(id) => write!(f, "wake {id}"),
             Signal::Beat => f.write_str("beat"),
+            Signal::Events => f.write_str("events"),
         }
     }
 }
@@ -64,6 +67,7 @@ impl std::str::FromStr for Signal {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(' ') {
             None if s == "beat" => Ok(Signal::Beat),
+            None if s == "events" => Ok(Signal::Events),
             Some(("wake", id)) => {
                 SessionId::parse(id).map(Signal::Wake).map_err(|_| SignalError(s.to_owned()))
             }
@@ -92,7 +96,9 @@ mod tests {
             assert_eq!(text.parse::<RemoteCommand>(), Ok(command));
         }
         let id = SessionId::parse("alice").unwrap();
-        for (signal, text) in [(Signal::Wake(id), "wake alice"), (Signal::Beat, "beat")] {
+        for (signal, text) in
+            [(Signal::Wake(id), "wake alice"), (Signal::Beat, "beat"), (Signal::Events, "events")]
+        {
             assert_eq!(signal.to_string(), text);
             assert_eq!(text.parse::<Signal>(), Ok(signal));
         }

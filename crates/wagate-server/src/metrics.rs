@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -94,6 +94,23 @@ fn describe() {
         Unit::Seconds,
         "Age of the oldest pending webhook delivery"
     );
+    describe_gauge!("wagate_events_unnumbered", "Events committed but not yet numbered (PostgreSQL)");
+    describe_gauge!(
+        "wagate_events_unnumbered_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest event not yet numbered"
+    );
+    describe_histogram!(
+        "wagate_event_numbering_seconds",
+        Unit::Seconds,
+        "Time of one numbering of committed events, including the wait for another node's"
+    );
+    describe_gauge!("wagate_db_lock_waits", "Database connections waiting for a lock (PostgreSQL)");
+}
+
+/// Records one numbering of committed events.
+pub(crate) fn events_numbered(elapsed: Duration) {
+    histogram!("wagate_event_numbering_seconds").record(elapsed.as_secs_f64());
 }
 
 /// Counts every HTTP request by the route it matched.
@@ -142,6 +159,9 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
             gauge!("wagate_outbox_oldest_age_seconds").set(age(stats.outbox_oldest));
             gauge!("wagate_webhook_deliveries_pending").set(stats.deliveries_pending as f64);
             gauge!("wagate_webhook_oldest_pending_age_seconds").set(age(stats.deliveries_oldest));
+            gauge!("wagate_events_unnumbered").set(stats.events_unnumbered as f64);
+            gauge!("wagate_events_unnumbered_oldest_age_seconds").set(age(stats.events_unnumbered_oldest));
+            gauge!("wagate_db_lock_waits").set(stats.lock_waits as f64);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the store's counts for /metrics"),
     }

@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 use wagate_core::{
-    Campaign, CampaignAction, CampaignId, CampaignState, Event, Jid, Message, MessageContent, MessageId,
+    Campaign, CampaignAction, CampaignId, CampaignState, Jid, Message, MessageContent, MessageId,
     MessageStatus, SessionId, Timestamp,
 };
 
-use crate::StoreResult;
+use crate::{Appended, StoreResult};
 
 /// A campaign to create: one message per recipient, each already rendered.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct RecipientQuery {
 pub trait Campaigns: Send + Sync {
     /// Creates a campaign with its messages (queued, or scheduled) in one transaction, with one
     /// `campaign.status` event rather than one event per message. `NotFound` without the session.
-    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)>;
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Appended)>;
     async fn get_campaign(&self, session: &SessionId, id: &CampaignId) -> StoreResult<Option<Campaign>>;
     /// A session's campaigns, newest first.
     async fn list_campaigns(&self, session: &SessionId) -> StoreResult<Vec<Campaign>>;
@@ -49,6 +49,6 @@ pub trait Campaigns: Send + Sync {
         id: &CampaignId,
         action: CampaignAction,
         now: Timestamp,
-    ) -> StoreResult<Result<(Campaign, Event), CampaignState>>;
+    ) -> StoreResult<Result<(Campaign, Appended), CampaignState>>;
     async fn list_campaign_recipients(&self, query: RecipientQuery) -> StoreResult<Vec<Message>>;
 }

@@ -4,7 +4,8 @@
 //! Each area (`sessions`, `messages`, …) is a module holding its inputs and outputs and a
 //! trait; the SQL that implements it, once for both backends, is `sql/<area>.rs`. [`Store`]
 //! is the sum of the areas. Every method that changes a session or a message appends its
-//! events in the same transaction and returns them, so callers can publish what is committed.
+//! events in the same transaction and returns them ([`Appended`]), so callers know to announce
+//! what is committed; readers see an event once the log has numbered it.
 //!
 //! # Backends
 //!
@@ -13,10 +14,9 @@
 //! - the types `Db`, `DbConn`, `DbPool`, `DbRow` (sqlx's) and `Backend` (the store type);
 //! - on `Backend`: `writer()` (a connection to write on), `readers()` (a pool to read from),
 //!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
-//! - `begin` (a transaction that may append events, ordered: `sql/tx.rs`) and
-//!   `begin_unordered` (one that appends none), re-exported from `tx`;
-//! - `dialect::{take_event_turn, take_event_seqs, json_elements, json_text_elements,
-//!   SKIP_LOCKED}`, the only SQL that differs.
+//! - `begin` (a write transaction: `sql/tx.rs`), re-exported from `tx`;
+//! - `dialect::{number_at_append, number_committed, json_elements, json_text_elements,
+//!   SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the only SQL that differs.
 //!
 //! A query that one database cannot run goes into `dialect`, on both sides.
 
@@ -44,7 +44,7 @@ use wagate_core::{DeviceKeys, Timestamp};
 pub use campaigns::{Campaigns, NewCampaign, RecipientQuery};
 pub use cluster::{Cluster, Heartbeat, Lease, LeaseGrant, Node, NodeInfo};
 pub use contacts::Contacts;
-pub use events::{EventQuery, Events};
+pub use events::{Appended, EventQuery, Events};
 pub use media::MediaRecords;
 pub use messages::{
     Accepted, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
@@ -104,6 +104,13 @@ pub struct Stats {
     /// Webhook deliveries pending, and when the oldest of them was queued.
     pub deliveries_pending: u64,
     pub deliveries_oldest: Option<Timestamp>,
+    /// Events committed but not yet numbered (PostgreSQL numbers them just after commit), and
+    /// when the oldest of them was appended.
+    pub events_unnumbered: u64,
+    pub events_unnumbered_oldest: Option<Timestamp>,
+    /// Database connections waiting for a lock held by another transaction right now (always
+    /// 0 on SQLite, whose writers queue for the database, not for locks).
+    pub lock_waits: u64,
 }
 
 /// What can go wrong talking to the store.
@@ -124,6 +131,20 @@ pub enum StoreError {
     /// Another node took over the session: this node's lease is no longer current.
     #[error("the session's lease has passed to another node")]
     Fenced,
+}
+
+impl StoreError {
+    /// Whether the same write may succeed if tried again: the database refused it only because
+    /// of what another writer was doing at the same moment (PostgreSQL's deadlock detection or
+    /// a serialization failure).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 use wagate_core::{
-    Direction, Event, Jid, Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender,
-    SessionId, Timestamp,
+    Direction, Jid, Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender, SessionId,
+    Timestamp,
 };
 
-use crate::StoreResult;
+use crate::{Appended, StoreResult};
 
 /// An outbound message to accept.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct Accepted {
     pub message: Message,
     /// False when the idempotency key matched an earlier message, which is returned instead.
     pub created: bool,
-    pub event: Option<Event>,
+    pub event: Option<Appended>,
 }
 
 /// An inbound message to store.
@@ -126,7 +126,7 @@ pub trait Messages: Send + Sync {
         requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>>;
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>>;
     /// When the next queued message of a session becomes due, if any is waiting.
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
     /// Applies status updates in one transaction. Unknown messages and stale receipts are
@@ -137,7 +137,7 @@ pub trait Messages: Send + Sync {
         &self,
         updates: Vec<StatusUpdate>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>>;
+    ) -> StoreResult<Vec<StoreResult<Vec<Appended>>>>;
     /// The recipient and time of each message of a session sent since `since`, oldest first.
     async fn sent_since(
         &self,
@@ -146,10 +146,10 @@ pub trait Messages: Send + Sync {
     ) -> StoreResult<Vec<(String, Timestamp)>>;
     /// Stores inbound messages, skipping ones already stored (same session and WhatsApp id).
     /// Returns the `message.received` events of the new ones.
-    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>>;
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Appended>>;
     /// Cancels a message that is still `scheduled`: it goes `canceled` and leaves the queue.
     /// `IllegalTransition` when it is past that.
-    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)>;
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Appended)>;
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>>;
 }

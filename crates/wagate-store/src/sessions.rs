@@ -1,9 +1,9 @@
 //! Sessions: the accounts wagate runs, their settings and their connection state.
 
 use async_trait::async_trait;
-use wagate_core::{ConnectorKind, Event, Session, SessionId, SessionStatus, Timestamp};
+use wagate_core::{ConnectorKind, Session, SessionId, SessionStatus, Timestamp};
 
-use crate::StoreResult;
+use crate::{Appended, StoreResult};
 
 /// A session to create.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub enum Credentials {
 /// Sessions and their connection state.
 #[async_trait]
 pub trait Sessions: Send + Sync {
-    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)>;
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Appended)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
     /// The session of `connector` linked to `phone`, if any.
@@ -63,5 +63,5 @@ pub trait Sessions: Send + Sync {
         id: &SessionId,
         change: SessionChange,
         now: Timestamp,
-    ) -> StoreResult<(Session, Option<Event>)>;
+    ) -> StoreResult<(Session, Option<Appended>)>;
 }

@@ -6,7 +6,7 @@ use wagate_core::{
     Attempt, Delivery, DeliveryId, DeliveryStatus, Event, EventId, SessionId, Timestamp, Webhook, WebhookId,
 };
 
-use crate::StoreResult;
+use crate::{Appended, StoreResult};
 
 /// A webhook to create.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ pub trait Webhooks: Send + Sync {
         records: Vec<AttemptRecord>,
         now: Timestamp,
         disable_after: chrono::Duration,
-    ) -> StoreResult<Vec<Event>>;
+    ) -> StoreResult<Vec<Appended>>;
     async fn list_deliveries(&self, query: DeliveryQuery) -> StoreResult<Vec<Delivery>>;
     async fn get_delivery(&self, webhook: &WebhookId, id: DeliveryId) -> StoreResult<Option<Delivery>>;
     /// Makes a delivery due now, whatever its status.

@@ -3,6 +3,10 @@
 //! seen event n never later finds an event numbered below n.** So reading "after the last id
 //! seen", again and again, sees every event exactly once, in order, whatever writers do at the
 //! same time: many at once, on several nodes, one of them stalling inside its transaction.
+//!
+//! PostgreSQL writers take no lock to append: each node's sequencer numbers committed events
+//! (`Events::sequence_events`), and readers see numbered events only. SQLite numbers events as
+//! they are appended (one writer at a time).
 
 // Helpers outside `#[test]` functions may unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -35,8 +39,12 @@ impl Node {
     }
 
     async fn append(&self, session: &SessionId, stall: Option<Duration>) {
+        self.append_status(session, SessionStatus::Connecting, stall).await;
+    }
+
+    async fn append_status(&self, session: &SessionId, status: SessionStatus, stall: Option<Duration>) {
         let data = EventData::SessionStatus(SessionStatusData {
-            status: SessionStatus::Connecting,
+            status,
             reason: None,
             phone: None,
             jid: None,
@@ -119,6 +127,20 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
             }
         })
     };
+    // Every node numbers what is committed, over and over, as the live feed does.
+    let sequencers: Vec<_> = nodes
+        .nodes
+        .iter()
+        .map(|node| {
+            let (store, done) = (node.store(), Arc::clone(&done));
+            tokio::spawn(async move {
+                while !done.load(Ordering::Acquire) {
+                    store.sequence_events(Utc::now()).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
     let mut writers = Vec::new();
     for node in &nodes.nodes {
         for _ in 0..WRITERS_PER_NODE {
@@ -141,7 +163,12 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
     for writer in writers {
         writer.await.unwrap();
     }
+    // Everything is committed: one more turn numbers what the sequencers have not yet.
+    first.sequence_events(Utc::now()).await.unwrap();
     done.store(true, Ordering::Release);
+    for sequencer in sequencers {
+        sequencer.await.unwrap();
+    }
     let seen = reader.await.unwrap();
 
     let everything = first
@@ -156,4 +183,61 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
     assert_eq!(seen.len(), everything.len(), "the reader saw every event exactly once");
     assert_eq!(seen, everything, "in the log's order");
     assert!(seen.windows(2).all(|pair| pair[0].seq() < pair[1].seq()), "ids only grow");
+}
+
+/// A writer stalled inside its transaction holds back nobody: events other writers commit
+/// meanwhile are numbered and read at once, and the stalled one is numbered after them when it
+/// commits. (SQLite has one writer at a time, so there the others would wait for it.)
+#[tokio::test]
+#[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
+async fn a_stalled_writer_delays_only_its_own_events() {
+    let nodes = Nodes::new(true)
+        .await
+        .unwrap_or_else(|| panic!("set {} to run against PostgreSQL", testing::POSTGRES_URL_VAR));
+    let (stalled, other) = (nodes.nodes[0].clone(), nodes.nodes[1].clone());
+    let session = SessionId::parse("s").unwrap();
+    let new = NewSession {
+        id: session.clone(),
+        connector: ConnectorKind::Sim,
+        name: None,
+        config: json!({}),
+        metadata: json!({}),
+    };
+    other.store().create_session(new, Utc::now()).await.unwrap();
+
+    let stall = {
+        let (node, session) = (stalled.clone(), session.clone());
+        tokio::spawn(async move {
+            node.append_status(&session, SessionStatus::Disconnected, Some(Duration::from_secs(3))).await;
+        })
+    };
+    // The stalled event is appended (its pk taken) before the other writer's.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.append_status(&session, SessionStatus::Connected, None).await;
+    other.store().sequence_events(Utc::now()).await.unwrap();
+    let read = |node: Node| async move {
+        let events =
+            node.store().list_events(EventQuery { limit: 100, ..EventQuery::default() }).await.unwrap();
+        events
+            .into_iter()
+            .map(|event| match event.data {
+                EventData::SessionStatus(status) => (event.id.seq(), status.status),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!stall.is_finished(), "the writer is still inside its transaction");
+    assert_eq!(
+        read(stalled.clone()).await,
+        [(1, SessionStatus::Created), (2, SessionStatus::Connected)],
+        "the event committed meanwhile is readable while the other writer stalls"
+    );
+
+    stall.await.unwrap();
+    stalled.store().sequence_events(Utc::now()).await.unwrap();
+    assert_eq!(
+        read(other).await,
+        [(1, SessionStatus::Created), (2, SessionStatus::Connected), (3, SessionStatus::Disconnected)],
+        "the stalled event comes after, once committed"
+    );
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
 use wagate_core::{
-    Chat, ConnectorKind, Contact, Direction, Event, EventType, Jid, MessageContent, MessageStatus, NodeState,
+    Chat, ConnectorKind, Contact, Direction, EventType, Jid, MessageContent, MessageStatus, NodeState,
     RemoteCommand, Sender, SessionId, SessionStatus, TextContent, Timestamp,
 };
 use wagate_store::testing::{on_both_stores, TestDatabase};
@@ -187,7 +187,7 @@ async fn claim(
     requests: &[(&str, u32)],
     now: Timestamp,
     lease_until: Timestamp,
-) -> Vec<(Vec<Claimed>, Vec<Event>)> {
+) -> Vec<(Vec<Claimed>, Vec<wagate_store::Appended>)> {
     let requests = requests
         .iter()
         .map(|(s, limit)| ClaimRequest { session_id: sid(s), lease: 1, limit: *limit, defer: Vec::new() })
@@ -217,6 +217,8 @@ async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys(db: B
     let again = store.accept_outbound(vec![outbound("s1", "15557770009", Some("k1"))], now).await.unwrap();
     assert_eq!(again[0].as_ref().unwrap().message.id, first.message.id, "a key repeated later");
 
+    // PostgreSQL numbers events after commit; SQLite already has.
+    store.sequence_events(now).await.unwrap();
     let events = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap();
     let queued: Vec<_> = events.iter().filter(|e| e.kind() == EventType::MessageStatus).collect();
     assert_eq!(queued.len(), 2);
@@ -371,6 +373,7 @@ async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening(db: Backe
     assert_eq!(messages[0].sender.as_ref().and_then(|s| s.push_name.as_deref()), Some("Ana"));
     assert_eq!(messages[1].sender, None);
     let received = EventQuery { types: vec![EventType::MessageReceived], limit: 10, ..Default::default() };
+    store.sequence_events(now).await.unwrap();
     assert_eq!(store.list_events(received).await.unwrap().len(), 2);
     // What the messages taught: the chat, and its author as a contact.
     let contacts = store.list_contacts(&sid("s1"), None, 10).await.unwrap();
@@ -493,6 +496,8 @@ async fn events_queue_deliveries_to_the_webhooks_that_want_them(db: Backend) {
     with_session(store, "a", now).await;
     with_session(store, "b", now).await;
     store.accept_outbound(vec![outbound("a", "15550001111", None)], now).await.unwrap();
+    // Deliveries are queued as events are numbered: after commit on PostgreSQL.
+    store.sequence_events(now).await.unwrap();
 
     let claimed = store.claim_deliveries(slots(10), now, now + Duration::seconds(30)).await.unwrap();
     let types = |id: &wagate_core::WebhookId| -> Vec<(EventType, Option<String>)> {
@@ -520,6 +525,7 @@ async fn claims_take_no_more_than_the_free_slots_oldest_first(db: Backend) {
     for id in ["a", "b", "c", "d", "e"] {
         with_session(store, id, now).await;
     }
+    store.sequence_events(now).await.unwrap();
     let mut held = slots(4);
     held.in_flight.insert(hook.id.clone(), 1);
     let claimed = store.claim_deliveries(held, now, now + Duration::seconds(30)).await.unwrap();
@@ -607,7 +613,8 @@ async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
 type Schema = BTreeMap<String, (BTreeSet<String>, BTreeMap<String, Vec<String>>)>;
 
 /// The SQLite and PostgreSQL migrations build the same schema: the same tables, columns and
-/// indexes. The known differences: PostgreSQL's `event_counter` (gapless event numbers), and
+/// indexes. The known differences: PostgreSQL's `event_counter` (gapless event numbers), its
+/// events' `pk` and the index of events not yet numbered (it numbers events after commit), and
 /// the `rowid` columns it spells out where SQLite has one implicitly.
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
@@ -623,6 +630,8 @@ async fn both_backends_build_the_same_schema() {
     let sqlite = sqlite_schema(&sqlite_url).await;
     let mut postgres = postgres_schema(&pg.url).await;
     assert!(postgres.remove("event_counter").is_some(), "{postgres:?}");
+    let (event_columns, event_indexes) = postgres.get_mut("events").unwrap();
+    assert!(event_columns.remove("pk") && event_indexes.remove("events_unsequenced").is_some());
     for (columns, _) in postgres.values_mut() {
         columns.remove("rowid");
     }

@@ -52,7 +52,7 @@ pub(super) async fn list(
         .transpose()?;
     let types = query.types.as_deref().map(parse_types).transpose()?.unwrap_or_default();
     let limit = page_limit(query.limit, 100, 1000)?;
-    let events = state.engine.store().list_events(EventQuery { after, session_id, types, limit }).await?;
+    let events = state.engine.read_events(EventQuery { after, session_id, types, limit }).await?;
     // Where the next poll starts: after the last event seen, or where this one started.
     let next_after = events.last().map(|e| e.id).or(after);
     Ok(Json(json!({ "data": events, "next_after": next_after })))

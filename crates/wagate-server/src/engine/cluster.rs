@@ -199,7 +199,8 @@ impl Engine {
         });
     }
 
-    /// Acts on other nodes' signals: work queued for a session here, or a reason to beat now.
+    /// Acts on other nodes' signals: work queued for a session here, a reason to beat now, or
+    /// events to read.
     async fn follow_signals(
         self: Arc<Self>,
         mut signals: mpsc::UnboundedReceiver<Signal>,
@@ -211,6 +212,7 @@ impl Engine {
                     self.wake_local(&id);
                 }
                 Signal::Beat => self.membership.beat_now.notify_one(),
+                Signal::Events => self.live.wake(),
             }
         }
     }

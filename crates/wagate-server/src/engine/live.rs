@@ -1,6 +1,8 @@
-//! The live event feed. One task reads the log in id order and broadcasts what it reads, so
-//! every live subscriber sees events in log order whichever writer committed them; a
-//! subscriber that resumes reads the log first, then joins the feed without a gap or a repeat.
+//! The live event feed. One task numbers what writers committed (on PostgreSQL events are
+//! numbered after commit: `Events::sequence_events`), reads the log in id order and broadcasts
+//! what it reads, so every live subscriber sees events in log order whichever writer committed
+//! them; a subscriber that resumes reads the log first, then joins the feed without a gap or a
+//! repeat.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
-use wagate_core::{Event, EventId, EventType, SessionId};
+use wagate_core::{Clock, Event, EventId, EventType, SessionId, Signal};
 use wagate_store::{EventQuery, Store, StoreError};
 
 use crate::tasks::Tasks;
@@ -17,6 +19,7 @@ use crate::tasks::Tasks;
 const PAGE: u32 = 500;
 
 pub(super) struct LiveFeed {
+    log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
     follower: Tasks,
@@ -25,12 +28,19 @@ pub(super) struct LiveFeed {
 impl LiveFeed {
     /// Starts following the log from its current end; `buffer` is how far a subscriber may
     /// fall behind, `poll` how often the log is read when nothing announced new events.
-    pub(super) fn start(store: Arc<dyn Store>, buffer: usize, poll: Duration) -> Self {
+    pub(super) fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, buffer: usize, poll: Duration) -> Self {
         let (sender, _) = broadcast::channel(buffer);
         let wake = Arc::new(Notify::new());
         let follower = Tasks::default();
-        follower.spawn(follow(store, sender.clone(), Arc::clone(&wake), poll, follower.stopping()));
-        Self { sender, wake, follower }
+        let log = Arc::new(Log { store, clock });
+        follower.spawn(follow(
+            Arc::clone(&log),
+            sender.clone(),
+            Arc::clone(&wake),
+            poll,
+            follower.stopping(),
+        ));
+        Self { log, sender, wake, follower }
     }
 
     /// Whether the task that follows the log is alive.
@@ -38,7 +48,12 @@ impl LiveFeed {
         self.follower.is_running()
     }
 
-    /// New events were committed.
+    /// Numbers what is committed now, so that a read that follows sees it.
+    pub(super) async fn number(&self) {
+        self.log.number().await;
+    }
+
+    /// New events were committed, here or (numbered) on another node.
     pub(super) fn wake(&self) {
         self.wake.notify_one();
     }
@@ -53,13 +68,42 @@ impl LiveFeed {
     }
 }
 
-async fn follow(
+/// The log as the feed's task sees it.
+struct Log {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Log {
+    /// Numbers the events committed since the last call (on any node), and tells the other
+    /// nodes' feeds to read them. Nodes take turns; one that finds nothing left to number has
+    /// nothing to announce.
+    async fn number(&self) {
+        let started = std::time::Instant::now();
+        let numbered = self.store.sequence_events(self.clock.now()).await;
+        crate::metrics::events_numbered(started.elapsed());
+        match numbered {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(e) = self.store.signal(&Signal::Events).await {
+                    tracing::warn!(error = %e, "cannot tell the other nodes about new events; they read them at their next poll");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot number new events; trying again at the next wake-up")
+            }
+        }
+    }
+}
+
+async fn follow(
+    log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
     poll: Duration,
     stop: CancellationToken,
 ) {
+    let store = &log.store;
     let mut last = loop {
         match store.last_event_id().await {
             Ok(last) => break last,
@@ -72,6 +116,7 @@ async fn follow(
         }
     };
     loop {
+        log.number().await;
         loop {
             let query = EventQuery { after: last, limit: PAGE, ..Default::default() };
             match store.list_events(query).await {

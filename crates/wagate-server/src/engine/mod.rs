@@ -28,8 +28,8 @@ use tokio_util::task::TaskTracker;
 use wagate_connect::{Connection, Connector};
 use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Signal, Timestamp};
 use wagate_store::{
-    Accepted, ClaimRequest, Claimed, Deferral, NewOutbound, SessionChange, StatusUpdate, Store, StoreError,
-    StoreResult,
+    Accepted, Appended, ClaimRequest, Claimed, Deferral, EventQuery, NewOutbound, SessionChange,
+    StatusUpdate, Store, StoreError, StoreResult,
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
@@ -72,16 +72,34 @@ fn new_inbound(session: &Session, message: wagate_connect::InboundMessage) -> wa
     }
 }
 
+/// Times a batch is written before its error is the answer, when the database refused it only
+/// because of another writer (a deadlock).
+const WRITE_ATTEMPTS: usize = 3;
+
 /// A group commit that writes its batches with `write`, at the clock's time.
 fn writer<I, O, W, Fut>(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, write: W) -> GroupCommit<I, O>
 where
-    I: Send + 'static,
+    I: Clone + Send + Sync + 'static,
     O: Send + 'static,
-    W: Fn(Arc<dyn Store>, Vec<I>, Timestamp) -> Fut + Send + 'static,
+    W: Fn(Arc<dyn Store>, Vec<I>, Timestamp) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = StoreResult<Vec<O>>> + Send + 'static,
 {
-    let (store, clock) = (Arc::clone(store), Arc::clone(clock));
-    GroupCommit::start(move |batch| write(Arc::clone(&store), batch, clock.now()))
+    let (store, clock, write) = (Arc::clone(store), Arc::clone(clock), Arc::new(write));
+    GroupCommit::start(move |batch: Vec<I>| {
+        let (store, clock, write) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&write));
+        async move {
+            let mut attempt = 1;
+            loop {
+                match write(Arc::clone(&store), batch.clone(), clock.now()).await {
+                    Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
+                        tracing::debug!(error = %e, attempt, "write lost to another writer; trying again");
+                        attempt += 1;
+                    }
+                    written => return written,
+                }
+            }
+        }
+    })
 }
 
 /// What this node holds for one session.
@@ -126,9 +144,9 @@ pub(crate) struct Engine {
     /// Accepted messages, committed in groups.
     accepts: GroupCommit<NewOutbound, StoreResult<Accepted>>,
     /// Claims of queued messages by all sessions, committed in groups.
-    claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Event>)>,
+    claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Appended>)>,
     /// Status changes of all sessions (sends and receipts), committed in groups.
-    statuses: GroupCommit<StatusUpdate, StoreResult<Vec<Event>>>,
+    statuses: GroupCommit<StatusUpdate, StoreResult<Vec<Appended>>>,
 }
 
 impl Engine {
@@ -142,8 +160,12 @@ impl Engine {
         connectors: Vec<Arc<dyn Connector>>,
     ) -> Arc<Self> {
         let node_id = membership.info().id;
-        let live =
-            LiveFeed::start(Arc::clone(&store), events.stream_buffer.get(), ms(events.poll_interval_ms));
+        let live = LiveFeed::start(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            events.stream_buffer.get(),
+            ms(events.poll_interval_ms),
+        );
         let connecting = Semaphore::new(config.resume_concurrency.get());
         let lease = ms(config.send_lease_ms);
         let accepts =
@@ -209,8 +231,16 @@ impl Engine {
             .await
     }
 
-    /// Announces committed events to live subscribers (which read them from the log, in order).
-    pub(crate) fn publish(&self, events: impl IntoIterator<Item = Event>) {
+    /// Events from the log, including every one committed before the call: a client reads its
+    /// own writes.
+    pub(crate) async fn read_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
+        self.live.number().await;
+        self.store.list_events(query).await
+    }
+
+    /// Announces committed events to live subscribers (which read them from the log, in order,
+    /// once it has numbered them).
+    pub(crate) fn publish(&self, events: impl IntoIterator<Item = Appended>) {
         if events.into_iter().next().is_some() {
             self.live.wake();
         }

@@ -72,7 +72,8 @@ async fn a_scheduled_send_can_be_canceled_until_it_goes() {
     assert_eq!(body["error"]["code"], "message_not_scheduled");
     // A time already past sends at once; a sent message cannot be canceled.
     let (_, now) = schedule(&server, "now", &at(-60_000), "?wait=true").await;
-    assert_eq!(now["status"], "sent", "{now}");
+    // Answered once sent; by the time it is read back the recipient may have it already.
+    assert!(history(&now).contains(&"sent".to_owned()), "{now}");
     let (status, _) = server
         .call(server.request(Method::DELETE, &format!("/v1/messages/{}", now["id"].as_str().unwrap())))
         .await;

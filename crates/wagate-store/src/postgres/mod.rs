@@ -1,6 +1,6 @@
 //! The PostgreSQL store, which several nodes share: the same SQL as SQLite's (the modules
-//! under `sql/`), over a connection pool. Transactions that append events take turns through
-//! one advisory lock, so event numbers are committed in order across every node.
+//! under `sql/`), over a connection pool. Writers on every node append events without taking
+//! turns; the sequencer numbers them after commit (`dialect::number_committed`).
 
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
@@ -38,7 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::{NotReady, StoreResult};
-use tx::{begin, begin_unordered};
+use tx::begin;
 use values::{corrupt, from_json, from_millis, millis, push_list};
 
 type Db = Postgres;
@@ -52,10 +52,6 @@ const SIGNALS: &str = "wagate";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The key of the advisory lock that event-appending transactions take (any fixed number; this one
-/// spells "wagate" in ASCII).
-const WRITE_LOCK: i64 = 0x7761_6761_7465;
-
 /// The PostgreSQL implementation of [`crate::Store`].
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -66,8 +62,9 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host/db`) and runs pending
     /// migrations (several nodes starting at once take turns: sqlx locks the migration).
     pub async fn open(url: &str) -> StoreResult<Self> {
-        // A node that freezes inside a transaction holds the write lock: the server ends such
-        // a transaction after a few seconds, so the other nodes carry on.
+        // A node that freezes inside a transaction holds its row locks (and, as the sequencer,
+        // the event counter): the server ends such a transaction after a few seconds, so the
+        // other nodes carry on.
         let options: PgConnectOptions =
             url.parse::<PgConnectOptions>()?.options([("idle_in_transaction_session_timeout", "5000")]);
         let pool = PgPoolOptions::new()
@@ -99,8 +96,7 @@ impl PgStore {
         }
     }
 
-    /// A connection to write on; `begin` makes its transactions take turns, `begin_unordered`
-    /// does not.
+    /// A connection to write on.
     async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
     }
@@ -154,22 +150,40 @@ impl PgStore {
 
 /// What differs in PostgreSQL's SQL.
 mod dialect {
-    use super::tx::EventTx;
-    use super::{DbConn, StoreResult, WRITE_LOCK};
+    use super::{DbConn, StoreResult};
 
-    /// Waits for the turn to append events: the write lock, held until the transaction ends.
-    pub(super) async fn take_event_turn(conn: &mut DbConn) -> StoreResult<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *conn).await?;
-        Ok(())
+    /// Numbers for `count` events being appended: none. Writers on several nodes append at
+    /// once, and a number taken inside a transaction would become visible at its commit, out
+    /// of order; the sequencer numbers events once they are committed ([`number_committed`]).
+    pub(super) async fn number_at_append(_conn: &mut DbConn, _count: i64) -> StoreResult<Option<i64>> {
+        Ok(None)
     }
 
-    /// Takes the next `count` event numbers; returns the last. The counter is a row, not a
-    /// sequence, so a rolled-back transaction leaves no gap.
-    pub(super) async fn take_event_seqs(tx: &mut EventTx<'_>, count: i64) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("UPDATE event_counter SET last = last + $1 RETURNING last")
-            .bind(count)
-            .fetch_one(&mut **tx)
-            .await?)
+    /// Numbers up to `limit` committed events that have none, in the order they were appended,
+    /// inside the caller's transaction; answers the first and last number given.
+    ///
+    /// Locking the counter row makes sequencers take turns; the statements after it run on a
+    /// newer snapshot (READ COMMITTED), so they see what the previous sequencer numbered and
+    /// every event committed since. An event whose writer has not committed yet is numbered by
+    /// a later turn: it comes later in the log, and no reader has moved past it.
+    pub(super) async fn number_committed(conn: &mut DbConn, limit: i64) -> StoreResult<Option<(i64, i64)>> {
+        let last: i64 =
+            sqlx::query_scalar("SELECT last FROM event_counter FOR UPDATE").fetch_one(&mut *conn).await?;
+        let numbered: i64 = sqlx::query_scalar(
+            "WITH batch AS (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM events \
+             WHERE seq IS NULL ORDER BY pk LIMIT $2), \
+             numbered AS (UPDATE events e SET seq = $1 + batch.n FROM batch WHERE e.pk = batch.pk RETURNING 1) \
+             SELECT COUNT(*) FROM numbered",
+        )
+        .bind(last)
+        .bind(limit)
+        .fetch_one(&mut *conn)
+        .await?;
+        if numbered == 0 {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE event_counter SET last = $1").bind(last + numbered).execute(&mut *conn).await?;
+        Ok(Some((last + 1, last + numbered)))
     }
 
     /// The elements of a JSON array (as `value`), as a table.
@@ -182,8 +196,18 @@ mod dialect {
         format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
     }
 
-    /// Row locks for a claim. Claims run under the write lock today, so no two overlap and
-    /// this never skips a row; it keeps a claim correct (skipping rows another node is
-    /// claiming rather than waiting for them) should claims ever run outside that lock.
+    /// Row locks for a claim: rows another transaction is claiming are skipped, not waited for.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+    /// Row locks for rows a transaction read to decide how to change them. `NO KEY` lets other
+    /// transactions go on inserting rows that refer to them (a message's outbox row, a
+    /// session's messages).
+    pub(super) const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
+
+    /// Row locks for rows a transaction relies on staying as read until it commits (a lease).
+    pub(super) const FOR_SHARE: &str = " FOR SHARE";
+
+    /// How many connections to this database wait for a lock now.
+    pub(super) const LOCK_WAITS: &str = "SELECT COUNT(*) FROM pg_stat_activity \
+        WHERE datname = current_database() AND wait_event_type = 'Lock'";
 }

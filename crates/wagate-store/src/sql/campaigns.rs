@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
-    Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, CampaignStatusData, Event,
-    EventData, Message, MessageContent, MessageStatus, SessionId, Timestamp,
+    Campaign, CampaignAction, CampaignCounts, CampaignId, CampaignState, CampaignStatusData, EventData,
+    Message, MessageContent, MessageStatus, SessionId, Timestamp,
 };
 
 use super::message_rows;
 use super::messages::delete_outbox;
-use super::tx::EventTx;
-use super::{begin, corrupt, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
-use crate::{Campaigns, NewCampaign, RecipientQuery, StoreError, StoreResult};
+use super::{
+    begin, corrupt, dialect, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow,
+};
+use crate::{Appended, Campaigns, NewCampaign, RecipientQuery, StoreError, StoreResult};
 
 const COLUMNS: &str =
     "id, session_id, name, state, template, content, scheduled_at, total, rejected, created_at, updated_at";
@@ -98,7 +99,7 @@ async fn fetch(conn: &mut DbConn, session: &SessionId, id: &CampaignId) -> Store
 }
 
 /// The `data` of a `campaign.status` event.
-async fn append_event(conn: &mut EventTx<'_>, campaign: &Campaign, now: Timestamp) -> StoreResult<Event> {
+async fn append_event(conn: &mut DbConn, campaign: &Campaign, now: Timestamp) -> StoreResult<Appended> {
     let data = EventData::CampaignStatus(CampaignStatusData {
         campaign_id: campaign.id.clone(),
         name: campaign.name.clone(),
@@ -112,10 +113,10 @@ async fn append_event(conn: &mut EventTx<'_>, campaign: &Campaign, now: Timestam
 /// Marks `completed` the running campaigns among `ids` that have nothing left to send, and
 /// appends their events; called in the transaction that recorded send results.
 pub(super) async fn complete_finished(
-    conn: &mut EventTx<'_>,
+    conn: &mut DbConn,
     ids: &[&CampaignId],
     now: Timestamp,
-) -> StoreResult<Vec<Event>> {
+) -> StoreResult<Vec<Appended>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -126,7 +127,7 @@ pub(super) async fn complete_finished(
         " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.campaign_id = campaigns.id) \
          RETURNING id, session_id",
     );
-    let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut **conn).await?;
+    let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut *conn).await?;
     let mut events = Vec::with_capacity(done.len());
     for (id, session) in done {
         let id = CampaignId::parse(&id).map_err(|_| corrupt("campaign id", &id))?;
@@ -140,7 +141,7 @@ pub(super) async fn complete_finished(
 
 #[async_trait]
 impl Campaigns for Backend {
-    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Event)> {
+    async fn create_campaign(&self, new: NewCampaign, now: Timestamp) -> StoreResult<(Campaign, Appended)> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
@@ -211,17 +212,20 @@ impl Campaigns for Backend {
         id: &CampaignId,
         action: CampaignAction,
         now: Timestamp,
-    ) -> StoreResult<Result<(Campaign, Event), CampaignState>> {
+    ) -> StoreResult<Result<(Campaign, Appended), CampaignState>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
         let mut tx = begin(conn).await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1 AND session_id = $2")
-                .bind(id.as_str())
-                .bind(session.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        // Locked: two actions on one campaign apply one after the other.
+        let state: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT state FROM campaigns WHERE id = $1 AND session_id = $2{}",
+            dialect::FOR_UPDATE
+        ))
+        .bind(id.as_str())
+        .bind(session.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
         let state = state.ok_or(StoreError::NotFound("campaign"))?;
         let state = CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?;
         let Some(mut next) = state.after(action) else {

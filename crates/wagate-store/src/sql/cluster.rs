@@ -87,16 +87,22 @@ impl Cluster for Backend {
         let ids: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
         let mut taken = Vec::with_capacity(ids.len());
         for id in ids {
-            let token: i64 = sqlx::query_scalar(
+            // Taken only if still free when its row is locked: another node may have taken it
+            // since the query above read it.
+            let token: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO session_leases (session_id, node_id, token, expires_at) VALUES ($1, $2, 1, $3) \
                  ON CONFLICT (session_id) DO UPDATE SET node_id = $2, token = session_leases.token + 1, \
-                 expires_at = $3, command = NULL RETURNING token",
+                 expires_at = $3, command = NULL \
+                 WHERE session_leases.expires_at <= $4 OR ($5 AND session_leases.node_id = $2) RETURNING token",
             )
             .bind(&id)
             .bind(node_id)
             .bind(millis(until))
-            .fetch_one(&mut *tx)
+            .bind(millis(now))
+            .bind(restarted || only.is_some())
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(token) = token else { continue };
             sqlx::query(
                 "INSERT INTO lease_history (session_id, node_id, token, acquired_at) VALUES ($1, $2, $3, $4)",
             )

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{Chat, Contact, Direction, Message, SessionId, Timestamp};
 
-use super::{begin_unordered, from_millis, millis, Backend, Db, DbConn};
+use super::{begin, from_millis, millis, Backend, Db, DbConn};
 use crate::{Contacts, StoreResult};
 
 /// Rows per statement: 7 bound values each.
@@ -198,7 +198,7 @@ impl Contacts for Backend {
 
     async fn save_contacts(&self, session: &SessionId, contacts: Vec<Contact>) -> StoreResult<()> {
         let mut conn = self.writer().await?;
-        let mut tx = begin_unordered(&mut conn).await?;
+        let mut tx = begin(&mut conn).await?;
         save_contacts(&mut tx, session, &contacts).await?;
         tx.commit().await?;
         Ok(())
@@ -206,7 +206,7 @@ impl Contacts for Backend {
 
     async fn save_chats(&self, session: &SessionId, chats: Vec<Chat>) -> StoreResult<()> {
         let mut conn = self.writer().await?;
-        let mut tx = begin_unordered(&mut conn).await?;
+        let mut tx = begin(&mut conn).await?;
         save_chats(&mut tx, session, &chats).await?;
         tx.commit().await?;
         Ok(())

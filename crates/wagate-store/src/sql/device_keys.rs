@@ -1,8 +1,6 @@
 //! What connectors keep for each session's device: values by (session, kind, key).
 //!
-//! Writes use a plain transaction (`begin_unordered`): they are the session's own (one node
-//! runs a session) and append no events, so on PostgreSQL they do not take the write lock that
-//! orders the log.
+//! Writes are the session's own: one node runs a session.
 
 use std::collections::HashMap;
 
@@ -12,7 +10,7 @@ use wagate_core::SessionId;
 use async_trait::async_trait;
 use wagate_core::{DeviceKey, DeviceKeys, DeviceKeysResult};
 
-use super::{begin_unordered, push_list, Backend, Db, DbConn, DbPool, DbRow};
+use super::{begin, push_list, Backend, Db, DbConn, DbPool, DbRow};
 use crate::StoreResult;
 
 /// Rows per statement: 5 bound values each, well under both databases' limits.
@@ -99,7 +97,7 @@ pub(super) async fn put(conn: &mut DbConn, session: &SessionId, keys: Vec<Device
         .filter(|(i, k)| last[&(k.kind.clone(), k.key.clone())] == *i)
         .map(|(_, k)| k)
         .collect();
-    let mut tx = begin_unordered(conn).await?;
+    let mut tx = begin(conn).await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql =
             QueryBuilder::<Db>::new("INSERT INTO device_keys (session_id, kind, key, value, number) ");
@@ -126,7 +124,7 @@ pub(super) async fn delete(
     keys: &[&str],
 ) -> StoreResult<u64> {
     let mut deleted = 0;
-    let mut tx = begin_unordered(conn).await?;
+    let mut tx = begin(conn).await?;
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql = QueryBuilder::<Db>::new("DELETE FROM device_keys WHERE session_id = ");
         sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
@@ -178,7 +176,7 @@ pub(super) async fn set_numbers(
     keys: &[&str],
     number: i64,
 ) -> StoreResult<()> {
-    let mut tx = begin_unordered(conn).await?;
+    let mut tx = begin(conn).await?;
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql = QueryBuilder::<Db>::new("UPDATE device_keys SET number = ");
         sql.push_bind(number).push(" WHERE session_id = ").push_bind(session.as_str());

@@ -4,20 +4,22 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
 
-use super::tx::EventTx;
 use super::{begin, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
-use crate::{EventQuery, Events, StoreError, StoreResult};
+use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
 pub(super) const ROWS_PER_INSERT: usize = 500;
 
+/// Events the sequencer numbers per transaction.
+const SEQUENCE_BATCH: i64 = 1000;
+
 /// Appends one event inside the caller's transaction.
 pub(super) async fn insert(
-    conn: &mut EventTx<'_>,
+    conn: &mut DbConn,
     session_id: &SessionId,
     data: EventData,
     now: Timestamp,
-) -> StoreResult<Event> {
+) -> StoreResult<Appended> {
     let mut events = insert_many(conn, vec![(Some(session_id.clone()), data)], now).await?;
     events.pop().ok_or_else(|| StoreError::Corrupt("event not appended".into()))
 }
@@ -37,42 +39,35 @@ pub(super) fn webhook_wants_event() -> String {
     )
 }
 
-/// Appends events in order inside the caller's transaction, a few statements for many events,
-/// and queues a delivery of each to every enabled webhook that wants it.
+/// Appends events in order inside the caller's transaction, a few statements for many events.
+/// Where the database numbers them at once (SQLite), their webhook deliveries are queued here
+/// too; otherwise the sequencer does both once they are committed ([`Events::sequence_events`]).
 pub(super) async fn insert_many(
-    conn: &mut EventTx<'_>,
+    conn: &mut DbConn,
     new: Vec<NewEvent>,
     now: Timestamp,
-) -> StoreResult<Vec<Event>> {
+) -> StoreResult<Vec<Appended>> {
     let now = from_millis(millis(now))?;
     let mut events = Vec::with_capacity(new.len());
     let mut rows = new.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        // Event-appending transactions take turns (see `begin`), so numbers are taken and committed in
-        // order: a reader never sees event n+1 before event n. A number is never used twice.
         let count = chunk.len() as i64;
-        let last = dialect::take_event_seqs(conn, count).await?;
-        let first = last - count + 1;
+        let numbers = dialect::number_at_append(conn, count).await?;
         let mut sql =
             QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
         sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
-            row.push_bind(first + offset as i64)
+            row.push_bind(numbers.map(|last| last - count + 1 + offset as i64))
                 .push_bind(data.kind().as_str())
                 .push_bind(session.as_ref().map(SessionId::as_str))
                 .push_bind(millis(now))
                 .push_bind(data.to_json());
         });
-        sql.build().execute(&mut **conn).await?;
-        queue_deliveries(conn, first, last, now).await?;
-        for (offset, (session_id, data)) in chunk.into_iter().enumerate() {
-            events.push(Event {
-                id: EventId::from_seq(first + offset as i64),
-                session_id,
-                created_at: now,
-                data,
-            });
+        sql.build().execute(&mut *conn).await?;
+        if let Some(last) = numbers {
+            queue_deliveries(conn, last - count + 1, last, now).await?;
         }
+        events.extend(chunk.into_iter().map(|(session_id, data)| Appended { session_id, data }));
     }
     Ok(events)
 }
@@ -141,12 +136,39 @@ impl Events for Backend {
         session_id: &SessionId,
         data: EventData,
         now: Timestamp,
-    ) -> StoreResult<Event> {
+    ) -> StoreResult<Appended> {
         let mut writer = self.writer().await?;
         let mut tx = begin(&mut writer).await?;
         let event = insert(&mut tx, session_id, data, now).await?;
         tx.commit().await?;
         Ok(event)
+    }
+
+    async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64> {
+        let now = from_millis(millis(now))?;
+        // Most calls find nothing to number (always on SQLite, which numbers as it appends):
+        // a read answers that without taking the writer or the sequencer's turn.
+        let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)")
+            .fetch_one(self.readers())
+            .await?;
+        if !waiting {
+            return Ok(0);
+        }
+        let mut numbered = 0;
+        loop {
+            let mut writer = self.writer().await?;
+            let mut tx = begin(&mut writer).await?;
+            let Some((first, last)) = dialect::number_committed(&mut tx, SEQUENCE_BATCH).await? else {
+                return Ok(numbered);
+            };
+            queue_deliveries(&mut tx, first, last, now).await?;
+            tx.commit().await?;
+            let count = last - first + 1;
+            numbered += count as u64;
+            if count < SEQUENCE_BATCH {
+                return Ok(numbered);
+            }
+        }
     }
 }
 
@@ -160,7 +182,7 @@ impl Backend {
         data: EventData,
         now: Timestamp,
         stall: std::time::Duration,
-    ) -> StoreResult<Event> {
+    ) -> StoreResult<Appended> {
         let mut writer = self.writer().await?;
         let mut tx = begin(&mut writer).await?;
         let event = insert(&mut tx, session_id, data, now).await?;

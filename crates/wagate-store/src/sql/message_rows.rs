@@ -59,12 +59,14 @@ pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
     })
 }
 
+/// The message matching `condition`, locked until the transaction ends (as are the messages
+/// the other `fetch_` functions find: they are read to be changed).
 pub(super) async fn fetch_where(
     conn: &mut DbConn,
     condition: &str,
     binds: &[&str],
 ) -> StoreResult<Option<Message>> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition}");
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition}{}", dialect::FOR_UPDATE);
     let mut query = sqlx::query(&sql);
     for value in binds {
         query = query.bind(*value);
@@ -79,6 +81,8 @@ pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult
     for chunk in ids.chunks(ROWS_PER_INSERT) {
         let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
         push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
+        // Locked in id order, as every batch locks messages, so two batches cannot deadlock over them.
+        sql.push(" ORDER BY id").push(dialect::FOR_UPDATE);
         for row in sql.build().fetch_all(&mut *conn).await? {
             let message = from_row(&row)?;
             found.insert(message.id.to_string(), message);
@@ -105,6 +109,7 @@ pub(super) async fn fetch_by_wa_ids(
             sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
             sql.push(" AND wa_id IN ");
             push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
+            sql.push(" ORDER BY id").push(dialect::FOR_UPDATE);
             for row in sql.build().fetch_all(&mut *conn).await? {
                 let message = from_row(&row)?;
                 if let Some(wa_id) = message.wa_id.clone() {

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use wagate_core::{
-    CampaignId, Direction, Event, EventData, Message, MessageId, MessageStatus, MessageStatusData,
-    ReplyContext, SessionId, StatusChange, StatusEntry, Timestamp,
+    CampaignId, Direction, EventData, Message, MessageId, MessageStatus, MessageStatusData, ReplyContext,
+    SessionId, StatusChange, StatusEntry, Timestamp,
 };
 
 use super::contacts;
@@ -17,19 +17,18 @@ use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_history, insert_messages, write_statuses,
     SHOWN_COLUMNS,
 };
-use super::tx::EventTx;
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
 use crate::{
-    Accepted, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
+    Accepted, Appended, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
     StatusUpdate, StoreError, StoreResult,
 };
 
 /// Appends the `message.status` events of messages that changed.
 async fn status_events(
-    conn: &mut EventTx<'_>,
+    conn: &mut DbConn,
     changed: &[&Message],
     now: Timestamp,
-) -> StoreResult<Vec<Event>> {
+) -> StoreResult<Vec<Appended>> {
     let new = changed
         .iter()
         .map(|m| (Some(m.session_id.clone()), EventData::MessageStatus(MessageStatusData::of(m))))
@@ -193,7 +192,7 @@ impl Messages for Backend {
         requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Event>)>> {
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
@@ -217,6 +216,17 @@ impl Messages for Backend {
                 }
                 sql.build().execute(&mut *tx).await?;
             }
+        }
+        // The leases checked below stay as read until this claim is committed: a node taking a
+        // session over waits for it, then finds the claimed rows locked until the lease ends.
+        let mut sessions: Vec<&str> = limits.iter().map(|(session, _, _)| *session).collect();
+        sessions.sort_unstable();
+        for chunk in sessions.chunks(ROWS_PER_INSERT) {
+            let mut sql =
+                QueryBuilder::<Db>::new("SELECT session_id FROM session_leases WHERE session_id IN ");
+            push_list(&mut sql, chunk.iter().copied());
+            sql.push(" ORDER BY session_id").push(dialect::FOR_SHARE);
+            sql.build().execute(&mut *tx).await?;
         }
         let mut due: Vec<(String, String, i64)> = Vec::new();
         for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
@@ -279,7 +289,7 @@ impl Messages for Backend {
             sql.build().execute(&mut *tx).await?;
         }
         insert_history(&mut tx, &started, now).await?;
-        let mut events: HashMap<Option<SessionId>, Vec<Event>> = HashMap::new();
+        let mut events: HashMap<Option<SessionId>, Vec<Appended>> = HashMap::new();
         for event in status_events(&mut tx, &started, now).await? {
             events.entry(event.session_id.clone()).or_default().push(event);
         }
@@ -314,7 +324,7 @@ impl Messages for Backend {
         &self,
         updates: Vec<StatusUpdate>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Vec<Event>>>> {
+    ) -> StoreResult<Vec<StoreResult<Vec<Appended>>>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
@@ -402,7 +412,7 @@ impl Messages for Backend {
         let events = status_events(&mut tx, &changed, now).await?;
         let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
         tx.commit().await?;
-        let mut results: Vec<StoreResult<Vec<Event>>> = results
+        let mut results: Vec<StoreResult<Vec<Appended>>> = results
             .into_iter()
             .map(|result: StoreResult<Option<usize>>| {
                 result.map(|index| index.map(|i| events[i].clone()).into_iter().collect())
@@ -432,7 +442,7 @@ impl Messages for Backend {
         rows.into_iter().map(|(to, at)| Ok((to, from_millis(at)?))).collect()
     }
 
-    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Event>> {
+    async fn store_inbound(&self, batch: Vec<NewInbound>, now: Timestamp) -> StoreResult<Vec<Appended>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
@@ -497,7 +507,7 @@ impl Messages for Backend {
         Ok(events)
     }
 
-    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Event)> {
+    async fn cancel_scheduled(&self, id: &MessageId, now: Timestamp) -> StoreResult<(Message, Appended)> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;

@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use wagate_core::{
-    ConnectorKind, Event, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
+    ConnectorKind, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
 };
 
-use super::{begin, events, from_json, from_millis, millis, Backend, DbConn, DbRow};
-use crate::{Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
+use super::{begin, dialect, events, from_json, from_millis, millis, Backend, DbConn, DbRow};
+use crate::{Appended, Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
     credentials, auto_connect, last_connected_at, created_at, updated_at";
@@ -85,7 +85,7 @@ impl Sessions for Backend {
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Event)> {
+    async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Appended)> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
@@ -138,17 +138,26 @@ impl Sessions for Backend {
         id: &SessionId,
         change: SessionChange,
         now: Timestamp,
-    ) -> StoreResult<(Session, Option<Event>)> {
+    ) -> StoreResult<(Session, Option<Appended>)> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
+        // Two changes to one session (its task's, an API call's) apply one after the other.
+        sqlx::query(&format!("SELECT id FROM sessions WHERE id = $1{}", dialect::FOR_UPDATE))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
         if let Some(lease) = change.lease {
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT token FROM session_leases WHERE session_id = $1")
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            // The lease stays as read until this change is committed: a node taking the
+            // session over waits for it.
+            let current: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT token FROM session_leases WHERE session_id = $1{}",
+                dialect::FOR_SHARE
+            ))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
             if current != Some(lease) {
                 return Err(StoreError::Fenced);
             }

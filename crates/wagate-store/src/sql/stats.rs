@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{from_millis, Backend};
+use super::{dialect, from_millis, Backend};
 use crate::{NotReady, Stats, Store, StoreResult};
 
 #[async_trait]
@@ -33,6 +33,11 @@ impl Store for Backend {
         )
         .fetch_one(self.readers())
         .await?;
+        let (unnumbered, unnumbered_oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM events WHERE seq IS NULL")
+                .fetch_one(self.readers())
+                .await?;
+        let lock_waits: i64 = sqlx::query_scalar(dialect::LOCK_WAITS).fetch_one(self.readers()).await?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(Stats {
             sessions: sessions.into_iter().map(|(c, s, n)| (c, s, count(n))).collect(),
@@ -40,6 +45,9 @@ impl Store for Backend {
             outbox_oldest: outbox_oldest.map(from_millis).transpose()?,
             deliveries_pending: count(pending),
             deliveries_oldest: pending_oldest.map(from_millis).transpose()?,
+            events_unnumbered: count(unnumbered),
+            events_unnumbered_oldest: unnumbered_oldest.map(from_millis).transpose()?,
+            lock_waits: count(lock_waits),
         })
     }
 }

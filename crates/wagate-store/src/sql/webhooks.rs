@@ -10,10 +10,10 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
-use super::{begin, corrupt, from_json, from_millis, millis, Backend, Db, DbConn, DbPool, DbRow};
+use super::{begin, corrupt, dialect, from_json, from_millis, millis, Backend, Db, DbConn, DbPool, DbRow};
 use crate::{
-    AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound, NewWebhook,
-    Replayed, StoreError, StoreResult, WebhookChange, Webhooks,
+    Appended, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound,
+    NewWebhook, Replayed, StoreError, StoreResult, WebhookChange, Webhooks,
 };
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
@@ -270,11 +270,13 @@ impl Webhooks for Backend {
                 claimed.push((webhook, Vec::new()));
                 continue;
             }
-            let leased = sqlx::query(
+            // Deliveries another node is claiming are skipped, not claimed twice.
+            let leased = sqlx::query(&format!(
                 "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (SELECT id FROM webhook_deliveries \
                  WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
-                 ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, event_seq, attempts",
-            )
+                 ORDER BY next_attempt_at, id LIMIT $4{}) RETURNING id, event_seq, attempts",
+                dialect::SKIP_LOCKED
+            ))
             .bind(millis(lease_until))
             .bind(webhook.id.as_str())
             .bind(millis(now))
@@ -335,7 +337,7 @@ impl Webhooks for Backend {
         records: Vec<AttemptRecord>,
         now: Timestamp,
         disable_after: chrono::Duration,
-    ) -> StoreResult<Vec<wagate_core::Event>> {
+    ) -> StoreResult<Vec<Appended>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
@@ -475,35 +477,25 @@ impl Webhooks for Backend {
         if !exists {
             return Err(StoreError::NotFound("webhook"));
         }
-        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries")
-            .fetch_one(&mut *tx)
-            .await?;
         let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) \
              SELECT w.id, e.seq, 'pending', ",
         );
         sql.push_bind(millis(now)).push(", ").push_bind(millis(now)).push(", ").push_bind(millis(now));
         sql.push(" FROM events e JOIN webhooks w ON w.id = ").push_bind(webhook.as_str());
-        sql.push(format!(" WHERE {}", events::webhook_wants_event()));
+        // Only numbered events: the others get their deliveries as they are numbered.
+        sql.push(format!(" WHERE e.seq IS NOT NULL AND {}", events::webhook_wants_event()));
         push_bound(&mut sql, from, ">=");
         if let Some(until) = until {
             push_bound(&mut sql, until, "<=");
         }
-        sql.push(" ORDER BY e.seq");
-        sql.build().execute(&mut *tx).await?;
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(event_seq) AS first, MAX(event_seq) AS last FROM webhook_deliveries WHERE id > $1",
-        )
-        .bind(before)
-        .fetch_one(&mut *tx)
-        .await?;
+        sql.push(" ORDER BY e.seq RETURNING event_seq");
+        let queued: Vec<i64> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let first: Option<i64> = row.try_get("first")?;
-        let last: Option<i64> = row.try_get("last")?;
         Ok(Replayed {
-            count: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
-            first: first.map(EventId::from_seq),
-            last: last.map(EventId::from_seq),
+            count: queued.len() as u64,
+            first: queued.iter().min().copied().map(EventId::from_seq),
+            last: queued.iter().max().copied().map(EventId::from_seq),
         })
     }
 

@@ -43,7 +43,7 @@ use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{NotReady, StoreError, StoreResult};
-use tx::{begin, begin_unordered};
+use tx::begin;
 use values::{corrupt, from_json, from_millis, millis, push_list};
 
 type Db = Sqlite;
@@ -149,22 +149,23 @@ impl SqliteStore {
 
 /// What differs in SQLite's SQL.
 mod dialect {
-    use super::tx::EventTx;
     use super::{DbConn, StoreResult};
 
-    /// Waits for the turn to append events: SQLite has one writer, so it is always its turn.
-    pub(super) async fn take_event_turn(_conn: &mut DbConn) -> StoreResult<()> {
-        Ok(())
-    }
-
-    /// Takes the next `count` event numbers; returns the last. AUTOINCREMENT keeps the
-    /// highest number ever used, deleted or not.
-    pub(super) async fn take_event_seqs(tx: &mut EventTx<'_>, count: i64) -> StoreResult<i64> {
+    /// Numbers for `count` events being appended; answers the last. SQLite has one writer at a
+    /// time, so numbers taken inside a transaction are in commit order. AUTOINCREMENT keeps
+    /// the highest number ever used, deleted or not.
+    pub(super) async fn number_at_append(conn: &mut DbConn, count: i64) -> StoreResult<Option<i64>> {
         let used: i64 =
             sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *conn)
                 .await?;
-        Ok(used + count)
+        Ok(Some(used + count))
+    }
+
+    /// Numbers committed events that have none: there are none, every event was numbered as
+    /// it was appended.
+    pub(super) async fn number_committed(_conn: &mut DbConn, _limit: i64) -> StoreResult<Option<(i64, i64)>> {
+        Ok(None)
     }
 
     /// The elements of a JSON array (as `value`), as a table.
@@ -179,4 +180,13 @@ mod dialect {
 
     /// Row locks for a claim: SQLite has one writer, so none are needed.
     pub(super) const SKIP_LOCKED: &str = "";
+
+    /// Row locks for rows a transaction read to change: none needed with one writer.
+    pub(super) const FOR_UPDATE: &str = "";
+
+    /// Shared row locks: none needed with one writer.
+    pub(super) const FOR_SHARE: &str = "";
+
+    /// Connections waiting for a lock: SQLite's writers wait for the database instead.
+    pub(super) const LOCK_WAITS: &str = "SELECT 0";
 }

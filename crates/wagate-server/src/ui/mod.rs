@@ -70,6 +70,7 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 
 /// The dashboard's routes under `path`: `path` itself sends the browser to `path/` (so that
 /// the page's relative links resolve), `path/` is the page, `path/{file}` its files.
+#[allow(clippy::disallowed_methods, reason = "the dashboard's files, not routes of the API or its document")]
 pub(crate) fn routes(path: &str) -> Router<AppState> {
     let slash = format!("{path}/");
     let redirect = HeaderValue::from_str(&slash).unwrap_or(HeaderValue::from_static("/"));

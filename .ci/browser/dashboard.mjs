@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { crc32, deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -83,6 +84,31 @@ async function api(base, method, path, body) {
   });
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
   return response.json();
+}
+
+/** A 96×64 PNG, green with a white band: something to send as a photo. */
+function photo() {
+  const [width, height] = [96, 64];
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = [0];
+    for (let x = 0; x < width; x++) row.push(...(y > 26 && y < 38 ? [255, 255, 255] : [18, 140, 94]));
+    rows.push(...row);
+  }
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const size = Buffer.alloc(4);
+    size.writeUInt32BE(data.length);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc32(body));
+    return Buffer.concat([size, body, sum]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.from(rows))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 async function shot(page, name) {
@@ -173,6 +199,18 @@ async function use(base, context, page, receiver) {
   await bobPage.click('#compose-send');
   await page.locator('.bubble.in', { hasText: 'Hi Alice! Got it.' }).waitFor({ timeout: WAIT });
   await page.locator('#chat-list a', { hasText: '+15550002222' }).waitFor({ timeout: WAIT });
+
+  step('alice sends a photo with a caption; both chats preview it');
+  await page.setInputFiles('#compose-file', { name: 'banner.png', mimeType: 'image/png', buffer: photo() });
+  await page.fill('#compose-text', 'This week\'s banner');
+  await page.click('#compose-send');
+  const sentPhoto = page.locator('.bubble.out', { hasText: 'This week\'s banner' });
+  await sentPhoto.locator('.media img').waitFor({ timeout: WAIT });
+  await sentPhoto.locator('.tick[data-status=read]').waitFor({ timeout: WAIT });
+  const received = bobPage.locator('.bubble.in', { hasText: 'This week\'s banner' }).locator('.media img');
+  await received.waitFor({ timeout: WAIT });
+  const shown = await received.evaluate((img) => img.decode().then(() => img.naturalWidth));
+  if (shown !== 96) throw new Error(`the received photo shows ${shown} pixels wide`);
   await page.fill('#compose-text', 'Great. The campaign starts in a minute.');
   await page.click('#compose-send');
   await page.locator('.bubble.out', { hasText: 'The campaign starts' }).locator('.tick[data-status=read]').waitFor({ timeout: WAIT });

@@ -71,10 +71,19 @@ export const patch = (path, body) => call('PATCH', `/v1${path}`, body);
 export const del = (path) => call('DELETE', `/v1${path}`);
 export const enc = encodeURIComponent;
 
-/** A stored file as a blob: URL (an <img> cannot send the key itself). */
-export async function mediaUrl(id) {
-  const response = await call('GET', `/v1/media/${enc(id)}`, undefined, { raw: true });
-  return URL.createObjectURL(await response.blob());
+/** Files fetched in this tab, by media id: a conversation is drawn again at each event. */
+const media = new Map();
+
+/** A stored file as a blob: URL (an <img> cannot send the key itself), fetched once. */
+export function mediaUrl(id) {
+  if (!media.has(id)) {
+    const url = call('GET', `/v1/media/${enc(id)}`, undefined, { raw: true })
+      .then((response) => response.blob())
+      .then((blob) => URL.createObjectURL(blob));
+    url.catch(() => media.delete(id));
+    media.set(id, url);
+  }
+  return media.get(id);
 }
 
 /**

@@ -22,7 +22,7 @@ function tick(message) {
 function mediaPreview(kind, media) {
   const box = h('div', { class: 'media' }, h('span', { class: 'muted' }, `${kind} · ${Math.ceil(media.size / 1024)} KiB`));
   mediaUrl(media.id).then((url) => {
-    if (kind === 'image' || kind === 'sticker') fill(box, h('img', { src: url, alt: media.caption || kind, loading: 'lazy' }));
+    if (kind === 'image' || kind === 'sticker') fill(box, h('img', { src: url, alt: media.caption || kind }));
     else if (kind === 'video') fill(box, h('video', { src: url, controls: true, preload: 'metadata' }));
     else if (kind === 'audio') fill(box, h('audio', { src: url, controls: true }));
     else fill(box, h('a', { href: url, download: media.filename || 'file' }, `📄 ${media.filename || media.mime_type}`));

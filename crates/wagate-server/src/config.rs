@@ -64,6 +64,7 @@ pub struct Config {
     pub pacing: PacingConfig,
     pub media: MediaConfig,
     pub node: NodeConfig,
+    pub ui: UiConfig,
 }
 
 impl Default for Config {
@@ -86,6 +87,7 @@ impl Default for Config {
             pacing: PacingConfig::default(),
             media: MediaConfig::default(),
             node: NodeConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -225,6 +227,23 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
     /// Ask for the admin key on `/metrics`, as on the API.
     pub require_key: bool,
+}
+
+/// The dashboard: a web page in the binary that drives the API with the admin key the
+/// person signing in types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UiConfig {
+    /// Serve the dashboard.
+    pub enabled: bool,
+    /// Where: a path such as `/ui` (not `/`, and not under the API's own paths).
+    pub path: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self { enabled: true, path: "/ui".into() }
+    }
 }
 
 /// The connectors.
@@ -543,6 +562,11 @@ pub enum ConfigError {
     TooLarge(&'static str, u64),
     #[error("node.lease_ttl_ms must be longer than node.heartbeat_ms (three heartbeats is usual)")]
     LeaseTtl,
+    #[error(
+        "ui.path = {0:?}: give a path such as /ui: a slash, then letters, digits, `-` or `_` (segments \
+         apart by `/`), outside the API's own paths"
+    )]
+    UiPath(String),
     #[error("metrics.listen = {0:?} is not a host:port address")]
     MetricsListen(String),
     #[error("connectors.web.client_version = {0:?}: give three numbers, like 2.3000.1023456789")]
@@ -595,6 +619,9 @@ impl Config {
             if listen.to_socket_addrs().map_or(true, |mut a| a.next().is_none()) {
                 return Err(ConfigError::MetricsListen(listen.clone()));
             }
+        }
+        if self.ui.enabled && !ui_path_is_free(&self.ui.path) {
+            return Err(ConfigError::UiPath(self.ui.path.clone()));
         }
         if self.webhooks.retry_jitter_percent > 100 {
             return Err(ConfigError::TooLarge("webhooks.retry_jitter_percent", 100));
@@ -669,6 +696,19 @@ pub(crate) fn mask_password(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Whether the dashboard can live at `path`: a plain path that no API route starts with.
+fn ui_path_is_free(path: &str) -> bool {
+    const TAKEN: [&str; 7] = ["v1", "hooks", "docs", "openapi.json", "metrics", "healthz", "readyz"];
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    segments
+        .iter()
+        .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        && !TAKEN.contains(&segments[0])
 }
 
 /// Whether a WebSocket URL points at WhatsApp's own servers (or names no host at all).
@@ -773,6 +813,24 @@ mod tests {
             let error = Config::load(Some(Path::new("zero.toml"))).expect_err("a zero").to_string();
             assert!(error.contains("webhooks.max_in_flight"), "{error}");
             assert!(error.contains("nonzero"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_dashboard_path_is_a_plain_path_outside_the_api() {
+        for good in ["/ui", "/admin/dashboard", "/wa-gate_1"] {
+            assert!(ui_path_is_free(good), "{good}");
+        }
+        for bad in ["", "/", "ui", "/ui/", "/v1", "/v1/ui", "/docs", "/hooks", "/a//b", "/ui?x", "/../x"] {
+            assert!(!ui_path_is_free(bad), "{bad}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WAGATE_UI__PATH", "/v1");
+            let error = Config::load(None).expect_err("a taken path").to_string();
+            assert!(error.contains("ui.path"), "{error}");
+            jail.set_env("WAGATE_UI__ENABLED", "false");
+            assert!(Config::load(None).is_ok(), "a path that is not served is not checked");
             Ok(())
         });
     }

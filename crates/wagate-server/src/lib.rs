@@ -10,6 +10,7 @@ mod media;
 mod metrics;
 mod qr;
 mod tasks;
+mod ui;
 pub mod webhooks;
 
 use std::net::SocketAddr;

@@ -36,12 +36,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 
-/// Every route of the server: the documented API, then `/openapi.json` and `/docs`.
+/// Every route of the server: the documented API, then `/openapi.json`, `/docs` and the
+/// dashboard.
 pub(crate) fn router(state: AppState) -> Router {
     let (app, openapi) = documented_routes(&state).split_for_parts();
     let document = openapi::document(openapi);
-    app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
-        .fallback(not_found)
+    let mut app = app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document));
+    if state.config.ui.enabled {
+        app = app.merge(crate::ui::routes(&state.config.ui.path));
+    }
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes.get()))
         .layer(

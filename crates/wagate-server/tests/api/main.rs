@@ -24,6 +24,7 @@ mod scheduled;
 mod sessions;
 mod streams;
 mod templates;
+mod ui;
 mod web;
 mod web_network;
 mod webhooks;

@@ -18,6 +18,8 @@ mod media;
 mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/secrets.rs"]
+mod secrets;
 #[path = "../sql/sessions.rs"]
 mod sessions;
 #[path = "../sql/stats.rs"]
@@ -37,6 +39,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::keyring::Keyring;
 use crate::{NotReady, StoreResult};
 use tx::{begin, begin_unordered};
 use values::{corrupt, from_json, from_millis, millis, push_list};
@@ -60,12 +63,15 @@ const WRITE_LOCK: i64 = 0x7761_6761_7465;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals and opens the secrets kept here.
+    keyring: Keyring,
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (`postgres://user@host/db`) and runs pending
-    /// migrations (several nodes starting at once take turns: sqlx locks the migration).
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Connects to the database at `url` (`postgres://user@host/db`), runs pending migrations
+    /// (several nodes starting at once take turns: sqlx locks the migration), checks that
+    /// `keyring` opens the secrets kept there and seals those kept in plaintext.
+    pub async fn open(url: &str, keyring: Keyring) -> StoreResult<Self> {
         // A node that freezes inside a transaction holds the write lock: the server ends such
         // a transaction after a few seconds, so the other nodes carry on.
         let options: PgConnectOptions =
@@ -76,7 +82,9 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self { pool, keyring };
+        secrets::on_open(&store).await?;
+        Ok(store)
     }
 
     /// Closes the pool, waiting for connections in use.
@@ -103,6 +111,10 @@ impl PgStore {
     /// does not.
     async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     fn readers(&self) -> &PgPool {

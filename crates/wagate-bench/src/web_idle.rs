@@ -33,8 +33,10 @@ impl MediaFiles for NoMedia {
 
 pub(crate) async fn run(args: WebIdleArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?);
+    let keyring = wagate_store::Keyring::new(vec![wagate_store::MasterKey::generate()])?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", dir.path().join("bench.db").display()), keyring).await?,
+    );
     let ids: Vec<SessionId> =
         (0..args.sessions).map(|i| SessionId::parse(&format!("web-{i}"))).collect::<Result<_, _>>()?;
     for id in &ids {

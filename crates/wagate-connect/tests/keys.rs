@@ -33,11 +33,11 @@ impl Fixture {
     async fn new(postgres: bool) -> Option<Self> {
         let (store, db): (Arc<dyn Store>, Box<dyn std::any::Any>) = if postgres {
             let db = TestDatabase::create(&testing::postgres_server()?).await.unwrap();
-            (Arc::new(PgStore::open(&db.url).await.unwrap()), Box::new(db))
+            (Arc::new(PgStore::open(&db.url, testing::keyring()).await.unwrap()), Box::new(db))
         } else {
             let dir = TempDir::new().unwrap();
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            (Arc::new(SqliteStore::open(&url).await.unwrap()), Box::new(dir))
+            (Arc::new(SqliteStore::open(&url, testing::keyring()).await.unwrap()), Box::new(dir))
         };
         for id in ["ses_a", "ses_b"] {
             let new = NewSession {

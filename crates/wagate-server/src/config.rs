@@ -5,7 +5,7 @@
 //! default) here and one row in `docs/configuration.md`, which a test below checks. A value
 //! that must not be zero has a `NonZero*` type: serde refuses a zero, naming the key (the few
 //! the engine still reads as plain numbers are checked by [`Config::validate`]). Secrets
-//! (`admin_key`, `database_url`, `media.s3_secret_access_key`) are [`SecretString`]s: their
+//! (`admin_key`, `master_key`, `database_url`, `media.s3_secret_access_key`) are [`SecretString`]s: their
 //! `Debug` shows `[REDACTED]`, and serializing the configuration masks them.
 
 use std::net::SocketAddr;
@@ -45,6 +45,10 @@ pub struct Config {
     /// Admin API key; when unset one is generated on first start and kept in the data dir.
     #[serde(serialize_with = "masked::secret")]
     pub admin_key: Option<SecretString>,
+    /// Master keys (base64, comma-separated, the first seals) that seal secrets at rest; when
+    /// unset, kept in the data dir (generated on first start).
+    #[serde(serialize_with = "masked::secret")]
+    pub master_key: Option<SecretString>,
     /// `sqlite://…` or `postgres://user:password@…`; defaults to `wagate.db` in the data dir.
     #[serde(serialize_with = "masked::password")]
     pub database_url: Option<SecretString>,
@@ -73,6 +77,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("wagate-data"),
             admin_key: None,
+            master_key: None,
             database_url: None,
             media_url: None,
             node_id: "node-1".into(),
@@ -110,11 +115,25 @@ pub struct ApiConfig {
     /// Calls each trigger hook (`/hooks/{token}`) takes per minute, counted on each node; more
     /// get 429.
     pub hook_calls_per_minute: NonZeroU32,
+    /// How long a client has to send a request's headers (and how long an idle keep-alive
+    /// connection stays open); then the connection is closed.
+    pub header_read_timeout_ms: NonZeroU64,
+    /// How long a client has to send a request's body, from its headers; then 408.
+    pub body_read_timeout_ms: NonZeroU64,
+    /// Connections served at once; more wait to be accepted until one closes.
+    pub max_connections: NonZeroUsize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { max_body_bytes: nz!(1024 * 1024), wait_timeout_ms: 30_000, hook_calls_per_minute: nz!(30) }
+        Self {
+            max_body_bytes: nz!(1024 * 1024),
+            wait_timeout_ms: 30_000,
+            hook_calls_per_minute: nz!(30),
+            header_read_timeout_ms: nz!(10_000),
+            body_read_timeout_ms: nz!(120_000),
+            max_connections: nz!(4096),
+        }
     }
 }
 
@@ -892,17 +911,18 @@ mod tests {
     fn secrets_stay_out_of_debug_output_and_the_printed_configuration() {
         let mut config = Config {
             admin_key: Some("very-secret".into()),
+            master_key: Some("master-secret".into()),
             database_url: Some("postgres://wagate:hunter2@db.internal/wagate".into()),
             ..Config::default()
         };
         config.media.s3_secret_access_key = Some("s3-secret".into());
         let shown = format!("{config:?} {config:#?}");
-        for secret in ["very-secret", "hunter2", "s3-secret"] {
+        for secret in ["very-secret", "master-secret", "hunter2", "s3-secret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("REDACTED"), "{shown}");
         let printed = config.to_masked_toml().unwrap();
-        assert!(!printed.contains("s3-secret"), "{printed}");
+        assert!(!printed.contains("s3-secret") && !printed.contains("master-secret"), "{printed}");
         assert!(printed.contains("s3_secret_access_key = \"********\""), "{printed}");
         assert_eq!(config.database_url().unwrap(), "postgres://wagate:hunter2@db.internal/wagate");
     }

@@ -6,6 +6,8 @@ mod auth;
 pub mod config;
 mod engine;
 mod group_commit;
+mod http;
+mod master_key;
 mod media;
 mod metrics;
 mod qr;
@@ -25,11 +27,12 @@ use wagate_connect::sim::{SimConfig, SimConnector, SimNetwork};
 use wagate_connect::web::{WebConfig, WebConnector};
 use wagate_connect::Connector;
 use wagate_core::{Clock, SystemClock};
-use wagate_store::{PgStore, SqliteStore, Store};
+use wagate_store::{Keyring, PgStore, SqliteStore, Store};
 
 use config::ms;
 pub use config::Config;
 use engine::{Engine, Membership};
+pub use master_key::{rotate as rotate_master_key, Rotation};
 use tasks::Tasks;
 use webhooks::Deliverer;
 
@@ -82,8 +85,9 @@ impl Server {
             auth::admin_key(config.admin_key.as_ref().map(ExposeSecret::expose_secret), &config.data_dir)
                 .context("cannot read or create the admin key")?
                 .into();
+        let keyring = master_key::keyring(&config)?;
         let database_url = config.database_url()?;
-        let store = open_store(&database_url).await?;
+        let store = open_store(&database_url, keyring).await?;
         let addr = listener.local_addr()?;
 
         let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
@@ -161,18 +165,14 @@ impl Server {
                 let listener =
                     TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 let app = axum::Router::from(api::metrics_routes(&state)).with_state(state.clone());
-                let stopping = state.stopping.clone();
-                Some(front.spawn(async move {
-                    axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
-                }))
+                let (stopping, config) = (state.stopping.clone(), Arc::clone(&state.config));
+                Some(front.spawn(async move { http::serve(listener, app, &config.api, stopping).await }))
             }
             None => None,
         };
-        let stopping = state.stopping.clone();
+        let (stopping, config) = (state.stopping.clone(), Arc::clone(&state.config));
         let app = api::router(state);
-        let http = front.spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
-        });
+        let http = front.spawn(async move { http::serve(listener, app, &config.api, stopping).await });
         let database = config::mask_password(&database_url);
         tracing::info!(%addr, resumed, %database, "wagate is listening");
         Ok(Self { addr, admin_key, engine, deliverer, store, front, http, metrics_http })
@@ -208,18 +208,21 @@ impl Server {
     }
 }
 
-/// Opens the store the URL names (SQLite or PostgreSQL), running pending migrations.
-async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store the URL names (SQLite or PostgreSQL), running pending migrations, with the
+/// master keys that seal its secrets.
+async fn open_store(database_url: &str, keyring: Keyring) -> anyhow::Result<Arc<dyn Store>> {
     let shown = config::mask_password(database_url);
     let store: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
         Arc::new(
-            SqliteStore::open(database_url)
+            SqliteStore::open(database_url, keyring)
                 .await
                 .with_context(|| format!("cannot open the database {shown}"))?,
         )
     } else {
         Arc::new(
-            PgStore::open(database_url).await.with_context(|| format!("cannot open the database {shown}"))?,
+            PgStore::open(database_url, keyring)
+                .await
+                .with_context(|| format!("cannot open the database {shown}"))?,
         )
     };
     Ok(store)
@@ -227,7 +230,7 @@ async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Brings the configured database's schema up to date, and nothing else.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    open_store(&config.database_url()?).await?.close().await;
+    open_store(&config.database_url()?, master_key::keyring(config)?).await?.close().await;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ enum Command {
         /// The copy to write; must not exist yet.
         file: PathBuf,
     },
+    /// Make a new master key current and seal every secret again under it, while the gateway
+    /// may run (see docs/operations.md).
+    RotateMasterKey,
     /// Exit 0 when the running gateway answers `/healthz` (for container health checks).
     Healthcheck {
         /// Where wagate listens; defaults to the configured `listen` address.
@@ -109,6 +112,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             wagate_server::migrate(&config).await?;
             tracing::info!("database schema is up to date");
+            Ok(())
+        }
+        Command::RotateMasterKey => {
+            let rotation = wagate_server::rotate_master_key(&config).await?;
+            tracing::info!(
+                current = %rotation.current,
+                previous = ?rotation.previous,
+                resealed = rotation.resealed,
+                generated = rotation.generated,
+                "secrets sealed again under the current master key"
+            );
             Ok(())
         }
         Command::Backup { file } => {

@@ -13,6 +13,7 @@
 //! (`#[path]`), and those modules reach the backend only through what it defines:
 //! - the types `Db`, `DbConn`, `DbPool`, `DbRow` (sqlx's) and `Backend` (the store type);
 //! - on `Backend`: `writer()` (a connection to write on), `readers()` (a pool to read from),
+//!   `keyring()` (the master keys that seal secrets: `keyring.rs`, `sql/secrets.rs`),
 //!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
 //! - `begin` (a write transaction: `sql/tx.rs`), re-exported from `tx`;
 //! - `dialect::{number_at_append, number_committed, json_elements, json_text_elements,
@@ -28,6 +29,7 @@ mod campaigns;
 mod cluster;
 mod contacts;
 mod events;
+pub mod keyring;
 mod media;
 mod messages;
 mod postgres;
@@ -45,6 +47,7 @@ pub use campaigns::{Campaigns, NewCampaign, RecipientQuery};
 pub use cluster::{Cluster, Heartbeat, Lease, LeaseGrant, Node, NodeInfo};
 pub use contacts::Contacts;
 pub use events::{Appended, EventQuery, Events};
+pub use keyring::{KeyError, KeyId, Keyring, MasterKey};
 pub use media::MediaRecords;
 pub use messages::{
     Accepted, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
@@ -90,6 +93,11 @@ pub trait Store:
     async fn ready(&self) -> Result<(), NotReady>;
     /// Closes the database connections, waiting for those in use.
     async fn close(&self);
+    /// Seals every secret not sealed under the keyring's current key again under it (after a
+    /// rotation of the master key); answers how many values it sealed.
+    async fn reseal_secrets(&self) -> StoreResult<u64>;
+    /// The ids of the master keys the stored secrets are sealed with.
+    async fn sealing_key_ids(&self) -> StoreResult<Vec<String>>;
     async fn stats(&self) -> StoreResult<Stats>;
 }
 
@@ -126,6 +134,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A secret cannot be opened: its master key is missing or wrong.
+    #[error(transparent)]
+    Keys(#[from] keyring::KeyError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// Another node took over the session: this node's lease is no longer current.

@@ -6,7 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::StoreResult;
+use crate::{Keyring, MasterKey, StoreResult};
+
+/// The master key (base64) tests seal secrets with: one for every store and server of a test
+/// suite, so that a node started on another's database opens its secrets.
+pub const MASTER_KEY: &str = "NZT6o6OCsnfhf+5q9LH8qgoMn8RXm8Ofkyfo2oTXL7M=";
+
+/// A keyring of [`MASTER_KEY`].
+pub fn keyring() -> Keyring {
+    Keyring::new(vec![MasterKey::parse(MASTER_KEY).expect("the test master key parses")])
+        .expect("one key is a keyring")
+}
 
 /// The environment variable naming the PostgreSQL server tests use
 /// (`postgres://user@host:port/db`; the database named there is only used to connect).

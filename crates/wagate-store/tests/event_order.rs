@@ -78,13 +78,15 @@ impl Nodes {
         let dir = TempDir::new().unwrap();
         if !postgres {
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            let node = Node::Sqlite(Arc::new(SqliteStore::open(&url).await.unwrap()));
+            let node = Node::Sqlite(Arc::new(SqliteStore::open(&url, testing::keyring()).await.unwrap()));
             return Some(Self { nodes: vec![node], _dir: dir, _database: None });
         }
         let database = TestDatabase::create(&testing::postgres_server()?).await.unwrap();
         let mut nodes = Vec::new();
         for _ in 0..2 {
-            nodes.push(Node::Postgres(Arc::new(PgStore::open(&database.url).await.unwrap())));
+            nodes.push(Node::Postgres(Arc::new(
+                PgStore::open(&database.url, testing::keyring()).await.unwrap(),
+            )));
         }
         Some(Self { nodes, _dir: dir, _database: Some(database) })
     }

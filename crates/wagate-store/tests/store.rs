@@ -40,11 +40,14 @@ impl Backend {
     async fn open(&self) -> Box<dyn Store> {
         match self {
             Self::Sqlite(dir) => Box::new(
-                SqliteStore::open(&format!("sqlite://{}", dir.path().join("test.db").display()))
-                    .await
-                    .unwrap(),
+                SqliteStore::open(
+                    &format!("sqlite://{}", dir.path().join("test.db").display()),
+                    testing::keyring(),
+                )
+                .await
+                .unwrap(),
             ),
-            Self::Postgres(db) => Box::new(PgStore::open(&db.url).await.unwrap()),
+            Self::Postgres(db) => Box::new(PgStore::open(&db.url, testing::keyring()).await.unwrap()),
         }
     }
 }
@@ -600,7 +603,7 @@ async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
     .unwrap();
     drop(conn);
 
-    let store = SqliteStore::open(&url).await.unwrap();
+    let store = SqliteStore::open(&url, testing::keyring()).await.unwrap();
     with_session(&store, "new", Utc::now()).await;
     let events = store.list_events(EventQuery { limit: 10, ..Default::default() }).await.unwrap();
     let ids: Vec<(i64, Option<&str>)> =
@@ -623,9 +626,9 @@ async fn both_backends_build_the_same_schema() {
         .unwrap_or_else(|| panic!("set {} to compare with PostgreSQL", testing::POSTGRES_URL_VAR));
     let dir = TempDir::new().unwrap();
     let sqlite_url = format!("sqlite://{}", dir.path().join("test.db").display());
-    SqliteStore::open(&sqlite_url).await.unwrap().close().await;
+    SqliteStore::open(&sqlite_url, testing::keyring()).await.unwrap().close().await;
     let pg = TestDatabase::create(&server).await.unwrap();
-    PgStore::open(&pg.url).await.unwrap().close().await;
+    PgStore::open(&pg.url, testing::keyring()).await.unwrap().close().await;
 
     let sqlite = sqlite_schema(&sqlite_url).await;
     let mut postgres = postgres_schema(&pg.url).await;

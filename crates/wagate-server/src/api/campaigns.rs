@@ -384,10 +384,12 @@ pub(super) async fn cancel(
 #[into_params(parameter_in = Query)]
 pub(super) struct RecipientsQuery {
     /// Only messages in this status (`queued`, `sent`, `failed`, …).
+    #[param(value_type = Option<wagate_core::MessageStatus>)]
     status: Option<String>,
     /// The `next_after` of the previous page.
     after: Option<String>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

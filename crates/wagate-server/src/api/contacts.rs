@@ -71,6 +71,7 @@ pub(super) struct ContactQuery {
     /// The last JID of the previous page.
     after: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -100,6 +101,7 @@ pub(super) struct ChatQuery {
     /// How many to skip.
     offset: Option<u32>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

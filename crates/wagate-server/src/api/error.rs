@@ -25,6 +25,7 @@ pub(crate) enum ErrorCode {
     InvalidField,
     InvalidQuery,
     UnsupportedMediaType,
+    RequestTimeout,
     PayloadTooLarge,
     MediaTooLarge,
     UploadFailed,
@@ -110,6 +111,15 @@ impl ApiError {
 
     pub(crate) fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    }
+
+    /// The request body did not arrive within `api.body_read_timeout_ms`.
+    pub(crate) fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time (api.body_read_timeout_ms)",
+        )
     }
 
     pub(crate) fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -200,7 +210,9 @@ where
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if crate::http::timed_out(&rejection) {
+                ApiError::request_timeout()
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::PayloadTooLarge,

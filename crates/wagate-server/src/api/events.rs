@@ -14,10 +14,15 @@ use crate::AppState;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only events after this one (`evt_…`).
+    #[param(pattern = r"^evt_[0-9]+$")]
     after: Option<String>,
+    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
     types: Option<String>,
+    /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

@@ -276,8 +276,11 @@ pub(super) async fn cancel(
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     chat: Option<String>,
+    #[param(value_type = Option<wagate_core::Direction>)]
     direction: Option<String>,
     before: Option<String>,
+    /// 1 to 500; 50 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

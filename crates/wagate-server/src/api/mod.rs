@@ -19,7 +19,7 @@ mod templates;
 mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 use utoipa::OpenApi;
@@ -32,29 +32,57 @@ pub(crate) use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
 pub(crate) use hooks::HookLimits;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+
+/// What the docs UI (Swagger UI, served from this server) may load: its own scripts and styles
+/// (it sets inline styles), its `data:` icons, and the document; nothing from elsewhere, and
+/// no page may frame it.
+const DOCS_POLICY: HeaderValue = HeaderValue::from_static(
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+);
 
 /// Every route of the server: the documented API, then `/openapi.json`, `/docs` and the
 /// dashboard.
 pub(crate) fn router(state: AppState) -> Router {
     let (app, openapi) = documented_routes(&state).split_for_parts();
     let document = openapi::document(openapi);
-    let mut app = app.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document));
+    let body_timeout = crate::config::ms(state.config.api.body_read_timeout_ms.get());
+    let docs = Router::from(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, DOCS_POLICY));
+    let mut app = app.merge(docs);
     if state.config.ui.enabled {
         app = app.merge(crate::ui::routes(&state.config.ui.path));
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.api.max_body_bytes.get()))
+        .layer(middleware::map_request(move |request| async move {
+            crate::http::Deadline::wrap(request, body_timeout)
+        }))
         .layer(
             tower::ServiceBuilder::new()
                 // A request id from `x-request-id`, or a new one; echoed in the answer and
                 // carried by every log line of the request.
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Answers are data, never pages to sniff, frame or send a referrer from.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                )),
         )
         .with_state(state)
 }

@@ -74,7 +74,35 @@ pub(super) fn document(openapi: utoipa::openapi::OpenApi) -> Value {
             }
         }
     });
+    json_body_answers(&mut document);
     document
+}
+
+/// Every route that takes a JSON body reads it with `ApiJson`, which answers 400 (malformed
+/// JSON), 413 (too large) and 415 (not JSON): the document says so for each such operation,
+/// from that one fact, rather than in each route's list.
+fn json_body_answers(document: &mut Value) {
+    let error = |description: &str| {
+        json!({ "description": description,
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } })
+    };
+    let Some(paths) = document["paths"].as_object_mut() else { return };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        let takes_json = operation["requestBody"]["content"]
+            .as_object()
+            .is_some_and(|content| content.keys().any(|media| media.ends_with("json")));
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        if !takes_json {
+            continue;
+        }
+        for (status, description) in [
+            ("400", "Malformed JSON"),
+            ("413", "Request body too large"),
+            ("415", "Body not sent as JSON (`Content-Type: application/json`)"),
+        ] {
+            responses.entry(status).or_insert_with(|| error(description));
+        }
+    }
 }
 
 /// Every error answer: `{"error":{"code","message","details"?}}`.

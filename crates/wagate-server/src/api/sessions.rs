@@ -49,7 +49,9 @@ impl From<SessionError> for ApiError {
 #[schema(example = json!({"id": "sales-1", "connector": "sim", "name": "Sales line"}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateSession {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: Option<String>,
+    #[schema(value_type = wagate_core::ConnectorKind)]
     connector: String,
     name: Option<String>,
     config: Option<Value>,
@@ -196,6 +198,7 @@ pub(super) async fn logout(
 #[into_params(parameter_in = Query)]
 pub(super) struct QrQuery {
     /// `json` (default), `png` or `svg`.
+    #[param(value_type = Option<String>, pattern = "^(json|png|svg)$")]
     format: Option<String>,
 }
 

@@ -28,10 +28,12 @@ const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct StreamQuery {
+    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
     types: Option<String>,
     /// Resume after this event id.
+    #[param(pattern = r"^evt_[0-9]+$")]
     after: Option<String>,
 }
 

@@ -219,8 +219,11 @@ pub(super) async fn rotate_secret(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct DeliveriesQuery {
+    #[param(value_type = Option<wagate_core::DeliveryStatus>)]
     status: Option<String>,
     before: Option<String>,
+    /// 1 to 500; 50 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

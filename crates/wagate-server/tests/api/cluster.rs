@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use wagate_core::SessionId;
 use wagate_server::Config;
-use wagate_store::{Cluster, PgStore};
+use wagate_store::{testing, Cluster, PgStore};
 
 use crate::common::{eventually, fast_config, nz, TestData, TestServer};
 
@@ -166,7 +166,9 @@ async fn sessions_spread_over_nodes_and_move_off_a_killed_one_without_losing_a_m
         assert_eq!(sent, 1, "{message}");
     }
 
-    let store = PgStore::open(fast_config(&data_a).database_url.unwrap().expose_secret()).await.unwrap();
+    let store = PgStore::open(fast_config(&data_a).database_url.unwrap().expose_secret(), testing::keyring())
+        .await
+        .unwrap();
     assert_one_owner_at_a_time(&a, &store, &sessions).await;
     store.close().await;
     drop(c);

@@ -93,6 +93,7 @@ pub fn fast_config(data: &TestData) -> Config {
         data_dir: data.path().to_owned(),
         database_url: data.database_url().map(Into::into),
         admin_key: Some(KEY.into()),
+        master_key: Some(testing::MASTER_KEY.into()),
         ..Config::default()
     };
     config.connectors.sim.qr_interval_ms = nz(5_000);

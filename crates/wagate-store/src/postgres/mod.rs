@@ -18,6 +18,8 @@ mod media;
 mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/secrets.rs"]
+mod secrets;
 #[path = "../sql/sessions.rs"]
 mod sessions;
 #[path = "../sql/stats.rs"]
@@ -37,6 +39,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 
+use crate::keyring::Keyring;
 use crate::{NotReady, StoreResult};
 use tx::begin;
 use values::{corrupt, from_json, from_millis, millis, push_list};
@@ -56,12 +59,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals and opens the secrets kept here.
+    keyring: Keyring,
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (`postgres://user@host/db`) and runs pending
-    /// migrations (several nodes starting at once take turns: sqlx locks the migration).
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Connects to the database at `url` (`postgres://user@host/db`), runs pending migrations
+    /// (several nodes starting at once take turns: sqlx locks the migration), checks that
+    /// `keyring` opens the secrets kept there and seals those kept in plaintext.
+    pub async fn open(url: &str, keyring: Keyring) -> StoreResult<Self> {
         // A node that freezes inside a transaction holds its row locks (and, as the sequencer,
         // the event counter): the server ends such a transaction after a few seconds, so the
         // other nodes carry on.
@@ -73,7 +79,9 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self { pool, keyring };
+        secrets::on_open(&store).await?;
+        Ok(store)
     }
 
     /// Closes the pool, waiting for connections in use.
@@ -99,6 +107,10 @@ impl PgStore {
     /// A connection to write on.
     async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     fn readers(&self) -> &PgPool {

@@ -113,7 +113,7 @@ impl Cluster for Backend {
             .execute(&mut *tx)
             .await?;
             let session_id = SessionId::parse(&id).map_err(|_| super::corrupt("session id", &id))?;
-            if let Some(session) = sessions::fetch(&mut tx, &session_id).await? {
+            if let Some(session) = sessions::fetch(&mut tx, self.keyring(), &session_id).await? {
                 taken.push((session, Lease { session_id, token, command: None }));
             }
         }

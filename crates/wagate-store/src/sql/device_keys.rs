@@ -1,6 +1,7 @@
 //! What connectors keep for each session's device: values by (session, kind, key).
 //!
-//! Writes are the session's own: one node runs a session.
+//! Values are sealed under the master key (`secrets.rs`): a device's keys are its WhatsApp
+//! identity. Writes are the session's own: one node runs a session.
 
 use std::collections::HashMap;
 
@@ -10,23 +11,28 @@ use wagate_core::SessionId;
 use async_trait::async_trait;
 use wagate_core::{DeviceKey, DeviceKeys, DeviceKeysResult};
 
+use super::secrets::{device_key_row, open_bytes};
 use super::{begin, push_list, Backend, Db, DbConn, DbPool, DbRow};
+use crate::keyring::{Keyring, Sealed};
 use crate::StoreResult;
 
-/// Rows per statement: 5 bound values each, well under both databases' limits.
+/// Rows per statement: 6 bound values each, well under both databases' limits.
 const ROWS_PER_STATEMENT: usize = 1000;
 
-fn from_row(row: &DbRow) -> StoreResult<DeviceKey> {
-    Ok(DeviceKey {
-        kind: row.try_get("kind")?,
-        key: row.try_get("key")?,
-        value: row.try_get("value")?,
-        number: row.try_get("number")?,
-    })
+const COLUMNS: &str = "kind, key, value, key_id, number";
+
+fn from_row(row: &DbRow, keyring: &Keyring, session: &SessionId) -> StoreResult<DeviceKey> {
+    let kind: String = row.try_get("kind")?;
+    let key: String = row.try_get("key")?;
+    let key_id: Option<String> = row.try_get("key_id")?;
+    let place = device_key_row(session.as_str(), &kind, &key);
+    let value = open_bytes(keyring, key_id.as_deref(), row.try_get("value")?, &place)?;
+    Ok(DeviceKey { kind, key, value, number: row.try_get("number")? })
 }
 
 pub(super) async fn get(
     pool: &DbPool,
+    keyring: &Keyring,
     session: &SessionId,
     kind: &str,
     keys: &[&str],
@@ -34,11 +40,11 @@ pub(super) async fn get(
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql =
-            QueryBuilder::<Db>::new("SELECT kind, key, value, number FROM device_keys WHERE session_id = ");
+            QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM device_keys WHERE session_id = "));
         sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
         push_list(&mut sql, chunk.iter().copied());
         for row in sql.build().fetch_all(pool).await? {
-            found.push(from_row(&row)?);
+            found.push(from_row(&row, keyring, session)?);
         }
     }
     Ok(found)
@@ -46,20 +52,21 @@ pub(super) async fn get(
 
 pub(super) async fn scan(
     pool: &DbPool,
+    keyring: &Keyring,
     session: &SessionId,
     kind: &str,
     prefix: &str,
 ) -> StoreResult<Vec<DeviceKey>> {
-    let rows = sqlx::query(
-        "SELECT kind, key, value, number FROM device_keys \
-         WHERE session_id = $1 AND kind = $2 AND substr(key, 1, length($3)) = $3 ORDER BY key",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM device_keys \
+         WHERE session_id = $1 AND kind = $2 AND substr(key, 1, length($3)) = $3 ORDER BY key"
+    ))
     .bind(session.as_str())
     .bind(kind)
     .bind(prefix)
     .fetch_all(pool)
     .await?;
-    rows.iter().map(from_row).collect()
+    rows.iter().map(|row| from_row(row, keyring, session)).collect()
 }
 
 pub(super) async fn any(
@@ -85,31 +92,42 @@ pub(super) async fn any(
     Ok(sql.build().fetch_optional(pool).await?.is_some())
 }
 
-pub(super) async fn put(conn: &mut DbConn, session: &SessionId, keys: Vec<DeviceKey>) -> StoreResult<()> {
+pub(super) async fn put(
+    conn: &mut DbConn,
+    keyring: &Keyring,
+    session: &SessionId,
+    keys: Vec<DeviceKey>,
+) -> StoreResult<()> {
     // One statement may not touch a row twice (PostgreSQL refuses): the last value of a key wins.
     let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(keys.len());
     for (i, key) in keys.iter().enumerate() {
         last.insert((key.kind.clone(), key.key.clone()), i);
     }
-    let rows: Vec<&DeviceKey> = keys
+    let rows: Vec<(&DeviceKey, Sealed)> = keys
         .iter()
         .enumerate()
         .filter(|(i, k)| last[&(k.kind.clone(), k.key.clone())] == *i)
-        .map(|(_, k)| k)
+        .map(|(_, k)| {
+            let sealed = keyring.seal(&k.value, &device_key_row(session.as_str(), &k.kind, &k.key));
+            (k, sealed)
+        })
         .collect();
     let mut tx = begin(conn).await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO device_keys (session_id, kind, key, value, number) ");
-        sql.push_values(chunk, |mut row, key| {
+        let mut sql = QueryBuilder::<Db>::new(
+            "INSERT INTO device_keys (session_id, kind, key, value, key_id, number) ",
+        );
+        sql.push_values(chunk, |mut row, (key, sealed)| {
             row.push_bind(session.as_str())
                 .push_bind(key.kind.as_str())
                 .push_bind(key.key.as_str())
-                .push_bind(key.value.as_slice())
+                .push_bind(sealed.bytes.as_slice())
+                .push_bind(sealed.key_id.as_str())
                 .push_bind(key.number);
         });
         sql.push(
-            " ON CONFLICT (session_id, kind, key) DO UPDATE SET value = excluded.value, number = excluded.number",
+            " ON CONFLICT (session_id, kind, key) DO UPDATE \
+             SET value = excluded.value, key_id = excluded.key_id, number = excluded.number",
         );
         sql.build().execute(&mut *tx).await?;
     }
@@ -190,19 +208,20 @@ pub(super) async fn set_numbers(
 
 pub(super) async fn take(
     conn: &mut DbConn,
+    keyring: &Keyring,
     session: &SessionId,
     kind: &str,
     key: &str,
 ) -> StoreResult<Option<DeviceKey>> {
-    let row = sqlx::query(
-        "DELETE FROM device_keys WHERE session_id = $1 AND kind = $2 AND key = $3 RETURNING kind, key, value, number",
-    )
+    let row = sqlx::query(&format!(
+        "DELETE FROM device_keys WHERE session_id = $1 AND kind = $2 AND key = $3 RETURNING {COLUMNS}"
+    ))
     .bind(session.as_str())
     .bind(kind)
     .bind(key)
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(|row| from_row(row, keyring, session)).transpose()
 }
 
 pub(super) async fn clear(conn: &mut DbConn, session: &SessionId) -> StoreResult<()> {
@@ -220,7 +239,7 @@ impl DeviceKeys for Backend {
         kind: &str,
         keys: &[&str],
     ) -> DeviceKeysResult<Vec<DeviceKey>> {
-        Ok(get(self.readers(), session, kind, keys).await?)
+        Ok(get(self.readers(), self.keyring(), session, kind, keys).await?)
     }
 
     async fn scan_device_keys(
@@ -229,7 +248,7 @@ impl DeviceKeys for Backend {
         kind: &str,
         prefix: &str,
     ) -> DeviceKeysResult<Vec<DeviceKey>> {
-        Ok(scan(self.readers(), session, kind, prefix).await?)
+        Ok(scan(self.readers(), self.keyring(), session, kind, prefix).await?)
     }
 
     async fn any_device_key(
@@ -242,7 +261,7 @@ impl DeviceKeys for Backend {
     }
 
     async fn put_device_keys(&self, session: &SessionId, keys: Vec<DeviceKey>) -> DeviceKeysResult<()> {
-        Ok(put(&mut *self.writer().await?, session, keys).await?)
+        Ok(put(&mut *self.writer().await?, self.keyring(), session, keys).await?)
     }
 
     async fn delete_device_keys(
@@ -288,7 +307,7 @@ impl DeviceKeys for Backend {
         kind: &str,
         key: &str,
     ) -> DeviceKeysResult<Option<DeviceKey>> {
-        Ok(take(&mut *self.writer().await?, session, kind, key).await?)
+        Ok(take(&mut *self.writer().await?, self.keyring(), session, kind, key).await?)
     }
 
     async fn clear_device_keys(&self, session: &SessionId) -> DeviceKeysResult<()> {

@@ -6,14 +6,18 @@ use wagate_core::{
     ConnectorKind, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
 };
 
+use super::secrets::{credentials_row, open_text};
 use super::{begin, dialect, events, from_json, from_millis, millis, Backend, DbConn, DbRow};
+use crate::keyring::Keyring;
 use crate::{Appended, Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
-    credentials, auto_connect, last_connected_at, created_at, updated_at";
+    credentials, credentials_key_id, auto_connect, last_connected_at, created_at, updated_at";
 
-fn from_row(row: &DbRow) -> StoreResult<Session> {
+/// A session as stored; its credentials are sealed (`secrets.rs`).
+fn from_row(row: &DbRow, keyring: &Keyring) -> StoreResult<Session> {
     let id: String = row.try_get("id")?;
+    let key_id: Option<String> = row.try_get("credentials_key_id")?;
     let connector: String = row.try_get("connector")?;
     let status: String = row.try_get("status")?;
     let credentials: Option<String> = row.try_get("credentials")?;
@@ -35,17 +39,26 @@ fn from_row(row: &DbRow) -> StoreResult<Session> {
             .transpose()?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
-        credentials: credentials.as_deref().map(from_json).transpose()?,
+        credentials: credentials
+            .map(|c| open_text(keyring, key_id.as_deref(), c, &credentials_row(&id)))
+            .transpose()?
+            .as_deref()
+            .map(from_json)
+            .transpose()?,
         auto_connect: row.try_get("auto_connect")?,
     })
 }
 
-pub(super) async fn fetch(conn: &mut DbConn, id: &SessionId) -> StoreResult<Option<Session>> {
+pub(super) async fn fetch(
+    conn: &mut DbConn,
+    keyring: &Keyring,
+    id: &SessionId,
+) -> StoreResult<Option<Session>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(|row| from_row(row, keyring)).transpose()
 }
 
 /// A `session.status` event for the session as it is now, made by `node_id` (if any).
@@ -82,7 +95,7 @@ impl Sessions for Backend {
         .bind(phone)
         .fetch_optional(pool)
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|row| from_row(row, self.keyring())).transpose()
     }
 
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Appended)> {
@@ -105,7 +118,8 @@ impl Sessions for Backend {
         if inserted.rows_affected() == 0 {
             return Err(StoreError::Conflict("session"));
         }
-        let session = fetch(&mut tx, &new.id).await?.ok_or(StoreError::NotFound("session"))?;
+        let session =
+            fetch(&mut tx, self.keyring(), &new.id).await?.ok_or(StoreError::NotFound("session"))?;
         let event = events::insert(&mut tx, &session.id, status_event(&session, None, None), now).await?;
         tx.commit().await?;
         Ok((session, event))
@@ -114,14 +128,14 @@ impl Sessions for Backend {
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
         let pool = self.readers();
         let mut conn = pool.acquire().await?;
-        fetch(&mut conn, id).await
+        fetch(&mut conn, self.keyring(), id).await
     }
 
     async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
         let pool = self.readers();
         let rows =
             sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|row| from_row(row, self.keyring())).collect()
     }
 
     async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
@@ -147,7 +161,7 @@ impl Sessions for Backend {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        let mut session = fetch(&mut tx, id).await?.ok_or(StoreError::NotFound("session"))?;
+        let mut session = fetch(&mut tx, self.keyring(), id).await?.ok_or(StoreError::NotFound("session"))?;
         if let Some(lease) = change.lease {
             // The lease stays as read until this change is committed: a node taking the
             // session over waits for it.
@@ -188,15 +202,20 @@ impl Sessions for Backend {
             session.auto_connect = auto;
         }
         session.updated_at = from_millis(millis(now))?;
+        let sealed = session
+            .credentials
+            .as_ref()
+            .map(|c| self.keyring().seal(c.to_string().as_bytes(), &credentials_row(id.as_str())));
         sqlx::query(
             "UPDATE sessions SET status = $1, status_reason = $2, phone = $3, jid = $4, credentials = $5,
-             auto_connect = $6, last_connected_at = $7, updated_at = $8 WHERE id = $9",
+             credentials_key_id = $6, auto_connect = $7, last_connected_at = $8, updated_at = $9 WHERE id = $10",
         )
         .bind(session.status.as_str())
         .bind(&session.status_reason)
         .bind(&session.phone)
         .bind(&session.jid)
-        .bind(session.credentials.as_ref().map(|c| c.to_string()))
+        .bind(sealed.as_ref().map(|s| s.to_text()))
+        .bind(sealed.as_ref().map(|s| s.key_id.as_str().to_owned()))
         .bind(session.auto_connect)
         .bind(session.last_connected_at.map(millis))
         .bind(millis(now))

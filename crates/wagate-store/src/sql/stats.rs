@@ -1,8 +1,9 @@
-//! The store as a whole: readiness, closing, and the counts monitoring reads, over each
-//! backend's own pieces.
+//! The store as a whole: readiness, closing, sealing secrets again, and the counts monitoring
+//! reads, over each backend's own pieces.
 
 use async_trait::async_trait;
 
+use super::secrets::{self, Reseal};
 use super::{dialect, from_millis, Backend};
 use crate::{NotReady, Stats, Store, StoreResult};
 
@@ -15,6 +16,14 @@ impl Store for Backend {
     async fn close(&self) {
         // The backend's own `close` (inherent methods come first).
         Backend::close(self).await;
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        secrets::reseal(self, Reseal::All).await
+    }
+
+    async fn sealing_key_ids(&self) -> StoreResult<Vec<String>> {
+        secrets::key_ids(self).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {

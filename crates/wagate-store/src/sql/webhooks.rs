@@ -10,18 +10,25 @@ use wagate_core::{
 };
 
 use super::events::{self, ROWS_PER_INSERT};
+use super::secrets::{open_text, webhook_row};
 use super::{begin, corrupt, dialect, from_json, from_millis, millis, Backend, Db, DbConn, DbPool, DbRow};
+use crate::keyring::Keyring;
 use crate::{
     Appended, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound,
     NewWebhook, Replayed, StoreError, StoreResult, WebhookChange, Webhooks,
 };
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
-     secret, previous_secret, previous_secret_until, created_at, updated_at";
+     secret, secret_key_id, previous_secret, previous_secret_key_id, previous_secret_until, created_at, \
+     updated_at";
 
-fn webhook_from_row(row: &DbRow) -> StoreResult<Webhook> {
+/// A webhook as stored; its secrets are sealed (`secrets.rs`).
+fn webhook_from_row(row: &DbRow, keyring: &Keyring) -> StoreResult<Webhook> {
     let id: String = row.try_get("id")?;
+    let place = webhook_row(&id);
     let session: Option<String> = row.try_get("session_id")?;
+    let secret_key: Option<String> = row.try_get("secret_key_id")?;
+    let previous_key: Option<String> = row.try_get("previous_secret_key_id")?;
     let previous: Option<String> = row.try_get("previous_secret")?;
     let previous_until: Option<i64> = row.try_get("previous_secret_until")?;
     Ok(Webhook {
@@ -36,9 +43,11 @@ fn webhook_from_row(row: &DbRow) -> StoreResult<Webhook> {
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
-        secret: row.try_get("secret")?,
+        secret: open_text(keyring, secret_key.as_deref(), row.try_get("secret")?, &place)?,
         previous_secret: match (previous, previous_until) {
-            (Some(secret), Some(until)) => Some((secret, from_millis(until)?)),
+            (Some(secret), Some(until)) => {
+                Some((open_text(keyring, previous_key.as_deref(), secret, &place)?, from_millis(until)?))
+            }
             _ => None,
         },
     })
@@ -157,16 +166,18 @@ impl Webhooks for Backend {
             secret: new.secret,
             previous_secret: None,
         };
+        let sealed = self.keyring().seal(webhook.secret.as_bytes(), &webhook_row(webhook.id.as_str()));
         sqlx::query(
-            "INSERT INTO webhooks (id, url, events, session_id, description, secret, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO webhooks (id, url, events, session_id, description, secret, secret_key_id, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(webhook.id.as_str())
         .bind(&webhook.url)
         .bind(events_json(&webhook.events))
         .bind(webhook.session_id.as_ref().map(SessionId::as_str))
         .bind(&webhook.description)
-        .bind(&webhook.secret)
+        .bind(sealed.to_text())
+        .bind(sealed.key_id.as_str())
         .bind(millis(now))
         .bind(millis(now))
         .execute(conn)
@@ -180,7 +191,7 @@ impl Webhooks for Backend {
             .bind(id.as_str())
             .fetch_optional(pool)
             .await?;
-        row.as_ref().map(webhook_from_row).transpose()
+        row.as_ref().map(|row| webhook_from_row(row, self.keyring())).transpose()
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
@@ -188,7 +199,7 @@ impl Webhooks for Backend {
         let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"))
             .fetch_all(pool)
             .await?;
-        rows.iter().map(webhook_from_row).collect()
+        rows.iter().map(|row| webhook_from_row(row, self.keyring())).collect()
     }
 
     async fn update_webhook(
@@ -216,7 +227,7 @@ impl Webhooks for Backend {
         sql.push(" WHERE id = ").push_bind(id.as_str());
         sql.push(format!(" RETURNING {WEBHOOK_COLUMNS}"));
         let row = sql.build().fetch_optional(conn).await?;
-        row.as_ref().map(webhook_from_row).transpose()
+        row.as_ref().map(|row| webhook_from_row(row, self.keyring())).transpose()
     }
 
     async fn rotate_webhook_secret(
@@ -228,18 +239,21 @@ impl Webhooks for Backend {
     ) -> StoreResult<Option<Webhook>> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
+        let sealed = self.keyring().seal(secret.as_bytes(), &webhook_row(id.as_str()));
         // The right-hand sides see the row before the update: the old secret becomes the previous one.
         let row = sqlx::query(&format!(
-            "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
-             WHERE id = $4 RETURNING {WEBHOOK_COLUMNS}"
+            "UPDATE webhooks SET previous_secret = secret, previous_secret_key_id = secret_key_id, \
+             previous_secret_until = $1, secret = $2, secret_key_id = $3, updated_at = $4 \
+             WHERE id = $5 RETURNING {WEBHOOK_COLUMNS}"
         ))
         .bind(millis(previous_until))
-        .bind(secret)
+        .bind(sealed.to_text())
+        .bind(sealed.key_id.as_str())
         .bind(millis(now))
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?;
-        row.as_ref().map(webhook_from_row).transpose()
+        row.as_ref().map(|row| webhook_from_row(row, self.keyring())).transpose()
     }
 
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<bool> {
@@ -263,7 +277,7 @@ impl Webhooks for Backend {
             .await?;
         let mut claimed = Vec::new();
         for row in &rows {
-            let webhook = webhook_from_row(row)?;
+            let webhook = webhook_from_row(row, self.keyring())?;
             let busy = slots.in_flight.get(&webhook.id).copied().unwrap_or(0);
             let free = slots.max_in_flight.saturating_sub(busy);
             if free == 0 {

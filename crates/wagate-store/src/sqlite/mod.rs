@@ -19,6 +19,8 @@ mod media;
 mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/secrets.rs"]
+mod secrets;
 #[path = "../sql/sessions.rs"]
 mod sessions;
 #[path = "../sql/stats.rs"]
@@ -42,6 +44,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::keyring::Keyring;
 use crate::{NotReady, StoreError, StoreResult};
 use tx::begin;
 use values::{corrupt, from_json, from_millis, millis, push_list};
@@ -64,12 +67,15 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// How to open a connection of its own (the readiness check opens one each time).
     options: SqliteConnectOptions,
+    /// Seals and opens the secrets kept here.
+    keyring: Keyring,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db`) and
-    /// runs pending migrations.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path/to/file.db`), runs
+    /// pending migrations, checks that `keyring` opens the secrets kept there and seals those
+    /// kept in plaintext.
+    pub async fn open(url: &str, keyring: Keyring) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -82,7 +88,9 @@ impl SqliteStore {
         MIGRATOR.run(&mut writer).await?;
         let options = options.read_only(true).create_if_missing(false);
         let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers, options })
+        let store = Self { writer: Arc::new(Mutex::new(writer)), readers, options, keyring };
+        secrets::on_open(&store).await?;
+        Ok(store)
     }
 
     /// Writes a consistent copy of the database at `url` to `path` (a new file), while it may
@@ -133,6 +141,10 @@ impl SqliteStore {
 
     fn readers(&self) -> &SqlitePool {
         &self.readers
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// One process has the database to itself: there is nobody to signal.

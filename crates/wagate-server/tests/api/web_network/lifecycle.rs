@@ -242,3 +242,44 @@ async fn messages_arriving_as_the_gateway_dies_are_stored_once_when_it_is_back()
     assert_eq!(server.messages("shop", "in").await.len(), 20, "nothing stored twice");
     assert_unhandled_is_empty(&network).await;
 }
+
+/// A rotation of the master key, while the gateway runs and uses the keys, seals every device
+/// key again under the new key; the running gateway reads the new key from its key file, and
+/// after a restart the sessions come back as they were: same identity, no new QR code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_web_sessions_keep_working_through_a_master_key_rotation_and_a_restart() {
+    let network = network().await;
+    // The key file in the data dir, generated on first start (as with no configuration).
+    let server = TestServer::start_with(|config| {
+        reach(config, &network);
+        config.master_key = None;
+    })
+    .await;
+    link(&server, &network, "alice", "15550001111").await;
+    link(&server, &network, "bob", "15550002222").await;
+    let before = server.server().store().sealing_key_ids().await.unwrap();
+
+    let rotation = wagate_server::rotate_master_key(&server.config).await.unwrap();
+    assert!(rotation.resealed > 0, "{rotation:?}");
+    assert_eq!(rotation.previous, before, "the key it replaced is kept");
+    assert_ne!(rotation.current, before[0]);
+    let file = std::fs::read_to_string(server.config.data_dir.join("master.key")).unwrap();
+    assert_eq!(file.lines().count(), 2, "the new key and the one it replaced");
+
+    // The running gateway works on: its keys are read (and written) under the new key.
+    let sent = server.send_text("alice", "15550002222", "after the rotation").await;
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "delivered").await;
+
+    let server = server.restart().await;
+    server.wait_for_status("alice", "connected").await;
+    server.wait_for_status("bob", "connected").await;
+    let sent = server.send_text("bob", "15550001111", "after the restart").await;
+    server.wait_for_message_status(sent["id"].as_str().unwrap(), "delivered").await;
+    eventually(|| async {
+        server.messages("alice", "in").await.into_iter().find(|m| m["text"]["body"] == "after the restart")
+    })
+    .await;
+    let (_, qrs) = server.get("/v1/events?types=session.qr&limit=100").await;
+    assert_eq!(qrs["data"].as_array().unwrap().len(), 2, "one QR code per session, at linking: {qrs}");
+    assert_unhandled_is_empty(&network).await;
+}

@@ -55,6 +55,8 @@ pub struct Config {
     /// `text` or `json`.
     pub log_format: LogFormat,
     pub api: ApiConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
     pub engine: EngineConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
@@ -77,6 +79,8 @@ impl Default for Config {
             node_id: "node-1".into(),
             log_format: LogFormat::Text,
             api: ApiConfig::default(),
+            auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
             engine: EngineConfig::default(),
             events: EventsConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -113,6 +117,39 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self { max_body_bytes: nz!(1024 * 1024), wait_timeout_ms: 30_000, hook_calls_per_minute: nz!(30) }
+    }
+}
+
+/// API keys of organizations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// How often the `last_used_at` of the keys in use is written: one write for every key
+    /// used since the last, instead of a write per request.
+    pub last_used_flush_ms: NonZeroU64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { last_used_flush_ms: nz!(10_000) }
+    }
+}
+
+/// The audit log: every call that changes something, and every refused authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// How long entries are kept; 0 keeps them for ever.
+    pub retention_ms: u64,
+    /// How often entries past `retention_ms` are deleted.
+    pub retention_sweep_ms: NonZeroU64,
+    /// Entries waiting to be written before a request waits for the writer (it never drops one).
+    pub queue: NonZeroUsize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_ms: 90 * 24 * 3_600_000, retention_sweep_ms: nz!(3_600_000), queue: nz!(10_000) }
     }
 }
 

@@ -2,6 +2,7 @@
 //! that runs sessions. `main.rs` only parses the command line and calls [`Server::start`].
 
 mod api;
+mod audit;
 mod auth;
 pub mod config;
 mod engine;
@@ -47,6 +48,10 @@ pub(crate) struct AppState {
     pub sim: Option<Arc<SimNetwork>>,
     /// Cancelled when the server starts shutting down, so long waits end early.
     pub stopping: CancellationToken,
+    /// When API keys were used, written in batches.
+    pub key_usage: Arc<auth::KeyUsage>,
+    /// Where requests leave their audit entries.
+    pub audit: Arc<audit::AuditTrail>,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -60,6 +65,9 @@ pub struct Server {
     /// the first to stop, so that no request arrives while the rest stops.
     front: Tasks,
     http: JoinHandle<std::io::Result<()>>,
+    /// What requests leave to be written in batches (when keys were used): stopped after the
+    /// HTTP front, so that the last requests' records are written too.
+    recorders: Tasks,
     /// The `/metrics` listener, when it has its own address.
     metrics_http: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -145,7 +153,22 @@ impl Server {
                 .context("cannot start the webhook deliverer")?,
         );
 
+        let recorders = Tasks::default();
+        let key_usage = Arc::new(auth::KeyUsage::default());
+        recorders.spawn(Arc::clone(&key_usage).run(
+            Arc::clone(&store),
+            ms(config.auth.last_used_flush_ms.get()),
+            recorders.stopping(),
+        ));
+        let audit = Arc::new(audit::AuditTrail::start(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            &config.audit,
+            &recorders,
+        ));
         let state = AppState {
+            audit,
+            key_usage,
             stopping: front.stopping(),
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
@@ -162,7 +185,9 @@ impl Server {
                 let app = axum::Router::from(api::metrics_routes(&state)).with_state(state.clone());
                 let stopping = state.stopping.clone();
                 Some(front.spawn(async move {
-                    axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
+                    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                        .with_graceful_shutdown(stopping.cancelled_owned())
+                        .await
                 }))
             }
             None => None,
@@ -170,11 +195,13 @@ impl Server {
         let stopping = state.stopping.clone();
         let app = api::router(state);
         let http = front.spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stopping.cancelled_owned())
+                .await
         });
         let database = config::mask_password(&database_url);
         tracing::info!(%addr, resumed, %database, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, deliverer, store, front, http, metrics_http })
+        Ok(Self { addr, admin_key, engine, deliverer, store, front, http, recorders, metrics_http })
     }
 
     /// Where the API listens.
@@ -199,6 +226,7 @@ impl Server {
         if let Some(metrics_http) = self.metrics_http {
             metrics_http.await??;
         }
+        self.recorders.stop().await;
         self.deliverer.stop().await;
         self.engine.shutdown().await;
         self.store.close().await;

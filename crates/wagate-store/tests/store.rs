@@ -148,6 +148,7 @@ fn text(body: &str) -> MessageContent {
 async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {
     let new = NewSession {
         id: sid(id),
+        org_id: wagate_core::OrgId::default_org(),
         connector: ConnectorKind::Sim,
         name: None,
         config: json!({}),
@@ -471,6 +472,7 @@ async fn webhook(
     now: Timestamp,
 ) -> wagate_core::Webhook {
     let new = wagate_store::NewWebhook {
+        org_id: wagate_core::OrgId::default_org(),
         url: "https://example.com/hook".into(),
         events: events.iter().map(|e| e.to_string()).collect(),
         session_id: session.map(sid),

@@ -32,6 +32,10 @@ pub(crate) enum ErrorCode {
     RangeNotSatisfiable,
     RateLimited,
     Unauthorized,
+    /// The key lacks the scope the route needs.
+    Forbidden,
+    /// An organization's quota (`details.quota`) is used up.
+    QuotaExceeded,
     // Something named that does not exist.
     NotFound,
     RouteNotFound,
@@ -45,6 +49,8 @@ pub(crate) enum ErrorCode {
     MediaNotFound,
     NodeNotFound,
     CodeNotFound,
+    OrgNotFound,
+    KeyNotFound,
     // Not now, or not in this state.
     Conflict,
     IllegalTransition,
@@ -54,6 +60,8 @@ pub(crate) enum ErrorCode {
     SessionNotLinked,
     PhoneInUse,
     TemplateExists,
+    OrgExists,
+    OrgNotEmpty,
     WebhookDisabled,
     CampaignState,
     MessageNotScheduled,
@@ -82,6 +90,8 @@ pub(crate) struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// Seconds for `Retry-After` (a 429 or 503).
+    pub retry_after: Option<u64>,
 }
 
 /// What WhatsApp said to a request made through a session's connection.
@@ -100,7 +110,13 @@ impl From<wagate_connect::SendError> for ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self { status, code, message: message.into(), details: None, retry_after: None }
+    }
+
+    /// Answers with `Retry-After: seconds`.
+    pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub(crate) fn with_details(mut self, details: Value) -> Self {
@@ -151,7 +167,11 @@ impl IntoResponse for ApiError {
         if let Some(details) = self.details {
             error["details"] = details;
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -165,6 +185,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 Self::conflict(ErrorCode::Conflict, format!("{what} already exists"))
             }
+            StoreError::QuotaExceeded(quota) => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::QuotaExceeded,
+                format!("the organization's quota of {quota} is used up"),
+            )
+            .with_details(json!({ "quota": quota })),
             StoreError::IllegalTransition(t) => Self::conflict(ErrorCode::IllegalTransition, t.to_string()),
             other => Self::internal(other),
         }

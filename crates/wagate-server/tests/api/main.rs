@@ -5,6 +5,7 @@
 // crate exports nothing, so `pub` in it only shares helpers between its modules.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod audit;
 mod campaigns;
 mod cluster;
 mod common;
@@ -12,11 +13,14 @@ mod contacts;
 mod events;
 mod hooks;
 mod input;
+mod isolation;
+mod keys;
 mod kinds;
 mod media;
 mod messages;
 mod openapi;
 mod operations;
+mod orgs;
 mod pacing;
 mod receiver;
 mod restart;

@@ -56,6 +56,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub api: ApiConfig,
     pub auth: AuthConfig,
+    pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
     pub engine: EngineConfig,
     pub events: EventsConfig,
@@ -80,6 +81,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             api: ApiConfig::default(),
             auth: AuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
             engine: EngineConfig::default(),
             events: EventsConfig::default(),
@@ -132,6 +134,26 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self { last_used_flush_ms: nz!(10_000) }
+    }
+}
+
+/// Rate limits of API keys and organizations (token buckets, counted on each node; the admin
+/// key has none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Requests each API key makes per second, sustained.
+    pub key_per_second: NonZeroU32,
+    /// Requests an API key may make at once after a quiet spell.
+    pub key_burst: NonZeroU32,
+    /// Requests all keys of an organization make per second, sustained.
+    pub org_per_second: NonZeroU32,
+    pub org_burst: NonZeroU32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { key_per_second: nz!(50), key_burst: nz!(100), org_per_second: nz!(200), org_burst: nz!(400) }
     }
 }
 

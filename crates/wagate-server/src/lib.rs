@@ -52,6 +52,8 @@ pub(crate) struct AppState {
     pub key_usage: Arc<auth::KeyUsage>,
     /// Where requests leave their audit entries.
     pub audit: Arc<audit::AuditTrail>,
+    /// The token buckets of keys and organizations, on this node.
+    pub rate_limits: Arc<auth::RateLimits>,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -166,7 +168,19 @@ impl Server {
             &config.audit,
             &recorders,
         ));
+        let rate_limits = Arc::new(auth::RateLimits::new(&config.rate_limits));
+        {
+            // Buckets full again are forgotten, so memory follows the callers of the last minute.
+            let (limits, stopping) = (Arc::clone(&rate_limits), front.stopping());
+            front.spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                while stopping.run_until_cancelled(every.tick()).await.is_some() {
+                    limits.forget_idle();
+                }
+            });
+        }
         let state = AppState {
+            rate_limits,
             audit,
             key_usage,
             stopping: front.stopping(),

@@ -90,8 +90,17 @@ pub(crate) struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
-    /// Seconds for `Retry-After` (a 429 or 503).
-    pub retry_after: Option<u64>,
+    /// When to try again (a 429): boxed, as few errors have it.
+    pub throttle: Option<Box<Throttle>>,
+}
+
+/// The headers of an answer that says when to try again.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// Seconds for `Retry-After`.
+    retry_after: u64,
+    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` of the bucket that refused.
+    rate_limit: Option<(u32, u32, u64)>,
 }
 
 /// What WhatsApp said to a request made through a session's connection.
@@ -110,12 +119,18 @@ impl From<wagate_connect::SendError> for ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None, retry_after: None }
+        Self { status, code, message: message.into(), details: None, throttle: None }
+    }
+
+    /// Answers with the `RateLimit-*` headers of the bucket that refused it.
+    pub(crate) fn with_rate_limit(mut self, limit: u32, remaining: u32, reset_seconds: u64) -> Self {
+        self.throttle.get_or_insert_with(Box::default).rate_limit = Some((limit, remaining, reset_seconds));
+        self
     }
 
     /// Answers with `Retry-After: seconds`.
     pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
+        self.throttle.get_or_insert_with(Box::default).retry_after = seconds;
         self
     }
 
@@ -168,8 +183,14 @@ impl IntoResponse for ApiError {
             error["details"] = details;
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        if let Some(throttle) = self.throttle {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(throttle.retry_after));
+            if let Some((limit, remaining, reset)) = throttle.rate_limit {
+                headers.insert("ratelimit-limit", header::HeaderValue::from(limit));
+                headers.insert("ratelimit-remaining", header::HeaderValue::from(remaining));
+                headers.insert("ratelimit-reset", header::HeaderValue::from(reset));
+            }
         }
         response
     }

@@ -16,7 +16,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
-    components(schemas(ErrorBody, Event), responses(Unauthorized, Forbidden)),
+    components(schemas(ErrorBody, Event), responses(Unauthorized, Forbidden, RateLimited)),
     tags(
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
@@ -102,6 +102,13 @@ pub(super) struct Unauthorized(ErrorBody);
 #[allow(dead_code, reason = "described in the document, never built")]
 pub(super) struct Forbidden(ErrorBody);
 
+/// The answer to a key (or its organization) past its rate limit (`rate_limited`), with
+/// `Retry-After` and `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+#[derive(ToResponse)]
+#[response(description = "Rate limited (`rate_limited`): see `Retry-After` and the `RateLimit-*` headers")]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub(super) struct RateLimited(ErrorBody);
+
 /// The answers of every route that takes an API key, besides its own; a route lists it in its
 /// `responses(…)`.
 #[derive(IntoResponses)]
@@ -111,6 +118,8 @@ pub(super) enum ApiKeyRequired {
     Unauthorized(#[ref_response] Unauthorized),
     #[response(status = 403)]
     Forbidden(#[ref_response] Forbidden),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] RateLimited),
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,9 +1,11 @@
 //! Authentication: the bootstrap admin key (where it comes from), and the middleware that
 //! turns a request's credentials into its [`Principal`].
 
+mod limits;
 mod principal;
 mod usage;
 
+pub(crate) use limits::RateLimits;
 pub(crate) use principal::{org_not_found, scope, Actor, Caller, Principal};
 pub(crate) use usage::KeyUsage;
 
@@ -96,10 +98,17 @@ pub(crate) fn secret_hash(secret: &str) -> String {
 pub(crate) async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Started::of(&request, state.engine.now());
     let (principal, response) = match authenticate(&state, request.headers()).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal.clone());
-            (Some(principal), next.run(request).await)
-        }
+        Ok(principal) => match state.rate_limits.admit(&principal) {
+            Ok(admitted) => {
+                request.extensions_mut().insert(principal.clone());
+                let mut response = next.run(request).await;
+                if let Some(admitted) = admitted {
+                    admitted.write(response.headers_mut());
+                }
+                (Some(principal), response)
+            }
+            Err(limited) => (Some(principal), limited.into_response()),
+        },
         Err(refused) => (None, refused.into_response()),
     };
     let status = response.status();

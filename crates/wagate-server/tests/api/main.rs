@@ -16,6 +16,7 @@ mod input;
 mod isolation;
 mod keys;
 mod kinds;
+mod limits;
 mod media;
 mod messages;
 mod openapi;

@@ -26,7 +26,12 @@ impl MediaFiles for NoMedia {
         Err(format!("no media {id} in this benchmark"))
     }
 
-    async fn store(&self, _bytes: Vec<u8>, _filename: Option<String>) -> Result<Media, String> {
+    async fn store(
+        &self,
+        _session: &SessionId,
+        _bytes: Vec<u8>,
+        _filename: Option<String>,
+    ) -> Result<Media, String> {
         Err("no media in this benchmark".into())
     }
 }
@@ -42,6 +47,7 @@ pub(crate) async fn run(args: WebIdleArgs) -> anyhow::Result<()> {
     for id in &ids {
         let new = NewSession {
             id: id.clone(),
+            org_id: wagate_core::OrgId::default_org(),
             connector: ConnectorKind::Web,
             name: None,
             config: json!({}),

@@ -209,8 +209,14 @@ pub struct NumberCheck {
 pub trait MediaFiles: Send + Sync {
     /// The bytes of a stored file.
     async fn load(&self, id: &MediaId) -> Result<Vec<u8>, String>;
-    /// Stores a received file (its type is sniffed from the bytes).
-    async fn store(&self, bytes: Vec<u8>, filename: Option<String>) -> Result<Media, String>;
+    /// Stores a file `session` received (its type is sniffed from the bytes); it belongs to
+    /// the session's organization.
+    async fn store(
+        &self,
+        session: &SessionId,
+        bytes: Vec<u8>,
+        filename: Option<String>,
+    ) -> Result<Media, String>;
 }
 
 /// A way of reaching WhatsApp.

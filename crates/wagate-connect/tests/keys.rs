@@ -42,6 +42,7 @@ impl Fixture {
         for id in ["ses_a", "ses_b"] {
             let new = NewSession {
                 id: SessionId::parse(id).unwrap(),
+                org_id: wagate_core::OrgId::default_org(),
                 connector: ConnectorKind::Web,
                 name: None,
                 config: json!({}),

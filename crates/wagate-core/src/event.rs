@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::RefOr;
 
 use crate::{
-    CampaignCounts, CampaignId, CampaignStatus, EventId, Message, MessageId, MessageStatus, SessionId,
+    CampaignCounts, CampaignId, CampaignStatus, EventId, Message, MessageId, MessageStatus, OrgId, SessionId,
     SessionStatus, Timestamp, WebhookId,
 };
 
@@ -228,6 +228,9 @@ pub struct Event {
     pub id: EventId,
     /// The session the event is about; none for events about wagate itself (webhooks).
     pub session_id: Option<SessionId>,
+    /// The organization it belongs to (its session's or its webhook's), which alone may see it.
+    /// Not part of the published envelope: a reader only ever sees its own organization's events.
+    pub org_id: Option<OrgId>,
     pub created_at: Timestamp,
     pub data: EventData,
 }
@@ -293,6 +296,7 @@ impl<'de> Deserialize<'de> for Event {
         Ok(Event {
             id: event.id,
             session_id: event.session_id,
+            org_id: None,
             created_at: event.created_at,
             data: event.data,
         })

@@ -24,6 +24,20 @@ pub enum IdError {
     InvalidCampaignId,
     #[error("media id must look like med_<26 characters>")]
     InvalidMediaId,
+    #[error("organization id must match [a-z0-9][a-z0-9_-]{{0,63}}")]
+    InvalidOrgId,
+    #[error("API key id must look like key_<26 characters>")]
+    InvalidKeyId,
+    #[error("audit entry id must look like aud_<digits>")]
+    InvalidAuditId,
+}
+
+/// Whether `s` is a user-chosen id: `[a-z0-9][a-z0-9_-]{0,63}`.
+fn is_slug(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    first_ok && rest_ok && s.len() <= 64
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
@@ -34,10 +48,7 @@ pub struct SessionId(String);
 impl SessionId {
     /// Validates a user-supplied session id.
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let mut chars = s.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if first_ok && rest_ok && s.len() <= 64 {
+        if is_slug(s) {
             Ok(Self(s.to_owned()))
         } else {
             Err(IdError::InvalidSessionId)
@@ -65,6 +76,47 @@ impl fmt::Display for SessionId {
 }
 
 impl<'de> Deserialize<'de> for SessionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An organization id: chosen by the admin (`[a-z0-9][a-z0-9_-]{0,63}`, like a session id).
+/// Everything that existed before organizations belongs to [`OrgId::DEFAULT`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct OrgId(String);
+
+impl OrgId {
+    /// The organization that every install has, holding what single-tenant users create.
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if is_slug(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::InvalidOrgId)
+        }
+    }
+
+    /// The `default` organization.
+    pub fn default_org() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
@@ -209,11 +261,23 @@ ulid_id!(
     "cmp_",
     InvalidCampaignId
 );
+ulid_id!(
+    /// An API key id: `key_` + a ULID.
+    KeyId,
+    "key_",
+    InvalidKeyId
+);
 seq_id!(
     /// An event id: `evt_` + the event's position in the log.
     EventId,
     "evt_",
     InvalidEventId
+);
+seq_id!(
+    /// An audit log entry id: `aud_` + its position in the log.
+    AuditId,
+    "aud_",
+    InvalidAuditId
 );
 seq_id!(
     /// A webhook delivery id: `dlv_` + the delivery's position.

@@ -1,19 +1,23 @@
 //! wagate-core: the domain types and rules of wagate (ids, phone numbers and JIDs, message
 //! content, the message and session state machines, the event envelope, webhooks, what the nodes of a cluster tell each other). No I/O lives here.
 
+pub mod audit;
 pub mod campaign;
 pub mod cluster;
 pub mod contact;
 pub mod device_keys;
 pub mod event;
 pub mod ids;
+pub mod key;
 pub mod media;
 pub mod message;
+pub mod org;
 pub mod phone;
 pub mod session;
 pub mod template;
 pub mod webhook;
 
+pub use audit::{ActorKind, AuditEntry};
 pub use campaign::{Campaign, CampaignAction, CampaignCounts, CampaignState, CampaignStatus, Rejected};
 pub use cluster::{NodeState, RemoteCommand, Signal, SignalError};
 pub use contact::{Chat, Contact};
@@ -22,13 +26,18 @@ pub use event::{
     CampaignStatusData, Event, EventData, EventDataError, EventType, MessageStatusData, SessionQrData,
     SessionStatusData, WebhookDisabledData,
 };
-pub use ids::{CampaignId, DeliveryId, EventId, HookId, IdError, MediaId, MessageId, SessionId, WebhookId};
+pub use ids::{
+    AuditId, CampaignId, DeliveryId, EventId, HookId, IdError, KeyId, MediaId, MessageId, OrgId, SessionId,
+    WebhookId,
+};
+pub use key::{ApiKey, Scope};
 pub use media::{Media, MediaContent, MediaKind};
 pub use message::{
     ContactCard, Direction, EditContent, IllegalTransition, LocationContent, Message, MessageContent,
     MessageKind, MessageStatus, PollContent, ReactionContent, ReplyContext, RevokeContent, Sender,
     StatusChange, StatusEntry, TextContent,
 };
+pub use org::{Org, Quotas};
 pub use phone::{Jid, PhoneError, PhoneNumber};
 pub use session::{ConnectorKind, Session, SessionStatus};
 pub use template::{Hook, Template};

@@ -9,6 +9,8 @@ use crate::MediaId;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Media {
     pub id: MediaId,
+    /// The organization that uploaded it; only its sessions may send it.
+    pub org_id: crate::OrgId,
     /// Sniffed from the bytes, not taken from the uploader.
     pub mime_type: String,
     pub size: u64,
@@ -122,6 +124,7 @@ mod tests {
     fn file(mime_type: &str, size: u64) -> Media {
         Media {
             id: MediaId::generate(),
+            org_id: crate::OrgId::default_org(),
             mime_type: mime_type.into(),
             size,
             sha256: String::new(),

@@ -89,6 +89,8 @@ impl SessionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: crate::SessionId,
+    /// The organization it belongs to, with its messages, contacts, hooks and campaigns.
+    pub org_id: crate::OrgId,
     pub connector: ConnectorKind,
     pub name: Option<String>,
     pub status: SessionStatus,

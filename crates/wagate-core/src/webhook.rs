@@ -8,6 +8,8 @@ use crate::{DeliveryId, EventId, EventType, SessionId, Timestamp, WebhookId};
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: WebhookId,
+    /// The organization it belongs to; it only ever receives that organization's events.
+    pub org_id: crate::OrgId,
     pub url: String,
     /// Filters: exact event types, `prefix.*` or `*`.
     pub events: Vec<String>,
@@ -116,6 +118,7 @@ mod tests {
         let now = chrono::Utc::now();
         Webhook {
             id: WebhookId::generate(),
+            org_id: crate::OrgId::default_org(),
             url: "https://example.com/hook".into(),
             events: events.iter().map(|e| e.to_string()).collect(),
             session_id: session.map(|s| SessionId::parse(s).unwrap()),

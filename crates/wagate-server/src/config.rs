@@ -59,6 +59,9 @@ pub struct Config {
     /// `text` or `json`.
     pub log_format: LogFormat,
     pub api: ApiConfig,
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimitConfig,
+    pub audit: AuditConfig,
     pub engine: EngineConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
@@ -83,6 +86,9 @@ impl Default for Config {
             node_id: "node-1".into(),
             log_format: LogFormat::Text,
             api: ApiConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            audit: AuditConfig::default(),
             engine: EngineConfig::default(),
             events: EventsConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -134,6 +140,59 @@ impl Default for ApiConfig {
             body_read_timeout_ms: nz!(120_000),
             max_connections: nz!(4096),
         }
+    }
+}
+
+/// API keys of organizations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// How often the `last_used_at` of the keys in use is written: one write for every key
+    /// used since the last, instead of a write per request.
+    pub last_used_flush_ms: NonZeroU64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { last_used_flush_ms: nz!(10_000) }
+    }
+}
+
+/// Rate limits of API keys and organizations (token buckets, counted on each node; the admin
+/// key has none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Requests each API key makes per second, sustained.
+    pub key_per_second: NonZeroU32,
+    /// Requests an API key may make at once after a quiet spell.
+    pub key_burst: NonZeroU32,
+    /// Requests all keys of an organization make per second, sustained.
+    pub org_per_second: NonZeroU32,
+    pub org_burst: NonZeroU32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { key_per_second: nz!(50), key_burst: nz!(100), org_per_second: nz!(200), org_burst: nz!(400) }
+    }
+}
+
+/// The audit log: every call that changes something, and every refused authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// How long entries are kept; 0 keeps them for ever.
+    pub retention_ms: u64,
+    /// How often entries past `retention_ms` are deleted.
+    pub retention_sweep_ms: NonZeroU64,
+    /// Entries waiting to be written before a request waits for the writer (it never drops one).
+    pub queue: NonZeroUsize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_ms: 90 * 24 * 3_600_000, retention_sweep_ms: nz!(3_600_000), queue: nz!(10_000) }
     }
 }
 

@@ -2,6 +2,7 @@
 //! that runs sessions. `main.rs` only parses the command line and calls [`Server::start`].
 
 mod api;
+mod audit;
 mod auth;
 pub mod config;
 mod engine;
@@ -51,6 +52,12 @@ pub(crate) struct AppState {
     pub sim: Option<Arc<SimNetwork>>,
     /// Cancelled when the server starts shutting down, so long waits end early.
     pub stopping: CancellationToken,
+    /// When API keys were used, written in batches.
+    pub key_usage: Arc<auth::KeyUsage>,
+    /// Where requests leave their audit entries.
+    pub audit: Arc<audit::AuditTrail>,
+    /// The token buckets of keys and organizations, on this node.
+    pub rate_limits: Arc<auth::RateLimits>,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -64,6 +71,9 @@ pub struct Server {
     /// the first to stop, so that no request arrives while the rest stops.
     front: Tasks,
     http: JoinHandle<std::io::Result<()>>,
+    /// What requests leave to be written in batches (when keys were used): stopped after the
+    /// HTTP front, so that the last requests' records are written too.
+    recorders: Tasks,
     /// The `/metrics` listener, when it has its own address.
     metrics_http: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -150,7 +160,34 @@ impl Server {
                 .context("cannot start the webhook deliverer")?,
         );
 
+        let recorders = Tasks::default();
+        let key_usage = Arc::new(auth::KeyUsage::default());
+        recorders.spawn(Arc::clone(&key_usage).run(
+            Arc::clone(&store),
+            ms(config.auth.last_used_flush_ms.get()),
+            recorders.stopping(),
+        ));
+        let audit = Arc::new(audit::AuditTrail::start(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            &config.audit,
+            &recorders,
+        ));
+        let rate_limits = Arc::new(auth::RateLimits::new(&config.rate_limits));
+        {
+            // Buckets full again are forgotten, so memory follows the callers of the last minute.
+            let (limits, stopping) = (Arc::clone(&rate_limits), front.stopping());
+            front.spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                while stopping.run_until_cancelled(every.tick()).await.is_some() {
+                    limits.forget_idle();
+                }
+            });
+        }
         let state = AppState {
+            rate_limits,
+            audit,
+            key_usage,
             stopping: front.stopping(),
             engine: Arc::clone(&engine),
             deliverer: Arc::clone(&deliverer),
@@ -175,7 +212,7 @@ impl Server {
         let http = front.spawn(async move { http::serve(listener, app, &config.api, stopping).await });
         let database = config::mask_password(&database_url);
         tracing::info!(%addr, resumed, %database, "wagate is listening");
-        Ok(Self { addr, admin_key, engine, deliverer, store, front, http, metrics_http })
+        Ok(Self { addr, admin_key, engine, deliverer, store, front, http, recorders, metrics_http })
     }
 
     /// Where the API listens.
@@ -200,6 +237,7 @@ impl Server {
         if let Some(metrics_http) = self.metrics_http {
             metrics_http.await??;
         }
+        self.recorders.stop().await;
         self.deliverer.stop().await;
         self.engine.shutdown().await;
         self.store.close().await;

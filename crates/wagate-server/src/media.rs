@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-use wagate_core::{Media, MediaId, MediaKind, Timestamp};
+use wagate_core::{Media, MediaId, MediaKind, OrgId, SessionId, Timestamp};
 use wagate_store::{Store, StoreError};
 
 use crate::config::{Config, MediaConfig, MediaLocation};
@@ -132,6 +132,7 @@ impl MediaStore {
     /// Downloads a `link` into the store.
     pub(crate) async fn save_link(
         &self,
+        org: &OrgId,
         link: &str,
         filename: Option<String>,
         now: Timestamp,
@@ -148,7 +149,7 @@ impl MediaStore {
         if !response.status().is_success() {
             return Err(LinkError::Status(response.status().as_u16()));
         }
-        Ok(self.save(response.bytes_stream(), filename, now).await?)
+        Ok(self.save(org, response.bytes_stream(), filename, now).await?)
     }
 
     /// The largest file any kind of media message takes: the most an upload may be.
@@ -168,6 +169,7 @@ impl MediaStore {
     /// written before the row, so a recorded file always has its bytes.
     pub(crate) async fn save<S, E>(
         &self,
+        org: &OrgId,
         body: S,
         filename: Option<String>,
         now: Timestamp,
@@ -212,6 +214,7 @@ impl MediaStore {
         }
         let media = Media {
             id,
+            org_id: org.clone(),
             mime_type: sniff(&head),
             size,
             sha256: format!("{:x}", hasher.finalize()),
@@ -310,10 +313,20 @@ impl wagate_connect::MediaFiles for MediaStore {
         Ok(bytes)
     }
 
-    async fn store(&self, bytes: Vec<u8>, filename: Option<String>) -> Result<Media, String> {
+    async fn store(
+        &self,
+        session: &SessionId,
+        bytes: Vec<u8>,
+        filename: Option<String>,
+    ) -> Result<Media, String> {
+        let org = match self.store.get_session(session).await {
+            Ok(Some(session)) => session.org_id,
+            Ok(None) => return Err(format!("no session {session}")),
+            Err(e) => return Err(e.to_string()),
+        };
         let body =
             futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(bytes)) });
-        self.save(body, filename, chrono::Utc::now()).await.map_err(|e| e.to_string())
+        self.save(&org, body, filename, chrono::Utc::now()).await.map_err(|e| e.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The event log: every change wagate reports, in commit order.
 
 use async_trait::async_trait;
-use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
+use wagate_core::{Event, EventData, EventId, EventType, OrgId, SessionId, Timestamp};
 
 use crate::StoreResult;
 
@@ -9,7 +9,11 @@ use crate::StoreResult;
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub after: Option<EventId>,
+    /// Only this organization's events.
+    pub org_id: Option<OrgId>,
     pub session_id: Option<SessionId>,
+    /// Only events of these sessions (a key limited to them).
+    pub sessions: Option<Vec<SessionId>>,
     pub types: Vec<EventType>,
     pub limit: u32,
 }

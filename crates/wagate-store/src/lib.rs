@@ -25,13 +25,16 @@
 // purpose: one copy of the SQL, two stores.
 #![allow(clippy::duplicate_mod)]
 
+mod audit;
 mod campaigns;
 mod cluster;
 mod contacts;
 mod events;
 pub mod keyring;
+mod keys;
 mod media;
 mod messages;
+mod orgs;
 mod postgres;
 mod sessions;
 mod sqlite;
@@ -43,16 +46,19 @@ mod webhooks;
 use async_trait::async_trait;
 use wagate_core::{DeviceKeys, Timestamp};
 
+pub use audit::{AuditLog, AuditQuery};
 pub use campaigns::{Campaigns, NewCampaign, RecipientQuery};
 pub use cluster::{Cluster, Heartbeat, Lease, LeaseGrant, Node, NodeInfo};
 pub use contacts::Contacts;
 pub use events::{Appended, EventQuery, Events};
 pub use keyring::{KeyError, KeyId, Keyring, MasterKey};
+pub use keys::ApiKeys;
 pub use media::MediaRecords;
 pub use messages::{
     Accepted, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
     StatusUpdate,
 };
+pub use orgs::{OrgChange, Orgs};
 pub use postgres::PgStore;
 pub use sessions::{Credentials, NewSession, SessionChange, Sessions};
 pub use sqlite::SqliteStore;
@@ -66,7 +72,8 @@ pub use webhooks::{
 /// through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::{
-        Campaigns, Cluster, Contacts, Events, MediaRecords, Messages, Sessions, Store, Templates, Webhooks,
+        ApiKeys, AuditLog, Campaigns, Cluster, Contacts, Events, MediaRecords, Messages, Orgs, Sessions,
+        Store, Templates, Webhooks,
     };
     pub use wagate_core::DeviceKeys;
 }
@@ -84,6 +91,9 @@ pub trait Store:
     + Events
     + Cluster
     + MediaRecords
+    + Orgs
+    + ApiKeys
+    + AuditLog
     + DeviceKeys
     + Send
     + Sync
@@ -128,6 +138,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The organization's quota of this (`sessions`) is used up.
+    #[error("the organization's {0} quota is used up")]
+    QuotaExceeded(&'static str),
     #[error(transparent)]
     IllegalTransition(#[from] wagate_core::IllegalTransition),
     #[error("database error: {0}")]

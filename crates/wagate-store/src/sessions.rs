@@ -1,7 +1,7 @@
 //! Sessions: the accounts wagate runs, their settings and their connection state.
 
 use async_trait::async_trait;
-use wagate_core::{ConnectorKind, Session, SessionId, SessionStatus, Timestamp};
+use wagate_core::{ConnectorKind, OrgId, Session, SessionId, SessionStatus, Timestamp};
 
 use crate::{Appended, StoreResult};
 
@@ -9,6 +9,7 @@ use crate::{Appended, StoreResult};
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub id: SessionId,
+    pub org_id: OrgId,
     pub connector: ConnectorKind,
     pub name: Option<String>,
     pub config: serde_json::Value,
@@ -48,7 +49,8 @@ pub enum Credentials {
 pub trait Sessions: Send + Sync {
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Appended)>;
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    /// Every session, or only those of one organization.
+    async fn list_sessions(&self, org: Option<&OrgId>) -> StoreResult<Vec<Session>>;
     /// The session of `connector` linked to `phone`, if any.
     async fn find_linked_session(
         &self,

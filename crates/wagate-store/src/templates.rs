@@ -1,7 +1,7 @@
 //! Templates (named message bodies with placeholders) and the trigger hooks that send them.
 
 use async_trait::async_trait;
-use wagate_core::{Hook, HookId, MessageContent, SessionId, Template, Timestamp};
+use wagate_core::{Hook, HookId, MessageContent, OrgId, SessionId, Template, Timestamp};
 
 use crate::StoreResult;
 
@@ -23,26 +23,28 @@ pub struct NewHook {
     pub description: Option<String>,
 }
 
-/// Templates and trigger hooks.
+/// Templates (named within their organization) and trigger hooks.
 #[async_trait]
 pub trait Templates: Send + Sync {
     /// `Conflict` when a template of that name exists.
     async fn create_template(
         &self,
+        org: &OrgId,
         name: String,
         language: Option<String>,
         content: MessageContent,
         now: Timestamp,
     ) -> StoreResult<Template>;
-    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>>;
-    async fn list_templates(&self) -> StoreResult<Vec<Template>>;
+    async fn get_template(&self, org: &OrgId, name: &str) -> StoreResult<Option<Template>>;
+    async fn list_templates(&self, org: &OrgId) -> StoreResult<Vec<Template>>;
     async fn update_template(
         &self,
+        org: &OrgId,
         name: &str,
         change: TemplateChange,
         now: Timestamp,
     ) -> StoreResult<Option<Template>>;
-    async fn delete_template(&self, name: &str) -> StoreResult<bool>;
+    async fn delete_template(&self, org: &OrgId, name: &str) -> StoreResult<bool>;
     /// `NotFound` when the session does not exist.
     async fn create_hook(&self, new: NewHook, now: Timestamp) -> StoreResult<Hook>;
     async fn list_hooks(&self, session: &SessionId) -> StoreResult<Vec<Hook>>;

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use wagate_core::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, Event, EventId, SessionId, Timestamp, Webhook, WebhookId,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, Event, EventId, OrgId, SessionId, Timestamp, Webhook,
+    WebhookId,
 };
 
 use crate::{Appended, StoreResult};
@@ -11,6 +12,7 @@ use crate::{Appended, StoreResult};
 /// A webhook to create.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
+    pub org_id: OrgId,
     pub url: String,
     pub events: Vec<String>,
     pub session_id: Option<SessionId>,
@@ -92,7 +94,8 @@ pub struct Replayed {
 pub trait Webhooks: Send + Sync {
     async fn create_webhook(&self, new: NewWebhook, now: Timestamp) -> StoreResult<Webhook>;
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>>;
-    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    /// Every webhook, or only those of one organization.
+    async fn list_webhooks(&self, org: Option<&OrgId>) -> StoreResult<Vec<Webhook>>;
     async fn update_webhook(
         &self,
         id: &WebhookId,

@@ -102,6 +102,7 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
     let session = SessionId::parse("s").unwrap();
     let new = NewSession {
         id: session.clone(),
+        org_id: wagate_core::OrgId::default_org(),
         connector: ConnectorKind::Sim,
         name: None,
         config: json!({}),
@@ -200,6 +201,7 @@ async fn a_stalled_writer_delays_only_its_own_events() {
     let session = SessionId::parse("s").unwrap();
     let new = NewSession {
         id: session.clone(),
+        org_id: wagate_core::OrgId::default_org(),
         connector: ConnectorKind::Sim,
         name: None,
         config: json!({}),

@@ -116,6 +116,7 @@ fn keyring(keys: &[&MasterKey]) -> Keyring {
 async fn secrets(store: &dyn Store, now: Timestamp) -> WebhookId {
     let new = NewSession {
         id: sid("alice"),
+        org_id: wagate_core::OrgId::default_org(),
         connector: ConnectorKind::Web,
         name: None,
         config: json!({}),
@@ -129,6 +130,7 @@ async fn secrets(store: &dyn Store, now: Timestamp) -> WebhookId {
     store.update_session(&sid("alice"), change, now).await.unwrap();
     store.put_device_keys(&sid("alice"), vec![DeviceKey::new("identity", "own", IDENTITY, 0)]).await.unwrap();
     let webhook = NewWebhook {
+        org_id: wagate_core::OrgId::default_org(),
         url: "https://example.com/hook".into(),
         events: vec!["*".into()],
         session_id: None,

@@ -151,6 +151,7 @@ fn text(body: &str) -> MessageContent {
 async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {
     let new = NewSession {
         id: sid(id),
+        org_id: wagate_core::OrgId::default_org(),
         connector: ConnectorKind::Sim,
         name: None,
         config: json!({}),
@@ -477,6 +478,7 @@ async fn webhook(
     now: Timestamp,
 ) -> wagate_core::Webhook {
     let new = wagate_store::NewWebhook {
+        org_id: wagate_core::OrgId::default_org(),
         url: "https://example.com/hook".into(),
         events: events.iter().map(|e| e.to_string()).collect(),
         session_id: session.map(sid),
@@ -720,4 +722,47 @@ async fn postgres_schema(url: &str) -> Schema {
         schema.insert(table, (columns.into_iter().collect(), indexes));
     }
     schema
+}
+
+#[tokio::test]
+async fn upgrading_moves_everything_into_the_default_organization() {
+    use sqlx::{ConnectOptions, Executor};
+    use wagate_store::prelude::*;
+    let dir = TempDir::new().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    // A database as the release before organizations left it, with a session, a template and an event.
+    let before = dir.path().join("before");
+    std::fs::create_dir(&before).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for file in std::fs::read_dir(&migrations).unwrap() {
+        let name = file.unwrap().file_name().into_string().unwrap();
+        if name.as_str() < "0013" {
+            std::fs::copy(migrations.join(&name), before.join(&name)).unwrap();
+        }
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = options.create_if_missing(true).connect().await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    let data = r#"{"status":"created","reason":null,"phone":null,"jid":null}"#;
+    conn.execute(
+        format!(
+            "INSERT INTO sessions (id, connector, status, created_at, updated_at) VALUES ('old', 'sim', 'created', 1, 1); \
+             INSERT INTO templates (name, content, created_at, updated_at) \
+             VALUES ('hi', '{{\"type\":\"text\",\"text\":{{\"body\":\"hi\"}}}}', 1, 1); \
+             INSERT INTO events (type, session_id, created_at, data) VALUES ('session.status', 'old', 1, '{data}');"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&url, testing::keyring()).await.unwrap();
+    let default = wagate_core::OrgId::default_org();
+    assert_eq!(store.get_session(&sid("old")).await.unwrap().unwrap().org_id, default);
+    assert_eq!(store.list_sessions(Some(&default)).await.unwrap().len(), 1);
+    assert!(store.get_template(&default, "hi").await.unwrap().is_some());
+    let query = EventQuery { org_id: Some(default.clone()), limit: 10, ..Default::default() };
+    assert_eq!(store.list_events(query).await.unwrap().len(), 1);
+    assert_eq!(store.list_orgs().await.unwrap().iter().map(|o| o.id.clone()).collect::<Vec<_>>(), [default]);
 }

@@ -398,7 +398,7 @@ async fn receive(
             let bytes = client.download(source).await?;
             let media = shared
                 .media
-                .store(bytes, filename.clone())
+                .store(&shared.session, bytes, filename.clone())
                 .await
                 .map_err(|e| whatsapp_rust::anyhow::anyhow!("cannot store inbound media: {e}"))?;
             MessageContent::media(kind, MediaContent::of(&media, caption, filename, voice))

@@ -11,6 +11,7 @@ fn event(session: Option<&str>, data: EventData) -> Event {
     Event {
         id: EventId::from_seq(42),
         session_id: session.map(|s| SessionId::parse(s).expect("a session id")),
+        org_id: None,
         created_at: at(123),
         data,
     }

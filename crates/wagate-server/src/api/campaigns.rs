@@ -17,7 +17,8 @@ use wagate_store::{NewCampaign, RecipientQuery, StoreError};
 use super::compose::{self, param_texts, TemplateRef, PARAM_TYPES};
 use super::openapi::{ApiKeyRequired, CampaignList, ErrorBody, RecipientList};
 use super::templates::ContentBody;
-use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
+use super::{page_limit, visible_session, ApiError, ApiJson, ApiQuery, ErrorCode};
+use crate::auth::{scope, Caller, Principal};
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -86,10 +87,12 @@ const REJECTED_SHOWN: usize = 100;
         (status = 422, description = "Invalid field (`details.field`), or no valid recipient (`details.rejected`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(raw): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<CampaignCreated>), ApiError> {
-    let session_id = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?;
+    let session_id = session.id.clone();
     let (body, recipients) = read_request(&state, request).await?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
@@ -107,13 +110,10 @@ pub(super) async fn create(
             format!("at most {max} recipients per campaign (got {})", recipients.len()),
         ));
     }
-    if state.engine.store().get_session(&session_id).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
     let (template, content, defaults) = match (body.content, body.template) {
-        (Some(content), None) => (None, content.checked(&state).await?, HashMap::new()),
+        (Some(content), None) => (None, content.checked(&state, &session.org_id).await?, HashMap::new()),
         (None, Some(reference)) => {
-            let (found, defaults) = compose::find_template(&state, reference).await?;
+            let (found, defaults) = compose::find_template(&state, &session.org_id, reference).await?;
             (Some(found.name), found.content, defaults)
         }
         (Some(_), Some(_)) => {
@@ -131,6 +131,7 @@ pub(super) async fn create(
         )
         .with_details(json!({ "rejected": shown })));
     }
+    super::orgs::check_daily_quota(&state, &session.org_id, accepted.len() as u64).await?;
     let new = NewCampaign {
         session_id: session_id.clone(),
         name,
@@ -300,12 +301,10 @@ fn campaign_not_found(raw: &str) -> ApiError {
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = session_id(&raw)?;
-    if state.engine.store().get_session(&session).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
+    let session = visible_session(&state, &caller, &raw).await?.id;
     Ok(Json(json!({ "data": state.engine.store().list_campaigns(&session).await? })))
 }
 
@@ -315,23 +314,31 @@ pub(super) async fn list(
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path((raw, raw_campaign)): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
-    let (session, id) = ids(&raw, &raw_campaign)?;
+    let (session, id) = ids(&state, &caller, &raw, &raw_campaign).await?;
     let found = state.engine.store().get_campaign(&session, &id).await?;
     found.map(Json).ok_or_else(|| campaign_not_found(&raw_campaign))
 }
 
-fn ids(raw: &str, raw_campaign: &str) -> Result<(SessionId, CampaignId), ApiError> {
-    Ok((session_id(raw)?, campaign_id(raw_campaign)?))
+/// The session (one the caller may see) and campaign a path names.
+async fn ids(
+    state: &AppState,
+    caller: &Principal,
+    raw: &str,
+    raw_campaign: &str,
+) -> Result<(SessionId, CampaignId), ApiError> {
+    Ok((visible_session(state, caller, raw).await?.id, campaign_id(raw_campaign)?))
 }
 
 async fn act(
     state: AppState,
+    caller: &Principal,
     (raw, raw_campaign): (String, String),
     action: CampaignAction,
 ) -> Result<Json<Campaign>, ApiError> {
-    let (session, id) = ids(&raw, &raw_campaign)?;
+    let (session, id) = ids(&state, caller, &raw, &raw_campaign).await?;
     match state.engine.act_on_campaign(&session, &id, action).await {
         Ok(Ok(campaign)) => Ok(Json(campaign)),
         Ok(Err(current)) => Err(ApiError::conflict(
@@ -351,9 +358,10 @@ async fn act(
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not running", body = ErrorBody)))]
 pub(super) async fn pause(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
-    act(state, path, CampaignAction::Pause).await
+    act(state, &caller, path, CampaignAction::Pause).await
 }
 
 /// Sends the held messages again, in order.
@@ -363,9 +371,10 @@ pub(super) async fn pause(
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not paused", body = ErrorBody)))]
 pub(super) async fn resume(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
-    act(state, path, CampaignAction::Resume).await
+    act(state, &caller, path, CampaignAction::Resume).await
 }
 
 /// Calls off the messages not sent yet: they become `canceled`.
@@ -375,9 +384,10 @@ pub(super) async fn resume(
         (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Already completed or canceled", body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<Campaign>, ApiError> {
-    act(state, path, CampaignAction::Cancel).await
+    act(state, &caller, path, CampaignAction::Cancel).await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -400,10 +410,11 @@ pub(super) struct RecipientsQuery {
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn recipients(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path((raw, raw_campaign)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<RecipientsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (session, campaign_id) = ids(&raw, &raw_campaign)?;
+    let (session, campaign_id) = ids(&state, &caller, &raw, &raw_campaign).await?;
     let status = query
         .status
         .map(|s| {

@@ -9,6 +9,7 @@ use wagate_core::{NodeState, Timestamp};
 
 use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 /// A node of the cluster.
@@ -41,7 +42,14 @@ pub(super) struct NodeList {
 #[utoipa::path(operation_id = "cluster_nodes", get, path = "/cluster/nodes", tag = "cluster",
     responses((status = 200, body = NodeList, description = "Every node that has run on this database, by id"),
         ApiKeyRequired))]
-pub(super) async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+pub(super) async fn nodes(
+    State(state): State<AppState>,
+    _caller: Caller<scope::Operator>,
+) -> Result<Json<NodeList>, ApiError> {
+    Ok(Json(node_list(&state).await?))
+}
+
+async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
     let dead_before = state.engine.now() - state.engine.lease_ttl();
     let nodes = state.engine.store().list_nodes(dead_before).await?;
     let data = nodes
@@ -57,7 +65,7 @@ pub(super) async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList
             last_heartbeat: n.last_heartbeat,
         })
         .collect();
-    Ok(Json(NodeList { data }))
+    Ok(NodeList { data })
 }
 
 #[utoipa::path(operation_id = "cluster_drain", post, path = "/cluster/nodes/{node_id}/drain", tag = "cluster",
@@ -67,10 +75,11 @@ pub(super) async fn nodes(State(state): State<AppState>) -> Result<Json<NodeList
         (status = 404, description = "No such node", body = ErrorBody)))]
 pub(super) async fn drain(
     State(state): State<AppState>,
+    _caller: Caller<scope::Operator>,
     Path(node_id): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<NodeList>), ApiError> {
     if !state.engine.drain_node(&node_id).await? {
         return Err(ApiError::not_found(ErrorCode::NodeNotFound, format!("no node {node_id}")));
     }
-    Ok((axum::http::StatusCode::ACCEPTED, nodes(State(state)).await?))
+    Ok((axum::http::StatusCode::ACCEPTED, Json(node_list(&state).await?)))
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use wagate_core::{
     ContactCard, Direction, EditContent, LocationContent, MediaContent, MediaId, MediaKind, MessageContent,
-    MessageId, MessageKind, PollContent, ReactionContent, RevokeContent, SessionId, Template, TextContent,
+    MessageId, MessageKind, OrgId, PollContent, ReactionContent, RevokeContent, Session, SessionId, Template,
+    TextContent,
 };
 
 use super::{ApiError, ErrorCode};
@@ -144,14 +145,15 @@ impl Purpose {
 /// edits and revokes that name a message by wagate's id must name one of `session`.
 pub(super) async fn send_content(
     state: &AppState,
-    session: &SessionId,
+    session: &Session,
     fields: ContentFields,
     template: Option<TemplateRef>,
 ) -> Result<MessageContent, ApiError> {
     if fields.kind == "template" {
-        return render_template(state, template).await;
+        return render_template(state, &session.org_id, template).await;
     }
-    let content = compose(state, fields, Purpose::Send, "").await?;
+    let content = compose(state, &session.org_id, fields, Purpose::Send, "").await?;
+    let session = &session.id;
     match &content {
         MessageContent::Reaction { reaction } => {
             acted_on(state, session, "reaction.message_id", &reaction.message_id, false).await?
@@ -170,21 +172,23 @@ pub(super) async fn send_content(
 /// The body of a template or campaign (`content`), placeholders and all.
 pub(super) async fn template_content(
     state: &AppState,
+    org: &OrgId,
     fields: ContentFields,
 ) -> Result<MessageContent, ApiError> {
     if fields.kind == "template" {
         return Err(ApiError::invalid_field("content.type", "a template cannot contain a template"));
     }
-    compose(state, fields, Purpose::Template, "content.").await
+    compose(state, org, fields, Purpose::Template, "content.").await
 }
 
 /// The content of a message a simulated contact sends in. It names other messages (what it
 /// reacts to, edits or revokes) by WhatsApp's id, as a phone would, so those pass as given.
 pub(super) async fn inbound_content(
     state: &AppState,
+    org: &OrgId,
     fields: ContentFields,
 ) -> Result<MessageContent, ApiError> {
-    compose(state, fields, Purpose::Inbound, "").await
+    compose(state, org, fields, Purpose::Inbound, "").await
 }
 
 /// The content of a text message, for bodies that carry only a text (`field`).
@@ -198,6 +202,7 @@ pub(super) fn text_content(body: String, field: &str) -> Result<MessageContent, 
 /// in the body (`content.` in a template), so that errors name the exact field.
 async fn compose(
     state: &AppState,
+    org: &OrgId,
     fields: ContentFields,
     purpose: Purpose,
     prefix: &str,
@@ -231,19 +236,19 @@ async fn compose(
     let content = match kind {
         MessageKind::Text => MessageContent::Text { text: needed.given(fields.text)? },
         MessageKind::Image => {
-            media_content(state, MediaKind::Image, needed.given(fields.image)?, name).await?
+            media_content(state, org, MediaKind::Image, needed.given(fields.image)?, name).await?
         }
         MessageKind::Video => {
-            media_content(state, MediaKind::Video, needed.given(fields.video)?, name).await?
+            media_content(state, org, MediaKind::Video, needed.given(fields.video)?, name).await?
         }
         MessageKind::Audio => {
-            media_content(state, MediaKind::Audio, needed.given(fields.audio)?, name).await?
+            media_content(state, org, MediaKind::Audio, needed.given(fields.audio)?, name).await?
         }
         MessageKind::Document => {
-            media_content(state, MediaKind::Document, needed.given(fields.document)?, name).await?
+            media_content(state, org, MediaKind::Document, needed.given(fields.document)?, name).await?
         }
         MessageKind::Sticker => {
-            media_content(state, MediaKind::Sticker, needed.given(fields.sticker)?, name).await?
+            media_content(state, org, MediaKind::Sticker, needed.given(fields.sticker)?, name).await?
         }
         MessageKind::Location => MessageContent::Location { location: needed.given(fields.location)? },
         MessageKind::Contacts => {
@@ -295,6 +300,7 @@ pub(super) fn content_error(content: &MessageContent) -> Option<(String, String)
 /// and checked against the kind's type and size rules.
 async fn media_content(
     state: &AppState,
+    org: &OrgId,
     kind: MediaKind,
     body: MediaBody,
     name: &str,
@@ -305,14 +311,15 @@ async fn media_content(
     }
     let (field, media) = if let Some(raw) = &body.media_id {
         let field = format!("{name}.media_id");
+        // Another organization's file is as unknown as one never uploaded.
         let found = match MediaId::parse(raw) {
-            Ok(id) => state.media.get(&id).await?,
+            Ok(id) => state.media.get(&id).await?.filter(|media| &media.org_id == org),
             Err(_) => None,
         };
         (field.clone(), found.ok_or_else(|| ApiError::invalid_field(&field, "names no uploaded media"))?)
     } else if let Some(link) = &body.link {
         let field = format!("{name}.link");
-        let saved = state.media.save_link(link, body.filename.clone(), state.engine.now()).await;
+        let saved = state.media.save_link(org, link, body.filename.clone(), state.engine.now()).await;
         let media = saved.map_err(|e| match e {
             LinkError::Media(MediaError::TooLarge(max)) => {
                 ApiError::invalid_field(&field, format!("the file is larger than {max} bytes"))
@@ -329,8 +336,12 @@ async fn media_content(
             .decode(encoded.trim())
             .map_err(|e| ApiError::invalid_field(&field, format!("is not valid base64: {e}")))?;
         let chunk: Result<axum::body::Bytes, std::convert::Infallible> = Ok(bytes.into());
-        let saved =
-            state.media.save(futures_util::stream::iter([chunk]), body.filename.clone(), state.engine.now());
+        let saved = state.media.save(
+            org,
+            futures_util::stream::iter([chunk]),
+            body.filename.clone(),
+            state.engine.now(),
+        );
         (field, saved.await?)
     };
     kind.check(&media, state.media.max_bytes(kind)).map_err(|rule| ApiError::invalid_field(&field, rule))?;
@@ -418,9 +429,10 @@ pub(super) fn template_not_found(name: &str) -> ApiError {
 /// The template a reference names, and its params as texts.
 pub(super) async fn find_template(
     state: &AppState,
+    org: &OrgId,
     reference: TemplateRef,
 ) -> Result<(Template, HashMap<String, String>), ApiError> {
-    let found = state.engine.store().get_template(&reference.name).await?;
+    let found = state.engine.store().get_template(org, &reference.name).await?;
     let found = found.ok_or_else(|| template_not_found(&reference.name))?;
     let params = param_texts(reference.params)
         .map_err(|name| ApiError::invalid_field(&format!("template.params.{name}"), PARAM_TYPES))?;
@@ -430,11 +442,12 @@ pub(super) async fn find_template(
 /// The content a template send sends: the template filled in with the params.
 pub(super) async fn render_template(
     state: &AppState,
+    org: &OrgId,
     reference: Option<TemplateRef>,
 ) -> Result<MessageContent, ApiError> {
     let reference =
         reference.ok_or_else(|| ApiError::invalid_field("template", "is required for type template"))?;
-    let (found, params) = find_template(state, reference).await?;
+    let (found, params) = find_template(state, org, reference).await?;
     let content = found.content.render(&params).map_err(|missing| {
         ApiError::invalid_field(&format!("template.params.{missing}"), "is missing: the template uses it")
     })?;

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use wagate_core::PhoneNumber;
 
 use super::openapi::{ApiKeyRequired, ChatList, ContactList, ErrorBody, NumberChecks};
-use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery};
+use super::{page_limit, visible_session, ApiError, ApiJson, ApiQuery};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 /// Numbers a check takes at once (WhatsApp answers such a batch in one query).
@@ -31,10 +32,11 @@ pub(super) struct CheckNumbers {
         (status = 503, description = "WhatsApp did not answer; try again", body = ErrorBody)))]
 pub(super) async fn check(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<CheckNumbers>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?.id;
     if body.phones.is_empty() || body.phones.len() > MAX_CHECK {
         return Err(ApiError::invalid_field("phones", format!("must list 1 to {MAX_CHECK} numbers")));
     }
@@ -81,14 +83,12 @@ pub(super) struct ContactQuery {
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ContactQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?.id;
     let limit = page_limit(query.limit, 100, MAX_PAGE)?;
-    if state.engine.store().get_session(&session).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
     let contacts = state.engine.store().list_contacts(&session, query.after.as_deref(), limit).await?;
     let next = (contacts.len() == limit as usize).then(|| contacts.last().map(|c| c.jid.clone())).flatten();
     Ok(Json(json!({ "data": contacts, "next_after": next })))
@@ -111,14 +111,12 @@ pub(super) struct ChatQuery {
         (status = 404, description = "No such session", body = ErrorBody), (status = 422, description = "Bad limit", body = ErrorBody)))]
 pub(super) async fn chats(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ChatQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?.id;
     let limit = page_limit(query.limit, 100, MAX_PAGE)?;
-    if state.engine.store().get_session(&session).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
     let chats = state.engine.store().list_chats(&session, query.offset.unwrap_or(0), limit).await?;
     Ok(Json(json!({ "data": chats })))
 }

@@ -33,6 +33,10 @@ pub(crate) enum ErrorCode {
     RangeNotSatisfiable,
     RateLimited,
     Unauthorized,
+    /// The key lacks the scope the route needs.
+    Forbidden,
+    /// An organization's quota (`details.quota`) is used up.
+    QuotaExceeded,
     // Something named that does not exist.
     NotFound,
     RouteNotFound,
@@ -46,6 +50,8 @@ pub(crate) enum ErrorCode {
     MediaNotFound,
     NodeNotFound,
     CodeNotFound,
+    OrgNotFound,
+    KeyNotFound,
     // Not now, or not in this state.
     Conflict,
     IllegalTransition,
@@ -55,6 +61,8 @@ pub(crate) enum ErrorCode {
     SessionNotLinked,
     PhoneInUse,
     TemplateExists,
+    OrgExists,
+    OrgNotEmpty,
     WebhookDisabled,
     CampaignState,
     MessageNotScheduled,
@@ -83,6 +91,17 @@ pub(crate) struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// When to try again (a 429): boxed, as few errors have it.
+    pub throttle: Option<Box<Throttle>>,
+}
+
+/// The headers of an answer that says when to try again.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// Seconds for `Retry-After`.
+    retry_after: u64,
+    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` of the bucket that refused.
+    rate_limit: Option<(u32, u32, u64)>,
 }
 
 /// What WhatsApp said to a request made through a session's connection.
@@ -101,7 +120,19 @@ impl From<wagate_connect::SendError> for ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self { status, code, message: message.into(), details: None, throttle: None }
+    }
+
+    /// Answers with the `RateLimit-*` headers of the bucket that refused it.
+    pub(crate) fn with_rate_limit(mut self, limit: u32, remaining: u32, reset_seconds: u64) -> Self {
+        self.throttle.get_or_insert_with(Box::default).rate_limit = Some((limit, remaining, reset_seconds));
+        self
+    }
+
+    /// Answers with `Retry-After: seconds`.
+    pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.throttle.get_or_insert_with(Box::default).retry_after = seconds;
+        self
     }
 
     pub(crate) fn with_details(mut self, details: Value) -> Self {
@@ -161,7 +192,17 @@ impl IntoResponse for ApiError {
         if let Some(details) = self.details {
             error["details"] = details;
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(throttle) = self.throttle {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(throttle.retry_after));
+            if let Some((limit, remaining, reset)) = throttle.rate_limit {
+                headers.insert("ratelimit-limit", header::HeaderValue::from(limit));
+                headers.insert("ratelimit-remaining", header::HeaderValue::from(remaining));
+                headers.insert("ratelimit-reset", header::HeaderValue::from(reset));
+            }
+        }
+        response
     }
 }
 
@@ -175,6 +216,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 Self::conflict(ErrorCode::Conflict, format!("{what} already exists"))
             }
+            StoreError::QuotaExceeded(quota) => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::QuotaExceeded,
+                format!("the organization's quota of {quota} is used up"),
+            )
+            .with_details(json!({ "quota": quota })),
             StoreError::IllegalTransition(t) => Self::conflict(ErrorCode::IllegalTransition, t.to_string()),
             other => Self::internal(other),
         }

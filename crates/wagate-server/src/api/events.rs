@@ -9,6 +9,7 @@ use wagate_store::EventQuery;
 
 use super::openapi::{ApiKeyRequired, ErrorBody, EventList};
 use super::{page_limit, ApiError, ApiQuery};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -45,6 +46,7 @@ pub(super) fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     responses((status = 200, body = EventList, description = "Oldest first"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let after = query
@@ -57,7 +59,15 @@ pub(super) async fn list(
         .transpose()?;
     let types = query.types.as_deref().map(parse_types).transpose()?.unwrap_or_default();
     let limit = page_limit(query.limit, 100, 1000)?;
-    let events = state.engine.read_events(EventQuery { after, session_id, types, limit }).await?;
+    let query = EventQuery {
+        after,
+        org_id: caller.org().cloned(),
+        session_id,
+        sessions: caller.sessions().map(<[_]>::to_vec),
+        types,
+        limit,
+    };
+    let events = state.engine.read_events(query).await?;
     // Where the next poll starts: after the last event seen, or where this one started.
     let next_after = events.last().map(|e| e.id).or(after);
     Ok(Json(json!({ "data": events, "next_after": next_after })))

@@ -23,7 +23,8 @@ use wagate_store::{NewHook, NewOutbound, StoreError};
 
 use super::compose::{self, TemplateRef};
 use super::openapi::{ApiKeyRequired, ErrorBody, HookCreated, HookList};
-use super::{session_id, ApiError, ApiJson, ErrorCode};
+use super::{visible_session, ApiError, ApiJson, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 /// Recipients one hook may send to.
@@ -94,14 +95,15 @@ fn recipients(to: Value) -> Result<Vec<String>, ApiError> {
         (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(raw): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateHook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?;
     let to = recipients(body.to)?;
     if let Some(name) = &body.template {
-        if state.engine.store().get_template(name).await?.is_none() {
+        if state.engine.store().get_template(&session.org_id, name).await?.is_none() {
             return Err(ApiError::invalid_field("template", format!("no template named {name:?}")));
         }
     }
@@ -112,7 +114,7 @@ pub(super) async fn create(
     rand::rng().fill_bytes(&mut secret);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let new = NewHook {
-        session_id: session,
+        session_id: session.id,
         token_hash: token_hash(&token),
         to,
         template: body.template,
@@ -136,12 +138,10 @@ pub(super) async fn create(
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = session_id(&raw)?;
-    if state.engine.store().get_session(&session).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
+    let session = visible_session(&state, &caller, &raw).await?.id;
     Ok(Json(json!({ "data": state.engine.store().list_hooks(&session).await? })))
 }
 
@@ -155,9 +155,10 @@ fn hook_not_found() -> ApiError {
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path((raw, hook)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?.id;
     let hook = HookId::parse(&hook).map_err(|_| hook_not_found())?;
     if state.engine.store().delete_hook(&session, &hook).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -221,13 +222,15 @@ pub(super) async fn call(
         return Ok(response);
     }
     let call = call_body(&headers, &body)?;
+    let org = state.engine.store().get_session(&hook.session_id).await?.ok_or_else(hook_not_found)?.org_id;
     let content = match &hook.template {
         Some(name) => {
             let reference = TemplateRef { name: name.clone(), params: call.params };
-            compose::render_template(&state, Some(reference)).await?
+            compose::render_template(&state, &org, Some(reference)).await?
         }
         None => compose::text_content(call.text.unwrap_or_default(), "text")?,
     };
+    super::orgs::check_daily_quota(&state, &org, hook.to.len() as u64).await?;
     let mut sent = Vec::with_capacity(hook.to.len());
     for to in &hook.to {
         let to = Jid::parse_recipient(to).map_err(ApiError::internal)?;

@@ -12,6 +12,7 @@ use wagate_core::{Media, MediaId};
 
 use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ApiQuery, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::media::MediaError;
 use crate::AppState;
 
@@ -49,6 +50,7 @@ pub(super) struct UploadQuery {
         (status = 422, description = "Empty, or no `file` part", body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
+    caller: Caller<scope::SendMessages>,
     ApiQuery(query): ApiQuery<UploadQuery>,
     request: Request,
 ) -> Result<(StatusCode, Json<Media>), ApiError> {
@@ -58,6 +60,7 @@ pub(super) async fn upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let now = state.engine.now();
+    let org = caller.home_org();
     let media = if multipart {
         let mut form = Multipart::from_request(request, &state).await.map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedMultipart, e.body_text())
@@ -72,11 +75,11 @@ pub(super) async fn upload(
                 .ok_or_else(|| ApiError::invalid_field("file", "the multipart upload has no `file` part"))?;
             if field.name() == Some("file") {
                 let filename = query.filename.clone().or_else(|| field.file_name().map(str::to_owned));
-                break state.media.save(field, filename, now).await?;
+                break state.media.save(&org, field, filename, now).await?;
             }
         }
     } else {
-        state.media.save(request.into_body().into_data_stream(), query.filename, now).await?
+        state.media.save(&org, request.into_body().into_data_stream(), query.filename, now).await?
     };
     Ok((StatusCode::CREATED, Json(media)))
 }
@@ -90,12 +93,14 @@ pub(super) async fn upload(
         (status = 416, description = "The range is outside the file", body = ErrorBody)))]
 pub(super) async fn download(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(ErrorCode::MediaNotFound, format!("no media with id {raw:?}"));
     let id = MediaId::parse(&raw).map_err(|_| not_found())?;
-    let media = state.media.get(&id).await?.ok_or_else(not_found)?;
+    let media =
+        state.media.get(&id).await?.filter(|media| caller.sees_org(&media.org_id)).ok_or_else(not_found)?;
     if let Some(url) = state.media.presigned_url(&media).await? {
         let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
         response.headers_mut().insert(header::LOCATION, value_of(url.as_str()));

@@ -14,7 +14,8 @@ use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::compose::{self, scheduled_time, TemplateRef};
 use super::openapi::{ApiKeyRequired, ErrorBody, MessageList};
-use super::{page_limit, session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
+use super::{page_limit, visible_message, visible_session, ApiError, ApiJson, ApiQuery, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::engine::{AcceptError, CommitError};
 use crate::AppState;
 
@@ -132,17 +133,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message")),
     request_body = SendRequest,
     responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
+        (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody),
+        (status = 429, description = "The organization's daily message quota is used up (`quota_exceeded`); `Retry-After` says until when", body = ErrorBody), (status = 504, description = "`wait=true` timed out; the message stays queued", body = ErrorBody)))]
 pub(super) async fn send(
     State(state): State<AppState>,
+    caller: Caller<scope::SendMessages>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<SendQuery>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<SendRequest>,
 ) -> Result<Response, ApiError> {
-    let session_id = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?;
     let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
-    let content = compose::send_content(&state, &session_id, body.take_content(), body.template).await?;
+    let content = compose::send_content(&state, &session, body.take_content(), body.template).await?;
+    super::orgs::check_daily_quota(&state, &session.org_id, 1).await?;
+    let session_id = session.id;
     let context = match body.context {
         Some(_) if content.message_kind().acts_on_a_message() => {
             return Err(ApiError::invalid_field(
@@ -241,11 +246,10 @@ async fn wait_for_result(
     responses((status = 200, body = Message, description = "With its `status_history`"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
 ) -> Result<Json<Message>, ApiError> {
-    let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
-    let id = MessageId::parse(&raw).map_err(|_| not_found())?;
-    state.engine.store().get_message(&id).await?.map(Json).ok_or_else(not_found)
+    Ok(Json(visible_message(&state, &caller, &raw).await?))
 }
 
 /// Cancels a message while it is still `scheduled`.
@@ -256,10 +260,11 @@ pub(super) async fn get(
         (status = 409, description = "The message is not scheduled (any more)", body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller<scope::SendMessages>,
     Path(raw): Path<String>,
 ) -> Result<Json<Message>, ApiError> {
     let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
-    let id = MessageId::parse(&raw).map_err(|_| not_found())?;
+    let id = visible_message(&state, &caller, &raw).await?.id;
     match state.engine.cancel_scheduled(&id).await {
         Ok(message) => Ok(Json(message)),
         Err(StoreError::NotFound(_)) => Err(not_found()),
@@ -288,13 +293,11 @@ pub(super) struct ListQuery {
     responses((status = 200, body = MessageList, description = "Newest first"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let session_id = session_id(&raw)?;
-    if state.engine.store().get_session(&session_id).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
+    let session_id = visible_session(&state, &caller, &raw).await?.id;
     let chat = query
         .chat
         .map(|c| {

@@ -1,6 +1,7 @@
 //! The HTTP API v1: one module per resource, each route described for the OpenAPI document
 //! (`GET /openapi.json`, the contract) by the handler that serves it.
 
+mod audit;
 mod campaigns;
 mod cluster;
 mod compose;
@@ -8,9 +9,11 @@ mod contacts;
 mod error;
 mod events;
 mod hooks;
+mod keys;
 mod media;
 mod messages;
 mod openapi;
+mod orgs;
 mod reads;
 mod sessions;
 mod sim;
@@ -26,7 +29,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
-use wagate_core::SessionId;
+use wagate_core::{Message, MessageId, Session, SessionId};
+
+use crate::auth::Principal;
 
 pub(crate) use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
 pub(crate) use hooks::HookLimits;
@@ -124,6 +129,11 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::delivery))
         .routes(routes!(webhooks::retry))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(orgs::create, orgs::list))
+        .routes(routes!(orgs::get, orgs::update, orgs::delete))
+        .routes(routes!(audit::list))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::get, keys::revoke))
         .routes(routes!(cluster::nodes))
         .routes(routes!(cluster::drain));
     if state.sim.is_some() {
@@ -223,6 +233,36 @@ async fn readyz(
 /// A session id from the path; one that cannot be valid names no session.
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|_| ApiError::session_not_found(raw))
+}
+
+/// The session `raw` names, when the caller may see it: a session of another organization
+/// (or outside a key's session list) is answered exactly as one that does not exist.
+pub(super) async fn visible_session(
+    state: &AppState,
+    caller: &Principal,
+    raw: &str,
+) -> Result<Session, ApiError> {
+    let id = session_id(raw)?;
+    match state.engine.store().get_session(&id).await? {
+        Some(session) if caller.sees_session(&session) => Ok(session),
+        _ => Err(ApiError::session_not_found(raw)),
+    }
+}
+
+/// The message `raw` names, when the caller may see its session; otherwise 404 as if it did
+/// not exist.
+pub(super) async fn visible_message(
+    state: &AppState,
+    caller: &Principal,
+    raw: &str,
+) -> Result<Message, ApiError> {
+    let not_found = || ApiError::not_found(ErrorCode::MessageNotFound, format!("no message with id {raw:?}"));
+    let id = MessageId::parse(raw).map_err(|_| not_found())?;
+    let message = state.engine.store().get_message(&id).await?.ok_or_else(not_found)?;
+    match state.engine.store().get_session(&message.session_id).await? {
+        Some(session) if caller.sees_session(&session) => Ok(message),
+        _ => Err(not_found()),
+    }
 }
 
 /// The `limit` of a list request: `default` when absent, 1 to `max` when given.

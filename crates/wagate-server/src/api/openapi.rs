@@ -16,7 +16,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
-    components(schemas(ErrorBody, Event), responses(Unauthorized)),
+    components(schemas(ErrorBody, Event), responses(Unauthorized, Forbidden, RateLimited)),
     tags(
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
@@ -28,6 +28,9 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
         (name = "hooks", description = "Secret URLs that send to fixed recipients without an API key"),
         (name = "webhooks", description = "Signed event delivery with durable retries and replay"),
         (name = "sim", description = "The simulated WhatsApp network (when connectors.sim.enabled)"),
+        (name = "organizations", description = "The gateway's tenants and their quotas (the gateway's admin key only)"),
+        (name = "audit", description = "Who changed what, and every refused authentication"),
+        (name = "keys", description = "API keys of organizations, with scopes, session limits and expiry"),
         (name = "cluster", description = "Nodes sharing the database, and draining one"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -118,6 +121,22 @@ pub(super) struct ErrorBody {
 #[allow(dead_code, reason = "described in the document, never built")]
 pub(super) struct Unauthorized(ErrorBody);
 
+/// The answer to a key that may not do what it asks (`forbidden`: it lacks the route's scope)
+/// or whose organization used up a quota it holds (`quota_exceeded`, `details.quota`).
+#[derive(ToResponse)]
+#[response(
+    description = "The key lacks the scope the route needs (`forbidden`), or a quota of its organization is used up (`quota_exceeded`)"
+)]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub(super) struct Forbidden(ErrorBody);
+
+/// The answer to a key (or its organization) past its rate limit (`rate_limited`), with
+/// `Retry-After` and `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+#[derive(ToResponse)]
+#[response(description = "Rate limited (`rate_limited`): see `Retry-After` and the `RateLimit-*` headers")]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub(super) struct RateLimited(ErrorBody);
+
 /// The answers of every route that takes an API key, besides its own; a route lists it in its
 /// `responses(…)`.
 #[derive(IntoResponses)]
@@ -125,6 +144,10 @@ pub(super) struct Unauthorized(ErrorBody);
 pub(super) enum ApiKeyRequired {
     #[response(status = 401)]
     Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] RateLimited),
 }
 
 #[derive(Serialize, ToSchema)]

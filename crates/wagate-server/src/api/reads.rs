@@ -8,7 +8,8 @@ use wagate_core::{Direction, Jid, Message, MessageId, SessionId};
 use wagate_store::MessageQuery;
 
 use super::openapi::{ApiKeyRequired, ErrorBody};
-use super::{session_id, ApiError, ApiJson, ErrorCode};
+use super::{visible_session, ApiError, ApiJson, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 /// Received messages a chat-wide read looks back over.
@@ -58,10 +59,10 @@ async fn mark(
         (status = 503, description = "WhatsApp did not take the receipt; try again", body = ErrorBody)))]
 pub(super) async fn message(
     State(state): State<AppState>,
+    caller: Caller<scope::SendMessages>,
     Path(raw): Path<String>,
 ) -> Result<Json<Marked>, ApiError> {
-    let id = MessageId::parse(&raw).map_err(|_| message_not_found(&raw))?;
-    let message = state.engine.store().get_message(&id).await?.ok_or_else(|| message_not_found(&raw))?;
+    let message = super::visible_message(&state, &caller, &raw).await?;
     if message.direction != Direction::In {
         return Err(ApiError::conflict(
             ErrorCode::MessageNotReceived,
@@ -94,14 +95,12 @@ pub(super) struct ReadChat {
         (status = 503, description = "WhatsApp did not take the receipts; try again", body = ErrorBody)))]
 pub(super) async fn chat(
     State(state): State<AppState>,
+    caller: Caller<scope::SendMessages>,
     Path((raw, raw_chat)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReadChat>,
 ) -> Result<Json<Marked>, ApiError> {
-    let session = session_id(&raw)?;
+    let session = visible_session(&state, &caller, &raw).await?.id;
     let chat = Jid::parse_recipient(&raw_chat).map_err(|e| ApiError::invalid_field("chat", e))?;
-    if state.engine.store().get_session(&session).await?.is_none() {
-        return Err(ApiError::session_not_found(&raw));
-    }
     let up_to = match body.up_to {
         None => None,
         Some(raw_id) => {

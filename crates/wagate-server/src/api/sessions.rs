@@ -8,11 +8,12 @@ use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wagate_core::{ConnectorKind, PhoneNumber, Session, SessionId};
+use wagate_core::{ConnectorKind, OrgId, PhoneNumber, Session, SessionId};
 use wagate_store::{NewSession, StoreError};
 
 use super::openapi::{ApiKeyRequired, ErrorBody, QrCode, SessionList};
-use super::{session_id, ApiError, ApiJson, ApiQuery, ErrorCode};
+use super::{visible_session, ApiError, ApiJson, ApiQuery, ErrorCode};
+use crate::auth::{org_not_found, scope, Caller};
 use crate::engine::{LinkCode, SessionError};
 use crate::AppState;
 
@@ -51,6 +52,9 @@ impl From<SessionError> for ApiError {
 pub(super) struct CreateSession {
     #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: Option<String>,
+    /// The organization the session belongs to; only the gateway's admin key may name one
+    /// (`default` when it names none); a key's sessions belong to its own.
+    org_id: Option<String>,
     #[schema(value_type = wagate_core::ConnectorKind)]
     connector: String,
     name: Option<String>,
@@ -67,15 +71,19 @@ fn object_field(field: &str, value: Option<Value>) -> Result<Value, ApiError> {
 }
 
 #[utoipa::path(operation_id = "sessions_create", post, path = "/sessions", tag = "sessions", request_body = CreateSession,
-    responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 201, body = Session, description = "Created"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "No such organization", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     ApiJson(body): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let id = match body.id.as_deref() {
         Some(raw) => SessionId::parse(raw).map_err(|e| ApiError::invalid_field("id", e))?,
         None => SessionId::generate(),
     };
+    let named_org =
+        body.org_id.as_deref().map(|raw| OrgId::parse(raw).map_err(|_| org_not_found(raw))).transpose()?;
+    let org_id = caller.org_for_new(named_org)?;
     let connector = ConnectorKind::parse(&body.connector)
         .ok_or_else(|| ApiError::invalid_field("connector", "must be one of sim, web"))?;
     if !state.engine.has_connector(connector) {
@@ -95,12 +103,14 @@ pub(super) async fn create(
     }
     let new = NewSession {
         id: id.clone(),
+        org_id: org_id.clone(),
         connector,
         name: body.name,
         config,
         metadata: object_field("metadata", body.metadata)?,
     };
     let session = match state.engine.create_session(new).await {
+        Err(StoreError::NotFound("organization")) => return Err(org_not_found(org_id.as_str())),
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::conflict(
                 ErrorCode::SessionExists,
@@ -113,28 +123,32 @@ pub(super) async fn create(
 }
 
 #[utoipa::path(operation_id = "sessions_list", get, path = "/sessions", tag = "sessions", responses((status = 200, body = SessionList, description = "OK"), ApiKeyRequired))]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let sessions = state.engine.store().list_sessions().await?;
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller<scope::ReadSessions>,
+) -> Result<Json<Value>, ApiError> {
+    let mut sessions = state.engine.store().list_sessions(caller.org()).await?;
+    sessions.retain(|session| caller.sees_session(session));
     Ok(Json(json!({ "data": sessions })))
 }
 
 #[utoipa::path(operation_id = "sessions_get", get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadSessions>,
     Path(raw): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id(&raw)?;
-    let session = state.engine.store().get_session(&id).await?;
-    session.map(Json).ok_or_else(|| ApiError::session_not_found(&raw))
+    Ok(Json(visible_session(&state, &caller, &raw).await?))
 }
 
 #[utoipa::path(operation_id = "sessions_delete", delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
     responses((status = 204, description = "Deleted with its messages; its events stay in the log"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(&raw)?;
+    let id = visible_session(&state, &caller, &raw).await?.id;
     state.engine.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -151,10 +165,11 @@ pub(super) struct ConnectRequest {
     responses((status = 202, body = Session, description = "Connecting"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn connect(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
-    let id = session_id(&raw)?;
+    let id = visible_session(&state, &caller, &raw).await?.id;
     // The body is optional: `curl -X POST …/connect` with none is the common case.
     let request: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ConnectRequest::default()
@@ -178,9 +193,10 @@ pub(super) async fn connect(
     responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub(super) async fn disconnect(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     Path(raw): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id(&raw)?;
+    let id = visible_session(&state, &caller, &raw).await?.id;
     Ok(Json(state.engine.disconnect(&id).await?))
 }
 
@@ -188,9 +204,10 @@ pub(super) async fn disconnect(
     responses((status = 200, body = Session, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody)))]
 pub(super) async fn logout(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     Path(raw): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id(&raw)?;
+    let id = visible_session(&state, &caller, &raw).await?.id;
     Ok(Json(state.engine.logout(&id).await?))
 }
 
@@ -207,12 +224,11 @@ pub(super) struct QrQuery {
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
 pub(super) async fn qr(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadSessions>,
     Path(raw): Path<String>,
     ApiQuery(query): ApiQuery<QrQuery>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&raw)?;
-    let session =
-        state.engine.store().get_session(&id).await?.ok_or_else(|| ApiError::session_not_found(&raw))?;
+    let session = visible_session(&state, &caller, &raw).await?;
     let no_code = || {
         ApiError::conflict(
             ErrorCode::NoQrCode,

@@ -11,6 +11,7 @@ use wagate_core::{PhoneNumber, SessionId};
 use super::compose;
 use super::openapi::{ApiKeyRequired, ErrorBody, SimInjected, SimLinked};
 use super::{ApiError, ApiJson, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 impl From<SimError> for ApiError {
@@ -54,6 +55,7 @@ pub(super) struct LinkRequest {
     responses((status = 200, body = SimLinked, description = "The session showing that QR code is linked to the phone"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn scan(
     State(state): State<AppState>,
+    _caller: Caller<scope::Operator>,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let phone = phone("phone", &body.phone)?;
@@ -65,6 +67,7 @@ pub(super) async fn scan(
     responses((status = 200, body = SimLinked, description = "OK"), ApiKeyRequired, (status = 404, description = "No session shows this code", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn pair(
     State(state): State<AppState>,
+    _caller: Caller<scope::Operator>,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let phone = phone("phone", &body.phone)?;
@@ -91,17 +94,17 @@ compose::content_body! {
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn inbound(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     ApiJson(mut body): ApiJson<InboundBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let session_id = existing_session(&body.session_id)?;
+    existing_session(&body.session_id)?;
+    let session = super::visible_session(&state, &caller, &body.session_id).await?;
     let from = phone("from", &body.from)?;
-    let content = compose::inbound_content(&state, body.take_content()).await?;
+    let content = compose::inbound_content(&state, &session.org_id, body.take_content()).await?;
     if body.id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
         return Err(ApiError::invalid_field("id", "must be 1 to 128 characters"));
     }
-    if state.engine.store().get_session(&session_id).await?.is_none() {
-        return Err(ApiError::session_not_found(session_id.as_str()));
-    }
+    let session_id = session.id;
     let injected =
         network(&state)?.inject(InboundRequest { session_id, from, content, wa_id: body.id }).await?;
     let (status, word) =
@@ -125,12 +128,11 @@ pub(super) struct FaultsBody {
     responses((status = 200, description = "The faults in force", body = Object), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Wrong state or duplicate", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn faults(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageSessions>,
     ApiJson(body): ApiJson<FaultsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let session_id = existing_session(&body.session_id)?;
-    if state.engine.store().get_session(&session_id).await?.is_none() {
-        return Err(ApiError::session_not_found(session_id.as_str()));
-    }
+    existing_session(&body.session_id)?;
+    let session_id = super::visible_session(&state, &caller, &body.session_id).await?.id;
     let network = network(&state)?;
     network.set_faults(
         &session_id,

@@ -19,6 +19,7 @@ use wagate_core::{Event, EventId, SessionId};
 use super::events::parse_types;
 use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ApiQuery, ErrorCode};
+use crate::auth::{scope, Caller, Principal};
 use crate::engine::{EventFilter, StreamEnd, Subscription};
 use crate::AppState;
 
@@ -51,7 +52,15 @@ impl Subscribe {
         let types = types.map(parse_types).transpose()?.unwrap_or_default();
         let after =
             after.map(|a| EventId::parse(a).map_err(|e| ApiError::invalid_field("after", e))).transpose()?;
-        Ok(Self { filter: EventFilter { session_id, types }, after })
+        Ok(Self { filter: EventFilter { session_id, types, ..EventFilter::default() }, after })
+    }
+
+    /// Narrows the subscription to what the caller may see: its organization's events, and
+    /// only its sessions' when its key is limited to some.
+    fn seen_by(mut self, caller: &Principal) -> Self {
+        self.filter.org_id = caller.org().cloned();
+        self.filter.sessions = caller.sessions().map(<[_]>::to_vec);
+        self
     }
 
     /// The first WebSocket message: `{"session_id"?, "types"?: "a,b" | ["a","b"], "after"?}`.
@@ -121,6 +130,7 @@ fn end_code(end: &StreamEnd) -> ErrorCode {
         description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn sse(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -132,7 +142,8 @@ pub(super) async fn sse(
         query.session_id.as_deref(),
         query.types.as_deref(),
         last_event_id.or(query.after.as_deref()),
-    )?;
+    )?
+    .seen_by(&caller);
     let subscription = state.engine.subscription(subscribe.filter, subscribe.after).await.map_err(|e| {
         if state.stopping.is_cancelled() {
             ApiError::shutting_down()
@@ -165,16 +176,26 @@ pub(super) async fn sse(
         ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn ws(
     State(state): State<AppState>,
+    caller: Caller<scope::ReadMessages>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let from_query = query.session_id.is_some() || query.types.is_some() || query.after.is_some();
     let subscribe =
         Subscribe::parse(query.session_id.as_deref(), query.types.as_deref(), query.after.as_deref())?;
-    Ok(upgrade.on_upgrade(move |socket| serve_ws(state, socket, subscribe, !from_query)).into_response())
+    let caller = caller.0;
+    Ok(upgrade
+        .on_upgrade(move |socket| serve_ws(state, socket, caller, subscribe, !from_query))
+        .into_response())
 }
 
-async fn serve_ws(state: AppState, socket: WebSocket, mut subscribe: Subscribe, await_hello: bool) {
+async fn serve_ws(
+    state: AppState,
+    socket: WebSocket,
+    caller: Principal,
+    mut subscribe: Subscribe,
+    await_hello: bool,
+) {
     let (mut sink, mut source) = socket.split();
     if await_hello {
         let hello = Duration::from_millis(state.config.events.ws_hello_ms);
@@ -188,6 +209,7 @@ async fn serve_ws(state: AppState, socket: WebSocket, mut subscribe: Subscribe, 
             Ok(Some(Ok(_))) | Err(_) => {}
         }
     }
+    let subscribe = subscribe.seen_by(&caller);
     let mut subscription = match state.engine.subscription(subscribe.filter, subscribe.after).await {
         Ok(subscription) => subscription,
         Err(_) if state.stopping.is_cancelled() => {

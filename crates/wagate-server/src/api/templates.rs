@@ -8,12 +8,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wagate_core::{template, MessageContent, Template};
+use wagate_core::{template, MessageContent, OrgId, Template};
 use wagate_store::{StoreError, TemplateChange};
 
 use super::compose::{self, template_not_found};
 use super::openapi::{ApiKeyRequired, ErrorBody, TemplateList};
 use super::{ApiError, ApiJson, ErrorCode};
+use crate::auth::{scope, Caller};
 use crate::AppState;
 
 compose::content_body! {
@@ -25,8 +26,8 @@ compose::content_body! {
 
 impl ContentBody {
     /// The content this body gives; a media file is resolved (and stored) now, once.
-    pub(super) async fn checked(mut self, state: &AppState) -> Result<MessageContent, ApiError> {
-        compose::template_content(state, self.take_content()).await
+    pub(super) async fn checked(mut self, state: &AppState, org: &OrgId) -> Result<MessageContent, ApiError> {
+        compose::template_content(state, org, self.take_content()).await
     }
 }
 
@@ -54,12 +55,18 @@ pub(super) struct CreateTemplate {
         (status = 409, description = "A template of that name exists", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     ApiJson(body): ApiJson<CreateTemplate>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
     template::check_name(&body.name).map_err(|e| ApiError::invalid_field("name", e))?;
     let language = checked_language(body.language)?;
-    let content = body.content.checked(&state).await?;
-    match state.engine.store().create_template(body.name.clone(), language, content, state.engine.now()).await
+    let org = caller.home_org();
+    let content = body.content.checked(&state, &org).await?;
+    match state
+        .engine
+        .store()
+        .create_template(&org, body.name.clone(), language, content, state.engine.now())
+        .await
     {
         Ok(created) => Ok((StatusCode::CREATED, Json(created))),
         Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
@@ -72,8 +79,11 @@ pub(super) async fn create(
 
 #[utoipa::path(operation_id = "templates_list", get, path = "/templates", tag = "templates",
     responses((status = 200, body = TemplateList, description = "By name"), ApiKeyRequired))]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "data": state.engine.store().list_templates().await? })))
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "data": state.engine.store().list_templates(&caller.home_org()).await? })))
 }
 
 #[utoipa::path(operation_id = "templates_get", get, path = "/templates/{name}", tag = "templates",
@@ -82,9 +92,11 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(name): Path<String>,
 ) -> Result<Json<Template>, ApiError> {
-    state.engine.store().get_template(&name).await?.map(Json).ok_or_else(|| template_not_found(&name))
+    let found = state.engine.store().get_template(&caller.home_org(), &name).await?;
+    found.map(Json).ok_or_else(|| template_not_found(&name))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -109,15 +121,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
         (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn update(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateTemplate>,
 ) -> Result<Json<Template>, ApiError> {
+    let org = caller.home_org();
     let content = match body.content {
-        Some(content) => Some(content.checked(&state).await?),
+        Some(content) => Some(content.checked(&state, &org).await?),
         None => None,
     };
     let change = TemplateChange { content, language: body.language.map(checked_language).transpose()? };
-    let updated = state.engine.store().update_template(&name, change, state.engine.now()).await?;
+    let updated = state.engine.store().update_template(&org, &name, change, state.engine.now()).await?;
     updated.map(Json).ok_or_else(|| template_not_found(&name))
 }
 
@@ -127,9 +141,10 @@ pub(super) async fn update(
         (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageTemplates>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.engine.store().delete_template(&name).await? {
+    if state.engine.store().delete_template(&caller.home_org(), &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(template_not_found(&name))

@@ -10,6 +10,7 @@ use wagate_store::{DeliveryQuery, EventBound, NewWebhook, StoreError, WebhookCha
 
 use super::openapi::{ApiKeyRequired, DeliveryList, ErrorBody, Replayed, WebhookList, WebhookWithSecret};
 use super::{page_limit, ApiError, ApiJson, ApiQuery, ErrorCode};
+use crate::auth::{scope, Caller, Principal};
 use crate::webhooks::signing::generate_secret;
 use crate::webhooks::targets::{check_url, TargetError};
 use crate::AppState;
@@ -18,8 +19,22 @@ const MAX_URL_LEN: usize = 2048;
 const MAX_FILTERS: usize = 50;
 const MAX_DESCRIPTION_CHARS: usize = 500;
 
-fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
-    WebhookId::parse(raw).map_err(|_| webhook_not_found(raw))
+/// The id of a webhook the caller may see: one of its organization (and, for a key limited
+/// to sessions, one limited to one of them); any other is answered as one that does not exist.
+async fn webhook_id(state: &AppState, caller: &Principal, raw: &str) -> Result<WebhookId, ApiError> {
+    let id = WebhookId::parse(raw).map_err(|_| webhook_not_found(raw))?;
+    let webhook = state.engine.store().get_webhook(&id).await?;
+    match webhook {
+        Some(webhook) if sees_webhook(caller, &webhook) => Ok(id),
+        _ => Err(webhook_not_found(raw)),
+    }
+}
+
+fn sees_webhook(caller: &Principal, webhook: &Webhook) -> bool {
+    caller.sees_org(&webhook.org_id)
+        && caller
+            .sessions()
+            .is_none_or(|allowed| webhook.session_id.as_ref().is_some_and(|s| allowed.contains(s)))
 }
 
 fn webhook_not_found(id: &str) -> ApiError {
@@ -107,17 +122,30 @@ pub(super) struct CreateWebhook {
     responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let events = checked_filters(body.events.unwrap_or_else(|| vec!["*".into()]))?;
-    let session_id = body
-        .session_id
-        .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid_field("session_id", e)))
-        .transpose()?;
+    // A webhook limited to a session belongs to the session's organization.
+    let session = match body.session_id {
+        Some(raw) => {
+            SessionId::parse(&raw).map_err(|e| ApiError::invalid_field("session_id", e))?;
+            Some(super::visible_session(&state, &caller, &raw).await?)
+        }
+        None if caller.sessions().is_some() => {
+            return Err(ApiError::invalid_field(
+                "session_id",
+                "this key is limited to some sessions: its webhooks must name one of them",
+            ))
+        }
+        None => None,
+    };
+    let org_id = session.as_ref().map_or_else(|| caller.home_org(), |s| s.org_id.clone());
+    let session_id = session.map(|s| s.id);
     let description = checked_description(body.description)?;
     // Last: checking the URL may take a DNS lookup.
     let url = checked_url(&state, &body.url).await?;
-    let new = NewWebhook { url, events, session_id, description, secret: generate_secret() };
+    let new = NewWebhook { org_id, url, events, session_id, description, secret: generate_secret() };
     let webhook = state.engine.store().create_webhook(new, state.engine.now()).await?;
     // The host only: a URL's path or query may carry a token.
     let host =
@@ -128,18 +156,23 @@ pub(super) async fn create(
 }
 
 #[utoipa::path(operation_id = "webhooks_list", get, path = "/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList, description = "OK"), ApiKeyRequired))]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let webhooks = state.engine.store().list_webhooks().await?;
-    let shown: Vec<Value> = webhooks.iter().map(|w| shown(w, false)).collect();
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
+) -> Result<Json<Value>, ApiError> {
+    let webhooks = state.engine.store().list_webhooks(caller.org()).await?;
+    let shown: Vec<Value> =
+        webhooks.iter().filter(|w| sees_webhook(&caller, w)).map(|w| shown(w, false)).collect();
     Ok(Json(json!({ "data": shown })))
 }
 
 #[utoipa::path(operation_id = "webhooks_get", get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Webhook id (`wh_…`)")), responses((status = 200, body = Webhook, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&id)?;
+    let id = webhook_id(&state, &caller, &id).await?;
     let webhook = found(state.engine.store().get_webhook(&id).await?, &id)?;
     Ok(Json(shown(&webhook, false)))
 }
@@ -165,10 +198,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     responses((status = 200, body = Webhook, description = "OK"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn update(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&id)?;
+    let id = webhook_id(&state, &caller, &id).await?;
     let events = body.events.map(checked_filters).transpose()?;
     let description = body.description.map(checked_description).transpose()?;
     let url = match body.url {
@@ -185,9 +219,10 @@ pub(super) async fn update(
     responses((status = 204, description = "Deleted with its deliveries"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = webhook_id(&id)?;
+    let id = webhook_id(&state, &caller, &id).await?;
     if state.engine.store().delete_webhook(&id).await? {
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(StatusCode::NO_CONTENT)
@@ -201,9 +236,10 @@ pub(super) async fn delete(
     responses((status = 200, body = WebhookWithSecret, description = "The new secret, shown only now; the old one signs alongside until `previous_secret_expires_at`"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = webhook_id(&id)?;
+    let id = webhook_id(&state, &caller, &id).await?;
     let now = state.engine.now();
     let overlap = chrono::Duration::milliseconds(
         i64::try_from(state.config.webhooks.secret_overlap_ms).unwrap_or(i64::MAX),
@@ -231,10 +267,11 @@ pub(super) struct DeliveriesQuery {
     responses((status = 200, body = DeliveryList, description = "Newest first, each with its attempts"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn deliveries(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let webhook_id = webhook_id(&id)?;
+    let webhook_id = webhook_id(&state, &caller, &id).await?;
     found(state.engine.store().get_webhook(&webhook_id).await?, &webhook_id)?;
     let status = query
         .status
@@ -262,9 +299,10 @@ fn delivery_not_found(id: &str) -> ApiError {
     responses((status = 200, body = Delivery, description = "OK"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn delivery(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let webhook_id = webhook_id(&id)?;
+    let webhook_id = webhook_id(&state, &caller, &id).await?;
     let delivery_id = DeliveryId::parse(&delivery).map_err(|_| delivery_not_found(&delivery))?;
     let found = state.engine.store().get_delivery(&webhook_id, delivery_id).await?;
     Ok(Json(json!(found.ok_or_else(|| delivery_not_found(&delivery))?)))
@@ -275,9 +313,10 @@ pub(super) async fn delivery(
     responses((status = 202, body = Delivery, description = "Due now"), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody)))]
 pub(super) async fn retry(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let webhook_id = webhook_id(&id)?;
+    let webhook_id = webhook_id(&state, &caller, &id).await?;
     let delivery_id = DeliveryId::parse(&delivery).map_err(|_| delivery_not_found(&delivery))?;
     let retried = state.engine.store().retry_delivery(&webhook_id, delivery_id, state.engine.now()).await?;
     let retried = retried.ok_or_else(|| delivery_not_found(&delivery))?;
@@ -309,10 +348,11 @@ fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {
     responses((status = 202, body = Replayed, description = "Accepted"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The webhook is disabled", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn replay(
     State(state): State<AppState>,
+    caller: Caller<scope::ManageWebhooks>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Replay>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let webhook_id = webhook_id(&id)?;
+    let webhook_id = webhook_id(&state, &caller, &id).await?;
     let since = event_bound("since", &body.since)?;
     let until = body.until.as_deref().map(|u| event_bound("until", u)).transpose()?;
     let webhook = found(state.engine.store().get_webhook(&webhook_id).await?, &webhook_id)?;

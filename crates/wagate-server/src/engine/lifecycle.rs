@@ -167,7 +167,11 @@ impl Engine {
             return Ok(false);
         }
         // Subscribed before the session is read: no status change after that read slips past.
-        let filter = EventFilter { session_id: Some(id.clone()), types: vec![EventType::SessionStatus] };
+        let filter = EventFilter {
+            session_id: Some(id.clone()),
+            types: vec![EventType::SessionStatus],
+            ..EventFilter::default()
+        };
         let mut changes = self.subscription(filter, None).await?;
         self.store.signal(&Signal::Beat).await?;
         let deadline = tokio::time::Instant::now() + self.membership.ttl().to_std().unwrap_or_default();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
-use wagate_core::{Clock, Event, EventId, EventType, SessionId, Signal};
+use wagate_core::{Clock, Event, EventId, EventType, OrgId, SessionId, Signal};
 use wagate_store::{EventQuery, Store, StoreError};
 
 use crate::tasks::Tasks;
@@ -151,6 +151,10 @@ async fn follow(
 /// Which events a subscriber wants.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventFilter {
+    /// Only this organization's events (the subscriber's, unless it is the operator).
+    pub org_id: Option<OrgId>,
+    /// Only these sessions' events (a key limited to them).
+    pub sessions: Option<Vec<SessionId>>,
     pub session_id: Option<SessionId>,
     /// Empty: every type.
     pub types: Vec<EventType>,
@@ -158,11 +162,16 @@ pub(crate) struct EventFilter {
 
 impl EventFilter {
     fn wants(&self, event: &Event) -> bool {
+        let org_ok = self.org_id.as_ref().is_none_or(|org| event.org_id.as_ref() == Some(org));
+        let sessions_ok = self
+            .sessions
+            .as_ref()
+            .is_none_or(|allowed| event.session_id.as_ref().is_some_and(|s| allowed.contains(s)));
         let session_ok = match &self.session_id {
             Some(id) => event.session_id.as_ref() == Some(id),
             None => true,
         };
-        session_ok && (self.types.is_empty() || self.types.contains(&event.kind()))
+        org_ok && sessions_ok && session_ok && (self.types.is_empty() || self.types.contains(&event.kind()))
     }
 }
 
@@ -227,7 +236,9 @@ impl Subscription {
             if !self.caught_up {
                 let query = EventQuery {
                     after: self.last,
+                    org_id: self.filter.org_id.clone(),
                     session_id: self.filter.session_id.clone(),
+                    sessions: self.filter.sessions.clone(),
                     types: self.filter.types.clone(),
                     limit: PAGE,
                 };

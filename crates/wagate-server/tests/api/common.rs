@@ -210,6 +210,30 @@ impl TestServer {
         self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key)
     }
 
+    /// The same server, called with another key.
+    pub fn with_key(&self, key: &str) -> Caller<'_> {
+        Caller { server: self, key: key.to_owned() }
+    }
+
+    /// Creates an organization (with the admin key).
+    pub async fn create_org(&self, id: &str, quotas: Value) -> Value {
+        let (status, body) = self.post("/v1/orgs", json!({ "id": id, "quotas": quotas })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates an API key of `org` with `scopes` (with the admin key); answers its secret.
+    pub async fn create_key(&self, org: &str, scopes: &[&str], sessions: Option<&[&str]>) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/keys",
+                json!({ "name": "test", "org_id": org, "scopes": scopes, "sessions": sessions }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["secret"].as_str().expect("secret").to_owned()
+    }
+
     pub async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let response = request.send().await.expect("request");
         let status = response.status();
@@ -342,6 +366,34 @@ impl TestServer {
         let mut messages = body["data"].as_array().expect("data").clone();
         messages.reverse();
         messages
+    }
+}
+
+/// Calls to a server with a key other than its admin key.
+pub struct Caller<'a> {
+    server: &'a TestServer,
+    key: String,
+}
+
+impl Caller<'_> {
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.server.client.request(method, format!("{}{path}", self.server.base)).bearer_auth(&self.key)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.server.call(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
     }
 }
 

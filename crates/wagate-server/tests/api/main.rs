@@ -5,20 +5,25 @@
 // crate exports nothing, so `pub` in it only shares helpers between its modules.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod audit;
 mod campaigns;
 mod cluster;
 mod common;
 mod contacts;
 mod events;
+mod hardening;
 mod hooks;
 mod input;
+mod isolation;
+mod keys;
 mod kinds;
-mod limits;
 mod media;
 mod messages;
 mod openapi;
 mod operations;
+mod orgs;
 mod pacing;
+mod rate_limits;
 mod receiver;
 mod restart;
 mod scheduled;

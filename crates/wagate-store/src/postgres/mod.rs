@@ -2,6 +2,8 @@
 //! under `sql/`), over a connection pool. Writers on every node append events without taking
 //! turns; the sequencer numbers them after commit (`dialect::number_committed`).
 
+#[path = "../sql/audit.rs"]
+mod audit;
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
 #[path = "../sql/cluster.rs"]
@@ -12,12 +14,16 @@ mod contacts;
 mod device_keys;
 #[path = "../sql/events.rs"]
 mod events;
+#[path = "../sql/keys.rs"]
+mod keys;
 #[path = "../sql/media.rs"]
 mod media;
 #[path = "../sql/message_rows.rs"]
 mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/orgs.rs"]
+mod orgs;
 #[path = "../sql/secrets.rs"]
 mod secrets;
 #[path = "../sql/sessions.rs"]

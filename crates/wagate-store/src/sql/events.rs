@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
-use wagate_core::{Event, EventData, EventId, EventType, SessionId, Timestamp};
+use wagate_core::{Event, EventData, EventId, EventType, OrgId, SessionId, Timestamp};
 
-use super::{begin, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
+use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
@@ -32,7 +32,7 @@ pub(super) type NewEvent = (Option<SessionId>, EventData);
 /// (as `EventType::matches`).
 pub(super) fn webhook_wants_event() -> String {
     format!(
-        "(w.session_id IS NULL OR w.session_id = e.session_id) \
+        "w.org_id = e.org_id AND (w.session_id IS NULL OR w.session_id = e.session_id) \
          AND EXISTS (SELECT 1 FROM {} f WHERE f.value = '*' OR f.value = e.type \
          OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))",
         dialect::json_text_elements("w.events")
@@ -55,13 +55,23 @@ pub(super) async fn insert_many(
         let count = chunk.len() as i64;
         let numbers = dialect::number_at_append(conn, count).await?;
         let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data) ");
+            QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data, org_id) ");
         sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
+            // An event belongs to its session's organization, or (about a webhook) its webhook's.
+            let webhook = match data {
+                EventData::WebhookDisabled(disabled) => Some(disabled.webhook_id.as_str()),
+                _ => None,
+            };
             row.push_bind(numbers.map(|last| last - count + 1 + offset as i64))
                 .push_bind(data.kind().as_str())
                 .push_bind(session.as_ref().map(SessionId::as_str))
                 .push_bind(millis(now))
-                .push_bind(data.to_json());
+                .push_bind(data.to_json())
+                .push("COALESCE((SELECT org_id FROM sessions WHERE id = ")
+                .push_bind_unseparated(session.as_ref().map(SessionId::as_str))
+                .push_unseparated("), (SELECT org_id FROM webhooks WHERE id = ")
+                .push_bind_unseparated(webhook)
+                .push_unseparated("))");
         });
         sql.build().execute(&mut *conn).await?;
         if let Some(last) = numbers {
@@ -88,16 +98,20 @@ async fn queue_deliveries(conn: &mut DbConn, first: i64, last: i64, now: Timesta
     Ok(())
 }
 
-/// An event from a row with its columns `seq, type, session_id, created_at, data`.
+/// An event from a row with its columns `seq, type, session_id, org_id, created_at, data`.
 pub(super) fn from_row(row: &DbRow) -> StoreResult<Event> {
     let kind: String = row.try_get("type")?;
     let kind = EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind}")))?;
     let session: Option<String> = row.try_get("session_id")?;
+    let org: Option<String> = row.try_get("org_id")?;
     let data: String = row.try_get("data")?;
     Ok(Event {
         id: EventId::from_seq(row.try_get("seq")?),
         session_id: session
             .map(|s| SessionId::parse(&s).map_err(|e| StoreError::Corrupt(format!("event session: {e}"))))
+            .transpose()?,
+        org_id: org
+            .map(|org| OrgId::parse(&org).map_err(|_| corrupt("event organization", &org)))
             .transpose()?,
         created_at: from_millis(row.try_get("created_at")?)?,
         data: EventData::from_json(kind, &data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -109,11 +123,18 @@ impl Events for Backend {
     async fn list_events(&self, query: EventQuery) -> StoreResult<Vec<Event>> {
         let pool = self.readers();
         let mut sql = QueryBuilder::<Db>::new(
-            "SELECT seq, type, session_id, created_at, data FROM events WHERE seq > ",
+            "SELECT seq, type, session_id, org_id, created_at, data FROM events WHERE seq > ",
         );
         sql.push_bind(query.after.map_or(0, EventId::seq));
+        if let Some(org) = &query.org_id {
+            sql.push(" AND org_id = ").push_bind(org.as_str());
+        }
         if let Some(session) = &query.session_id {
             sql.push(" AND session_id = ").push_bind(session.as_str());
+        }
+        if let Some(sessions) = &query.sessions {
+            sql.push(" AND session_id IN ");
+            push_list(&mut sql, sessions.iter().map(SessionId::as_str));
         }
         if !query.types.is_empty() {
             sql.push(" AND type IN ");

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::Row;
-use wagate_core::{Media, MediaId, Timestamp};
+use wagate_core::{Media, MediaId, OrgId, Timestamp};
 
 use super::{corrupt, from_millis, millis, Backend, DbConn};
 use crate::{MediaRecords, StoreResult};
@@ -13,7 +13,8 @@ impl MediaRecords for Backend {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         sqlx::query(
-            "INSERT INTO media (id, mime_type, size, sha256, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO media (id, mime_type, size, sha256, filename, created_at, org_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(media.id.as_str())
         .bind(&media.mime_type)
@@ -21,6 +22,7 @@ impl MediaRecords for Backend {
         .bind(&media.sha256)
         .bind(&media.filename)
         .bind(millis(media.created_at))
+        .bind(media.org_id.as_str())
         .execute(conn)
         .await?;
         Ok(())
@@ -28,15 +30,18 @@ impl MediaRecords for Backend {
 
     async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
         let pool = self.readers();
-        let row =
-            sqlx::query("SELECT id, mime_type, size, sha256, filename, created_at FROM media WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, org_id, mime_type, size, sha256, filename, created_at FROM media WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
+        let org: String = row.try_get("org_id")?;
         Ok(Some(Media {
             id: MediaId::parse(&id).map_err(|_| corrupt("media id", &id))?,
+            org_id: OrgId::parse(&org).map_err(|_| corrupt("organization id", &org))?,
             mime_type: row.try_get("mime_type")?,
             size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
             sha256: row.try_get("sha256")?,

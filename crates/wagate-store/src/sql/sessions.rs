@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use wagate_core::{
-    ConnectorKind, EventData, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
+    ConnectorKind, EventData, OrgId, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
 };
 
 use super::secrets::{credentials_row, open_text};
@@ -11,18 +11,20 @@ use super::{begin, dialect, events, from_json, from_millis, millis, Backend, DbC
 use crate::keyring::Keyring;
 use crate::{Appended, Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, connector, name, config, metadata, status, status_reason, phone, jid, \
+const COLUMNS: &str = "id, org_id, connector, name, config, metadata, status, status_reason, phone, jid, \
     credentials, credentials_key_id, auto_connect, last_connected_at, created_at, updated_at";
 
 /// A session as stored; its credentials are sealed (`secrets.rs`).
 fn from_row(row: &DbRow, keyring: &Keyring) -> StoreResult<Session> {
     let id: String = row.try_get("id")?;
     let key_id: Option<String> = row.try_get("credentials_key_id")?;
+    let org_id: String = row.try_get("org_id")?;
     let connector: String = row.try_get("connector")?;
     let status: String = row.try_get("status")?;
     let credentials: Option<String> = row.try_get("credentials")?;
     Ok(Session {
         id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        org_id: OrgId::parse(&org_id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         connector: ConnectorKind::parse(&connector)
             .ok_or_else(|| StoreError::Corrupt(format!("connector {connector}")))?,
         name: row.try_get("name")?,
@@ -102,9 +104,24 @@ impl Sessions for Backend {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
+        // Inside the event-ordered transaction, so two creations cannot both take the last place.
+        let quota: Option<Option<i64>> = sqlx::query_scalar("SELECT max_sessions FROM orgs WHERE id = $1")
+            .bind(new.org_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(quota) = quota else { return Err(StoreError::NotFound("organization")) };
+        if let Some(quota) = quota {
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE org_id = $1")
+                .bind(new.org_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if held >= quota {
+                return Err(StoreError::QuotaExceeded("sessions"));
+            }
+        }
         let inserted = sqlx::query(
-            "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'created', $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO sessions (id, connector, name, config, metadata, status, created_at, updated_at, org_id)
+             VALUES ($1, $2, $3, $4, $5, 'created', $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         )
         .bind(new.id.as_str())
         .bind(new.connector.as_str())
@@ -113,6 +130,7 @@ impl Sessions for Backend {
         .bind(new.metadata.to_string())
         .bind(millis(now))
         .bind(millis(now))
+        .bind(new.org_id.as_str())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -131,10 +149,14 @@ impl Sessions for Backend {
         fetch(&mut conn, self.keyring(), id).await
     }
 
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+    async fn list_sessions(&self, org: Option<&OrgId>) -> StoreResult<Vec<Session>> {
         let pool = self.readers();
-        let rows =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id")).fetch_all(pool).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE $1 IS NULL OR org_id = $1 ORDER BY id"
+        ))
+        .bind(org.map(OrgId::as_str))
+        .fetch_all(pool)
+        .await?;
         rows.iter().map(|row| from_row(row, self.keyring())).collect()
     }
 

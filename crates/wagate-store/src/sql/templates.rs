@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::Row;
-use wagate_core::{Hook, HookId, MessageContent, SessionId, Template, Timestamp};
+use wagate_core::{Hook, HookId, MessageContent, OrgId, SessionId, Template, Timestamp};
 
 use super::{corrupt, from_json, from_millis, millis, Backend, DbConn, DbRow};
 use crate::{NewHook, StoreError, StoreResult, TemplateChange, Templates};
@@ -50,6 +50,7 @@ fn hook_from_row(row: &DbRow) -> StoreResult<Hook> {
 impl Templates for Backend {
     async fn create_template(
         &self,
+        org: &OrgId,
         name: String,
         language: Option<String>,
         content: MessageContent,
@@ -59,14 +60,15 @@ impl Templates for Backend {
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
         let done = sqlx::query(
-            "INSERT INTO templates (name, language, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO templates (name, language, content, created_at, updated_at, org_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(&name)
         .bind(&language)
         .bind(content_json(&content)?)
         .bind(millis(now))
         .bind(millis(now))
+        .bind(org.as_str())
         .execute(conn)
         .await?;
         if done.rows_affected() == 0 {
@@ -75,24 +77,28 @@ impl Templates for Backend {
         Ok(Template { name, language, params: params(&content), content, created_at: now, updated_at: now })
     }
 
-    async fn get_template(&self, name: &str) -> StoreResult<Option<Template>> {
+    async fn get_template(&self, org: &OrgId, name: &str) -> StoreResult<Option<Template>> {
         let pool = self.readers();
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE name = $1"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE org_id = $1 AND name = $2"))
+            .bind(org.as_str())
             .bind(name)
             .fetch_optional(pool)
             .await?;
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn list_templates(&self) -> StoreResult<Vec<Template>> {
+    async fn list_templates(&self, org: &OrgId) -> StoreResult<Vec<Template>> {
         let pool = self.readers();
-        let rows =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM templates ORDER BY name")).fetch_all(pool).await?;
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM templates WHERE org_id = $1 ORDER BY name"))
+            .bind(org.as_str())
+            .fetch_all(pool)
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
     async fn update_template(
         &self,
+        org: &OrgId,
         name: &str,
         change: TemplateChange,
         now: Timestamp,
@@ -103,22 +109,27 @@ impl Templates for Backend {
         let row = sqlx::query(&format!(
             "UPDATE templates SET content = COALESCE($1, content), \
              language = CASE WHEN $2 THEN $3 ELSE language END, updated_at = $4 \
-             WHERE name = $5 RETURNING {COLUMNS}"
+             WHERE name = $5 AND org_id = $6 RETURNING {COLUMNS}"
         ))
         .bind(content)
         .bind(change.language.is_some())
         .bind(change.language.flatten())
         .bind(millis(now))
         .bind(name)
+        .bind(org.as_str())
         .fetch_optional(conn)
         .await?;
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn delete_template(&self, name: &str) -> StoreResult<bool> {
+    async fn delete_template(&self, org: &OrgId, name: &str) -> StoreResult<bool> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
-        let done = sqlx::query("DELETE FROM templates WHERE name = $1").bind(name).execute(conn).await?;
+        let done = sqlx::query("DELETE FROM templates WHERE org_id = $1 AND name = $2")
+            .bind(org.as_str())
+            .bind(name)
+            .execute(conn)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{
-    Attempt, Delivery, DeliveryId, DeliveryStatus, EventData, EventId, EventType, SessionId, Timestamp,
-    Webhook, WebhookDisabledData, WebhookId,
+    Attempt, Delivery, DeliveryId, DeliveryStatus, EventData, EventId, EventType, OrgId, SessionId,
+    Timestamp, Webhook, WebhookDisabledData, WebhookId,
 };
 
 use super::events::{self, ROWS_PER_INSERT};
@@ -18,7 +18,7 @@ use crate::{
     NewWebhook, Replayed, StoreError, StoreResult, WebhookChange, Webhooks,
 };
 
-const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled, disabled_reason, \
+const WEBHOOK_COLUMNS: &str = "id, org_id, url, events, session_id, description, enabled, disabled_reason, \
      secret, secret_key_id, previous_secret, previous_secret_key_id, previous_secret_until, created_at, \
      updated_at";
 
@@ -26,6 +26,7 @@ const WEBHOOK_COLUMNS: &str = "id, url, events, session_id, description, enabled
 fn webhook_from_row(row: &DbRow, keyring: &Keyring) -> StoreResult<Webhook> {
     let id: String = row.try_get("id")?;
     let place = webhook_row(&id);
+    let org: String = row.try_get("org_id")?;
     let session: Option<String> = row.try_get("session_id")?;
     let secret_key: Option<String> = row.try_get("secret_key_id")?;
     let previous_key: Option<String> = row.try_get("previous_secret_key_id")?;
@@ -33,6 +34,7 @@ fn webhook_from_row(row: &DbRow, keyring: &Keyring) -> StoreResult<Webhook> {
     let previous_until: Option<i64> = row.try_get("previous_secret_until")?;
     Ok(Webhook {
         id: WebhookId::parse(&id).map_err(|_| corrupt("webhook id", &id))?,
+        org_id: OrgId::parse(&org).map_err(|_| corrupt("organization id", &org))?,
         url: row.try_get("url")?,
         events: from_json(row.try_get("events")?)?,
         session_id: session
@@ -155,6 +157,7 @@ impl Webhooks for Backend {
         let now = from_millis(millis(now))?;
         let webhook = Webhook {
             id: WebhookId::generate(),
+            org_id: new.org_id,
             url: new.url,
             events: new.events,
             session_id: new.session_id,
@@ -169,7 +172,7 @@ impl Webhooks for Backend {
         let sealed = self.keyring().seal(webhook.secret.as_bytes(), &webhook_row(webhook.id.as_str()));
         sqlx::query(
             "INSERT INTO webhooks (id, url, events, session_id, description, secret, secret_key_id, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             updated_at, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(webhook.id.as_str())
         .bind(&webhook.url)
@@ -180,6 +183,7 @@ impl Webhooks for Backend {
         .bind(sealed.key_id.as_str())
         .bind(millis(now))
         .bind(millis(now))
+        .bind(webhook.org_id.as_str())
         .execute(conn)
         .await?;
         Ok(webhook)
@@ -194,11 +198,14 @@ impl Webhooks for Backend {
         row.as_ref().map(|row| webhook_from_row(row, self.keyring())).transpose()
     }
 
-    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+    async fn list_webhooks(&self, org: Option<&OrgId>) -> StoreResult<Vec<Webhook>> {
         let pool = self.readers();
-        let rows = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"))
-            .fetch_all(pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE $1 IS NULL OR org_id = $1 ORDER BY id"
+        ))
+        .bind(org.map(OrgId::as_str))
+        .fetch_all(pool)
+        .await?;
         rows.iter().map(|row| webhook_from_row(row, self.keyring())).collect()
     }
 
@@ -302,7 +309,7 @@ impl Webhooks for Backend {
                 continue;
             }
             let mut sql = QueryBuilder::<Db>::new(
-                "SELECT seq, type, session_id, created_at, data FROM events WHERE seq IN ",
+                "SELECT seq, type, session_id, org_id, created_at, data FROM events WHERE seq IN ",
             );
             let mut wanted = Vec::with_capacity(leased.len());
             for row in &leased {

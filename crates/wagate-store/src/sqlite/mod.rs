@@ -3,6 +3,8 @@
 
 // The SQL is shared with PostgreSQL: each backend compiles the same modules against its own
 // `Db`, `Backend` and dialect.
+#[path = "../sql/audit.rs"]
+mod audit;
 #[path = "../sql/campaigns.rs"]
 mod campaigns;
 #[path = "../sql/cluster.rs"]
@@ -13,12 +15,16 @@ mod contacts;
 mod device_keys;
 #[path = "../sql/events.rs"]
 mod events;
+#[path = "../sql/keys.rs"]
+mod keys;
 #[path = "../sql/media.rs"]
 mod media;
 #[path = "../sql/message_rows.rs"]
 mod message_rows;
 #[path = "../sql/messages.rs"]
 mod messages;
+#[path = "../sql/orgs.rs"]
+mod orgs;
 #[path = "../sql/secrets.rs"]
 mod secrets;
 #[path = "../sql/sessions.rs"]

@@ -92,13 +92,8 @@ impl Nodes {
     }
 }
 
-on_both_stores!(Nodes: readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalled_writers);
-
-const WRITERS_PER_NODE: usize = 4;
-const EVENTS_PER_WRITER: usize = 40;
-
-async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalled_writers(nodes: Nodes) {
-    let first = nodes.nodes[0].store();
+/// Creates the session "s" every event of a test is about.
+async fn create_session(store: &dyn Store) -> SessionId {
     let session = SessionId::parse("s").unwrap();
     let new = NewSession {
         id: session.clone(),
@@ -108,7 +103,18 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
         config: json!({}),
         metadata: json!({}),
     };
-    first.create_session(new, Utc::now()).await.unwrap();
+    store.create_session(new, Utc::now()).await.unwrap();
+    session
+}
+
+on_both_stores!(Nodes: readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalled_writers);
+
+const WRITERS_PER_NODE: usize = 4;
+const EVENTS_PER_WRITER: usize = 40;
+
+async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalled_writers(nodes: Nodes) {
+    let first = nodes.nodes[0].store();
+    let session = create_session(&*first).await;
 
     // A reader polls "after the last id seen" while everyone writes.
     let done = Arc::new(AtomicBool::new(false));
@@ -198,16 +204,7 @@ async fn a_stalled_writer_delays_only_its_own_events() {
         .await
         .unwrap_or_else(|| panic!("set {} to run against PostgreSQL", testing::POSTGRES_URL_VAR));
     let (stalled, other) = (nodes.nodes[0].clone(), nodes.nodes[1].clone());
-    let session = SessionId::parse("s").unwrap();
-    let new = NewSession {
-        id: session.clone(),
-        org_id: wagate_core::OrgId::default_org(),
-        connector: ConnectorKind::Sim,
-        name: None,
-        config: json!({}),
-        metadata: json!({}),
-    };
-    other.store().create_session(new, Utc::now()).await.unwrap();
+    let session = create_session(&*other.store()).await;
 
     let stall = {
         let (node, session) = (stalled.clone(), session.clone());

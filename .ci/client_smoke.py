@@ -24,6 +24,7 @@ from wagate_client.api.operations import server_healthz  # noqa: E402
 from wagate_client.api.sessions import sessions_connect, sessions_create, sessions_get, sessions_qr  # noqa: E402
 from wagate_client.api.sim import sim_scan  # noqa: E402
 from wagate_client.models import (  # noqa: E402
+    ConnectorKind,
     ConnectRequest,
     CreateSession,
     Direction,
@@ -98,7 +99,7 @@ def run(base):
 
     eventually("the server to answer", healthy)
 
-    session = expect(Session, sessions_create.sync(client=client, body=CreateSession(connector="sim", id="smoke")))
+    session = expect(Session, sessions_create.sync(client=client, body=CreateSession(connector=ConnectorKind.SIM, id="smoke")))
     assert session.status == SessionStatus.CREATED, session.status
     expect(Session, sessions_connect.sync("smoke", client=client, body=ConnectRequest()))
 

@@ -222,12 +222,6 @@ impl JwtConfig {
         if !self.enabled() {
             return Ok(());
         }
-        if self.audience.as_deref().is_none_or(str::is_empty) {
-            return Err(ConfigError::Jwt(
-                "auth.jwt.audience must be set when JWTs are on: it keeps tokens the same issuer made \
-                 for other services out",
-            ));
-        }
         if self.hs256_secret.as_ref().is_some_and(|s| s.expose_secret().len() < 32) {
             return Err(ConfigError::Jwt("auth.jwt.hs256_secret must be at least 32 bytes (RFC 7518 §3.2)"));
         }
@@ -239,8 +233,16 @@ impl JwtConfig {
         }
         for claim in [&self.org_claim, &self.scopes_claim, &self.sessions_claim] {
             if claim.is_empty() {
-                return Err(ConfigError::Jwt("auth.jwt.org_claim, scopes_claim and sessions_claim must name a claim"));
+                return Err(ConfigError::Jwt(
+                    "auth.jwt.org_claim, scopes_claim and sessions_claim must name a claim",
+                ));
             }
+        }
+        if self.audience.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::Jwt(
+                "auth.jwt.audience must be set when JWTs are on: it keeps tokens the same issuer made \
+                 for other services out",
+            ));
         }
         Ok(())
     }

@@ -188,7 +188,9 @@ impl Server {
         }
         let jwt = auth::Jwt::start(&config.auth.jwt).await?;
         if let Some(jwt) = &jwt {
-            front.spawn(Arc::clone(jwt).refresh_keys(ms(config.auth.jwt.jwks_refresh_ms.get()), front.stopping()));
+            front.spawn(
+                Arc::clone(jwt).refresh_keys(ms(config.auth.jwt.jwks_refresh_ms.get()), front.stopping()),
+            );
         }
         let state = AppState {
             jwt,

@@ -215,7 +215,9 @@ impl Jwt {
         let scopes = named
             .iter()
             .map(|s| {
-                Scope::parse(s).ok_or_else(|| Refused::Claim(self.scopes_claim.clone(), format!("names an unknown scope {s:?}")))
+                Scope::parse(s).ok_or_else(|| {
+                    Refused::Claim(self.scopes_claim.clone(), format!("names an unknown scope {s:?}"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if scopes.is_empty() {

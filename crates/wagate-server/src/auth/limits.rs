@@ -47,7 +47,8 @@ impl RateLimits {
     /// organization's, or answers 429 with `Retry-After` and the `RateLimit-*` headers of the
     /// bucket that refused.
     pub(crate) fn admit(&self, principal: &Principal) -> Result<Option<Admitted>, ApiError> {
-        let (actor @ (Actor::Key(_) | Actor::Jwt(_)), Some(org)) = (principal.actor(), principal.org()) else {
+        let (actor @ (Actor::Key(_) | Actor::Jwt(_)), Some(org)) = (principal.actor(), principal.org())
+        else {
             return Ok(None);
         };
         let now = governor::clock::Clock::now(self.callers.clock());

@@ -93,7 +93,8 @@ async fn two_organizations(server: &TestServer) {
 }
 
 fn session_ids(body: &Value) -> Vec<&str> {
-    let mut ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> =
+        body["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     ids
 }
@@ -128,8 +129,9 @@ async fn an_hs256_token_is_a_member_of_its_organization_with_its_scopes() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["details"]["scope"], "sessions:manage");
     // A list in the claim works as well as the OAuth 2 string.
-    let manager =
-        hs256(&json!({ "sub": "bob", "org": "acme", "scope": ["sessions:manage"], "aud": AUDIENCE, "iss": ISSUER, "exp": now() + 600 }));
+    let manager = hs256(
+        &json!({ "sub": "bob", "org": "acme", "scope": ["sessions:manage"], "aud": AUDIENCE, "iss": ISSUER, "exp": now() + 600 }),
+    );
     let (status, body) =
         server.with_key(&manager).post("/v1/sessions", json!({ "id": "a3", "connector": "sim" })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -196,8 +198,12 @@ async fn expired_early_foreign_forged_and_unfit_tokens_get_401_saying_why() {
     assert_refused(&server, &with("nbf", json!(now() + 600)), "not valid yet").await;
     assert_refused(&server, &with("aud", json!("another-service")), "another audience").await;
     assert_refused(&server, &with("iss", json!("https://elsewhere.example")), "another issuer").await;
-    let forged =
-        sign(Algorithm::HS256, &EncodingKey::from_secret(b"another-secret-of-32-bytes-or-more!").unwrap(), None, &good);
+    let forged = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another-secret-of-32-bytes-or-more!").unwrap(),
+        None,
+        &good,
+    );
     assert_refused(&server, &forged, "signature does not verify").await;
     let mut no_subject = good.clone();
     no_subject.as_object_mut().unwrap().remove("sub");
@@ -215,8 +221,12 @@ async fn expired_early_foreign_forged_and_unfit_tokens_get_401_saying_why() {
     assert_refused(&server, &hs256(&no_org), "lacks the `org` claim").await;
     assert_refused(&server, &with("org", json!("nowhere")), "organization \"nowhere\" does not exist").await;
     assert_refused(&server, &with("scope", json!("")), "grants no scope").await;
-    assert_refused(&server, &with("scope", json!("sessions:read launch:rockets")), "unknown scope \"launch:rockets\"")
-        .await;
+    assert_refused(
+        &server,
+        &with("scope", json!("sessions:read launch:rockets")),
+        "unknown scope \"launch:rockets\"",
+    )
+    .await;
 
     // Each refusal is in the audit log, like a refused key: an anonymous caller and 401.
     let entries = eventually(|| async {
@@ -227,7 +237,10 @@ async fn expired_early_foreign_forged_and_unfit_tokens_get_401_saying_why() {
     .await;
     assert_eq!(entries.len(), 13);
     for entry in &entries {
-        assert_eq!((entry["actor_kind"].as_str(), entry["route"].as_str()), (Some("anonymous"), Some("/v1/sessions")));
+        assert_eq!(
+            (entry["actor_kind"].as_str(), entry["route"].as_str()),
+            (Some("anonymous"), Some("/v1/sessions"))
+        );
         assert!(entry["actor_id"].is_null() && entry["org_id"].is_null(), "{entry}");
     }
 }
@@ -254,7 +267,8 @@ async fn rs256_and_es256_tokens_verify_against_the_configured_public_keys() {
     }
     // The public key used as an HMAC secret (the algorithm confusion attack) gets nowhere:
     // without a configured secret, HS256 is not accepted at all.
-    let confused = sign(Algorithm::HS256, &EncodingKey::from_secret(&pem("rsa-a.pub.pem")).unwrap(), None, &good);
+    let confused =
+        sign(Algorithm::HS256, &EncodingKey::from_secret(&pem("rsa-a.pub.pem")).unwrap(), None, &good);
     assert_refused(&server, &confused, "does not accept HS256 tokens").await;
 }
 
@@ -266,6 +280,7 @@ struct Issuer {
 }
 
 impl Issuer {
+    #[allow(clippy::disallowed_methods, reason = "the issuer's own server, not a route of the API")]
     async fn start(keys: &[(&str, &str)]) -> Self {
         let document = Arc::new(Mutex::new(jwk_set(keys)));
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -360,8 +375,10 @@ async fn unknown_kids_fetch_the_jwks_at_most_every_refetch_interval_and_the_sche
     issuer.rotate(&[("k1", "rsa-a")]);
     let scheduled = start(|config| jwks(config, 20)).await;
     issuer.rotate(&[("k2", "rsa-b")]);
-    eventually(|| async { (scheduled.with_key(&new).get("/v1/sessions").await.0 == StatusCode::OK).then_some(()) })
-        .await;
+    eventually(|| async {
+        (scheduled.with_key(&new).get("/v1/sessions").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -394,7 +411,8 @@ async fn the_audit_log_names_a_tokens_subject_and_organization() {
     let server = start(|_| {}).await;
     server.create_org("acme", json!({})).await;
     let manager = hs256(&claims("dana@acme.example", "acme", "sessions:manage"));
-    let (status, _) = server.with_key(&manager).post("/v1/sessions", json!({ "id": "s1", "connector": "sim" })).await;
+    let (status, _) =
+        server.with_key(&manager).post("/v1/sessions", json!({ "id": "s1", "connector": "sim" })).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let entry = eventually(|| async {

@@ -18,8 +18,9 @@ type Buckets<K> = DefaultKeyedRateLimiter<K, StateInformationMiddleware>;
 
 /// The buckets of this node.
 pub(crate) struct RateLimits {
-    /// One per API key and per JWT subject.
-    callers: Buckets<Actor>,
+    /// One per API key and per JWT subject, of its organization (a subject is only unique
+    /// among its organization's tokens).
+    callers: Buckets<(OrgId, Actor)>,
     orgs: Buckets<OrgId>,
 }
 
@@ -63,7 +64,7 @@ impl RateLimits {
             .with_retry_after(seconds)
             .with_rate_limit(limit, 0, seconds)
         };
-        let admitted = self.callers.check_key(actor).map_err(|not_until| {
+        let admitted = self.callers.check_key(&(org.clone(), actor.clone())).map_err(|not_until| {
             let which = if matches!(actor, Actor::Jwt(_)) { "subject" } else { "key" };
             refused(not_until.quota().burst_size().get(), not_until.wait_time_from(now), which)
         })?;

@@ -404,6 +404,10 @@ async fn a_token_has_its_own_rate_limit_bucket_by_subject() {
     assert_eq!(server.with_key(&again).get("/v1/sessions").await.0, StatusCode::TOO_MANY_REQUESTS);
     let bob = hs256(&claims("bob", "default", "sessions:read"));
     assert_eq!(server.with_key(&bob).get("/v1/sessions").await.0, StatusCode::OK);
+    // So has the same subject in another organization: a subject names someone only within one.
+    server.create_org("acme", json!({})).await;
+    let alice_of_acme = hs256(&claims("alice", "acme", "sessions:read"));
+    assert_eq!(server.with_key(&alice_of_acme).get("/v1/sessions").await.0, StatusCode::OK);
 }
 
 #[tokio::test]

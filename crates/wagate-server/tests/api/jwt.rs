@@ -4,9 +4,10 @@
 //! bucket and its subject in the audit log. The keys are test-only, in `jwt_keys/`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use parking_lot::Mutex;
@@ -277,6 +278,8 @@ struct Issuer {
     url: String,
     document: Arc<Mutex<JwkSet>>,
     fetches: Arc<AtomicUsize>,
+    /// While set, the document is answered with 503.
+    down: Arc<AtomicBool>,
 }
 
 impl Issuer {
@@ -284,24 +287,33 @@ impl Issuer {
     async fn start(keys: &[(&str, &str)]) -> Self {
         let document = Arc::new(Mutex::new(jwk_set(keys)));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counted) = (Arc::clone(&document), Arc::clone(&fetches));
+        let down = Arc::new(AtomicBool::new(false));
+        let (served, counted, unavailable) = (Arc::clone(&document), Arc::clone(&fetches), Arc::clone(&down));
         let app = axum::Router::new().route(
             "/.well-known/jwks.json",
             axum::routing::get(move || {
                 counted.fetch_add(1, Ordering::SeqCst);
-                let document = served.lock().clone();
-                async move { axum::Json(document) }
+                let answer = if unavailable.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    axum::Json(served.lock().clone()).into_response()
+                };
+                async move { answer }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, document, fetches }
+        Self { url, document, fetches, down }
     }
 
     /// Publishes these keys instead of the ones before.
     fn rotate(&self, keys: &[(&str, &str)]) {
         *self.document.lock() = jwk_set(keys);
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     fn fetches(&self) -> usize {
@@ -351,6 +363,25 @@ async fn a_jwks_key_rotation_works_while_the_gateway_runs() {
     assert_refused(&server, &old, "no signing key has this token's kid \"k1\"").await;
     // A token naming the new kid but signed with another key is refused.
     assert_refused(&server, &signed_by("ec-a", Some("k2"), &good), "signature does not verify").await;
+}
+
+#[tokio::test]
+async fn a_gateway_that_cannot_reach_the_issuer_at_start_runs_and_takes_tokens_once_it_can() {
+    let issuer = Issuer::start(&[("k1", "rsa-a")]).await;
+    issuer.set_down(true);
+    let server = start(|config| {
+        config.auth.jwt.hs256_secret = None;
+        config.auth.jwt.jwks_url = Some(issuer.url.clone());
+        config.auth.jwt.jwks_refetch_min_ms = nz(1u64);
+    })
+    .await;
+    // The admin key and API keys work meanwhile; tokens cannot be verified yet.
+    assert_eq!(server.get("/v1/sessions").await.0, StatusCode::OK);
+    let token = signed_by("rsa-a", Some("k1"), &claims("alice", "default", "sessions:read"));
+    assert_refused(&server, &token, "no signing key has this token's kid \"k1\"").await;
+    issuer.set_down(false);
+    let (status, body) = server.with_key(&token).get("/v1/sessions").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! default) here and one row in `docs/configuration.md`, which a test below checks. A value
 //! that must not be zero has a `NonZero*` type: serde refuses a zero, naming the key (the few
 //! the engine still reads as plain numbers are checked by [`Config::validate`]). Secrets
-//! (`admin_key`, `master_key`, `database_url`, `media.s3_secret_access_key`) are [`SecretString`]s: their
+//! (`admin_key`, `master_key`, `database_url`, `media.s3_secret_access_key`, `auth.jwt.hs256_secret`) are [`SecretString`]s: their
 //! `Debug` shows `[REDACTED]`, and serializing the configuration masks them.
 
 use std::net::SocketAddr;
@@ -143,18 +143,108 @@ impl Default for ApiConfig {
     }
 }
 
-/// API keys of organizations.
+/// API keys of organizations, and JWTs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
     /// How often the `last_used_at` of the keys in use is written: one write for every key
     /// used since the last, instead of a write per request.
     pub last_used_flush_ms: NonZeroU64,
+    pub jwt: JwtConfig,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { last_used_flush_ms: nz!(10_000) }
+        Self { last_used_flush_ms: nz!(10_000), jwt: JwtConfig::default() }
+    }
+}
+
+/// Bearer JWTs, accepted beside API keys when one of `hs256_secret`, `public_key_files` or
+/// `jwks_url` is set. A token is a member of the organization its `org_claim` names, with the
+/// scopes of its `scopes_claim`; never the gateway's operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JwtConfig {
+    /// The shared secret of HS256 tokens (at least 32 bytes).
+    #[serde(serialize_with = "masked::secret")]
+    pub hs256_secret: Option<SecretString>,
+    /// PEM files of public keys: RSA keys verify RS256 tokens, P-256 keys ES256 tokens.
+    pub public_key_files: Vec<PathBuf>,
+    /// Where the issuer publishes its keys (a JWKS document, RS256 and ES256 keys by `kid`).
+    pub jwks_url: Option<String>,
+    /// How often the JWKS document is fetched again.
+    pub jwks_refresh_ms: NonZeroU64,
+    /// A token naming a `kid` the gateway lacks fetches the document at once, at most this often.
+    pub jwks_refetch_min_ms: NonZeroU64,
+    /// How long a fetch of the JWKS document may take.
+    pub jwks_timeout_ms: NonZeroU64,
+    /// The `iss` a token must carry; unset accepts any.
+    pub issuer: Option<String>,
+    /// The `aud` a token must carry; required when JWTs are on.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf` (JWT times are whole seconds).
+    pub leeway_ms: u64,
+    /// The claim naming the token's organization.
+    pub org_claim: String,
+    /// The claim holding the token's scopes: a space-separated string (OAuth 2) or a list.
+    pub scopes_claim: String,
+    /// The claim listing the only sessions the token may reach; absent, all of its organization's.
+    pub sessions_claim: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            public_key_files: Vec::new(),
+            jwks_url: None,
+            jwks_refresh_ms: nz!(300_000),
+            jwks_refetch_min_ms: nz!(30_000),
+            jwks_timeout_ms: nz!(5_000),
+            issuer: None,
+            audience: None,
+            leeway_ms: 30_000,
+            org_claim: "org".into(),
+            scopes_claim: "scope".into(),
+            sessions_claim: "sessions".into(),
+        }
+    }
+}
+
+impl JwtConfig {
+    /// Whether JWTs are accepted at all.
+    pub fn enabled(&self) -> bool {
+        self.hs256_secret.is_some() || !self.public_key_files.is_empty() || self.jwks_url.is_some()
+    }
+
+    /// Checks what serde cannot: JWTs on need an audience, a long secret, an http(s) JWKS URL.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.hs256_secret.as_ref().is_some_and(|s| s.expose_secret().len() < 32) {
+            return Err(ConfigError::Jwt("auth.jwt.hs256_secret must be at least 32 bytes (RFC 7518 §3.2)"));
+        }
+        if let Some(url) = &self.jwks_url {
+            let parsed = url::Url::parse(url).ok();
+            if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                return Err(ConfigError::JwksUrl(url.clone()));
+            }
+        }
+        for claim in [&self.org_claim, &self.scopes_claim, &self.sessions_claim] {
+            if claim.is_empty() {
+                return Err(ConfigError::Jwt(
+                    "auth.jwt.org_claim, scopes_claim and sessions_claim must name a claim",
+                ));
+            }
+        }
+        if self.audience.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::Jwt(
+                "auth.jwt.audience must be set when JWTs are on: it keeps tokens the same issuer made \
+                 for other services out",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -651,6 +741,10 @@ pub enum ConfigError {
     ClientVersion(String),
     #[error("connectors.web.ws_url = {0:?}: give a ws:// or wss:// URL")]
     WsUrl(String),
+    #[error("{0}")]
+    Jwt(&'static str),
+    #[error("auth.jwt.jwks_url = {0:?}: give an http:// or https:// URL")]
+    JwksUrl(String),
     #[error(
         "connectors.web.ws_url = {0:?}: this build skips WhatsApp's certificate checks (feature \
          local-whatsapp) and only talks to a local test server; set connectors.web.ws_url to it"
@@ -707,7 +801,7 @@ impl Config {
         if self.node.lease_ttl_ms <= self.node.heartbeat_ms.get() {
             return Err(ConfigError::LeaseTtl);
         }
-        Ok(())
+        self.auth.jwt.validate()
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -832,7 +926,11 @@ mod tests {
             jail.set_env("WAGATE_CONNECTORS__SIM__READ_DELAY_MS", "5");
             jail.set_env("WAGATE_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true");
             jail.set_env("WAGATE_WEBHOOKS__RETRY_SCHEDULE_MS", "[10, 20]");
+            jail.set_env("WAGATE_AUTH__JWT__PUBLIC_KEY_FILES", "[\"/etc/wagate/issuer.pem\"]");
+            jail.set_env("WAGATE_AUTH__JWT__AUDIENCE", "wagate");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.jwt.public_key_files, [PathBuf::from("/etc/wagate/issuer.pem")]);
+            assert!(config.auth.jwt.enabled());
             assert_eq!(config.listen, "0.0.0.0:8181");
             assert_eq!(config.node_id, "from-file");
             assert_eq!(config.data_dir, PathBuf::from("/var/lib/wagate"));
@@ -856,6 +954,8 @@ mod tests {
                 ("WAGATE_ENGINE__SEND_BATCH", "0", "engine.send_batch"),
                 ("WAGATE_WEBHOOKS__RETRY_JITTER_PERCENT", "150", "webhooks.retry_jitter_percent"),
                 ("WAGATE_LOG_FORMAT", "xml", "log_format"),
+                ("WAGATE_AUTH__JWT__JWKS_URL", "issuer.example/jwks", "auth.jwt.jwks_url"),
+                ("WAGATE_AUTH__JWT__HS256_SECRET", "0123456789abcdef0123456789abcdef", "auth.jwt.audience"),
             ] {
                 jail.clear_env();
                 jail.set_env(var, value);
@@ -975,13 +1075,15 @@ mod tests {
             ..Config::default()
         };
         config.media.s3_secret_access_key = Some("s3-secret".into());
+        config.auth.jwt.hs256_secret = Some("jwt-secret-of-at-least-thirty-two-bytes".into());
         let shown = format!("{config:?} {config:#?}");
-        for secret in ["very-secret", "master-secret", "hunter2", "s3-secret"] {
+        for secret in ["very-secret", "master-secret", "hunter2", "s3-secret", "jwt-secret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("REDACTED"), "{shown}");
         let printed = config.to_masked_toml().unwrap();
         assert!(!printed.contains("s3-secret") && !printed.contains("master-secret"), "{printed}");
+        assert!(!printed.contains("jwt-secret"), "{printed}");
         assert!(printed.contains("s3_secret_access_key = \"********\""), "{printed}");
         assert_eq!(config.database_url().unwrap(), "postgres://wagate:hunter2@db.internal/wagate");
     }

@@ -58,6 +58,8 @@ pub(crate) struct AppState {
     pub audit: Arc<audit::AuditTrail>,
     /// The token buckets of keys and organizations, on this node.
     pub rate_limits: Arc<auth::RateLimits>,
+    /// The JWT verifier, when JWTs are accepted.
+    pub jwt: Option<Arc<auth::Jwt>>,
 }
 
 /// A running wagate: HTTP API, engine and store.
@@ -184,7 +186,14 @@ impl Server {
                 }
             });
         }
+        let jwt = auth::Jwt::start(&config.auth.jwt).await?;
+        if let Some(jwt) = &jwt {
+            front.spawn(
+                Arc::clone(jwt).refresh_keys(ms(config.auth.jwt.jwks_refresh_ms.get()), front.stopping()),
+            );
+        }
         let state = AppState {
+            jwt,
             rate_limits,
             audit,
             key_usage,

@@ -140,7 +140,7 @@ impl ApiError {
         self
     }
 
-    pub(crate) fn unauthorized(message: &str) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 

@@ -44,7 +44,16 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The gateway's admin key, an API key of an organization (`wgk_…`), or, when \
+                         `auth.jwt.*` is configured, a JWT (HS256, RS256 or ES256) naming its \
+                         organization and scopes in its claims.",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "api_key",

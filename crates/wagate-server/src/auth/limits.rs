@@ -1,5 +1,5 @@
-//! Rate limits: a token bucket per API key and one per organization (governor's GCRA), both
-//! counted on this node: in a cluster each node admits this much, so the gateway as a whole
+//! Rate limits: a token bucket per API key (or JWT subject) and one per organization
+//! (governor's GCRA), both counted on this node: in a cluster each node admits this much, so the gateway as a whole
 //! admits up to this much times the nodes. The admin key has no limit.
 
 use std::num::NonZeroU32;
@@ -18,7 +18,9 @@ type Buckets<K> = DefaultKeyedRateLimiter<K, StateInformationMiddleware>;
 
 /// The buckets of this node.
 pub(crate) struct RateLimits {
-    keys: Buckets<String>,
+    /// One per API key and per JWT subject, of its organization (a subject is only unique
+    /// among its organization's tokens).
+    callers: Buckets<(OrgId, Actor)>,
     orgs: Buckets<OrgId>,
 }
 
@@ -35,18 +37,22 @@ fn quota(per_second: NonZeroU32, burst: NonZeroU32) -> Quota {
 impl RateLimits {
     pub(crate) fn new(config: &RateLimitConfig) -> Self {
         Self {
-            keys: RateLimiter::keyed(quota(config.key_per_second, config.key_burst))
+            callers: RateLimiter::keyed(quota(config.key_per_second, config.key_burst))
                 .with_middleware::<StateInformationMiddleware>(),
             orgs: RateLimiter::keyed(quota(config.org_per_second, config.org_burst))
                 .with_middleware::<StateInformationMiddleware>(),
         }
     }
 
-    /// Takes a token from the caller's key bucket and its organization's, or answers 429 with
-    /// `Retry-After` and the `RateLimit-*` headers of the bucket that refused.
+    /// Takes a token from the caller's bucket (its key's, or its JWT subject's) and its
+    /// organization's, or answers 429 with `Retry-After` and the `RateLimit-*` headers of the
+    /// bucket that refused.
     pub(crate) fn admit(&self, principal: &Principal) -> Result<Option<Admitted>, ApiError> {
-        let (Actor::Key(key), Some(org)) = (principal.actor(), principal.org()) else { return Ok(None) };
-        let now = governor::clock::Clock::now(self.keys.clock());
+        let (actor @ (Actor::Key(_) | Actor::Jwt(_)), Some(org)) = (principal.actor(), principal.org())
+        else {
+            return Ok(None);
+        };
+        let now = governor::clock::Clock::now(self.callers.clock());
         let refused = |limit: u32, wait: Duration, which: &str| {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
             ApiError::new(
@@ -58,8 +64,9 @@ impl RateLimits {
             .with_retry_after(seconds)
             .with_rate_limit(limit, 0, seconds)
         };
-        let admitted = self.keys.check_key(&key.to_string()).map_err(|not_until| {
-            refused(not_until.quota().burst_size().get(), not_until.wait_time_from(now), "key")
+        let admitted = self.callers.check_key(&(org.clone(), actor.clone())).map_err(|not_until| {
+            let which = if matches!(actor, Actor::Jwt(_)) { "subject" } else { "key" };
+            refused(not_until.quota().burst_size().get(), not_until.wait_time_from(now), which)
         })?;
         self.orgs.check_key(org).map_err(|not_until| {
             refused(not_until.quota().burst_size().get(), not_until.wait_time_from(now), "organization")
@@ -72,7 +79,7 @@ impl RateLimits {
 
     /// Forgets buckets that are full again, so the maps hold only recent callers.
     pub(crate) fn forget_idle(&self) {
-        self.keys.retain_recent();
+        self.callers.retain_recent();
         self.orgs.retain_recent();
     }
 }

@@ -1,10 +1,12 @@
 //! Authentication: the bootstrap admin key (where it comes from), and the middleware that
-//! turns a request's credentials into its [`Principal`].
+//! turns a request's credentials (the admin key, an API key, or a JWT) into its [`Principal`].
 
+mod jwt;
 mod limits;
 mod principal;
 mod usage;
 
+pub(crate) use jwt::Jwt;
 pub(crate) use limits::RateLimits;
 pub(crate) use principal::{org_not_found, scope, Actor, Caller, Principal};
 pub(crate) use usage::KeyUsage;
@@ -93,7 +95,7 @@ pub(crate) fn secret_hash(secret: &str) -> String {
 }
 
 /// Lets a request through when it carries a valid key (`Authorization: Bearer` or
-/// `X-Api-Key`), with its [`Principal`] in the request's extensions; then records it in the
+/// `X-Api-Key`) or JWT (`Authorization: Bearer`), with its [`Principal`] in the request's extensions; then records it in the
 /// audit log when it changes something (any method but GET and HEAD) or was refused a 401.
 pub(crate) async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Started::of(&request, state.engine.now());
@@ -161,6 +163,7 @@ impl Started {
             None => (ActorKind::Anonymous, None),
             Some(Actor::Admin) => (ActorKind::Admin, None),
             Some(Actor::Key(id)) => (ActorKind::Key, Some(id.to_string())),
+            Some(Actor::Jwt(subject)) => (ActorKind::Jwt, Some(subject.clone())),
         };
         AuditEntry {
             id: None,
@@ -194,7 +197,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     }
     let invalid = || ApiError::unauthorized("invalid API key");
     if !presented.starts_with(KEY_PREFIX) {
-        return Err(invalid());
+        return match &state.jwt {
+            Some(jwt) if Jwt::looks_like_one(presented) => bearer(state, jwt, presented).await,
+            _ => Err(invalid()),
+        };
     }
     // Looked up by its hash, so the comparison never touches the secret itself.
     let key = state.engine.store().find_key(&secret_hash(presented)).await?.ok_or_else(invalid)?;
@@ -208,4 +214,16 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     }
     state.key_usage.note(&key.id, now);
     Ok(Principal::member(Actor::Key(key.id), key.org_id, key.scopes, key.sessions))
+}
+
+/// The member of an organization a JWT names, or 401 saying why not.
+async fn bearer(state: &AppState, jwt: &Jwt, token: &str) -> Result<Principal, ApiError> {
+    let bearer = jwt.verify(token).await.map_err(|refused| ApiError::unauthorized(refused.to_string()))?;
+    if state.engine.store().get_org(&bearer.org).await?.is_none() {
+        return Err(ApiError::unauthorized(format!(
+            "this token's organization {:?} does not exist",
+            bearer.org.as_str()
+        )));
+    }
+    Ok(Principal::member(Actor::Jwt(bearer.subject), bearer.org, bearer.scopes, bearer.sessions))
 }

@@ -11,12 +11,14 @@ use wagate_core::{KeyId, OrgId, Scope, Session, SessionId};
 
 use crate::api::{ApiError, ErrorCode};
 
-/// Who made a request, as the audit log names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who made a request, as the audit log names them (and whose bucket a request takes from).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Actor {
     /// The bootstrap admin key.
     Admin,
     Key(KeyId),
+    /// A JWT's subject (`sub`).
+    Jwt(String),
 }
 
 /// The caller of an authenticated request: who, in which organization, allowed what.

@@ -15,6 +15,7 @@ mod hardening;
 mod hooks;
 mod input;
 mod isolation;
+mod jwt;
 mod keys;
 mod kinds;
 mod media;

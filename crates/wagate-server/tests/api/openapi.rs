@@ -30,6 +30,7 @@ async fn every_documented_route_exists_and_the_docs_ui_is_served() {
     assert_eq!(document["openapi"], "3.1.0");
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert!(schemes["bearer"]["description"].as_str().is_some_and(|d| d.contains("JWT")), "{schemes}");
     assert_eq!(schemes["api_key"]["name"], "X-Api-Key");
     assert_eq!(
         document["webhooks"]["event"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],

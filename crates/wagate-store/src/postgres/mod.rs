@@ -214,6 +214,9 @@ mod dialect {
         format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
     }
 
+    /// The column events are appended in order of (events are numbered after they commit, in this order).
+    pub(super) const APPEND_ORDER: &str = "pk";
+
     /// Row locks for a claim: rows another transaction is claiming are skipped, not waited for.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 

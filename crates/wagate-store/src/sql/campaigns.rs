@@ -173,8 +173,7 @@ impl Campaigns for Backend {
         .await?;
         let status = if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued };
         message_rows::insert_campaign_messages(&mut tx, &id, &new, sender, status, scheduled_at, now).await?;
-        // The history and queue rows are copies of what the messages hold.
-        message_rows::insert_campaign_history(&mut tx, &id).await?;
+        // The queue rows are copies of what the messages hold.
         sqlx::query(
             "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
              SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \

@@ -1,6 +1,7 @@
-//! The row layer of the `messages` table and its status history, shared by direct sends,
-//! inbound messages and campaigns: the columns, reading a row, and every statement that
-//! writes a message or its history. Callers bring the transaction.
+//! The row layer of the `messages` table, shared by direct sends, inbound messages and
+//! campaigns: the columns, reading a row, and every statement that writes a message. A
+//! message's status history is its events (`events::history_of`). Callers bring the
+//! transaction.
 
 use std::collections::HashMap;
 
@@ -174,26 +175,6 @@ pub(super) async fn insert_messages(
     Ok(())
 }
 
-/// One status history row per message that changed.
-pub(super) async fn insert_history(
-    conn: &mut DbConn,
-    changed: &[&Message],
-    now: Timestamp,
-) -> StoreResult<()> {
-    for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.as_deref())
-                .push_bind(millis(now));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 /// Writes messages' current statuses, one statement for many (and fills in the sender of
 /// messages accepted before their session was linked).
 pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
@@ -263,20 +244,8 @@ pub(super) async fn insert_campaign_messages(
     Ok(())
 }
 
-/// The history rows of a new campaign's messages: copies of what the messages hold.
-pub(super) async fn insert_campaign_history(conn: &mut DbConn, id: &CampaignId) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, reason, at) \
-         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = $1 ORDER BY id",
-    )
-    .bind(id.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Cancels a campaign's messages not claimed for sending (those being sent finish), with
-/// their history; answers their ids.
+/// Cancels a campaign's messages not claimed for sending (those being sent finish); answers
+/// their ids. Their history ends with this status, read from the rows (no event each).
 pub(super) async fn cancel_campaign_messages(
     conn: &mut DbConn,
     id: &CampaignId,
@@ -292,13 +261,5 @@ pub(super) async fn cancel_campaign_messages(
     .bind(id.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    for chunk in canceled.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.as_str()).push_bind("canceled").push_bind(reason).push_bind(millis(now));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
     Ok(canceled)
 }

@@ -14,7 +14,7 @@ use wagate_core::{
 use super::contacts;
 use super::events::{self, ROWS_PER_INSERT};
 use super::message_rows::{
-    fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_history, insert_messages, write_statuses,
+    fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses,
     SHOWN_COLUMNS,
 };
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
@@ -168,7 +168,6 @@ impl Messages for Backend {
         }
         insert_messages(&mut tx, &rows).await?;
         let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-        insert_history(&mut tx, &created, now).await?;
         insert_outbox(&mut tx, &created, now).await?;
         let events = status_events(&mut tx, &created, now).await?;
         tx.commit().await?;
@@ -288,7 +287,6 @@ impl Messages for Backend {
             push_list(&mut sql, chunk.iter().map(|message| message.id.as_str()));
             sql.build().execute(&mut *tx).await?;
         }
-        insert_history(&mut tx, &started, now).await?;
         let mut events: HashMap<Option<SessionId>, Vec<Appended>> = HashMap::new();
         for event in status_events(&mut tx, &started, now).await? {
             events.entry(event.session_id.clone()).or_default().push(event);
@@ -408,7 +406,6 @@ impl Messages for Backend {
         let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
         delete_outbox(&mut tx, &finished).await?;
         let changed: Vec<&Message> = changed.iter().collect();
-        insert_history(&mut tx, &changed, now).await?;
         let events = status_events(&mut tx, &changed, now).await?;
         let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
         tx.commit().await?;
@@ -495,7 +492,6 @@ impl Messages for Backend {
         }
         insert_messages(&mut tx, &rows).await?;
         let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-        insert_history(&mut tx, &stored, now).await?;
         contacts::learn_from(&mut tx, &stored, now).await?;
         let mut new_events = Vec::with_capacity(stored.len());
         for message in &stored {
@@ -524,7 +520,6 @@ impl Messages for Backend {
         message.status_reason = Some("canceled by request".into());
         message.updated_at = now;
         write_statuses(&mut tx, &[&message]).await?;
-        insert_history(&mut tx, &[&message], now).await?;
         delete_outbox(&mut tx, &[message.id.as_str()]).await?;
         let mut events = status_events(&mut tx, &[&message], now).await?;
         tx.commit().await?;
@@ -535,29 +530,12 @@ impl Messages for Backend {
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
         let pool = self.readers();
         let mut conn = pool.acquire().await?;
+        // The events first: the row, read second, is at least as new (each status change
+        // writes both in one transaction), so a step missing from what was read is the row's.
+        let recorded = events::history_of(&mut conn, id).await?;
         let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
         let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
-        let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
-            return Ok(None);
-        };
-        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT status, reason, at FROM message_status_history WHERE message_id = $1 ORDER BY rowid",
-        )
-        .bind(id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-        message.status_history = rows
-            .into_iter()
-            .map(|(status, reason, at)| {
-                Ok(StatusEntry {
-                    status: MessageStatus::parse(&status)
-                        .ok_or_else(|| corrupt("message status", &status))?,
-                    reason,
-                    at: from_millis(at)?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(Some(message))
+        Ok(row.as_ref().map(from_row).transpose()?.map(|message| message.with_history(recorded)))
     }
 
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {

@@ -221,8 +221,8 @@ mod dialect {
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
     /// Row locks for rows a transaction read to decide how to change them. `NO KEY` lets other
-    /// transactions go on inserting rows that refer to them (a message's outbox row, a
-    /// session's messages).
+    /// transactions go on inserting rows that refer to them (a session's messages, a
+    /// campaign's).
     pub(super) const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
 
     /// Row locks for rows a transaction relies on staying as read until it commits (a lease).

@@ -149,7 +149,9 @@ impl EventData {
     /// The step of a message's status history this event records, if it records one.
     pub fn status_entry(&self, at: Timestamp) -> Option<StatusEntry> {
         match self {
-            EventData::MessageReceived(_) => Some(StatusEntry { status: MessageStatus::Received, reason: None, at }),
+            EventData::MessageReceived(_) => {
+                Some(StatusEntry { status: MessageStatus::Received, reason: None, at })
+            }
             EventData::MessageStatus(data) => {
                 Some(StatusEntry { status: data.status, reason: data.reason.clone(), at })
             }

@@ -229,14 +229,13 @@ impl Campaigns for Backend {
                     .execute(&mut *tx)
                     .await?;
                 // Paused just as its last messages were sent: nothing is left to resume.
-                let left: bool =
-                    sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM messages WHERE campaign_id = $1 \
+                let left: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE campaign_id = $1 \
                          AND status IN ('queued', 'scheduled', 'sending'))",
-                    )
-                        .bind(id.as_str())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                )
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
                 if action == CampaignAction::Resume && !left {
                     next = CampaignState::Completed;
                 }

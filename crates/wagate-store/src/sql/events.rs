@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
-use wagate_core::{Event, EventData, EventId, EventType, MessageId, OrgId, SessionId, StatusEntry, Timestamp};
+use wagate_core::{
+    Event, EventData, EventId, EventType, MessageId, OrgId, SessionId, StatusEntry, Timestamp,
+};
 
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
@@ -54,8 +56,9 @@ pub(super) async fn insert_many(
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
         let count = chunk.len() as i64;
         let numbers = dialect::number_at_append(conn, count).await?;
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, message_id, created_at, data, org_id) ");
+        let mut sql = QueryBuilder::<Db>::new(
+            "INSERT INTO events (seq, type, session_id, message_id, created_at, data, org_id) ",
+        );
         sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
             // An event belongs to its session's organization, or (about a webhook) its webhook's.
             let webhook = match data {
@@ -226,7 +229,8 @@ pub(super) async fn history_of(conn: &mut DbConn, id: &MessageId) -> StoreResult
     for row in &rows {
         let kind: String = row.try_get("type")?;
         let kind = EventType::parse(&kind).ok_or_else(|| corrupt("event type", &kind))?;
-        let data = EventData::from_json(kind, row.try_get("data")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let data = EventData::from_json(kind, row.try_get("data")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         history.extend(data.status_entry(from_millis(row.try_get("created_at")?)?));
     }
     Ok(history)

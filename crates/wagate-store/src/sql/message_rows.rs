@@ -15,7 +15,8 @@ use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbC
 use crate::{NewCampaign, StoreError, StoreResult};
 
 /// The columns `from_row` reads.
-pub(super) const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
+pub(super) const COLUMNS: &str =
+    "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
     status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at";
 
 /// The columns of a message as the API shows it: with when a waiting message is tried next.

@@ -198,7 +198,8 @@ impl Messages for Backend {
         // messages, each read off the queue index in order and locked.
         let mut due: Vec<(Message, i64)> = Vec::new();
         for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
-            let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS}, attempts FROM messages WHERE id IN ("));
+            let mut sql =
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS}, attempts FROM messages WHERE id IN ("));
             for (i, (session, limit, lease)) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(" UNION ALL ");
@@ -254,7 +255,9 @@ impl Messages for Backend {
             sql.build().execute(&mut *tx).await?;
         }
         for chunk in done.chunks(ROWS_PER_INSERT) {
-            let mut sql = QueryBuilder::<Db>::new("UPDATE messages SET due_at = NULL, locked_until = NULL WHERE id IN ");
+            let mut sql = QueryBuilder::<Db>::new(
+                "UPDATE messages SET due_at = NULL, locked_until = NULL WHERE id IN ",
+            );
             push_list(&mut sql, chunk.iter().map(String::as_str));
             sql.build().execute(&mut *tx).await?;
         }

@@ -505,7 +505,7 @@ impl Messages for Backend {
         let mut conn = pool.acquire().await?;
         // The events first: the row, read second, is at least as new (each status change
         // writes both in one transaction), so a step missing from what was read is the row's.
-        let recorded = events::history_of(&mut *conn, id).await?;
+        let recorded = events::history_of(&mut conn, id).await?;
         let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
         let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
         Ok(row.as_ref().map(from_row).transpose()?.map(|message| message.with_history(recorded)))

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, ensure, Context};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -121,6 +121,12 @@ struct SendArgs {
     /// figure is what the write path alone sustains.
     #[arg(long)]
     accept_only: bool,
+    /// Send through an API key of the `default` organization (scope `messages:send`) instead
+    /// of the admin key: what key lookup, scope checks and rate limiting cost on the send
+    /// path. A server started by the bench gets limits no run reaches; one at `--url` keeps
+    /// its own.
+    #[arg(long)]
+    org_key: bool,
     /// A running wagate to benchmark (its sim connector must be enabled).
     #[arg(long, requires = "key")]
     url: Option<String>,
@@ -367,9 +373,17 @@ fn ms(us: u64) -> f64 {
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<()> {
-    let target = target(args.url.as_deref(), args.key.as_deref(), args.concurrency, |_| {}).await?;
+    let target = target(args.url.as_deref(), args.key.as_deref(), args.concurrency, |config| {
+        let unreached = std::num::NonZeroU32::new(1_000_000).expect("not zero");
+        config.rate_limits.key_per_second = unreached;
+        config.rate_limits.key_burst = unreached;
+        config.rate_limits.org_per_second = unreached;
+        config.rate_limits.org_burst = unreached;
+    })
+    .await?;
     let client = &target.client;
     let sessions = sessions(client, args.sessions, !args.accept_only).await?;
+    let sender = if args.org_key { Arc::new(org_key(client).await?) } else { client.clone() };
     let after = last_event(client).await?;
     let database = writes::database();
     let writes_before = match &database {
@@ -383,7 +397,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let (latencies, accepted_in) =
-        send_texts(client, to_virtual_contacts(&sessions), args.messages, args.concurrency, None).await?;
+        send_texts(&sender, to_virtual_contacts(&sessions), args.messages, args.concurrency, None).await?;
     println!(
         "accepted:   {:>9.0} messages/s ({} in {:.2} s)",
         args.messages as f64 / accepted_in.as_secs_f64(),
@@ -437,6 +451,15 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         writes::report(before, &writes::settled(url).await?, args.messages);
     }
     finish(target.server).await
+}
+
+/// A client of the same server with a new API key of the `default` organization that may send.
+async fn org_key(admin: &Client) -> anyhow::Result<Client> {
+    let (status, created) =
+        admin.post("/v1/keys", json!({ "name": "bench", "scopes": ["messages:send"] })).await?;
+    ensure!(status == 201, "creating an API key: {status} {created}");
+    let secret = created["secret"].as_str().context("no secret in the new key")?.to_owned();
+    Ok(Client { http: admin.http.clone(), base: admin.base.clone(), key: secret })
 }
 
 /// What the bench's webhook receiver has seen.

@@ -10,7 +10,7 @@ use utoipa::openapi::RefOr;
 
 use crate::{
     CampaignCounts, CampaignId, CampaignStatus, EventId, Message, MessageId, MessageStatus, OrgId, SessionId,
-    SessionStatus, Timestamp, WebhookId,
+    SessionStatus, StatusEntry, Timestamp, WebhookId,
 };
 
 /// The kinds of events wagate appends to its log.
@@ -134,6 +134,29 @@ impl EventData {
             EventType::CampaignStatus => serde_json::from_str(data).map(EventData::CampaignStatus),
         };
         parsed.map_err(|source| EventDataError { kind: kind.as_str(), source })
+    }
+
+    /// The message this event is about, where it is about one: a message's events are its
+    /// status history.
+    pub fn message_id(&self) -> Option<&MessageId> {
+        match self {
+            EventData::MessageReceived(message) => Some(&message.id),
+            EventData::MessageStatus(data) => Some(&data.message_id),
+            _ => None,
+        }
+    }
+
+    /// The step of a message's status history this event records, if it records one.
+    pub fn status_entry(&self, at: Timestamp) -> Option<StatusEntry> {
+        match self {
+            EventData::MessageReceived(_) => {
+                Some(StatusEntry { status: MessageStatus::Received, reason: None, at })
+            }
+            EventData::MessageStatus(data) => {
+                Some(StatusEntry { status: data.status, reason: data.reason.clone(), at })
+            }
+            _ => None,
+        }
     }
 }
 

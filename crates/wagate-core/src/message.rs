@@ -721,6 +721,82 @@ mod tests {
         assert_eq!(location.message_kind(), MessageKind::Location);
         assert_eq!(location.kind(), "location");
     }
+
+    fn at(millis: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(1_764_000_000_000 + millis).expect("a time")
+    }
+
+    fn entry(status: MessageStatus, millis: i64) -> StatusEntry {
+        StatusEntry { status, reason: None, at: at(millis) }
+    }
+
+    fn outbound(status: MessageStatus) -> Message {
+        Message {
+            id: crate::MessageId::generate(),
+            session_id: crate::SessionId::parse("sales-1").expect("a session id"),
+            direction: Direction::Out,
+            chat: "15550002222@s.whatsapp.net".into(),
+            from: None,
+            to: "15550002222@s.whatsapp.net".into(),
+            content: MessageContent::Text { text: TextContent { body: "Hi".into() } },
+            status,
+            status_reason: None,
+            wa_id: None,
+            scheduled_at: None,
+            context: None,
+            mentions: Vec::new(),
+            sender: None,
+            campaign_id: None,
+            next_attempt_at: None,
+            created_at: at(0),
+            updated_at: at(50),
+            status_history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn history_is_what_the_log_recorded_when_it_recorded_every_step() {
+        let recorded = vec![entry(Queued, 0), entry(Sending, 10), entry(Sent, 20), entry(Read, 50)];
+        let message = outbound(Read).with_history(recorded.clone());
+        assert_eq!(message.status_history, recorded);
+    }
+
+    #[test]
+    fn history_starts_with_the_status_a_bulk_created_message_was_stored_with() {
+        // A campaign's message: no event for its creation.
+        let message = outbound(Sent).with_history(vec![entry(Sending, 10), entry(Sent, 20)]);
+        let statuses: Vec<MessageStatus> = message.status_history.iter().map(|e| e.status).collect();
+        assert_eq!(statuses, [Queued, Sending, Sent]);
+        assert_eq!(message.status_history[0].at, at(0), "created_at");
+
+        let mut scheduled = outbound(Scheduled);
+        scheduled.scheduled_at = Some(at(1_000));
+        scheduled.updated_at = at(0);
+        assert_eq!(scheduled.with_history(Vec::new()).status_history, [entry(Scheduled, 0)]);
+    }
+
+    #[test]
+    fn history_ends_with_the_current_status_the_log_has_no_event_for() {
+        // Canceled with its campaign, in bulk.
+        let mut canceled = outbound(Canceled);
+        canceled.status_reason = Some("campaign canceled".into());
+        let history = canceled.with_history(Vec::new()).status_history;
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0], entry(Queued, 0));
+        assert_eq!(
+            history[1],
+            StatusEntry { status: Canceled, reason: Some("campaign canceled".into()), at: at(50) }
+        );
+    }
+
+    #[test]
+    fn an_inbound_message_was_received() {
+        let mut message = outbound(Received);
+        message.direction = Direction::In;
+        let recorded = vec![entry(Received, 5)];
+        assert_eq!(message.clone().with_history(recorded.clone()).status_history, recorded);
+        assert_eq!(message.with_history(Vec::new()).status_history, [entry(Received, 0)]);
+    }
 }
 
 /// The message a reply quotes: ours when wagate has it, and WhatsApp's id for it.
@@ -793,4 +869,39 @@ pub struct Message {
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status_history: Vec<StatusEntry>,
+}
+
+impl Message {
+    /// The status a message is stored with: received, or queued (scheduled when it waits for
+    /// its time).
+    pub fn first_status(&self) -> MessageStatus {
+        match self.direction {
+            Direction::In => MessageStatus::Received,
+            Direction::Out if self.scheduled_at.is_some() => MessageStatus::Scheduled,
+            Direction::Out => MessageStatus::Queued,
+        }
+    }
+
+    /// Sets `status_history` from the steps the event log recorded for this message, in log
+    /// order, completed by what the message itself holds where the log has no event for it:
+    /// the status it was created with (a campaign's messages are created in bulk, without an
+    /// event each) and its current one (canceled with their campaign, or steps whose events
+    /// retention has deleted).
+    pub fn with_history(mut self, recorded: Vec<StatusEntry>) -> Self {
+        let first = self.first_status();
+        let mut history = Vec::with_capacity(recorded.len() + 2);
+        if recorded.first().is_none_or(|entry| entry.status != first) {
+            history.push(StatusEntry { status: first, reason: None, at: self.created_at });
+        }
+        history.extend(recorded);
+        if history.last().is_none_or(|entry| entry.status != self.status) {
+            history.push(StatusEntry {
+                status: self.status,
+                reason: self.status_reason.clone(),
+                at: self.updated_at,
+            });
+        }
+        self.status_history = history;
+        self
+    }
 }

@@ -107,12 +107,13 @@ pub struct Claimed {
     pub attempts: u32,
 }
 
-/// Messages and the outbox. Writes append their `message.status` or `message.received`
+/// Messages, and the outbox they wait in while `queued` (a state of the message, not a place).
+/// Writes append their `message.status` or `message.received`
 /// events in the same transaction and return them.
 #[async_trait]
 pub trait Messages: Send + Sync {
-    /// Accepts outbound messages in one transaction: each becomes `queued` with an outbox row
-    /// and a `message.status` event. One result per input, in order.
+    /// Accepts outbound messages in one transaction: each becomes `queued` (due now, or at its
+    /// scheduled time) with a `message.status` event. One result per input, in order.
     async fn accept_outbound(
         &self,
         batch: Vec<NewOutbound>,

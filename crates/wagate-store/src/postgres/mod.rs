@@ -214,12 +214,15 @@ mod dialect {
         format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
     }
 
+    /// The column events are appended in order of (events are numbered after they commit, in this order).
+    pub(super) const APPEND_ORDER: &str = "pk";
+
     /// Row locks for a claim: rows another transaction is claiming are skipped, not waited for.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
     /// Row locks for rows a transaction read to decide how to change them. `NO KEY` lets other
-    /// transactions go on inserting rows that refer to them (a message's outbox row, a
-    /// session's messages).
+    /// transactions go on inserting rows that refer to them (a session's messages, a
+    /// campaign's).
     pub(super) const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
 
     /// Row locks for rows a transaction relies on staying as read until it commits (a lease).

@@ -11,7 +11,6 @@ use wagate_core::{
 };
 
 use super::message_rows;
-use super::messages::delete_outbox;
 use super::{
     begin, corrupt, dialect, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow,
 };
@@ -124,7 +123,8 @@ pub(super) async fn complete_finished(
     sql.push_bind(millis(now)).push(" WHERE state = 'running' AND id IN ");
     push_list(&mut sql, ids.iter().map(|id| id.as_str()));
     sql.push(
-        " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.campaign_id = campaigns.id) \
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = campaigns.id \
+         AND m.status IN ('queued', 'scheduled', 'sending')) \
          RETURNING id, session_id",
     );
     let done: Vec<(String, String)> = sql.build_query_as().fetch_all(&mut *conn).await?;
@@ -173,16 +173,6 @@ impl Campaigns for Backend {
         .await?;
         let status = if scheduled_at.is_some() { MessageStatus::Scheduled } else { MessageStatus::Queued };
         message_rows::insert_campaign_messages(&mut tx, &id, &new, sender, status, scheduled_at, now).await?;
-        // The history and queue rows are copies of what the messages hold.
-        message_rows::insert_campaign_history(&mut tx, &id).await?;
-        sqlx::query(
-            "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) \
-             SELECT id, session_id, COALESCE(scheduled_at, created_at), recipient, campaign_id, 1 \
-             FROM messages WHERE campaign_id = $1 ORDER BY id",
-        )
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
         let campaign = fetch(&mut tx, &new.session_id, &id).await?.ok_or(StoreError::NotFound("campaign"))?;
         let event = append_event(&mut tx, &campaign, now).await?;
         tx.commit().await?;
@@ -233,26 +223,25 @@ impl Campaigns for Backend {
         };
         match action {
             CampaignAction::Pause | CampaignAction::Resume => {
-                sqlx::query("UPDATE outbox SET held = $1 WHERE campaign_id = $2")
+                sqlx::query("UPDATE messages SET held = $1 WHERE campaign_id = $2 AND due_at IS NOT NULL")
                     .bind(i64::from(action == CampaignAction::Pause))
                     .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
                 // Paused just as its last messages were sent: nothing is left to resume.
-                let left: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE campaign_id = $1)")
-                        .bind(id.as_str())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let left: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE campaign_id = $1 \
+                         AND status IN ('queued', 'scheduled', 'sending'))",
+                )
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
                 if action == CampaignAction::Resume && !left {
                     next = CampaignState::Completed;
                 }
             }
             CampaignAction::Cancel => {
-                let canceled =
-                    message_rows::cancel_campaign_messages(&mut tx, id, "campaign canceled", now).await?;
-                let ids: Vec<&str> = canceled.iter().map(String::as_str).collect();
-                delete_outbox(&mut tx, &ids).await?;
+                message_rows::cancel_campaign_messages(&mut tx, id, "campaign canceled", now).await?;
             }
         }
         sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3")

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
-use wagate_core::{Event, EventData, EventId, EventType, OrgId, SessionId, Timestamp};
+use wagate_core::{
+    Event, EventData, EventId, EventType, MessageId, OrgId, SessionId, StatusEntry, Timestamp,
+};
 
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
@@ -54,8 +56,9 @@ pub(super) async fn insert_many(
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
         let count = chunk.len() as i64;
         let numbers = dialect::number_at_append(conn, count).await?;
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO events (seq, type, session_id, created_at, data, org_id) ");
+        let mut sql = QueryBuilder::<Db>::new(
+            "INSERT INTO events (seq, type, session_id, message_id, created_at, data, org_id) ",
+        );
         sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
             // An event belongs to its session's organization, or (about a webhook) its webhook's.
             let webhook = match data {
@@ -65,6 +68,7 @@ pub(super) async fn insert_many(
             row.push_bind(numbers.map(|last| last - count + 1 + offset as i64))
                 .push_bind(data.kind().as_str())
                 .push_bind(session.as_ref().map(SessionId::as_str))
+                .push_bind(data.message_id().map(MessageId::as_str))
                 .push_bind(millis(now))
                 .push_bind(data.to_json())
                 .push("COALESCE((SELECT org_id FROM sessions WHERE id = ")
@@ -211,4 +215,23 @@ impl Backend {
         tx.commit().await?;
         Ok(event)
     }
+}
+
+/// The steps of a message's status history its events recorded, in log order (events not
+/// numbered yet included: they were appended in this order).
+pub(super) async fn history_of(conn: &mut DbConn, id: &MessageId) -> StoreResult<Vec<StatusEntry>> {
+    let sql = format!(
+        "SELECT type, created_at, data FROM events WHERE message_id = $1 ORDER BY {}",
+        dialect::APPEND_ORDER
+    );
+    let rows = sqlx::query(&sql).bind(id.as_str()).fetch_all(conn).await?;
+    let mut history = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("type")?;
+        let kind = EventType::parse(&kind).ok_or_else(|| corrupt("event type", &kind))?;
+        let data = EventData::from_json(kind, row.try_get("data")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        history.extend(data.status_entry(from_millis(row.try_get("created_at")?)?));
+    }
+    Ok(history)
 }

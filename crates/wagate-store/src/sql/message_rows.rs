@@ -1,6 +1,7 @@
-//! The row layer of the `messages` table and its status history, shared by direct sends,
-//! inbound messages and campaigns: the columns, reading a row, and every statement that
-//! writes a message or its history. Callers bring the transaction.
+//! The row layer of the `messages` table, shared by direct sends, inbound messages and
+//! campaigns: the columns, reading a row, and every statement that writes a message. A
+//! message's status history is its events (`events::history_of`). Callers bring the
+//! transaction.
 
 use std::collections::HashMap;
 
@@ -13,15 +14,16 @@ use super::events::ROWS_PER_INSERT;
 use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
 use crate::{NewCampaign, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
+/// The columns `from_row` reads.
+pub(super) const COLUMNS: &str =
+    "id, session_id, direction, chat, sender, recipient, content, status, scheduled_at, \
     status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at";
 
 /// The columns of a message as the API shows it: with when a waiting message is tried next.
 pub(super) const SHOWN_COLUMNS: &str =
     "id, session_id, direction, chat, sender, recipient, content, status, \
     scheduled_at, status_reason, wa_id, campaign_id, context, mentions, sender_info, created_at, updated_at, \
-    (SELECT o.available_at FROM outbox o WHERE o.message_id = messages.id \
-     AND messages.status = 'queued' AND o.available_at > messages.updated_at) AS next_attempt_at";
+    CASE WHEN status = 'queued' AND due_at > updated_at THEN due_at END AS next_attempt_at";
 
 pub(super) fn from_row(row: &DbRow) -> StoreResult<Message> {
     let id: String = row.try_get("id")?;
@@ -121,7 +123,8 @@ pub(super) async fn fetch_by_wa_ids(
     Ok(found)
 }
 
-/// Inserts messages, each with its idempotency key (if any).
+/// Inserts messages, each with its idempotency key (if any); an outbound one waits to be sent
+/// from its scheduled time, or from when it was accepted.
 pub(super) async fn insert_messages(
     conn: &mut DbConn,
     rows: &[(Message, Option<String>)],
@@ -130,7 +133,7 @@ pub(super) async fn insert_messages(
         let mut sql = QueryBuilder::<Db>::new(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
              status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
-             sender_info, created_at, updated_at) ",
+             sender_info, created_at, updated_at, due_at) ",
         );
         let json = |message: &Message| -> Result<_, serde_json::Error> {
             let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
@@ -166,7 +169,11 @@ pub(super) async fn insert_messages(
                     .push_bind(mentions)
                     .push_bind(sender)
                     .push_bind(millis(message.created_at))
-                    .push_bind(millis(message.updated_at));
+                    .push_bind(millis(message.updated_at))
+                    .push_bind(
+                        (message.direction == Direction::Out)
+                            .then(|| millis(message.scheduled_at.unwrap_or(message.created_at))),
+                    );
             },
         );
         sql.build().execute(&mut *conn).await?;
@@ -174,28 +181,9 @@ pub(super) async fn insert_messages(
     Ok(())
 }
 
-/// One status history row per message that changed.
-pub(super) async fn insert_history(
-    conn: &mut DbConn,
-    changed: &[&Message],
-    now: Timestamp,
-) -> StoreResult<()> {
-    for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.as_deref())
-                .push_bind(millis(now));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 /// Writes messages' current statuses, one statement for many (and fills in the sender of
-/// messages accepted before their session was linked).
+/// messages accepted before their session was linked). A message past `sending` leaves the
+/// queue; one put back to `queued` is made due again by its caller.
 pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
     for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
         let mut sql = QueryBuilder::<Db>::new(
@@ -203,7 +191,9 @@ pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> 
              updated_at = v.at, \
              sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
              ELSE sent_at END, \
-             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)) \
+             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)), \
+             due_at = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN due_at END, \
+             locked_until = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN locked_until END \
              FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
              column5 AS at FROM (",
         );
@@ -243,9 +233,9 @@ pub(super) async fn insert_campaign_messages(
         }
         sqlx::query(&format!(
             "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, status, \
-             scheduled_at, campaign_id, created_at, updated_at) \
+             scheduled_at, campaign_id, created_at, updated_at, due_at, bulk) \
              SELECT r.value ->> 0, $1, 'out', r.value ->> 1, $2, r.value ->> 1, $3, r.value ->> 2, \
-             $4, $5, $6, $7, $8 FROM {} r",
+             $4, $5, $6, $7, $8, COALESCE($5, $7), 1 FROM {} r",
             dialect::json_elements("$9"),
         ))
         .bind(new.session_id.as_str())
@@ -263,42 +253,22 @@ pub(super) async fn insert_campaign_messages(
     Ok(())
 }
 
-/// The history rows of a new campaign's messages: copies of what the messages hold.
-pub(super) async fn insert_campaign_history(conn: &mut DbConn, id: &CampaignId) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, reason, at) \
-         SELECT id, status, NULL, created_at FROM messages WHERE campaign_id = $1 ORDER BY id",
-    )
-    .bind(id.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Cancels a campaign's messages not claimed for sending (those being sent finish), with
-/// their history; answers their ids.
+/// Cancels a campaign's messages not claimed for sending (those being sent finish). Their
+/// history ends with this status, read from the rows (no event each).
 pub(super) async fn cancel_campaign_messages(
     conn: &mut DbConn,
     id: &CampaignId,
     reason: &str,
     now: Timestamp,
-) -> StoreResult<Vec<String>> {
-    let canceled: Vec<String> = sqlx::query_scalar(
-        "UPDATE messages SET status = 'canceled', status_reason = $1, updated_at = $2 \
-         WHERE campaign_id = $3 AND status IN ('queued', 'scheduled') RETURNING id",
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'canceled', status_reason = $1, updated_at = $2, due_at = NULL, \
+         locked_until = NULL WHERE campaign_id = $3 AND status IN ('queued', 'scheduled')",
     )
     .bind(reason)
     .bind(millis(now))
     .bind(id.as_str())
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    for chunk in canceled.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            QueryBuilder::<Db>::new("INSERT INTO message_status_history (message_id, status, reason, at) ");
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.as_str()).push_bind("canceled").push_bind(reason).push_bind(millis(now));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(canceled)
+    Ok(())
 }

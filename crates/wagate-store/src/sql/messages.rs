@@ -1,20 +1,20 @@
-//! The lifecycle of messages: outbound ones accepted into the outbox, claimed, sent and
-//! settled by status updates; inbound ones stored once. Rows are read and written through
-//! `message_rows`.
+//! The lifecycle of messages: outbound ones accepted and waiting to be sent (the outbox is a
+//! state of the message row: `due_at` set), claimed, sent and settled by status updates;
+//! inbound ones stored once. Rows are read and written through `message_rows`.
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     CampaignId, Direction, EventData, Message, MessageId, MessageStatus, MessageStatusData, ReplyContext,
-    SessionId, StatusChange, StatusEntry, Timestamp,
+    SessionId, StatusChange, Timestamp,
 };
 
 use super::contacts;
 use super::events::{self, ROWS_PER_INSERT};
 use super::message_rows::{
-    fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_history, insert_messages, write_statuses,
+    fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses, COLUMNS,
     SHOWN_COLUMNS,
 };
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
@@ -34,38 +34,6 @@ async fn status_events(
         .map(|m| (Some(m.session_id.clone()), EventData::MessageStatus(MessageStatusData::of(m))))
         .collect();
     events::insert_many(conn, new, now).await
-}
-
-pub(super) async fn delete_outbox(conn: &mut DbConn, ids: &[&str]) -> StoreResult<()> {
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new("DELETE FROM outbox WHERE message_id IN ");
-        push_list(&mut sql, chunk.iter().copied());
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Queues messages for sending: due at their scheduled time, or `now`.
-pub(super) async fn insert_outbox(
-    conn: &mut DbConn,
-    messages: &[&Message],
-    now: Timestamp,
-) -> StoreResult<()> {
-    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO outbox (message_id, session_id, available_at, recipient, campaign_id, bulk) ",
-        );
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.session_id.as_str())
-                .push_bind(millis(message.scheduled_at.unwrap_or(now)))
-                .push_bind(message.to.as_str())
-                .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
-                .push_bind(i64::from(message.campaign_id.is_some()));
-        });
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// Sessions claimed for in one statement (SQLite allows 500 terms in a compound SELECT).
@@ -168,8 +136,6 @@ impl Messages for Backend {
         }
         insert_messages(&mut tx, &rows).await?;
         let created: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-        insert_history(&mut tx, &created, now).await?;
-        insert_outbox(&mut tx, &created, now).await?;
         let events = status_events(&mut tx, &created, now).await?;
         tx.commit().await?;
         Ok(outcomes
@@ -207,10 +173,10 @@ impl Messages for Backend {
         // Pacing caps first: what must wait is made due later, so the claim below skips it.
         for request in &requests {
             for deferral in &request.defer {
-                let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET available_at = ");
+                let mut sql = QueryBuilder::<Db>::new("UPDATE messages SET due_at = ");
                 sql.push_bind(millis(deferral.until)).push(" WHERE session_id = ");
                 sql.push_bind(request.session_id.as_str());
-                sql.push(" AND available_at < ").push_bind(millis(deferral.until));
+                sql.push(" AND due_at < ").push_bind(millis(deferral.until));
                 if let Some(recipient) = &deferral.recipient {
                     sql.push(" AND recipient = ").push_bind(recipient.as_str());
                 }
@@ -228,37 +194,37 @@ impl Messages for Backend {
             sql.push(" ORDER BY session_id").push(dialect::FOR_SHARE);
             sql.build().execute(&mut *tx).await?;
         }
-        let mut due: Vec<(String, String, i64)> = Vec::new();
+        // For each session the oldest `limit` due messages, direct sends before campaign
+        // messages, each read off the queue index in order and locked.
+        let mut due: Vec<(Message, i64)> = Vec::new();
         for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
-            // For each session the oldest `limit` due rows, direct sends before campaign messages,
-            // each read off the queue index in order; leased in one statement.
-            let mut sql = QueryBuilder::<Db>::new("UPDATE outbox SET locked_until = ");
-            sql.push_bind(millis(lease_until));
-            sql.push(" WHERE message_id IN (");
+            let mut sql =
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS}, attempts FROM messages WHERE id IN ("));
             for (i, (session, limit, lease)) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(" UNION ALL ");
                 }
-                sql.push("SELECT message_id FROM (SELECT message_id FROM outbox WHERE session_id = ");
+                sql.push("SELECT id FROM (SELECT id FROM messages WHERE session_id = ");
                 sql.push_bind(*session);
-                sql.push(" AND held = 0 AND available_at <= ").push_bind(millis(now));
+                sql.push(" AND held = 0 AND due_at <= ").push_bind(millis(now));
                 // Only while the claiming node's lease is current (fencing a stale owner).
-                sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = outbox.session_id AND l.token = ");
+                sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = messages.session_id AND l.token = ");
                 sql.push_bind(*lease).push(")");
                 sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
-                sql.push(") ORDER BY bulk, message_id LIMIT ").push_bind(*limit);
+                sql.push(") ORDER BY bulk, id LIMIT ").push_bind(*limit);
                 sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));
             }
-            sql.push(") RETURNING message_id, session_id, attempts");
-            due.extend(sql.build_query_as::<(String, String, i64)>().fetch_all(&mut *tx).await?);
+            sql.push(")");
+            for row in sql.build().fetch_all(&mut *tx).await? {
+                due.push((from_row(&row)?, row.try_get("attempts")?));
+            }
         }
-        let ids: Vec<String> = due.iter().map(|(id, _, _)| id.clone()).collect();
-        let mut found = fetch_many(&mut tx, &ids).await?;
-        let mut claimed: HashMap<String, Vec<Claimed>> = HashMap::new();
+        // Leased and marked `sending` in one write per message.
+        let mut claimed: HashMap<SessionId, Vec<Claimed>> = HashMap::new();
         let mut started: Vec<Message> = Vec::new();
-        let mut done: Vec<&str> = Vec::new();
-        for (id, session, attempts) in &due {
-            let Some(mut message) = found.remove(id) else { continue };
+        let mut leased: Vec<String> = Vec::with_capacity(due.len());
+        let mut done: Vec<String> = Vec::new();
+        for (mut message, attempts) in due {
             match message.status {
                 MessageStatus::Queued | MessageStatus::Scheduled => {
                     message.status = MessageStatus::Sending;
@@ -268,27 +234,35 @@ impl Messages for Backend {
                 }
                 // A claim whose lease ran out (the node stopped mid-send): the send is tried again.
                 MessageStatus::Sending => {}
-                // Already has its outcome; the outbox row is a leftover.
+                // Already has its outcome: it should not have been waiting.
                 _ => {
-                    done.push(id);
+                    done.push(message.id.to_string());
                     continue;
                 }
             }
-            let attempts = u32::try_from(*attempts).unwrap_or(u32::MAX);
-            claimed.entry(session.clone()).or_default().push(Claimed { message, attempts });
+            leased.push(message.id.to_string());
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            claimed.entry(message.session_id.clone()).or_default().push(Claimed { message, attempts });
         }
-        delete_outbox(&mut tx, &done).await?;
-        started.sort_by(|a, b| a.id.cmp(&b.id));
-        let started: Vec<&Message> = started.iter().collect();
-        for chunk in started.chunks(ROWS_PER_INSERT) {
-            let mut sql = QueryBuilder::<Db>::new(
-                "UPDATE messages SET status = 'sending', status_reason = NULL, updated_at = ",
-            );
-            sql.push_bind(millis(now)).push(" WHERE id IN ");
-            push_list(&mut sql, chunk.iter().map(|message| message.id.as_str()));
+        leased.sort_unstable();
+        for chunk in leased.chunks(ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Db>::new("UPDATE messages SET locked_until = ");
+            sql.push_bind(millis(lease_until));
+            sql.push(", updated_at = CASE WHEN status = 'sending' THEN updated_at ELSE ");
+            sql.push_bind(millis(now));
+            sql.push(" END, status = 'sending', status_reason = NULL WHERE id IN ");
+            push_list(&mut sql, chunk.iter().map(String::as_str));
             sql.build().execute(&mut *tx).await?;
         }
-        insert_history(&mut tx, &started, now).await?;
+        for chunk in done.chunks(ROWS_PER_INSERT) {
+            let mut sql = QueryBuilder::<Db>::new(
+                "UPDATE messages SET due_at = NULL, locked_until = NULL WHERE id IN ",
+            );
+            push_list(&mut sql, chunk.iter().map(String::as_str));
+            sql.build().execute(&mut *tx).await?;
+        }
+        started.sort_by(|a, b| a.id.cmp(&b.id));
+        let started: Vec<&Message> = started.iter().collect();
         let mut events: HashMap<Option<SessionId>, Vec<Appended>> = HashMap::new();
         for event in status_events(&mut tx, &started, now).await? {
             events.entry(event.session_id.clone()).or_default().push(event);
@@ -297,7 +271,7 @@ impl Messages for Backend {
         Ok(requests
             .iter()
             .map(|request| {
-                let mut mine = claimed.remove(request.session_id.as_str()).unwrap_or_default();
+                let mut mine = claimed.remove(&request.session_id).unwrap_or_default();
                 // In queue order: direct sends, then campaign messages, each oldest first.
                 mine.sort_by(|a, b| {
                     (a.message.campaign_id.is_some(), &a.message.id)
@@ -311,8 +285,8 @@ impl Messages for Backend {
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
         let pool = self.readers();
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN locked_until > available_at THEN locked_until ELSE available_at END) \
-             FROM outbox WHERE session_id = $1 AND held = 0",
+            "SELECT MIN(CASE WHEN locked_until > due_at THEN locked_until ELSE due_at END) \
+             FROM messages WHERE session_id = $1 AND held = 0 AND due_at IS NOT NULL",
         )
         .bind(session_id.as_str())
         .fetch_one(pool)
@@ -394,7 +368,7 @@ impl Messages for Backend {
         write_statuses(&mut tx, &touched).await?;
         for (id, retry_at) in &requeued {
             sqlx::query(
-                "UPDATE outbox SET available_at = $1, attempts = attempts + 1, locked_until = NULL WHERE message_id = $2",
+                "UPDATE messages SET due_at = $1, attempts = attempts + 1, locked_until = NULL WHERE id = $2",
             )
             .bind(millis(*retry_at))
             .bind(id)
@@ -405,10 +379,7 @@ impl Messages for Backend {
             finished.iter().filter_map(|id| messages.get(id)?.campaign_id.as_ref()).collect();
         campaigns.sort_unstable();
         campaigns.dedup();
-        let finished: Vec<&str> = finished.iter().map(String::as_str).collect();
-        delete_outbox(&mut tx, &finished).await?;
         let changed: Vec<&Message> = changed.iter().collect();
-        insert_history(&mut tx, &changed, now).await?;
         let events = status_events(&mut tx, &changed, now).await?;
         let completed = super::campaigns::complete_finished(&mut tx, &campaigns, now).await?;
         tx.commit().await?;
@@ -495,7 +466,6 @@ impl Messages for Backend {
         }
         insert_messages(&mut tx, &rows).await?;
         let stored: Vec<&Message> = rows.iter().map(|(m, _)| m).collect();
-        insert_history(&mut tx, &stored, now).await?;
         contacts::learn_from(&mut tx, &stored, now).await?;
         let mut new_events = Vec::with_capacity(stored.len());
         for message in &stored {
@@ -524,8 +494,6 @@ impl Messages for Backend {
         message.status_reason = Some("canceled by request".into());
         message.updated_at = now;
         write_statuses(&mut tx, &[&message]).await?;
-        insert_history(&mut tx, &[&message], now).await?;
-        delete_outbox(&mut tx, &[message.id.as_str()]).await?;
         let mut events = status_events(&mut tx, &[&message], now).await?;
         tx.commit().await?;
         let event = events.pop().ok_or_else(|| StoreError::Corrupt("no event for a cancel".into()))?;
@@ -535,29 +503,12 @@ impl Messages for Backend {
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
         let pool = self.readers();
         let mut conn = pool.acquire().await?;
+        // The events first: the row, read second, is at least as new (each status change
+        // writes both in one transaction), so a step missing from what was read is the row's.
+        let recorded = events::history_of(&mut conn, id).await?;
         let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
         let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
-        let Some(mut message) = row.as_ref().map(from_row).transpose()? else {
-            return Ok(None);
-        };
-        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT status, reason, at FROM message_status_history WHERE message_id = $1 ORDER BY rowid",
-        )
-        .bind(id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-        message.status_history = rows
-            .into_iter()
-            .map(|(status, reason, at)| {
-                Ok(StatusEntry {
-                    status: MessageStatus::parse(&status)
-                        .ok_or_else(|| corrupt("message status", &status))?,
-                    reason,
-                    at: from_millis(at)?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok(Some(message))
+        Ok(row.as_ref().map(from_row).transpose()?.map(|message| message.with_history(recorded)))
     }
 
     async fn list_messages(&self, query: MessageQuery) -> StoreResult<Vec<Message>> {

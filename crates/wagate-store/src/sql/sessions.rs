@@ -163,7 +163,7 @@ impl Sessions for Backend {
     async fn delete_session(&self, id: &SessionId) -> StoreResult<bool> {
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
-        // Messages, their status history and their outbox rows go with it (ON DELETE CASCADE).
+        // Its messages go with it (ON DELETE CASCADE); its events stay in the log.
         let deleted =
             sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await?;
         Ok(deleted.rows_affected() > 0)

@@ -32,8 +32,7 @@ impl Store for Backend {
                 .fetch_all(self.readers())
                 .await?;
         let (outbox, outbox_oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(m.created_at) FROM outbox o JOIN messages m ON m.id = o.message_id \
-             WHERE o.held = 0",
+            "SELECT COUNT(*), MIN(created_at) FROM messages WHERE due_at IS NOT NULL AND held = 0",
         )
         .fetch_one(self.readers())
         .await?;

@@ -196,6 +196,9 @@ mod dialect {
         format!("json_each({array})")
     }
 
+    /// The column events are appended in order of (every event is numbered as it is appended).
+    pub(super) const APPEND_ORDER: &str = "seq";
+
     /// Row locks for a claim: SQLite has one writer, so none are needed.
     pub(super) const SKIP_LOCKED: &str = "";
 

@@ -229,7 +229,11 @@ fn line(what: &str, histogram: &Histogram<u64>) {
 }
 
 async fn expect_ok(client: &Client, path: &str) -> anyhow::Result<()> {
-    let (status, body) = client.get(path).await?;
+    // A pooled connection the server closed as idle fails once; the request is made again.
+    let (status, body) = match client.get(path).await {
+        Ok(answer) => answer,
+        Err(_) => client.get(path).await?,
+    };
     if status != 200 {
         bail!("GET {path} answered {status}: {body}");
     }

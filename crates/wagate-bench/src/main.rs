@@ -21,6 +21,10 @@
 //! `web-idle`: builds many web sessions (device keys loaded from the store, client ready)
 //! without connecting them, and reports resident memory per session.
 //!
+//! `scale`: fills a database with millions of messages and events through the store, then
+//! reports a history page, an event page, a campaign's counts and a claim (p50/p99) and the
+//! database's size per message (`scale.rs`).
+//!
 //! `web` (feature `local-whatsapp`): links many web sessions on the local WhatsApp network
 //! (`fake-whatsapp`, run as a child process) and reports memory per connected session, web → web
 //! throughput against sim in the same run, and the time to reconnect them all after a restart.
@@ -28,6 +32,7 @@
 // The report on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
 
+mod scale;
 mod web;
 mod web_idle;
 mod writes;
@@ -64,6 +69,9 @@ enum Command {
     /// connected session, web → web throughput against sim, and reconnection after a restart.
     /// Needs the `local-whatsapp` feature.
     Web(web::WebArgs),
+    /// Fill a database with many messages and events through the store; report page, count
+    /// and claim latencies and the size per message.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(clap::Args)]
@@ -206,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             Command::Media(args) => media(args).await,
             Command::WebIdle(args) => web_idle::run(args).await,
             Command::Web(args) => web::run(args).await,
+            Command::Scale(args) => scale::run(args).await,
         }
     })
 }

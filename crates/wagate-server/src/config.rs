@@ -62,6 +62,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
+    pub retention: RetentionConfig,
     pub engine: EngineConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
@@ -89,6 +90,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
+            retention: RetentionConfig::default(),
             engine: EngineConfig::default(),
             events: EventsConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -283,6 +285,38 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self { retention_ms: 90 * 24 * 3_600_000, retention_sweep_ms: nz!(3_600_000), queue: nz!(10_000) }
+    }
+}
+
+/// How long the event log, webhook deliveries and messages are kept, and how they are swept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// How long events are kept; 0 keeps them for ever.
+    pub events_ms: u64,
+    /// How long finished webhook deliveries (and their attempts) are kept; 0 keeps them as
+    /// long as their events.
+    pub deliveries_ms: u64,
+    /// How long messages that have nothing left to do are kept; 0 keeps them for ever.
+    pub messages_ms: u64,
+    /// How often each node sweeps.
+    pub sweep_ms: NonZeroU64,
+    /// Rows a sweep looks at per batch (each batch is one short write).
+    pub batch: NonZeroU32,
+    /// The pause between two batches, which leaves the database to the writes that send.
+    pub pause_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events_ms: 90 * 24 * 3_600_000,
+            deliveries_ms: 30 * 24 * 3_600_000,
+            messages_ms: 0,
+            sweep_ms: nz!(3_600_000),
+            batch: nz!(1_000),
+            pause_ms: 50,
+        }
     }
 }
 
@@ -713,6 +747,9 @@ mod masked {
     }
 }
 
+/// The most rows a retention batch may look at: each is a bound variable of one statement.
+const MAX_RETENTION_BATCH: u32 = 10_000;
+
 /// A configuration that cannot work, with what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -794,6 +831,9 @@ impl Config {
         }
         if self.ui.enabled && !ui_path_is_free(&self.ui.path) {
             return Err(ConfigError::UiPath(self.ui.path.clone()));
+        }
+        if self.retention.batch.get() > MAX_RETENTION_BATCH {
+            return Err(ConfigError::TooLarge("retention.batch", u64::from(MAX_RETENTION_BATCH)));
         }
         if self.webhooks.retry_jitter_percent > 100 {
             return Err(ConfigError::TooLarge("webhooks.retry_jitter_percent", 100));

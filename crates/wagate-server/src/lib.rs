@@ -12,6 +12,7 @@ mod master_key;
 mod media;
 mod metrics;
 mod qr;
+mod retention;
 mod tasks;
 mod ui;
 pub mod webhooks;
@@ -83,6 +84,15 @@ pub struct Server {
 impl Server {
     /// Opens the store, resumes sessions and serves the API on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, listener, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::start`] with `clock` as the server's time, which tests move forward.
+    pub async fn start_with_clock(
+        config: Config,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         if wagate_connect::web::SKIPS_CERTIFICATE_CHECKS {
             tracing::warn!(
@@ -133,7 +143,7 @@ impl Server {
         }
         let engine = Engine::new(
             Arc::clone(&store),
-            Arc::new(SystemClock),
+            Arc::clone(&clock),
             config.engine.clone(),
             &config.events,
             config.pacing.clone(),
@@ -141,12 +151,18 @@ impl Server {
                 &config.node_id,
                 config.node.address.clone().unwrap_or_else(|| addr.to_string()),
                 config.node.clone(),
-                SystemClock.now(),
+                clock.now(),
             ),
             connectors,
         );
         let front = Tasks::default();
-        front.spawn(Arc::clone(&media).run_retention(Arc::new(SystemClock), front.stopping()));
+        front.spawn(Arc::clone(&media).run_retention(Arc::clone(&clock), front.stopping()));
+        front.spawn(retention::run(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            config.retention.clone(),
+            front.stopping(),
+        ));
         metrics::install();
         front.spawn(metrics::observe(Arc::clone(&engine), front.stopping()));
         // Other nodes may share the database (PostgreSQL): hear them, and let the sim network
@@ -171,7 +187,7 @@ impl Server {
         ));
         let audit = Arc::new(audit::AuditTrail::start(
             Arc::clone(&store),
-            Arc::new(SystemClock),
+            Arc::clone(&clock),
             &config.audit,
             &recorders,
         ));

@@ -73,6 +73,15 @@ fn describe() {
         "Outbound message latency by stage: accepted_to_sent, sent_to_delivered"
     );
     describe_counter!("wagate_events_total", "Events appended to the log, by type");
+    describe_counter!(
+        "wagate_retention_deleted_total",
+        "Rows the retention sweep deleted, by table (events, webhook_deliveries, messages)"
+    );
+    describe_histogram!(
+        "wagate_retention_sweep_duration_seconds",
+        Unit::Seconds,
+        "How long one retention sweep of a table took, pauses between batches included"
+    );
     describe_gauge!("wagate_sessions", "Sessions by connector and status");
     describe_gauge!("wagate_outbox_messages", "Outbound messages waiting to be sent");
     describe_gauge!(

@@ -36,6 +36,7 @@ mod media;
 mod messages;
 mod orgs;
 mod postgres;
+mod retention;
 mod sessions;
 mod sqlite;
 mod templates;
@@ -60,6 +61,7 @@ pub use messages::{
 };
 pub use orgs::{OrgChange, Orgs};
 pub use postgres::PgStore;
+pub use retention::{Retention, Swept};
 pub use sessions::{Credentials, NewSession, SessionChange, Sessions};
 pub use sqlite::SqliteStore;
 pub use templates::{NewHook, TemplateChange, Templates};
@@ -72,8 +74,8 @@ pub use webhooks::{
 /// through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::{
-        ApiKeys, AuditLog, Campaigns, Cluster, Contacts, Events, MediaRecords, Messages, Orgs, Sessions,
-        Store, Templates, Webhooks,
+        ApiKeys, AuditLog, Campaigns, Cluster, Contacts, Events, MediaRecords, Messages, Orgs, Retention,
+        Sessions, Store, Templates, Webhooks,
     };
     pub use wagate_core::DeviceKeys;
 }
@@ -94,6 +96,7 @@ pub trait Store:
     + Orgs
     + ApiKeys
     + AuditLog
+    + Retention
     + DeviceKeys
     + Send
     + Sync

@@ -63,6 +63,7 @@ on_both_stores!(
     claims_take_no_more_than_the_free_slots_oldest_first,
     leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow,
     contacts_and_chats_keep_what_is_known_and_page,
+    two_sweeps_at_once_delete_each_old_event_once_and_keep_what_is_needed,
 );
 
 fn node(id: &str, now: Timestamp) -> NodeInfo {
@@ -765,4 +766,64 @@ async fn upgrading_moves_everything_into_the_default_organization() {
     let query = EventQuery { org_id: Some(default.clone()), limit: 10, ..Default::default() };
     assert_eq!(store.list_events(query).await.unwrap().len(), 1);
     assert_eq!(store.list_orgs().await.unwrap().iter().map(|o| o.id.clone()).collect::<Vec<_>>(), [default]);
+}
+
+async fn all(store: &dyn Store) -> Vec<wagate_core::Event> {
+    store.list_events(EventQuery { limit: 1000, ..Default::default() }).await.unwrap()
+}
+
+/// Sweeps the events older than `cutoff`, four at a time; answers how many it deleted.
+async fn sweep_events(store: &dyn Store, cutoff: Timestamp) -> u64 {
+    let (mut deleted, mut after) = (0, None);
+    loop {
+        let swept = store.expire_events(cutoff, after, 4).await.unwrap();
+        deleted += swept.deleted;
+        match swept.resume_after {
+            Some(next) => after = Some(next),
+            None => return deleted,
+        }
+    }
+}
+
+/// Two nodes sweeping the same database at once, in small batches: every old event is deleted
+/// once, recent ones stay, and queued messages stay however old.
+async fn two_sweeps_at_once_delete_each_old_event_once_and_keep_what_is_needed(db: Backend) {
+    let (first, second) = (db.open().await, db.open().await);
+    let now = Utc::now();
+    let old = now - Duration::hours(2);
+    with_session(&*first, "s1", old).await;
+    for n in 0..6 {
+        let batch = (0..5).map(|i| outbound("s1", &format!("155577710{n}{i}"), None)).collect();
+        first.accept_outbound(batch, old).await.unwrap();
+    }
+    first.sequence_events(old).await.unwrap();
+    let old_events = all(&*first).await;
+    let recent = first.accept_outbound(vec![outbound("s1", "15557772000", None)], now).await.unwrap();
+    first.sequence_events(now).await.unwrap();
+    let recent_events: Vec<_> = all(&*first).await.into_iter().skip(old_events.len()).collect();
+    assert_eq!(recent_events.len(), 1);
+
+    let cutoff = now - Duration::hours(1);
+    let (a, b) = tokio::join!(sweep_events(&*first, cutoff), sweep_events(&*second, cutoff));
+    assert_eq!(a + b, old_events.len() as u64, "each old event deleted once ({a} + {b})");
+    let left: Vec<_> = all(&*second).await.iter().map(|e| e.id).collect();
+    assert_eq!(left, recent_events.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert_eq!(first.events_expired_through().await.unwrap(), old_events.last().map(|e| e.id));
+
+    // The old messages are still queued: nothing of them goes, whatever their age.
+    let swept = first.expire_messages(cutoff, None, 100).await.unwrap();
+    assert_eq!((swept.deleted, swept.resume_after), (0, None));
+    let message = &recent[0].as_ref().unwrap().message;
+    assert!(first.get_message(&message.id).await.unwrap().is_some());
+    let kept = first
+        .list_messages(MessageQuery {
+            session_id: SessionId::parse("s1").unwrap(),
+            chat: None,
+            direction: None,
+            before: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 31);
 }

@@ -73,6 +73,8 @@ pub(crate) enum ErrorCode {
     UnresolvableTarget,
     ConnectorUnavailable,
     NodeDraining,
+    /// Retention deleted events after the reader's resume id (`details.expired_through`).
+    EventsExpired,
     // Waiting, WhatsApp, and the server.
     Timeout,
     WaitTimeout,

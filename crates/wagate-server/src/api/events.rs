@@ -1,6 +1,7 @@
 //! `GET /v1/events`: the event log, for polling and replay.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -8,7 +9,7 @@ use wagate_core::{EventId, EventType, SessionId};
 use wagate_store::EventQuery;
 
 use super::openapi::{ApiKeyRequired, ErrorBody, EventList};
-use super::{page_limit, ApiError, ApiQuery};
+use super::{page_limit, ApiError, ApiQuery, ErrorCode};
 use crate::auth::{scope, Caller};
 use crate::AppState;
 
@@ -27,6 +28,26 @@ pub(super) struct ListQuery {
     limit: Option<u32>,
 }
 
+/// Refuses to read on after `after` when retention has deleted events after it: the reader
+/// would miss them without knowing. `410 events_expired`, with the newest deleted event in
+/// `details.expired_through`, after which the log reads on.
+pub(super) async fn refuse_expired(state: &AppState, after: Option<EventId>) -> Result<(), ApiError> {
+    let Some(after) = after else { return Ok(()) };
+    let Some(through) = state.engine.store().events_expired_through().await? else { return Ok(()) };
+    if after.seq() >= through.seq() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::GONE,
+        ErrorCode::EventsExpired,
+        format!(
+            "events after {after} up to {through} are older than the event retention and were deleted; \
+             read on after {through}, or from the start without after"
+        ),
+    )
+    .with_details(json!({ "expired_through": through })))
+}
+
 /// The event types a comma-separated filter selects.
 pub(super) fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
     let mut types = Vec::new();
@@ -43,7 +64,9 @@ pub(super) fn parse_types(filter: &str) -> Result<Vec<EventType>, ApiError> {
 }
 
 #[utoipa::path(operation_id = "events_list", get, path = "/events", tag = "events", params(ListQuery),
-    responses((status = 200, body = EventList, description = "Oldest first"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 200, body = EventList, description = "Oldest first"), ApiKeyRequired,
+        (status = 410, description = "Retention deleted events after `after` (`events_expired`; read on after `details.expired_through`)", body = ErrorBody),
+        (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller<scope::ReadMessages>,
@@ -59,6 +82,7 @@ pub(super) async fn list(
         .transpose()?;
     let types = query.types.as_deref().map(parse_types).transpose()?.unwrap_or_default();
     let limit = page_limit(query.limit, 100, 1000)?;
+    refuse_expired(&state, after).await?;
     let query = EventQuery {
         after,
         org_id: caller.org().cloned(),

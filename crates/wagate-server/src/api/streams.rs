@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use wagate_core::{Event, EventId, SessionId};
 
-use super::events::parse_types;
+use super::events::{parse_types, refuse_expired};
 use super::openapi::{ApiKeyRequired, ErrorBody};
 use super::{ApiError, ApiQuery, ErrorCode};
 use crate::auth::{scope, Caller, Principal};
@@ -127,7 +127,7 @@ fn end_code(end: &StreamEnd) -> ErrorCode {
 #[utoipa::path(operation_id = "events_sse", get, path = "/events/stream", tag = "events",
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+        description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 410, description = "Retention deleted events after the resume id (`events_expired`; resume after `details.expired_through`)", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn sse(
     State(state): State<AppState>,
     caller: Caller<scope::ReadMessages>,
@@ -144,6 +144,7 @@ pub(super) async fn sse(
         last_event_id.or(query.after.as_deref()),
     )?
     .seen_by(&caller);
+    refuse_expired(&state, subscribe.after).await?;
     let subscription = state.engine.subscription(subscribe.filter, subscribe.after).await.map_err(|e| {
         if state.stopping.is_cancelled() {
             ApiError::shutting_down()
@@ -173,7 +174,7 @@ pub(super) async fn sse(
 /// none (sent within `events.ws_hello_ms`; after that the stream starts with no filter).
 #[utoipa::path(operation_id = "events_ws", get, path = "/events/ws", tag = "events", params(StreamQuery),
     responses((status = 101, description = "WebSocket: each event as a text message holding the envelope; without query parameters the first client message may carry `{\"session_id\",\"types\",\"after\"}`"),
-        ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+        ApiKeyRequired, (status = 410, description = "Retention deleted events after the resume id (`events_expired`; resume after `details.expired_through`)", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn ws(
     State(state): State<AppState>,
     caller: Caller<scope::ReadMessages>,
@@ -183,6 +184,7 @@ pub(super) async fn ws(
     let from_query = query.session_id.is_some() || query.types.is_some() || query.after.is_some();
     let subscribe =
         Subscribe::parse(query.session_id.as_deref(), query.types.as_deref(), query.after.as_deref())?;
+    refuse_expired(&state, subscribe.after).await?;
     let caller = caller.0;
     Ok(upgrade
         .on_upgrade(move |socket| serve_ws(state, socket, caller, subscribe, !from_query))
@@ -210,6 +212,9 @@ async fn serve_ws(
         }
     }
     let subscribe = subscribe.seen_by(&caller);
+    if let Err(e) = refuse_expired(&state, subscribe.after).await {
+        return close(&mut sink, 1008, &format!("{}: {}", e.code, e.message)).await;
+    }
     let mut subscription = match state.engine.subscription(subscribe.filter, subscribe.after).await {
         Ok(subscription) => subscription,
         Err(_) if state.stopping.is_cancelled() => {

@@ -141,8 +141,17 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: Arc<TestData>, config: Config) -> Self {
+        Self::start_with_clock(dir, config, Arc::new(wagate_core::SystemClock)).await
+    }
+
+    /// A server whose time is `clock`.
+    pub async fn start_with_clock(
+        dir: Arc<TestData>,
+        config: Config,
+        clock: Arc<dyn wagate_core::Clock>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = Server::start(config.clone(), listener).await.expect("server starts");
+        let server = Server::start_with_clock(config.clone(), listener, clock).await.expect("server starts");
         let base = format!("http://{}", server.addr());
         let key = server.admin_key().to_owned();
         Self { server: Some(server), killable: None, key, dir, config, base, client: reqwest::Client::new() }

@@ -27,6 +27,7 @@ mod pacing;
 mod rate_limits;
 mod receiver;
 mod restart;
+mod retention;
 mod scheduled;
 mod secrets;
 mod sessions;

@@ -24,6 +24,8 @@ mod message_rows;
 mod messages;
 #[path = "../sql/orgs.rs"]
 mod orgs;
+#[path = "../sql/retention.rs"]
+mod retention;
 #[path = "../sql/secrets.rs"]
 mod secrets;
 #[path = "../sql/sessions.rs"]

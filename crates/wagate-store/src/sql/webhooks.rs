@@ -325,15 +325,25 @@ impl Webhooks for Backend {
             }
             wanted.sort_unstable();
             let mut deliveries = Vec::with_capacity(wanted.len());
+            let mut orphans = Vec::new();
             for (id, seq, attempts) in wanted {
-                let event = found
-                    .remove(&seq)
-                    .ok_or_else(|| StoreError::Corrupt(format!("delivery of event {seq}")))?;
+                // Retention deleted the event while this delivery was queued for it (a replay
+                // racing a sweep): there is nothing left to deliver.
+                let Some(event) = found.remove(&seq) else {
+                    orphans.push(id);
+                    continue;
+                };
                 deliveries.push(ClaimedDelivery {
                     id: DeliveryId::from_seq(id),
                     event,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 });
+            }
+            if !orphans.is_empty() {
+                tracing::warn!(webhook = %webhook.id, deliveries = orphans.len(), "dropping deliveries of deleted events");
+                let mut sql = QueryBuilder::<Db>::new("DELETE FROM webhook_deliveries WHERE id IN ");
+                push_ids(&mut sql, orphans);
+                sql.build().execute(&mut *tx).await?;
             }
             claimed.push((webhook, deliveries));
         }

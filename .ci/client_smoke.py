@@ -33,6 +33,7 @@ from wagate_client.models import (  # noqa: E402
     MessageKind,
     MessageStatus,
     QrCode,
+    SendKind,
     SendRequest,
     Session,
     SessionStatus,
@@ -112,7 +113,7 @@ def run(base):
         lambda: expect(Session, sessions_get.sync("smoke", client=client)).status == SessionStatus.CONNECTED,
     )
 
-    body = SendRequest(to="15557770001", type_="text", text=TextContent(body="hello from the generated client"))
+    body = SendRequest(to="15557770001", type_=SendKind.TEXT, text=TextContent(body="hello from the generated client"))
     sent = expect(Message, messages_send.sync("smoke", client=client, body=body))
     assert sent.direction == Direction.OUT, sent.direction
 

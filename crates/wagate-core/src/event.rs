@@ -64,6 +64,51 @@ impl EventType {
     }
 }
 
+/// An event filter, as webhooks and streams take one: an exact type, `prefix.*` or `*`
+/// ([`EventType::matches`]). Its schema lists what selects at least one type.
+pub struct EventFilter;
+
+impl EventFilter {
+    /// Every filter that selects something, as regex alternatives.
+    fn alternatives() -> String {
+        let mut filters = vec![r"\*".to_owned()];
+        for kind in EventType::ALL {
+            let name = kind.as_str();
+            for (dot, _) in name.match_indices('.') {
+                filters.push(format!(r"{}\.\*", name[..dot].replace('.', r"\.")));
+            }
+            filters.push(name.replace('.', r"\."));
+        }
+        filters.sort();
+        filters.dedup();
+        filters.join("|")
+    }
+}
+
+impl utoipa::PartialSchema for EventFilter {
+    fn schema() -> RefOr<Schema> {
+        // Filters are trimmed before they are matched.
+        let pattern = format!(r"^[ \t]*(?:{})[ \t]*$", Self::alternatives());
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).into()
+    }
+}
+
+impl utoipa::ToSchema for EventFilter {}
+
+/// Event filters separated by commas, as a query parameter (`types=message.*,session.status`);
+/// empty items are skipped.
+pub struct EventFilters;
+
+impl utoipa::PartialSchema for EventFilters {
+    fn schema() -> RefOr<Schema> {
+        let one = format!(r"[ \t]*(?:{})?[ \t]*", EventFilter::alternatives());
+        let pattern = format!("^{one}(?:,{one})*$");
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).into()
+    }
+}
+
+impl utoipa::ToSchema for EventFilters {}
+
 /// What an event says: its `type` and the `data` of that type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]

@@ -32,6 +32,30 @@ pub enum IdError {
     InvalidAuditId,
 }
 
+/// The OpenAPI schema of a type that travels as a string matching `pattern`: the one place
+/// the document learns the pattern, so that every field of the type carries it.
+macro_rules! string_schema {
+    ($name:ident, $pattern:expr) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use string_schema;
+
+/// What a user-chosen id matches (see [`is_slug`]).
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
+string_schema!(SessionId, SLUG_PATTERN);
+string_schema!(OrgId, SLUG_PATTERN);
+
 /// Whether `s` is a user-chosen id: `[a-z0-9][a-z0-9_-]{0,63}`.
 fn is_slug(s: &str) -> bool {
     let mut chars = s.chars();
@@ -41,7 +65,7 @@ fn is_slug(s: &str) -> bool {
 }
 
 /// A session id: chosen by the user (`[a-z0-9][a-z0-9_-]{0,63}`) or generated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct SessionId(String);
 
@@ -84,7 +108,7 @@ impl<'de> Deserialize<'de> for SessionId {
 
 /// An organization id: chosen by the admin (`[a-z0-9][a-z0-9_-]{0,63}`, like a session id).
 /// Everything that existed before organizations belongs to [`OrgId::DEFAULT`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct OrgId(String);
 
@@ -138,9 +162,12 @@ fn next_ulid() -> ulid::Ulid {
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        // A prefix and 26 characters of Crockford's base32, either case (as `ulid` reads them).
+        string_schema!($name, concat!("^", $prefix, "[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"));
 
         impl $name {
             pub fn generate() -> Self {
@@ -187,9 +214,11 @@ macro_rules! ulid_id {
 macro_rules! seq_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $error:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
-        #[schema(value_type = String)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(i64);
+
+        // Digits that surely fit an i64: up to 18 (16 as shown).
+        string_schema!($name, concat!("^", $prefix, "[0-9]{1,18}$"));
 
         impl $name {
             pub fn from_seq(seq: i64) -> Self {

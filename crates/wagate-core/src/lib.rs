@@ -23,8 +23,8 @@ pub use cluster::{NodeState, RemoteCommand, Signal, SignalError};
 pub use contact::{Chat, Contact};
 pub use device_keys::{DeviceKey, DeviceKeys, DeviceKeysError, DeviceKeysResult};
 pub use event::{
-    CampaignStatusData, Event, EventData, EventDataError, EventType, MessageStatusData, SessionQrData,
-    SessionStatusData, WebhookDisabledData,
+    CampaignStatusData, Event, EventData, EventDataError, EventFilter, EventFilters, EventType,
+    MessageStatusData, SessionQrData, SessionStatusData, WebhookDisabledData,
 };
 pub use ids::{
     AuditId, CampaignId, DeliveryId, EventId, HookId, IdError, KeyId, MediaId, MessageId, OrgId, SessionId,
@@ -38,7 +38,7 @@ pub use message::{
     StatusChange, StatusEntry, TextContent,
 };
 pub use org::{Org, Quotas};
-pub use phone::{Jid, PhoneError, PhoneNumber};
+pub use phone::{Jid, PhoneError, PhoneNumber, Recipient};
 pub use session::{ConnectorKind, Session, SessionStatus};
 pub use template::{Hook, Template};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Webhook};

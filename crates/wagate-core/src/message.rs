@@ -271,6 +271,7 @@ pub struct PollContent {
     pub options: Vec<String>,
     /// How many options a voter may pick (1 by default).
     #[serde(default = "one")]
+    #[schema(value_type = u64, minimum = 0, maximum = 4294967295_u64)]
     pub selectable_count: u32,
 }
 

@@ -20,9 +20,9 @@ pub struct Org {
 #[serde(deny_unknown_fields)]
 pub struct Quotas {
     /// Sessions it may have at once; creating one more is refused with 403 `quota_exceeded`.
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
     pub sessions: Option<u32>,
     /// Messages it may send per UTC day; one more is refused with 429 `quota_exceeded`.
-    #[schema(minimum = 0)]
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
     pub messages_per_day: Option<u32>,
 }

@@ -4,6 +4,35 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::string_schema;
+
+// The patterns of the OpenAPI document, built from one description of a phone number as
+// `PhoneNumber::parse` reads it: what `trim` drops around it, an optional leading `+`, then 7
+// to 15 digits (the first not 0) among spaces, '-', '.', '(' and ')'.
+macro_rules! blank {
+    () => {
+        "[ \\t\\n\\r]*"
+    };
+}
+macro_rules! digits {
+    () => {
+        "\\+?[ ().-]*[1-9](?:[ ().-]*[0-9]){6,14}[ ().-]*"
+    };
+}
+macro_rules! jid {
+    () => {
+        concat!(
+            "(?:",
+            digits!(),
+            "(?::[^@]*)?@(?:s\\.whatsapp\\.net|c\\.us)|[0-9-]+(?::[^@]*)?@(?:g\\.us|lid))"
+        )
+    };
+}
+
+string_schema!(PhoneNumber, concat!("^", blank!(), digits!(), blank!(), "$"));
+string_schema!(Jid, concat!("^", blank!(), jid!(), blank!(), "$"));
+string_schema!(Recipient, concat!("^", blank!(), "(?:", digits!(), "|", jid!(), ")", blank!(), "$"));
+
 /// Why a string is not a phone number or JID wagate can send to.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PhoneError {
@@ -155,6 +184,18 @@ impl<'de> Deserialize<'de> for Jid {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a caller puts in `to`: a phone number in any common format, or a JID; read with
+/// [`Jid::parse_recipient`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Recipient(pub Jid);
+
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Jid::parse_recipient(&s).map(Self).map_err(serde::de::Error::custom)
     }
 }
 

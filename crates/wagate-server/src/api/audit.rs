@@ -18,6 +18,7 @@ use crate::AppState;
 pub(super) struct AuditFilter {
     /// Only this organization's entries (the gateway's admin key; an organization's admin
     /// always reads its own).
+    #[param(value_type = Option<OrgId>)]
     org_id: Option<String>,
     /// Only this key id or JWT subject.
     actor_id: Option<String>,
@@ -26,14 +27,19 @@ pub(super) struct AuditFilter {
     /// Only this route template, such as `/v1/sessions/{id}`.
     route: Option<String>,
     /// Only this answer status.
+    #[param(minimum = 0, maximum = 65535)]
     status: Option<u16>,
     /// RFC 3339; entries at or after it.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// RFC 3339; entries at or before it.
+    #[param(format = DateTime)]
     until: Option<String>,
     /// The `next_before` of the previous page.
+    #[param(value_type = Option<AuditId>)]
     before: Option<String>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

@@ -26,12 +26,14 @@ use crate::AppState;
     "recipients": [{"to": "15550002222", "params": {"name": "Ann"}}, {"to": "+1 555 000 3333", "params": {"name": "Bob"}}]}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCampaign {
+    #[schema(max_length = 200, pattern = "\\S")]
     name: String,
     /// The message body; its `{{var}}` placeholders are filled from each recipient's params.
     content: Option<ContentBody>,
     /// Or a stored template; its `params` are defaults that recipients' params override.
     template: Option<TemplateRef>,
     /// Up to `campaigns.max_recipients` (100,000). Leave out when uploading a CSV.
+    #[schema(required = true, min_items = 1)]
     #[serde(default)]
     recipients: Vec<RecipientBody>,
     /// RFC 3339 time to start at; the messages are `scheduled` until then.
@@ -74,13 +76,23 @@ pub(super) struct CampaignCreated {
     rejected_recipients: Vec<Rejected>,
 }
 
+/// How the document shows a campaign uploaded as multipart: its two parts.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "described in the document, never built")]
+struct CampaignUpload {
+    /// The campaign as JSON, without `recipients`.
+    campaign: String,
+    /// A CSV with a header row, a `to` (or `phone`) column and one column per placeholder.
+    recipients: String,
+}
+
 /// How many rejected recipients a 422 for "none valid" lists.
 const REJECTED_SHOWN: usize = 100;
 
 #[utoipa::path(operation_id = "campaigns_create", post, path = "/sessions/{id}/campaigns", tag = "campaigns",
     params(("id" = String, Path, description = "Session id")),
     request_body(description = "JSON; or multipart/form-data with a part `campaign` (the JSON without `recipients`) and a part `recipients`: a CSV with a header row, a `to` (or `phone`) column and one column per placeholder",
-        content((CreateCampaign = "application/json"), (String = "multipart/form-data"))),
+        content((CreateCampaign = "application/json"), (CampaignUpload = "multipart/form-data"))),
     responses((status = 201, body = CampaignCreated, description = "Created; its messages are queued (or scheduled)"),
         (status = 400, description = "Malformed JSON or multipart", body = ErrorBody), ApiKeyRequired,
         (status = 404, description = "Session or template not found", body = ErrorBody), (status = 413, description = "Body larger than `campaigns.max_body_bytes`", body = ErrorBody),
@@ -397,6 +409,7 @@ pub(super) struct RecipientsQuery {
     #[param(value_type = Option<wagate_core::MessageStatus>)]
     status: Option<String>,
     /// The `next_after` of the previous page.
+    #[param(value_type = Option<MessageId>)]
     after: Option<String>,
     /// 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]

@@ -23,6 +23,7 @@ use crate::AppState;
 /// flattened part and loses the path of an error there.
 macro_rules! content_body {
     (
+        kinds: $kinds:ty;
         $(#[$attr:meta])*
         $vis:vis struct $name:ident {
             $($(#[$head_attr:meta])* $head:ident : $head_ty:ty,)*
@@ -36,6 +37,7 @@ macro_rules! content_body {
             $($(#[$head_attr])* $head: $head_ty,)*
             /// The message type; the field of the same name holds the content.
             #[serde(rename = "type")]
+            #[schema(value_type = $kinds)]
             kind: String,
             text: Option<::wagate_core::TextContent>,
             image: Option<$crate::api::compose::MediaBody>,
@@ -95,6 +97,42 @@ pub(super) struct ContentFields {
     pub(super) poll: Option<PollContent>,
     pub(super) edit: Option<EditContent>,
     pub(super) revoke: Option<RevokeContent>,
+}
+
+/// The `type` of a send: every kind of message, or `template`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub(super) enum SendKind {
+    Text,
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+    Location,
+    Contacts,
+    Reaction,
+    Poll,
+    Edit,
+    Revoke,
+    Template,
+}
+
+/// The `type` of a template's or campaign's body: every kind that says something of its own.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "described in the document, never built")]
+pub(super) enum BodyKind {
+    Text,
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+    Location,
+    Contacts,
+    Poll,
 }
 
 /// The file of a media message: one of `media_id`, `link` or `data`.
@@ -452,4 +490,26 @@ pub(super) async fn render_template(
         ApiError::invalid_field(&format!("template.params.{missing}"), "is missing: the template uses it")
     })?;
     checked(content, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::{BodyKind, Purpose, SendKind};
+
+    /// The `type` values the document lists, in its order.
+    fn listed<T: PartialSchema>() -> String {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let values: Vec<&str> =
+            schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        values.join(", ")
+    }
+
+    #[test]
+    fn the_document_lists_the_kinds_each_body_takes() {
+        assert_eq!(listed::<SendKind>(), Purpose::Send.supported());
+        assert_eq!(listed::<BodyKind>(), Purpose::Template.supported());
+        assert_eq!(listed::<wagate_core::MessageKind>(), Purpose::Inbound.supported());
+    }
 }

@@ -20,6 +20,7 @@ const MAX_PAGE: u32 = 1000;
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckNumbers {
     /// Phone numbers in international form (`+` optional).
+    #[schema(value_type = Vec<wagate_core::PhoneNumber>, min_items = 1, max_items = 500)]
     phones: Vec<String>,
 }
 
@@ -36,7 +37,7 @@ pub(super) async fn check(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<CheckNumbers>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = visible_session(&state, &caller, &raw).await?.id;
+    let session = visible_session(&state, &caller, &raw).await?;
     if body.phones.is_empty() || body.phones.len() > MAX_CHECK {
         return Err(ApiError::invalid_field("phones", format!("must list 1 to {MAX_CHECK} numbers")));
     }
@@ -49,6 +50,7 @@ pub(super) async fn check(
                 .map_err(|e| ApiError::invalid_field(&format!("phones[{i}]"), format!("{raw:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let session = super::connected(session)?.id;
     let checks = state.engine.check_numbers(&session, &phones).await??;
     let data: Vec<Value> = checks
         .iter()
@@ -99,6 +101,7 @@ pub(super) async fn list(
 #[serde(deny_unknown_fields)]
 pub(super) struct ChatQuery {
     /// How many to skip.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     offset: Option<u32>,
     /// At most this many (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]

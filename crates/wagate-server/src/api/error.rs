@@ -286,12 +286,74 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
 }
 
-/// Parses a JSON body into `T`; errors as [`ApiJson`] answers them.
+/// Parses a JSON body (an object: every body is one) into `T`; errors as [`ApiJson`] answers
+/// them.
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Serde would read a struct from an array too (`[null,null]` as every field left out).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(malformed_json)?;
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidField,
+            "the body must be a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-    deserializer.end().map_err(malformed_json)?;
-    Ok(value)
+    let error = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer.end().map_err(malformed_json)?;
+            return Ok(value);
+        }
+        Err(error) => error,
+    };
+    if error.inner().classify() != Category::Data {
+        return Err(json_error(error));
+    }
+    // JSON has one kind of number: `2.0` is the integer 2 to a JSON Schema (the document's
+    // `integer`), though serde reads it only into a float. Such a body is read once more, with
+    // its whole numbers written as integers; the fast path above stays one pass.
+    let mut value: Value = serde_json::from_slice(bytes).map_err(malformed_json)?;
+    if !whole_floats_to_integers(&mut value) {
+        return Err(json_error(error));
+    }
+    serde_path_to_error::deserialize(value).map_err(json_error)
+}
+
+/// Reads a nested struct from a JSON object only (`#[serde(deserialize_with = "object")]`):
+/// serde would take an array too, each item a field in order.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::{Deserialize, Error};
+    match Option::<serde_json::Map<String, Value>>::deserialize(d)? {
+        Some(fields) => T::deserialize(Value::Object(fields)).map_err(D::Error::custom),
+        None => T::deserialize(Value::Null).map_err(D::Error::custom),
+    }
+}
+
+/// Writes every float in `value` with no fractional part (and exact as an integer) as an
+/// integer; whether there was one.
+fn whole_floats_to_integers(value: &mut Value) -> bool {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Past 2^53 a float no longer names one integer.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if f.fract() != 0.0 || f.abs() > EXACT {
+                return false;
+            }
+            // Within ±2^53 the conversion is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            let whole = f as i64;
+            *value = Value::from(whole);
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| whole_floats_to_integers(v) | any),
+        Value::Object(fields) => fields.values_mut().fold(false, |any, v| whole_floats_to_integers(v) | any),
+        _ => false,
+    }
 }
 
 fn malformed_json(error: serde_json::Error) -> ApiError {

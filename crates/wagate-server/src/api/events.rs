@@ -17,11 +17,12 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only events after this one (`evt_…`).
-    #[param(pattern = r"^evt_[0-9]+$")]
+    #[param(value_type = Option<EventId>)]
     after: Option<String>,
-    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    #[param(value_type = Option<SessionId>)]
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
+    #[param(value_type = Option<wagate_core::EventFilters>)]
     types: Option<String>,
     /// 1 to 1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]

@@ -61,12 +61,30 @@ fn token_hash(token: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateHook {
     /// One recipient or a list of them.
-    #[schema(value_type = Object)]
+    #[schema(value_type = HookRecipients)]
     to: Value,
     /// Send this template with the params each call posts, instead of the text it posts.
     template: Option<String>,
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
+
+/// How the document shows a hook's `to`: one recipient, or a list of 1 to 50.
+struct HookRecipients;
+
+impl utoipa::PartialSchema for HookRecipients {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        use wagate_core::Recipient;
+        let many = ArrayBuilder::new()
+            .items(<Recipient as utoipa::PartialSchema>::schema())
+            .min_items(Some(1))
+            .max_items(Some(MAX_RECIPIENTS));
+        OneOfBuilder::new().item(<Recipient as utoipa::PartialSchema>::schema()).item(many).into()
+    }
+}
+
+impl utoipa::ToSchema for HookRecipients {}
 
 fn recipients(to: Value) -> Result<Vec<String>, ApiError> {
     let list = match to {

@@ -18,14 +18,19 @@ use crate::AppState;
 #[schema(example = json!({"name": "crm", "scopes": ["messages:send", "messages:read"], "expires_at": "2030-01-01T00:00:00Z"}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateKey {
+    #[schema(max_length = 200, pattern = "\\S")]
     name: String,
     /// The key's organization; only the gateway's admin key may name one (`default` when it
     /// names none). An organization's admin makes keys of its own.
+    #[schema(value_type = Option<OrgId>)]
     org_id: Option<String>,
+    #[schema(min_items = 1)]
     scopes: Vec<Scope>,
     /// Limits the key to these sessions of its organization.
+    #[schema(value_type = Option<Vec<SessionId>>, min_items = 1, max_items = 1000)]
     sessions: Option<Vec<String>>,
     /// RFC 3339; the key opens nothing after it.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 

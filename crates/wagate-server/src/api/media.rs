@@ -40,10 +40,42 @@ pub(super) struct UploadQuery {
     filename: Option<String>,
 }
 
+/// How the document shows a multipart upload: its `file` part; other parts are passed over.
+struct FileUpload;
+
+impl utoipa::PartialSchema for FileUpload {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("file", <RawFile as utoipa::PartialSchema>::schema())
+            .required("file")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FileUpload {}
+
+/// How the document shows a file's bytes: at least one.
+struct RawFile;
+
+impl utoipa::PartialSchema for RawFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RawFile {}
+
 /// Stores a file. The type is sniffed from the bytes, not taken from the upload's headers.
 #[utoipa::path(operation_id = "media_upload", post, path = "/media", tag = "media", params(UploadQuery),
     request_body(description = "`multipart/form-data` with a part `file`, or the raw bytes with any `Content-Type`",
-        content((String = "multipart/form-data"), (String = "application/octet-stream"))),
+        content((FileUpload = "multipart/form-data"), (RawFile = "application/octet-stream"))),
     responses((status = 201, body = Media, description = "Stored"), (status = 400, description = "Malformed upload", body = ErrorBody),
         ApiKeyRequired,
         (status = 413, description = "Larger than the largest media message (`media.max_document_bytes`)", body = ErrorBody),

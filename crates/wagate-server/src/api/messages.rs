@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-use wagate_core::{Direction, EventData, Jid, Message, MessageContent, MessageId, ReplyContext};
+use wagate_core::{Direction, EventData, Jid, Message, MessageContent, MessageId, Recipient, ReplyContext};
 use wagate_store::{MessageQuery, NewOutbound, StoreError};
 
 use super::compose::{self, scheduled_time, TemplateRef};
@@ -32,11 +32,12 @@ impl From<AcceptError> for ApiError {
 }
 
 compose::content_body! {
+    kinds: compose::SendKind;
     #[derive(Deserialize, utoipa::ToSchema)]
     #[schema(example = json!({"to": "+1 555 000 2222", "type": "text", "text": {"body": "Hi Bob"}}))]
     #[serde(deny_unknown_fields)]
     pub(super) struct SendRequest {
-        to: String,
+        to: Recipient,
     }
     then {
         /// With `"type":"template"`: which template, and the values of its placeholders.
@@ -44,8 +45,10 @@ compose::content_body! {
         /// Reply to (quote) a message: `{"message_id"}`, wagate's id or WhatsApp's.
         context: Option<ContextBody>,
         /// Numbers the text or caption mentions (WhatsApp shows `@name` where the text has `@number`).
+        #[schema(value_type = Option<Vec<wagate_core::PhoneNumber>>)]
         mentions: Option<Vec<String>>,
         /// RFC 3339 time to send at (the message is `scheduled` until then); a past time means now.
+        #[schema(format = DateTime)]
         scheduled_at: Option<String>,
     }
 }
@@ -130,7 +133,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 #[utoipa::path(operation_id = "messages_send", post, path = "/sessions/{id}/messages", tag = "messages", params(("id" = String, Path, description = "Session id"), SendQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message")),
+        ("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key returns the first message: 1 to 255 visible ASCII characters", max_length = 255, pattern = "^[ -~]*[!-~][ -~]*$")),
     request_body = SendRequest,
     responses((status = 202, body = Message, description = "Queued (committed)"), (status = 200, body = Message, description = "With `wait=true`: the send result"),
         (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody),
@@ -144,7 +147,7 @@ pub(super) async fn send(
     ApiJson(mut body): ApiJson<SendRequest>,
 ) -> Result<Response, ApiError> {
     let session = visible_session(&state, &caller, &raw).await?;
-    let to = Jid::parse_recipient(&body.to).map_err(|e| ApiError::invalid_field("to", e))?;
+    let to = body.to.0.clone();
     let content = compose::send_content(&state, &session, body.take_content(), body.template).await?;
     super::orgs::check_daily_quota(&state, &session.org_id, 1).await?;
     let session_id = session.id;
@@ -280,9 +283,11 @@ pub(super) async fn cancel(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    #[param(value_type = Option<Recipient>)]
     chat: Option<String>,
     #[param(value_type = Option<wagate_core::Direction>)]
     direction: Option<String>,
+    #[param(value_type = Option<MessageId>)]
     before: Option<String>,
     /// 1 to 500; 50 by default.
     #[param(minimum = 1, maximum = 500)]

@@ -249,6 +249,19 @@ pub(super) async fn visible_session(
     }
 }
 
+/// Refuses to ask WhatsApp anything through a session that is not connected: the answer
+/// is the session's state (409), not WhatsApp's silence (503).
+pub(super) fn connected(session: Session) -> Result<Session, ApiError> {
+    if session.status == wagate_core::SessionStatus::Connected {
+        return Ok(session);
+    }
+    Err(ApiError::conflict(
+        ErrorCode::SessionNotConnected,
+        format!("session is {}, not connected", session.status.as_str()),
+    )
+    .with_details(json!({ "status": session.status })))
+}
+
 /// The message `raw` names, when the caller may see its session; otherwise 404 as if it did
 /// not exist.
 pub(super) async fn visible_message(

@@ -16,7 +16,7 @@ use wagate_core::{Delivery, DeliveryId, Event, EventId, Message, MessageId, Sess
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
-    components(schemas(ErrorBody, Event), responses(Unauthorized, Forbidden, RateLimited)),
+    components(schemas(ErrorBody, Event, wagate_core::EventFilter, wagate_core::EventFilters), responses(Unauthorized, Forbidden, RateLimited)),
     tags(
         (name = "sessions", description = "WhatsApp accounts: create, link by QR or pairing code, connect, disconnect"),
         (name = "messages", description = "Send (queued durably before the answer) and read history"),
@@ -87,12 +87,45 @@ pub(super) fn document(openapi: utoipa::openapi::OpenApi) -> Value {
         }
     });
     json_body_answers(&mut document);
+    headers_without_null(&mut document);
     document
 }
 
+/// A header is there with a value or not there: an optional header parameter's schema has no
+/// `null` (which utoipa adds to every `Option`), or clients would send the text `null`; and
+/// it is written out in place.
+fn headers_without_null(document: &mut Value) {
+    let schemas = document["components"]["schemas"].clone();
+    let Some(paths) = document["paths"].as_object_mut() else { return };
+    let operations = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut());
+    let parameters = operations.filter_map(|op| op.get_mut("parameters")).filter_map(Value::as_array_mut);
+    for parameter in parameters.flatten().filter(|p| p["in"] == "header") {
+        let schema = &mut parameter["schema"];
+        if let Some(types) = schema["type"].as_array_mut() {
+            types.retain(|t| t != "null");
+            if let [only] = types.as_slice() {
+                schema["type"] = only.clone();
+            }
+        }
+        let not_null = schema["oneOf"].as_array().and_then(|choices| {
+            let rest: Vec<&Value> = choices.iter().filter(|c| c["type"] != "null").collect();
+            (rest.len() == 1 && choices.len() == 2).then(|| rest[0].clone())
+        });
+        if let Some(not_null) = not_null {
+            *schema = not_null;
+        }
+        // Written out rather than referred to, which some clients do not follow in a header.
+        let named = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/"));
+        if let Some(named) = named.map(|name| schemas[name].clone()).filter(|s| !s.is_null()) {
+            *schema = named;
+        }
+    }
+}
+
 /// Every route that takes a JSON body reads it with `ApiJson`, which answers 400 (malformed
-/// JSON), 413 (too large) and 415 (not JSON): the document says so for each such operation,
-/// from that one fact, rather than in each route's list.
+/// JSON), 413 (too large) and 415 (not JSON), and every route with query parameters reads
+/// them with `ApiQuery`, which answers 422 (a value that does not fit): the document says so
+/// for each such operation, from that one fact, rather than in each route's list.
 fn json_body_answers(document: &mut Value) {
     let error = |description: &str| {
         json!({ "description": description,
@@ -103,7 +136,15 @@ fn json_body_answers(document: &mut Value) {
         let takes_json = operation["requestBody"]["content"]
             .as_object()
             .is_some_and(|content| content.keys().any(|media| media.ends_with("json")));
+        let takes_query = operation["parameters"]
+            .as_array()
+            .is_some_and(|parameters| parameters.iter().any(|p| p["in"] == "query"));
         let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        if takes_query {
+            responses
+                .entry("422")
+                .or_insert_with(|| error("A query parameter that does not fit (`invalid_query`)"));
+        }
         if !takes_json {
             continue;
         }

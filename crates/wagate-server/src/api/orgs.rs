@@ -26,8 +26,9 @@ pub(super) struct CreateOrg {
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: String,
     /// Defaults to the id.
+    #[schema(max_length = 200, pattern = "\\S")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::error::object")]
     quotas: Quotas,
 }
 
@@ -35,8 +36,10 @@ pub(super) struct CreateOrg {
 #[schema(example = json!({"quotas": {"sessions": 10, "messages_per_day": null}}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateOrg {
+    #[schema(max_length = 200, pattern = "\\S")]
     name: Option<String>,
     /// Replaces every quota (an absent one becomes unlimited).
+    #[serde(default, deserialize_with = "super::error::object")]
     quotas: Option<Quotas>,
 }
 

@@ -81,12 +81,13 @@ pub(super) async fn message(
 pub(super) struct ReadChat {
     /// The newest message to mark read (`msg_…`, a received message of this chat); without
     /// it, every received message up to now.
+    #[schema(value_type = Option<MessageId>)]
     up_to: Option<String>,
 }
 
 /// Marks a chat read: its received messages up to one of them (the newest 100 at most).
 #[utoipa::path(operation_id = "chats_read", post, path = "/sessions/{id}/chats/{chat}/read", tag = "contacts",
-    params(("id" = String, Path, description = "Session id"), ("chat" = String, Path, description = "The chat: a phone number or a JID")),
+    params(("id" = String, Path, description = "Session id"), ("chat" = wagate_core::Recipient, Path, description = "The chat: a phone number or a JID")),
     request_body = ReadChat,
     responses((status = 200, body = Marked, description = "Read receipts were sent for these messages"),
         ApiKeyRequired, (status = 404, description = "No such session or message", body = ErrorBody),
@@ -99,7 +100,8 @@ pub(super) async fn chat(
     Path((raw, raw_chat)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReadChat>,
 ) -> Result<Json<Marked>, ApiError> {
-    let session = visible_session(&state, &caller, &raw).await?.id;
+    let shown = visible_session(&state, &caller, &raw).await?;
+    let session = shown.id.clone();
     let chat = Jid::parse_recipient(&raw_chat).map_err(|e| ApiError::invalid_field("chat", e))?;
     let up_to = match body.up_to {
         None => None,
@@ -131,5 +133,6 @@ pub(super) async fn chat(
         .into_iter()
         .filter(|m| up_to.as_ref().is_none_or(|last| m.id <= *last))
         .collect();
+    super::connected(shown)?;
     mark(&state, &session, &chat, messages).await
 }

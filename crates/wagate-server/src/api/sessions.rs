@@ -54,11 +54,15 @@ pub(super) struct CreateSession {
     id: Option<String>,
     /// The organization the session belongs to; only the gateway's admin key may name one
     /// (`default` when it names none); a key's sessions belong to its own.
+    #[schema(value_type = Option<OrgId>)]
     org_id: Option<String>,
     #[schema(value_type = wagate_core::ConnectorKind)]
     connector: String,
+    #[schema(max_length = 200)]
     name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -157,6 +161,7 @@ pub(super) async fn delete(
 #[schema(example = json!({"pairing_phone": "15550001111"}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConnectRequest {
+    #[schema(value_type = Option<PhoneNumber>)]
     pairing_phone: Option<String>,
 }
 
@@ -171,7 +176,8 @@ pub(super) async fn connect(
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let id = visible_session(&state, &caller, &raw).await?.id;
     // The body is optional: `curl -X POST …/connect` with none is the common case.
-    let request: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let request: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null"
+    {
         ConnectRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| match e.classify() {
@@ -220,7 +226,7 @@ pub(super) struct QrQuery {
 }
 
 #[utoipa::path(operation_id = "sessions_qr", get, path = "/sessions/{id}/qr", tag = "sessions", params(("id" = String, Path, description = "Session id"), QrQuery),
-    responses((status = 200, body = QrCode, content_type = "application/json", description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
+    responses((status = 200, content((QrCode = "application/json"), (String = "image/png"), (String = "image/svg+xml")), description = "The code; with `format=png` or `svg` the image itself (image/png, image/svg+xml)"),
         ApiKeyRequired, (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The session shows no code now", body = ErrorBody)))]
 pub(super) async fn qr(
     State(state): State<AppState>,

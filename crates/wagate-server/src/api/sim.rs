@@ -48,6 +48,7 @@ fn existing_session(raw: &str) -> Result<SessionId, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(super) struct LinkRequest {
     code: String,
+    #[schema(value_type = PhoneNumber)]
     phone: String,
 }
 
@@ -76,15 +77,19 @@ pub(super) async fn pair(
 }
 
 compose::content_body! {
+    kinds: wagate_core::MessageKind;
     /// A message from `from` to the session, with its content as a send takes it. Messages it
     /// reacts to, edits or revokes are named by WhatsApp's id (`wa_id`).
     #[derive(Deserialize, utoipa::ToSchema)]
     #[schema(example = json!({"session_id": "bob", "from": "447700900123", "type": "text", "text": {"body": "hello from London"}}))]
     #[serde(deny_unknown_fields)]
     pub(super) struct InboundBody {
+        #[schema(value_type = SessionId)]
         session_id: String,
+        #[schema(value_type = PhoneNumber)]
         from: String,
         /// WhatsApp's id for the message; send the same id twice to see deduplication.
+        #[schema(min_length = 1, max_length = 128)]
         id: Option<String>,
     }
 }
@@ -116,10 +121,12 @@ pub(super) async fn inbound(
 #[schema(example = json!({"session_id": "alice", "fail_sends": 2}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct FaultsBody {
+    #[schema(value_type = SessionId)]
     session_id: String,
     #[serde(default)]
     drop_connection: bool,
     #[serde(default)]
+    #[schema(value_type = u64, minimum = 0, maximum = 4294967295_u64)]
     fail_sends: u32,
     send_delay_ms: Option<u64>,
 }

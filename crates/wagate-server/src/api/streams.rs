@@ -29,12 +29,13 @@ const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct StreamQuery {
-    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    #[param(value_type = Option<SessionId>)]
     session_id: Option<String>,
     /// Comma-separated exact types or `prefix.*`.
+    #[param(value_type = Option<wagate_core::EventFilters>)]
     types: Option<String>,
     /// Resume after this event id.
-    #[param(pattern = r"^evt_[0-9]+$")]
+    #[param(value_type = Option<EventId>)]
     after: Option<String>,
 }
 
@@ -124,9 +125,22 @@ fn end_code(end: &StreamEnd) -> ErrorCode {
 
 /// `GET /v1/events/stream`: each event as `id: evt_…` + `data: <envelope>`; a stream that
 /// ends says why in a last `event: close`. `Last-Event-ID` (or `after`) resumes.
+/// One event of the stream, as an `EventSource` reads it: `data` holds the event's envelope
+/// (JSON); a stream that ends sends `event: close` with a notice `{"code","message"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "described in the document, never built")]
+struct StreamEvent {
+    /// The event id (`evt_…`), to resume from.
+    id: Option<String>,
+    /// `message`, or `close` for the closing notice.
+    event: Option<String>,
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 #[utoipa::path(operation_id = "events_sse", get, path = "/events/stream", tag = "events",
-    params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
+    params(StreamQuery, ("Last-Event-ID" = Option<EventId>, Header, description = "Resume after this event id")),
+    responses((status = 200, content_type = "text/event-stream", body = StreamEvent,
         description = "Each event as `id: evt_…` + `data: <envelope>`; a stream that ends says why in `event: close`"), ApiKeyRequired, (status = 410, description = "Retention deleted events after the resume id (`events_expired`; resume after `details.expired_through`)", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn sse(
     State(state): State<AppState>,

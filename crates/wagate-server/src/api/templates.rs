@@ -18,6 +18,7 @@ use crate::auth::{scope, Caller};
 use crate::AppState;
 
 compose::content_body! {
+    kinds: compose::BodyKind;
     /// A message body as a send takes it (without `to`), `{{var}}` placeholders and all.
     #[derive(Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
@@ -44,7 +45,9 @@ fn checked_language(language: Option<String>) -> Result<Option<String>, ApiError
 #[schema(example = json!({"name": "welcome", "language": "en", "content": {"type": "text", "text": {"body": "Hi {{name}}, welcome to {{shop}}!"}}}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateTemplate {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     name: String,
+    #[schema(min_length = 1, max_length = 16)]
     language: Option<String>,
     content: ContentBody,
 }
@@ -106,6 +109,7 @@ pub(super) struct UpdateTemplate {
     content: Option<ContentBody>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(min_length = 1, max_length = 16)]
     language: Option<Option<String>>,
 }
 

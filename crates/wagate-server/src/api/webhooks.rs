@@ -111,15 +111,23 @@ fn checked_description(description: Option<String>) -> Result<Option<String>, Ap
 #[schema(example = json!({"url": "https://example.com/wagate", "events": ["message.*", "session.status"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateWebhook {
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[A-Za-z][A-Za-z0-9-]*(?:\\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?$"
+    )]
     url: String,
     /// Every event when absent.
+    #[schema(value_type = Option<Vec<wagate_core::EventFilter>>, min_items = 1, max_items = 50)]
     events: Option<Vec<String>>,
+    #[schema(value_type = Option<SessionId>)]
     session_id: Option<String>,
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
 #[utoipa::path(operation_id = "webhooks_create", post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
-    responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired, (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
+    responses((status = 201, body = WebhookWithSecret, description = "The secret is shown only now"), (status = 400, description = "Malformed JSON", body = ErrorBody), ApiKeyRequired,
+        (status = 404, description = "No such session (`session_id`)", body = ErrorBody), (status = 422, description = "Invalid field (`details.field`)", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller<scope::ManageWebhooks>,
@@ -181,10 +189,16 @@ pub(super) async fn get(
 #[schema(example = json!({"enabled": true, "events": ["message.received"]}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateWebhook {
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[A-Za-z][A-Za-z0-9-]*(?:\\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?$"
+    )]
     url: Option<String>,
+    #[schema(value_type = Option<Vec<wagate_core::EventFilter>>, min_items = 1, max_items = 50)]
     events: Option<Vec<String>>,
     enabled: Option<bool>,
     /// `null` clears it.
+    #[schema(max_length = 500)]
     #[serde(default, deserialize_with = "present")]
     description: Option<Option<String>>,
 }
@@ -257,6 +271,7 @@ pub(super) async fn rotate_secret(
 pub(super) struct DeliveriesQuery {
     #[param(value_type = Option<wagate_core::DeliveryStatus>)]
     status: Option<String>,
+    #[param(value_type = Option<DeliveryId>)]
     before: Option<String>,
     /// 1 to 500; 50 by default.
     #[param(minimum = 1, maximum = 500)]
@@ -329,9 +344,30 @@ pub(super) async fn retry(
 #[serde(deny_unknown_fields)]
 pub(super) struct Replay {
     /// An event id or an RFC 3339 time; inclusive.
+    #[schema(value_type = EventBoundSchema)]
     since: String,
     /// An event id or an RFC 3339 time; inclusive. Up to the newest event when absent.
+    #[schema(value_type = Option<EventBoundSchema>)]
     until: Option<String>,
+}
+
+/// How the document shows where a replay starts or ends: an event id or an RFC 3339 time.
+struct EventBoundSchema;
+
+impl utoipa::PartialSchema for EventBoundSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+        let time = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+        OneOfBuilder::new().item(<EventId as utoipa::PartialSchema>::schema()).item(time).into()
+    }
+}
+
+impl utoipa::ToSchema for EventBoundSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "EventBound".into()
+    }
 }
 
 fn event_bound(field: &str, raw: &str) -> Result<EventBound, ApiError> {

@@ -54,6 +54,15 @@ async fn a_number_check_needs_good_numbers_and_a_connected_session() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("session_not_connected"))
     );
+    // Connecting but not linked: the session's state, not WhatsApp's silence (503).
+    server.post("/v1/sessions/idle/connect", json!({})).await;
+    server.wait_for_qr("idle").await;
+    let (status, body) = check("idle", json!(["15550002222"])).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("session_not_connected")),
+        "{body}"
+    );
     let (status, body) = check("nobody", json!(["15550002222"])).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("session_not_found")));
 }

@@ -278,3 +278,36 @@ async fn a_nested_bad_field_is_named_by_its_path() {
     .await;
     assert!(error["error"].get("details").is_none(), "{error}");
 }
+
+#[tokio::test]
+async fn a_body_is_an_object_and_a_whole_float_is_an_integer() {
+    let server = TestServer::start().await;
+    server.create_org("acme", json!({ "sessions": 3 })).await;
+    // Serde would read `[null, null]` as a struct with both fields left out: an empty update.
+    for body in [json!([null, null]), json!({ "quotas": [1, 2] })] {
+        let request = server.request(Method::PATCH, "/v1/orgs/acme").json(&body);
+        expect_error(&server, request, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    }
+    let (status, org) = server.get("/v1/orgs/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(org["quotas"]["sessions"], 3, "{org}");
+    // `5.0` is the integer 5 to a JSON Schema; `5.5` is no integer.
+    let (status, org) = server.post("/v1/orgs", json!({ "id": "beta", "quotas": { "sessions": 5.0 } })).await;
+    assert_eq!(status, StatusCode::CREATED, "{org}");
+    assert_eq!(org["quotas"]["sessions"], 5, "{org}");
+    let request = server
+        .request(Method::POST, "/v1/orgs")
+        .json(&json!({ "id": "gamma", "quotas": { "sessions": 5.5 } }));
+    let error = expect_error(&server, request, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    assert_eq!(error["error"]["details"]["field"], "quotas", "{error}");
+    let (status, _) = server.get("/v1/orgs/gamma").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A connect's body is optional; `null` is none.
+    server.create_session("quiet").await;
+    let connect = server
+        .request(Method::POST, "/v1/sessions/quiet/connect")
+        .header("content-type", "application/json")
+        .body("null");
+    let (status, body) = server.call(connect).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

@@ -137,6 +137,7 @@ async fn fill_session(
         let messages = (done..done + size)
             .map(|n| NewOutbound {
                 session_id: id.clone(),
+                org_id: OrgId::default_org(),
                 to: recipient(n),
                 content: text(format!("message {n} of a store at scale")),
                 idempotency_key: None,
@@ -340,6 +341,7 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             .iter()
             .map(|n| NewOutbound {
                 session_id: queue.clone(),
+                org_id: OrgId::default_org(),
                 to: recipient(*n),
                 content: text(format!("queued {n}")),
                 idempotency_key: None,

@@ -34,7 +34,7 @@ pub enum RemoteCommand {
 }
 
 /// A signal from one node to all the others (PostgreSQL `NOTIFY`): `wake {session id}`,
-/// `beat` or `events`.
+/// `deleted {session id}`, `beat` or `events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// Work was queued for this session: the node running it should look now.
@@ -44,6 +44,8 @@ pub enum Signal {
     Beat,
     /// Events were numbered: live subscribers can read them now.
     Events,
+    /// This session was deleted: forget what is remembered of it (its organization).
+    Deleted(SessionId),
 }
 
 /// A signal that is not one of [`Signal`]'s.
@@ -57,6 +59,7 @@ impl std::fmt::Display for Signal {
             Signal::Wake(id) => write!(f, "wake {id}"),
             Signal::Beat => f.write_str("beat"),
             Signal::Events => f.write_str("events"),
+            Signal::Deleted(id) => write!(f, "deleted {id}"),
         }
     }
 }
@@ -70,6 +73,9 @@ impl std::str::FromStr for Signal {
             None if s == "events" => Ok(Signal::Events),
             Some(("wake", id)) => {
                 SessionId::parse(id).map(Signal::Wake).map_err(|_| SignalError(s.to_owned()))
+            }
+            Some(("deleted", id)) => {
+                SessionId::parse(id).map(Signal::Deleted).map_err(|_| SignalError(s.to_owned()))
             }
             _ => Err(SignalError(s.to_owned())),
         }
@@ -96,13 +102,16 @@ mod tests {
             assert_eq!(text.parse::<RemoteCommand>(), Ok(command));
         }
         let id = SessionId::parse("alice").unwrap();
-        for (signal, text) in
-            [(Signal::Wake(id), "wake alice"), (Signal::Beat, "beat"), (Signal::Events, "events")]
-        {
+        for (signal, text) in [
+            (Signal::Wake(id.clone()), "wake alice"),
+            (Signal::Deleted(id), "deleted alice"),
+            (Signal::Beat, "beat"),
+            (Signal::Events, "events"),
+        ] {
             assert_eq!(signal.to_string(), text);
             assert_eq!(text.parse::<Signal>(), Ok(signal));
         }
-        for wrong in ["", "wake", "wake ", "beat now", "sleep alice"] {
+        for wrong in ["", "wake", "wake ", "deleted ", "beat now", "sleep alice"] {
             assert!(wrong.parse::<Signal>().is_err(), "{wrong:?}");
         }
     }

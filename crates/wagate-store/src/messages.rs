@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use wagate_core::{
-    Direction, Jid, Message, MessageContent, MessageId, MessageStatus, ReplyContext, Sender, SessionId,
-    Timestamp,
+    Direction, Jid, Message, MessageContent, MessageId, MessageStatus, OrgId, ReplyContext, Sender,
+    SessionId, Timestamp,
 };
 
 use crate::{Appended, StoreResult};
@@ -13,6 +13,9 @@ use crate::{Appended, StoreResult};
 #[derive(Debug, Clone)]
 pub struct NewOutbound {
     pub session_id: SessionId,
+    /// The organization the sender takes the session to belong to: a session of another
+    /// organization is not found (the sender's knowledge may be out of date).
+    pub org_id: OrgId,
     pub to: Jid,
     pub content: MessageContent,
     pub idempotency_key: Option<String>,

@@ -168,6 +168,7 @@ async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {
 fn outbound(session: &str, to: &str, key: Option<&str>) -> NewOutbound {
     NewOutbound {
         session_id: sid(session),
+        org_id: wagate_core::OrgId::default_org(),
         to: Jid::parse_recipient(to).unwrap(),
         content: text("hi"),
         idempotency_key: key.map(str::to_owned),
@@ -209,6 +210,11 @@ async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys(db: B
         outbound("s1", "15557770002", Some("k1")),
         outbound("ghost", "15557770003", None),
         outbound("s1", "15557770004", None),
+        // The sender took the session to be another organization's: it is not found.
+        NewOutbound {
+            org_id: wagate_core::OrgId::parse("elsewhere").unwrap(),
+            ..outbound("s1", "15557770005", None)
+        },
     ];
     let results = store.accept_outbound(batch, now).await.unwrap();
     let first = results[0].as_ref().unwrap();
@@ -218,6 +224,7 @@ async fn accepting_queues_with_one_event_each_and_honours_idempotency_keys(db: B
     assert_eq!(repeat.message.id, first.message.id, "a key repeated within one batch");
     assert!(matches!(results[2], Err(StoreError::NotFound("session"))));
     assert!(results[3].as_ref().unwrap().created);
+    assert!(matches!(results[4], Err(StoreError::NotFound("session"))));
 
     let again = store.accept_outbound(vec![outbound("s1", "15557770009", Some("k1"))], now).await.unwrap();
     assert_eq!(again[0].as_ref().unwrap().message.id, first.message.id, "a key repeated later");

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use wagate_core::{
     ContactCard, Direction, EditContent, LocationContent, MediaContent, MediaId, MediaKind, MessageContent,
-    MessageId, MessageKind, OrgId, PollContent, ReactionContent, RevokeContent, Session, SessionId, Template,
+    MessageId, MessageKind, OrgId, PollContent, ReactionContent, RevokeContent, SessionId, Template,
     TextContent,
 };
 
 use super::{ApiError, ErrorCode};
+use crate::engine::OwnedSession;
 use crate::media::{LinkError, MediaError};
 use crate::AppState;
 
@@ -183,7 +184,7 @@ impl Purpose {
 /// edits and revokes that name a message by wagate's id must name one of `session`.
 pub(super) async fn send_content(
     state: &AppState,
-    session: &Session,
+    session: &OwnedSession,
     fields: ContentFields,
     template: Option<TemplateRef>,
 ) -> Result<MessageContent, ApiError> {

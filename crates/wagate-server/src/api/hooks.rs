@@ -240,7 +240,7 @@ pub(super) async fn call(
         return Ok(response);
     }
     let call = call_body(&headers, &body)?;
-    let org = state.engine.store().get_session(&hook.session_id).await?.ok_or_else(hook_not_found)?.org_id;
+    let org = state.engine.owned_session(&hook.session_id, false).await?.ok_or_else(hook_not_found)?.org_id;
     let content = match &hook.template {
         Some(name) => {
             let reference = TemplateRef { name: name.clone(), params: call.params };
@@ -254,6 +254,7 @@ pub(super) async fn call(
         let to = Jid::parse_recipient(to).map_err(ApiError::internal)?;
         let new = NewOutbound {
             session_id: hook.session_id.clone(),
+            org_id: org.clone(),
             to,
             content: content.clone(),
             idempotency_key: None,

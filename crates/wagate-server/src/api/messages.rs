@@ -146,7 +146,7 @@ pub(super) async fn send(
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<SendRequest>,
 ) -> Result<Response, ApiError> {
-    let session = visible_session(&state, &caller, &raw).await?;
+    let session = super::owned_session(&state, &caller, &raw).await?;
     let to = body.to.0.clone();
     let content = compose::send_content(&state, &session, body.take_content(), body.template).await?;
     super::orgs::check_daily_quota(&state, &session.org_id, 1).await?;
@@ -166,6 +166,7 @@ pub(super) async fn send(
         body.scheduled_at.as_deref().map(|at| scheduled_time(at, state.engine.now())).transpose()?;
     let new = NewOutbound {
         session_id,
+        org_id: session.org_id,
         to,
         content,
         idempotency_key: idempotency_key(&headers)?,

@@ -32,6 +32,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use wagate_core::{Message, MessageId, Session, SessionId};
 
 use crate::auth::Principal;
+use crate::engine::OwnedSession;
 
 pub(crate) use error::{ApiError, ApiJson, ApiQuery, ErrorCode};
 pub(crate) use hooks::HookLimits;
@@ -247,6 +248,26 @@ pub(super) async fn visible_session(
         Some(session) if caller.sees_session(&session) => Ok(session),
         _ => Err(ApiError::session_not_found(raw)),
     }
+}
+
+/// The session `raw` names with its organization, when the caller may see it: what sending
+/// needs, without reading the session each time (the engine remembers whose it is). What is
+/// remembered can be out of date only for a session deleted and created again on another
+/// node, so a refusal is checked against the database before it is the answer.
+pub(super) async fn owned_session(
+    state: &AppState,
+    caller: &Principal,
+    raw: &str,
+) -> Result<OwnedSession, ApiError> {
+    let id = session_id(raw)?;
+    for fresh in [false, true] {
+        match state.engine.owned_session(&id, fresh).await? {
+            Some(session) if caller.sees(&session.org_id, &session.id) => return Ok(session),
+            Some(_) if !fresh => {}
+            _ => break,
+        }
+    }
+    Err(ApiError::session_not_found(raw))
 }
 
 /// Refuses to ask WhatsApp anything through a session that is not connected: the answer

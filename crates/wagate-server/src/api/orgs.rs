@@ -106,6 +106,7 @@ pub(super) async fn update(
     let id = org_id(&raw)?;
     let change = OrgChange { name: body.name.map(checked_name).transpose()?, quotas: body.quotas };
     let updated = state.engine.store().update_org(&id, change, state.engine.now()).await?;
+    state.engine.org_changed(&id);
     updated.map(Json).ok_or_else(|| org_not_found(&raw))
 }
 
@@ -121,7 +122,9 @@ pub(super) async fn delete(
     if id.as_str() == OrgId::DEFAULT {
         return Err(ApiError::conflict(ErrorCode::OrgNotEmpty, "the default organization cannot be deleted"));
     }
-    match state.engine.store().delete_org(&id).await {
+    let deleted = state.engine.store().delete_org(&id).await;
+    state.engine.org_changed(&id);
+    match deleted {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(org_not_found(&raw)),
         Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
@@ -136,13 +139,12 @@ pub(super) async fn delete(
 /// room for them: 429 `quota_exceeded`, with `Retry-After` until the next UTC midnight.
 /// Sends that race each other may pass it together: the quota is a budget, not a lock.
 pub(super) async fn check_daily_quota(state: &AppState, org: &OrgId, count: u64) -> Result<(), ApiError> {
-    let store = state.engine.store();
-    let Some(quota) = store.get_org(org).await?.and_then(|org| org.quotas.messages_per_day) else {
+    let Some(quota) = state.engine.daily_quota(org).await? else {
         return Ok(());
     };
     let now = state.engine.now();
     let midnight = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let sent = store.count_sent_since(org, midnight).await?;
+    let sent = state.engine.store().count_sent_since(org, midnight).await?;
     if sent.saturating_add(count) <= u64::from(quota) {
         return Ok(());
     }

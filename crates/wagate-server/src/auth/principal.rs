@@ -75,8 +75,12 @@ impl Principal {
 
     /// Whether it may see (and, with the scope, act on) a session.
     pub(crate) fn sees_session(&self, session: &Session) -> bool {
-        self.sees_org(&session.org_id)
-            && self.0.sessions.as_ref().is_none_or(|allowed| allowed.contains(&session.id))
+        self.sees(&session.org_id, &session.id)
+    }
+
+    /// Whether it may see (and, with the scope, act on) the session `id` of `org`.
+    pub(crate) fn sees(&self, org: &OrgId, id: &SessionId) -> bool {
+        self.sees_org(org) && self.0.sessions.as_ref().is_none_or(|allowed| allowed.contains(id))
     }
 
     /// The sessions it is limited to, if it is.

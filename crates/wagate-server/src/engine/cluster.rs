@@ -199,8 +199,8 @@ impl Engine {
         });
     }
 
-    /// Acts on other nodes' signals: work queued for a session here, a reason to beat now, or
-    /// events to read.
+    /// Acts on other nodes' signals: work queued for a session here, a reason to beat now,
+    /// events to read, or a session deleted.
     async fn follow_signals(
         self: Arc<Self>,
         mut signals: mpsc::UnboundedReceiver<Signal>,
@@ -213,6 +213,7 @@ impl Engine {
                 }
                 Signal::Beat => self.membership.beat_now.notify_one(),
                 Signal::Events => self.live.wake(),
+                Signal::Deleted(id) => self.owners.forget_session(&id),
             }
         }
     }

@@ -268,7 +268,13 @@ impl Engine {
         }
         self.forget(&session).await;
         self.slots.lock().remove(id);
+        self.owners.forget_session(id);
         if self.store.delete_session(id).await? {
+            // Other nodes forget its organization too; the accept transaction refuses what
+            // reaches them before the signal does.
+            if self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = self.store.signal(&Signal::Deleted(id.clone())).await;
+            }
             Ok(())
         } else {
             Err(SessionError::NotFound)

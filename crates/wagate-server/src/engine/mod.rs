@@ -7,7 +7,8 @@
 //! - `connections`: number checks and read receipts through a session's open connection;
 //! - `link_codes`: the QR or pairing code a linking session shows, and `sim_bridge`: sim
 //!   messages to sessions on other nodes;
-//! - `changes`: the writes the API asks for, and `live`: the event feed.
+//! - `changes`: the writes the API asks for, and `live`: the event feed;
+//! - `owners`: the organization of each session, and organizations' quotas, for the send path.
 
 mod changes;
 mod cluster;
@@ -15,6 +16,7 @@ mod connections;
 mod lifecycle;
 mod link_codes;
 mod live;
+mod owners;
 mod pacing;
 mod session;
 mod sim_bridge;
@@ -42,6 +44,8 @@ use lifecycle::{Command, Running};
 pub(crate) use link_codes::LinkCode;
 use live::LiveFeed;
 pub(crate) use live::{EventFilter, StreamEnd, Subscription};
+pub(crate) use owners::OwnedSession;
+use owners::Owners;
 pub(crate) use sim_bridge::SimsElsewhere;
 
 /// Why a message was not accepted.
@@ -147,6 +151,8 @@ pub(crate) struct Engine {
     claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Appended>)>,
     /// Status changes of all sessions (sends and receipts), committed in groups.
     statuses: GroupCommit<StatusUpdate, StoreResult<Vec<Appended>>>,
+    /// Sessions' organizations and organizations' quotas, remembered for the send path.
+    owners: Owners,
 }
 
 impl Engine {
@@ -183,6 +189,7 @@ impl Engine {
             accepts,
             claims,
             statuses,
+            owners: Owners::default(),
             store,
             clock,
             config,
@@ -261,13 +268,37 @@ impl Engine {
         Ok(session)
     }
 
-    /// Accepts an outbound message: committed (queued) before this returns.
+    /// The session `id` with its organization (remembered: see `owners`); None when it does
+    /// not exist. `fresh` reads it from the database whatever is remembered.
+    pub(crate) async fn owned_session(
+        &self,
+        id: &SessionId,
+        fresh: bool,
+    ) -> StoreResult<Option<OwnedSession>> {
+        self.owners.session(self.store.as_ref(), id, fresh).await
+    }
+
+    /// An organization's daily message quota (remembered for a second: see `owners`).
+    pub(crate) async fn daily_quota(&self, org: &wagate_core::OrgId) -> StoreResult<Option<u32>> {
+        self.owners.daily_quota(self.store.as_ref(), org, self.now()).await
+    }
+
+    /// Forgets what is remembered of an organization after it was changed.
+    pub(crate) fn org_changed(&self, org: &wagate_core::OrgId) {
+        self.owners.forget_org(org);
+    }
+
+    /// Accepts an outbound message: committed (queued) before this returns. A session that
+    /// does not exist, or is not of `new.org_id`'s organization, is not found.
     pub(crate) async fn accept(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
         let session_id = new.session_id.clone();
         let result = self.accepts.submit(vec![new]).await?.pop();
         let accepted = match result {
             Some(Ok(accepted)) => accepted,
-            Some(Err(StoreError::NotFound(_))) => return Err(AcceptError::SessionNotFound),
+            Some(Err(StoreError::NotFound(_))) => {
+                self.owners.forget_session(&session_id);
+                return Err(AcceptError::SessionNotFound);
+            }
             Some(Err(e)) => return Err(CommitError::Store(e.to_string()).into()),
             None => return Err(CommitError::Store("no answer for an accepted message".into()).into()),
         };

@@ -273,3 +273,50 @@ async fn sim_sessions_on_different_nodes_message_each_other() {
     let received = eventually(|| async { a.messages("alice", "in").await.first().cloned() }).await;
     assert_eq!(received["text"]["body"], "hello back");
 }
+
+#[tokio::test]
+#[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
+async fn a_session_deleted_and_made_again_for_another_organization_is_never_sent_to_by_the_first() {
+    let data_a = TestData::postgres()
+        .await
+        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
+    let data_b = data_a.another_node();
+    let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
+    a.create_org("first", json!({})).await;
+    a.create_org("second", json!({})).await;
+    let first = a.create_key("first", &["messages:send"], None).await;
+    let second = a.create_key("second", &["messages:send", "messages:read"], None).await;
+    let (status, body) =
+        a.post("/v1/sessions", json!({ "id": "shared", "connector": "sim", "org_id": "first" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = json!({ "to": "15550001111", "type": "text", "text": { "body": "hi" } });
+    // Node b learns (and remembers) whose session it is by sending through it.
+    let (status, body) = b.with_key(&first).post("/v1/sessions/shared/messages", text.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // Deleted and made again, for the second organization, through node a.
+    let (status, body) = a.call(a.request(reqwest::Method::DELETE, "/v1/sessions/shared")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) =
+        a.post("/v1/sessions", json!({ "id": "shared", "connector": "sim", "org_id": "second" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // At once, whatever node b still remembers: the first organization's key finds no such
+    // session, and the second's sends through it.
+    let (status, body) = b.with_key(&first).post("/v1/sessions/shared/messages", text.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = b.with_key(&second).post("/v1/sessions/shared/messages", text.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // The operator's key sends through it on node b too (once b has heard of the deletion).
+    let sent = eventually(|| async {
+        let (status, body) = b.post("/v1/sessions/shared/messages", text.clone()).await;
+        (status == StatusCode::ACCEPTED).then_some(body)
+    })
+    .await;
+    let (status, message) = a.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{message}");
+    let mine = a.with_key(&second).get("/v1/sessions/shared/messages?direction=out").await;
+    assert_eq!(mine.0, StatusCode::OK, "{}", mine.1);
+    assert_eq!(mine.1["data"].as_array().map(Vec::len), Some(2), "{}", mine.1);
+}

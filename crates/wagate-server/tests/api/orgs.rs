@@ -128,4 +128,16 @@ async fn a_daily_message_quota_refuses_sends_past_it_with_429_until_midnight() {
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(server.messages("s", "out").await.len(), 2);
+
+    // A quota raised applies to the next send at once (the node forgets the one it used).
+    let (status, body) = server.patch("/v1/orgs/small", json!({ "quotas": { "messages_per_day": 3 } })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.send_text("s", "15550001111", "three").await;
+    let (status, body) = server
+        .post(
+            "/v1/sessions/s/messages",
+            json!({ "to": "15550001111", "type": "text", "text": { "body": "four" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }

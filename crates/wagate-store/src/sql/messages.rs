@@ -61,18 +61,19 @@ impl Messages for Backend {
         let conn: &mut DbConn = &mut writer;
         let now = from_millis(millis(now))?;
         let mut tx = begin(conn).await?;
-        // The sender of each message is its session's JID (None until the session is linked);
-        // a session missing here does not exist.
-        let mut senders: HashMap<SessionId, Option<String>> = HashMap::new();
+        // The sender of each message is its session's JID (None until the session is linked),
+        // and its organization; a session missing here does not exist.
+        let mut senders: HashMap<SessionId, (Option<String>, String)> = HashMap::new();
         let mut wanted: Vec<&str> = batch.iter().map(|n| n.session_id.as_str()).collect();
         wanted.sort_unstable();
         wanted.dedup();
         for chunk in wanted.chunks(ROWS_PER_INSERT) {
-            let mut sql = QueryBuilder::<Db>::new("SELECT id, jid FROM sessions WHERE id IN ");
+            let mut sql = QueryBuilder::<Db>::new("SELECT id, jid, org_id FROM sessions WHERE id IN ");
             push_list(&mut sql, chunk.iter().copied());
-            let rows: Vec<(String, Option<String>)> = sql.build_query_as().fetch_all(&mut *tx).await?;
-            for (id, jid) in rows {
-                senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, jid);
+            let rows: Vec<(String, Option<String>, String)> =
+                sql.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, jid, org) in rows {
+                senders.insert(SessionId::parse(&id).map_err(|_| corrupt("session id", &id))?, (jid, org));
             }
         }
         // Per input: a new message (index into `rows`), an earlier one, or an error.
@@ -86,9 +87,12 @@ impl Messages for Backend {
         let mut keys_in_batch: HashMap<(SessionId, String), usize> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for new in batch {
-            let Some(sender) = senders.get(&new.session_id) else {
-                outcomes.push(Outcome::Missing);
-                continue;
+            let sender = match senders.get(&new.session_id) {
+                Some((jid, org)) if org == new.org_id.as_str() => jid,
+                _ => {
+                    outcomes.push(Outcome::Missing);
+                    continue;
+                }
             };
             if let Some(key) = &new.idempotency_key {
                 if let Some(index) = keys_in_batch.get(&(new.session_id.clone(), key.clone())) {

@@ -93,8 +93,9 @@ pub trait Cluster: Send + Sync {
         command: RemoteCommand,
         now: Timestamp,
     ) -> StoreResult<Option<String>>;
-    /// Tells every node sharing the database something (PostgreSQL NOTIFY); nothing on SQLite.
-    async fn signal(&self, signal: &Signal) -> StoreResult<()>;
+    /// Tells every node sharing the database something (PostgreSQL NOTIFY, one transaction for
+    /// all of `signals`); nothing on SQLite.
+    async fn signal(&self, signals: &[Signal]) -> StoreResult<()>;
     /// What other nodes signal, as it comes; `None` where there can be no other node.
     async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>>;
     /// Every grant of a session's lease, oldest first.

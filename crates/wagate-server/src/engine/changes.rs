@@ -64,7 +64,7 @@ impl Engine {
         if node_id == self.node_id {
             self.drain().await;
         } else {
-            self.store.signal(&Signal::Beat).await?;
+            self.store.signal(&[Signal::Beat]).await?;
         }
         Ok(true)
     }

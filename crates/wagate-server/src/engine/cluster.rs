@@ -24,6 +24,9 @@ pub(crate) struct Membership {
     /// Whether other nodes can share the database (they are heard from): only then is a
     /// session not running here worth a signal.
     pub(super) peers: std::sync::atomic::AtomicBool,
+    /// Sessions on other nodes to wake, waiting for the next signal (`send_wakes`).
+    wakes: parking_lot::Mutex<HashSet<SessionId>>,
+    wakes_waiting: Notify,
 }
 
 impl Membership {
@@ -46,6 +49,8 @@ impl Membership {
             config,
             beat_now: Notify::new(),
             peers: std::sync::atomic::AtomicBool::new(false),
+            wakes: parking_lot::Mutex::default(),
+            wakes_waiting: Notify::new(),
         }
     }
 
@@ -59,6 +64,13 @@ impl Membership {
 
     pub(super) fn set_draining(&self) {
         self.info.lock().unwrap_or_else(|e| e.into_inner()).state = NodeState::Draining;
+    }
+
+    /// Wakes a session that runs on another node, with the next signal.
+    pub(super) fn wake_elsewhere(&self, id: &SessionId) {
+        if self.wakes.lock().insert(id.clone()) {
+            self.wakes_waiting.notify_one();
+        }
     }
 
     pub(super) fn ttl(&self) -> chrono::Duration {
@@ -162,7 +174,7 @@ impl Engine {
             self.command(id, Command::Shutdown(reason)).await;
         }
         if !ids.is_empty() {
-            let _ = self.store.signal(&Signal::Beat).await;
+            let _ = self.store.signal(&[Signal::Beat]).await;
         }
     }
 
@@ -183,6 +195,7 @@ impl Engine {
         if let Some(signals) = signals {
             self.membership.peers.store(true, std::sync::atomic::Ordering::Relaxed);
             self.cluster.spawn(Arc::clone(self).follow_signals(signals, stop.clone()));
+            self.cluster.spawn(Arc::clone(self).send_wakes(stop.clone()));
         }
         self.cluster.spawn(async move {
             loop {
@@ -197,6 +210,20 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// Sends the wakes for other nodes' sessions, all that wait in one signal: one at a time
+    /// in flight, so a burst of sends through this node costs a few notifications, not one per
+    /// message (each notifying commit takes a lock the whole database server shares).
+    async fn send_wakes(self: Arc<Self>, stop: CancellationToken) {
+        while stop.run_until_cancelled(self.membership.wakes_waiting.notified()).await.is_some() {
+            let wakes: Vec<Signal> =
+                std::mem::take(&mut *self.membership.wakes.lock()).into_iter().map(Signal::Wake).collect();
+            if let Err(e) = self.store.signal(&wakes).await {
+                // The nodes running them find the work at their next poll.
+                tracing::warn!(error = %e, "could not wake sessions on other nodes");
+            }
+        }
     }
 
     /// Acts on other nodes' signals: work queued for a session here, a reason to beat now,

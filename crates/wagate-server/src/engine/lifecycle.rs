@@ -173,7 +173,7 @@ impl Engine {
             ..EventFilter::default()
         };
         let mut changes = self.subscription(filter, None).await?;
-        self.store.signal(&Signal::Beat).await?;
+        self.store.signal(&[Signal::Beat]).await?;
         let deadline = tokio::time::Instant::now() + self.membership.ttl().to_std().unwrap_or_default();
         loop {
             let session = self.store.get_session(id).await?.ok_or(SessionError::NotFound)?;
@@ -273,7 +273,7 @@ impl Engine {
             // Other nodes forget its organization too; the accept transaction refuses what
             // reaches them before the signal does.
             if self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = self.store.signal(&Signal::Deleted(id.clone())).await;
+                let _ = self.store.signal(&[Signal::Deleted(id.clone())]).await;
             }
             Ok(())
         } else {

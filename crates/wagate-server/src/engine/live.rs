@@ -85,7 +85,7 @@ impl Log {
         match numbered {
             Ok(0) => {}
             Ok(_) => {
-                if let Err(e) = self.store.signal(&Signal::Events).await {
+                if let Err(e) = self.store.signal(&[Signal::Events]).await {
                     tracing::warn!(error = %e, "cannot tell the other nodes about new events; they read them at their next poll");
                 }
             }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
 use wagate_connect::{Connection, Connector};
-use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Signal, Timestamp};
+use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Timestamp};
 use wagate_store::{
     Accepted, Appended, ClaimRequest, Claimed, Deferral, EventQuery, NewOutbound, SessionChange,
     StatusUpdate, Store, StoreError, StoreResult,
@@ -338,15 +338,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Tells a session's task that work arrived, on whichever node runs it.
+    /// Tells a session's task that work arrived, on whichever node runs it. Another node's
+    /// session is woken by a signal, sent with the others waiting (`cluster::send_wakes`).
     pub(crate) fn wake(&self, id: &SessionId) {
         // Alone on the database (SQLite), a session not running here is not running at all.
         if !self.wake_local(id) && self.membership.peers.load(std::sync::atomic::Ordering::Relaxed) {
-            let store = Arc::clone(&self.store);
-            let signal = Signal::Wake(id.clone());
-            self.cluster.spawn(async move {
-                let _ = store.signal(&signal).await;
-            });
+            self.membership.wake_elsewhere(id);
         }
     }
 

@@ -125,8 +125,14 @@ impl PgStore {
         &self.pool
     }
 
-    async fn send_signal(&self, message: &str) -> StoreResult<()> {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(SIGNALS).bind(message).execute(&self.pool).await?;
+    /// All in one statement, so one transaction: each commit that notifies takes a lock shared
+    /// by the whole database server, so notifying one by one would make every node wait.
+    async fn send_signals(&self, messages: Vec<String>) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, message) FROM unnest($2::text[]) AS message")
+            .bind(SIGNALS)
+            .bind(messages)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

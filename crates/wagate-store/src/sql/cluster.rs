@@ -230,8 +230,11 @@ impl Cluster for Backend {
             .collect()
     }
 
-    async fn signal(&self, signal: &Signal) -> StoreResult<()> {
-        self.send_signal(&signal.to_string()).await
+    async fn signal(&self, signals: &[Signal]) -> StoreResult<()> {
+        if signals.is_empty() {
+            return Ok(());
+        }
+        self.send_signals(signals.iter().map(Signal::to_string).collect()).await
     }
 
     async fn listen(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {

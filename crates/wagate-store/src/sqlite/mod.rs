@@ -156,7 +156,7 @@ impl SqliteStore {
     }
 
     /// One process has the database to itself: there is nobody to signal.
-    async fn send_signal(&self, _message: &str) -> StoreResult<()> {
+    async fn send_signals(&self, _messages: Vec<String>) -> StoreResult<()> {
         Ok(())
     }
 

@@ -50,30 +50,8 @@ pub trait Events: Send + Sync {
     /// The id of the newest numbered event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
     /// Numbers every committed event that has no number yet, in the order they were appended,
-    /// and queues their webhook deliveries. Any node may call it at any time: one numbers at a
-    /// time, and a call that finds another numbering does not wait for it
-    /// ([`Sequenced::Busy`]). Nothing to do on SQLite, which numbers events as they are
+    /// and queues their webhook deliveries; answers how many. Any node may call it at any
+    /// time: calls take turns. Nothing to do on SQLite, which numbers events as they are
     /// appended.
-    async fn sequence_events(&self, now: Timestamp) -> StoreResult<Sequenced>;
-}
-
-/// What one turn of a backend's sequencer did (its `dialect::number_committed`). Only
-/// PostgreSQL numbers after commit; SQLite always finds nothing to do.
-pub(crate) enum Numbering {
-    /// Gave these numbers, first and last.
-    Numbered(i64, i64),
-    /// Found nothing to number.
-    Nothing,
-    /// Another sequencer's turn is in progress.
-    Busy,
-}
-
-/// What a call of [`Events::sequence_events`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sequenced {
-    /// Numbered this many events (0: none were waiting).
-    Numbered(u64),
-    /// Another node was numbering: it numbers what was committed when its turn began, so events
-    /// committed since may still wait for a number. Call again shortly.
-    Busy,
+    async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64>;
 }

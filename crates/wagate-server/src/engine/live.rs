@@ -11,16 +11,12 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 use wagate_core::{Clock, Event, EventId, EventType, OrgId, SessionId, Signal};
-use wagate_store::{EventQuery, Sequenced, Store, StoreError};
+use wagate_store::{EventQuery, Store, StoreError};
 
 use crate::tasks::Tasks;
 
 /// Events read from the log per query.
 const PAGE: u32 = 500;
-
-/// How soon a feed that found another node numbering tries again: that turn numbers what was
-/// committed when it began, and this node's newest events may have come after.
-const BUSY_RETRY: Duration = Duration::from_millis(5);
 
 pub(super) struct LiveFeed {
     log: Arc<Log>,
@@ -81,16 +77,14 @@ struct Log {
 impl Log {
     /// Numbers the events committed since the last call (on any node), and tells the other
     /// nodes' feeds to read them. Nodes take turns; one that finds nothing left to number has
-    /// nothing to announce. False when another node was numbering: this one tries again soon
-    /// ([`BUSY_RETRY`]), for what that turn did not see.
-    async fn number(&self) -> bool {
+    /// nothing to announce.
+    async fn number(&self) {
         let started = std::time::Instant::now();
         let numbered = self.store.sequence_events(self.clock.now()).await;
         crate::metrics::events_numbered(started.elapsed());
         match numbered {
-            Ok(Sequenced::Busy) => return false,
-            Ok(Sequenced::Numbered(0)) => {}
-            Ok(Sequenced::Numbered(_)) => {
+            Ok(0) => {}
+            Ok(_) => {
                 if let Err(e) = self.store.signal(&[Signal::Events]).await {
                     tracing::warn!(error = %e, "cannot tell the other nodes about new events; they read them at their next poll");
                 }
@@ -99,7 +93,6 @@ impl Log {
                 tracing::error!(error = %e, "cannot number new events; trying again at the next wake-up")
             }
         }
-        true
     }
 }
 
@@ -123,7 +116,7 @@ async fn follow(
         }
     };
     loop {
-        let turn_taken = log.number().await;
+        log.number().await;
         loop {
             let query = EventQuery { after: last, limit: PAGE, ..Default::default() };
             match store.list_events(query).await {
@@ -149,7 +142,7 @@ async fn follow(
         }
         tokio::select! {
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(if turn_taken { poll } else { BUSY_RETRY }) => {}
+            _ = tokio::time::sleep(poll) => {}
             () = stop.cancelled() => {}
         }
     }

@@ -177,7 +177,6 @@ impl PgStore {
 /// What differs in PostgreSQL's SQL.
 mod dialect {
     use super::{DbConn, StoreResult};
-    use crate::events::Numbering;
 
     /// Numbers for `count` events being appended: none. Writers on several nodes append at
     /// once, and a number taken inside a transaction would become visible at its commit, out
@@ -192,16 +191,10 @@ mod dialect {
     /// Locking the counter row makes sequencers take turns; the statements after it run on a
     /// newer snapshot (READ COMMITTED), so they see what the previous sequencer numbered and
     /// every event committed since. An event whose writer has not committed yet is numbered by
-    /// a later turn: it comes later in the log, and no reader has moved past it. A sequencer
-    /// that finds the row locked does not queue behind the turn in progress (nodes waiting for
-    /// each other in turn was most of what a second node cost): it answers `Busy`.
-    pub(super) async fn number_committed(conn: &mut DbConn, limit: i64) -> StoreResult<Numbering> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last FROM event_counter FOR UPDATE SKIP LOCKED")
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(last) = last else {
-            return Ok(Numbering::Busy);
-        };
+    /// a later turn: it comes later in the log, and no reader has moved past it.
+    pub(super) async fn number_committed(conn: &mut DbConn, limit: i64) -> StoreResult<Option<(i64, i64)>> {
+        let last: i64 =
+            sqlx::query_scalar("SELECT last FROM event_counter FOR UPDATE").fetch_one(&mut *conn).await?;
         let numbered: i64 = sqlx::query_scalar(
             "WITH batch AS (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM events \
              WHERE seq IS NULL ORDER BY pk LIMIT $2), \
@@ -213,10 +206,10 @@ mod dialect {
         .fetch_one(&mut *conn)
         .await?;
         if numbered == 0 {
-            return Ok(Numbering::Nothing);
+            return Ok(None);
         }
         sqlx::query("UPDATE event_counter SET last = $1").bind(last + numbered).execute(&mut *conn).await?;
-        Ok(Numbering::Numbered(last + 1, last + numbered))
+        Ok(Some((last + 1, last + numbered)))
     }
 
     /// The elements of a JSON array (as `value`), as a table.

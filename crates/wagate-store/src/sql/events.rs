@@ -7,8 +7,7 @@ use wagate_core::{
 };
 
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
-use crate::events::Numbering;
-use crate::{Appended, EventQuery, Events, Sequenced, StoreError, StoreResult};
+use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
 pub(super) const ROWS_PER_INSERT: usize = 500;
@@ -170,7 +169,7 @@ impl Events for Backend {
         Ok(event)
     }
 
-    async fn sequence_events(&self, now: Timestamp) -> StoreResult<Sequenced> {
+    async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64> {
         let now = from_millis(millis(now))?;
         // Most calls find nothing to number (always on SQLite, which numbers as it appends):
         // a read answers that without taking the writer or the sequencer's turn.
@@ -178,25 +177,21 @@ impl Events for Backend {
             .fetch_one(self.readers())
             .await?;
         if !waiting {
-            return Ok(Sequenced::Numbered(0));
+            return Ok(0);
         }
         let mut numbered = 0;
         loop {
             let mut writer = self.writer().await?;
             let mut tx = begin(&mut writer).await?;
-            let (first, last) = match dialect::number_committed(&mut tx, SEQUENCE_BATCH).await? {
-                Numbering::Numbered(first, last) => (first, last),
-                Numbering::Nothing => return Ok(Sequenced::Numbered(numbered)),
-                // What this call numbered so far is committed; the rest is the other turn's.
-                Numbering::Busy if numbered > 0 => return Ok(Sequenced::Numbered(numbered)),
-                Numbering::Busy => return Ok(Sequenced::Busy),
+            let Some((first, last)) = dialect::number_committed(&mut tx, SEQUENCE_BATCH).await? else {
+                return Ok(numbered);
             };
             queue_deliveries(&mut tx, first, last, now).await?;
             tx.commit().await?;
             let count = last - first + 1;
             numbered += count as u64;
             if count < SEQUENCE_BATCH {
-                return Ok(Sequenced::Numbered(numbered));
+                return Ok(numbered);
             }
         }
     }

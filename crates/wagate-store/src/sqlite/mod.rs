@@ -170,7 +170,6 @@ impl SqliteStore {
 /// What differs in SQLite's SQL.
 mod dialect {
     use super::{DbConn, StoreResult};
-    use crate::events::Numbering;
 
     /// Numbers for `count` events being appended; answers the last. SQLite has one writer at a
     /// time, so numbers taken inside a transaction are in commit order. AUTOINCREMENT keeps
@@ -185,8 +184,8 @@ mod dialect {
 
     /// Numbers committed events that have none: there are none, every event was numbered as
     /// it was appended.
-    pub(super) async fn number_committed(_conn: &mut DbConn, _limit: i64) -> StoreResult<Numbering> {
-        Ok(Numbering::Nothing)
+    pub(super) async fn number_committed(_conn: &mut DbConn, _limit: i64) -> StoreResult<Option<(i64, i64)>> {
+        Ok(None)
     }
 
     /// The elements of a JSON array (as `value`), as a table.

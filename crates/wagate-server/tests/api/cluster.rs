@@ -25,6 +25,17 @@ pub(crate) fn node_config(data: &TestData, id: &str) -> Config {
     config
 }
 
+/// Nodes `node-a` and `node-b` on one new PostgreSQL database.
+async fn two_nodes() -> (TestServer, TestServer) {
+    let data_a = TestData::postgres()
+        .await
+        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
+    let data_b = data_a.another_node();
+    let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
+    (a, b)
+}
+
 /// How many sessions each node holds, by node id (dead nodes included).
 async fn spread(server: &TestServer) -> HashMap<String, (String, u64)> {
     let (status, body) = server.get("/v1/cluster/nodes").await;
@@ -231,12 +242,7 @@ async fn a_drained_node_hands_its_sessions_over_at_once_and_any_node_answers() {
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn sim_sessions_on_different_nodes_message_each_other() {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
-    let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
-    let data_b = data_a.another_node();
-    let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
+    let (a, b) = two_nodes().await;
     // Each links through its own node, which runs it.
     a.link("alice", "15550001111").await;
     b.link("bob", "15550002222").await;
@@ -277,12 +283,7 @@ async fn sim_sessions_on_different_nodes_message_each_other() {
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn a_session_deleted_and_made_again_for_another_organization_is_never_sent_to_by_the_first() {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
-    let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
-    let data_b = data_a.another_node();
-    let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
+    let (a, b) = two_nodes().await;
     a.create_org("first", json!({})).await;
     a.create_org("second", json!({})).await;
     let first = a.create_key("first", &["messages:send"], None).await;

@@ -100,41 +100,30 @@ pub(super) struct ContentFields {
     pub(super) revoke: Option<RevokeContent>,
 }
 
-/// The `type` of a send: every kind of message, or `template`.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "described in the document, never built")]
-pub(super) enum SendKind {
-    Text,
-    Image,
-    Video,
-    Audio,
-    Document,
-    Sticker,
-    Location,
-    Contacts,
-    Reaction,
-    Poll,
-    Edit,
-    Revoke,
-    Template,
+/// The `type` of a send, as the document lists it: what [`Purpose::Send`] takes.
+pub(super) struct SendKind;
+
+/// The `type` of a template's or campaign's body, as the document lists it: what
+/// [`Purpose::Template`] takes.
+pub(super) struct BodyKind;
+
+impl utoipa::PartialSchema for SendKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        Purpose::Send.schema("The `type` of a send: every kind of message, or `template`.")
+    }
 }
 
-/// The `type` of a template's or campaign's body: every kind that says something of its own.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "described in the document, never built")]
-pub(super) enum BodyKind {
-    Text,
-    Image,
-    Video,
-    Audio,
-    Document,
-    Sticker,
-    Location,
-    Contacts,
-    Poll,
+impl utoipa::ToSchema for SendKind {}
+
+impl utoipa::PartialSchema for BodyKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        Purpose::Template.schema(
+            "The `type` of a template's or campaign's body: every kind that says something of its own.",
+        )
+    }
 }
+
+impl utoipa::ToSchema for BodyKind {}
 
 /// The file of a media message: one of `media_id`, `link` or `data`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -172,11 +161,25 @@ impl Purpose {
         self != Purpose::Template || !kind.acts_on_a_message()
     }
 
-    /// The `type` values this entry point takes, for error messages.
-    fn supported(self) -> String {
+    /// The `type` values this entry point takes.
+    fn kinds(self) -> Vec<&'static str> {
         let kinds = MessageKind::ALL.into_iter().filter(|k| self.takes(*k)).map(MessageKind::as_str);
         let template = (self == Purpose::Send).then_some("template");
-        kinds.chain(template).collect::<Vec<_>>().join(", ")
+        kinds.chain(template).collect()
+    }
+
+    /// The `type` values this entry point takes, for error messages.
+    fn supported(self) -> String {
+        self.kinds().join(", ")
+    }
+
+    /// Its `type` values as the OpenAPI document describes them.
+    fn schema(self, description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(description))
+            .enum_values(Some(self.kinds()))
+            .into()
     }
 }
 

@@ -8,20 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 SESSIONS=${1:-6}
-SERVER=${WAGATE_BENCH_POSTGRES:?set WAGATE_BENCH_POSTGRES to a PostgreSQL server URL (no database)}
-DB=wagate_failover_$$
-psql "$SERVER/postgres" -qc "CREATE DATABASE $DB"
-WORK=$(mktemp -d)
-cleanup() {
-    kill "${PIDS[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    psql "$SERVER/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-    rm -rf "$WORK"
-}
-PIDS=()
-trap cleanup EXIT
-cargo build -q --release -p wagate-server
-export WAGATE_DATABASE_URL="$SERVER/$DB" WAGATE_ADMIN_KEY=bench RUST_LOG=warn
+source crates/wagate-bench/scripts/cluster.sh
 export WAGATE_CONNECTORS__SIM__QR_INTERVAL_MS=60000
 start() { # id port
     WAGATE_NODE_ID=$1 WAGATE_LISTEN=127.0.0.1:$2 WAGATE_DATA_DIR=$WORK/$1 target/release/wagate serve &

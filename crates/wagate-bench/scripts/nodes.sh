@@ -9,21 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NODES=${1:-3}
 MESSAGES=${2:-10000}
-SERVER=${WAGATE_BENCH_POSTGRES:?set WAGATE_BENCH_POSTGRES to a PostgreSQL server URL (no database)}
-DB=wagate_nodes_$$
-psql "$SERVER/postgres" -qc "CREATE DATABASE $DB"
-WORK=$(mktemp -d)
-cleanup() {
-    kill "${PIDS[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    psql "$SERVER/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-    rm -rf "$WORK"
-}
-PIDS=()
-trap cleanup EXIT
-cargo build -q --release -p wagate-server -p wagate-bench
-export WAGATE_DATABASE_URL="$SERVER/$DB" WAGATE_ADMIN_KEY=bench RUST_LOG=warn
-export WAGATE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+source crates/wagate-bench/scripts/cluster.sh
 export WAGATE_CONNECTORS__SIM__DELIVERY_DELAY_MS=0 WAGATE_CONNECTORS__SIM__READ_DELAY_MS=0
 # Limits no run reaches: the figure is the gateway's, not the rate limiter's.
 export WAGATE_RATE_LIMITS__KEY_PER_SECOND=1000000 WAGATE_RATE_LIMITS__KEY_BURST=1000000

@@ -111,10 +111,7 @@ fn checked_description(description: Option<String>) -> Result<Option<String>, Ap
 #[schema(example = json!({"url": "https://example.com/wagate", "events": ["message.*", "session.status"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateWebhook {
-    #[schema(
-        max_length = 2048,
-        pattern = "^[hH][tT][tT][pP][sS]?://[A-Za-z][A-Za-z0-9-]*(?:\\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?$"
-    )]
+    #[schema(value_type = WebhookUrl)]
     url: String,
     /// Every event when absent.
     #[schema(value_type = Option<Vec<wagate_core::EventFilter>>, min_items = 1, max_items = 50)]
@@ -189,10 +186,7 @@ pub(super) async fn get(
 #[schema(example = json!({"enabled": true, "events": ["message.received"]}))]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateWebhook {
-    #[schema(
-        max_length = 2048,
-        pattern = "^[hH][tT][tT][pP][sS]?://[A-Za-z][A-Za-z0-9-]*(?:\\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?$"
-    )]
+    #[schema(value_type = Option<WebhookUrl>)]
     url: Option<String>,
     #[schema(value_type = Option<Vec<wagate_core::EventFilter>>, min_items = 1, max_items = 50)]
     events: Option<Vec<String>>,
@@ -350,6 +344,25 @@ pub(super) struct Replay {
     #[schema(value_type = Option<EventBoundSchema>)]
     until: Option<String>,
 }
+
+/// How the document shows a webhook's URL: `http(s)://`, a host name, a port, a path; at most
+/// 2,048 characters.
+struct WebhookUrl;
+
+impl utoipa::PartialSchema for WebhookUrl {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(2048))
+            .pattern(Some(
+                r"^[hH][tT][tT][pP][sS]?://[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z][A-Za-z0-9-]*)*(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?$",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WebhookUrl {}
 
 /// How the document shows where a replay starts or ends: an event id or an RFC 3339 time.
 struct EventBoundSchema;

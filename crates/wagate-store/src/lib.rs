@@ -17,7 +17,8 @@
 //!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
 //! - `begin` (a write transaction: `sql/tx.rs`), re-exported from `tx`;
 //! - `dialect::{number_at_append, number_committed, json_elements, json_text_elements,
-//!   SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the only SQL that differs.
+//!   APPEND_ORDER, NUMBERED_AT_APPEND, SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the only
+//!   SQL that differs.
 //!
 //! A query that one database cannot run goes into `dialect`, on both sides.
 

@@ -627,8 +627,9 @@ type Schema = BTreeMap<String, (BTreeSet<String>, BTreeMap<String, Vec<String>>)
 
 /// The SQLite and PostgreSQL migrations build the same schema: the same tables, columns and
 /// indexes. The known differences: PostgreSQL's `event_counter` (gapless event numbers), its
-/// events' `pk` and the index of events not yet numbered (it numbers events after commit), and
-/// the `rowid` columns it spells out where SQLite has one implicitly.
+/// events' `pk`, the index of events not yet numbered and the unique index of their numbers
+/// (it numbers events after commit; SQLite's `seq` is the row's own key), and the `rowid`
+/// columns it spells out where SQLite has one implicitly.
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn both_backends_build_the_same_schema() {
@@ -645,6 +646,7 @@ async fn both_backends_build_the_same_schema() {
     assert!(postgres.remove("event_counter").is_some(), "{postgres:?}");
     let (event_columns, event_indexes) = postgres.get_mut("events").unwrap();
     assert!(event_columns.remove("pk") && event_indexes.remove("events_unsequenced").is_some());
+    assert_eq!(event_indexes.remove("events_seq_key"), Some(vec!["seq".to_owned()]));
     for (columns, _) in postgres.values_mut() {
         columns.remove("rowid");
     }

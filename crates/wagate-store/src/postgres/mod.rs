@@ -225,6 +225,9 @@ mod dialect {
     /// The column events are appended in order of (events are numbered after they commit, in this order).
     pub(super) const APPEND_ORDER: &str = "pk";
 
+    /// Events are numbered by the sequencer once committed, not as they are appended.
+    pub(super) const NUMBERED_AT_APPEND: bool = false;
+
     /// Row locks for a claim: rows another transaction is claiming are skipped, not waited for.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 

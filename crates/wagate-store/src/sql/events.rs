@@ -171,8 +171,11 @@ impl Events for Backend {
 
     async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64> {
         let now = from_millis(millis(now))?;
-        // Most calls find nothing to number (always on SQLite, which numbers as it appends):
-        // a read answers that without taking the writer or the sequencer's turn.
+        if dialect::NUMBERED_AT_APPEND {
+            return Ok(0);
+        }
+        // Most calls find nothing to number: a read answers that without taking the writer or
+        // the sequencer's turn.
         let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)")
             .fetch_one(self.readers())
             .await?;

@@ -201,6 +201,9 @@ mod dialect {
     /// The column events are appended in order of (every event is numbered as it is appended).
     pub(super) const APPEND_ORDER: &str = "seq";
 
+    /// Every event is numbered as it is appended: the sequencer never has anything to do.
+    pub(super) const NUMBERED_AT_APPEND: bool = true;
+
     /// Row locks for a claim: SQLite has one writer, so none are needed.
     pub(super) const SKIP_LOCKED: &str = "";
 

@@ -25,11 +25,16 @@ pub(crate) fn node_config(data: &TestData, id: &str) -> Config {
     config
 }
 
+/// The first node's data on a new PostgreSQL database; other nodes join with `another_node`.
+pub(crate) async fn cluster_data() -> Arc<TestData> {
+    TestData::postgres()
+        .await
+        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR))
+}
+
 /// Nodes `node-a` and `node-b` on one new PostgreSQL database.
 async fn two_nodes() -> (TestServer, TestServer) {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let data_a = cluster_data().await;
     let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
     let data_b = data_a.another_node();
     let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
@@ -95,9 +100,7 @@ async fn assert_one_owner_at_a_time(server: &TestServer, store: &PgStore, sessio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn sessions_spread_over_nodes_and_move_off_a_killed_one_without_losing_a_message() {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let data_a = cluster_data().await;
     let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
     let sessions: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
     for (i, id) in sessions.iter().enumerate() {
@@ -189,9 +192,7 @@ async fn sessions_spread_over_nodes_and_move_off_a_killed_one_without_losing_a_m
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn a_drained_node_hands_its_sessions_over_at_once_and_any_node_answers() {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let data_a = cluster_data().await;
     let mut config_a = node_config(&data_a, "node-a");
     // Long leases: sessions that move before they run out were handed over, not abandoned.
     config_a.node.lease_ttl_ms = 30_000;

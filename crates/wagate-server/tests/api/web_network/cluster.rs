@@ -7,17 +7,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::{assert_unhandled_is_empty, contact, control, device, link, look, network, reach, statuses};
-use crate::cluster::node_config;
-use crate::common::{eventually, TestData, TestServer};
+use crate::cluster::{cluster_data, node_config};
+use crate::common::{eventually, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn a_web_session_moves_off_a_killed_node_with_its_keys_and_loses_nothing() {
     let network = network().await;
     contact(&network, "15557770001", "Carol").await;
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let data_a = cluster_data().await;
     let mut config_a = node_config(&data_a, "node-a");
     reach(&mut config_a, &network);
     let a = tokio::task::block_in_place(|| TestServer::start_killable(Arc::clone(&data_a), config_a));

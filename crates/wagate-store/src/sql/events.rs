@@ -170,10 +170,10 @@ impl Events for Backend {
     }
 
     async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64> {
-        let now = from_millis(millis(now))?;
         if dialect::NUMBERED_AT_APPEND {
             return Ok(0);
         }
+        let now = from_millis(millis(now))?;
         // Most calls find nothing to number: a read answers that without taking the writer or
         // the sequencer's turn.
         let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)")

@@ -176,7 +176,7 @@ impl PgStore {
 
 /// What differs in PostgreSQL's SQL.
 mod dialect {
-    use super::{DbConn, StoreResult};
+    use super::{DbConn, DbPool, StoreResult};
 
     /// Numbers for `count` events being appended: none. Writers on several nodes append at
     /// once, and a number taken inside a transaction would become visible at its commit, out
@@ -192,12 +192,18 @@ mod dialect {
     /// newer snapshot (READ COMMITTED), so they see what the previous sequencer numbered and
     /// every event committed since. An event whose writer has not committed yet is numbered by
     /// a later turn: it comes later in the log, and no reader has moved past it.
+    ///
+    /// The events waiting are listed in `events_pending` (by a trigger on `events`, in their
+    /// writer's transaction); a turn takes them off it. A row listed there whose event is gone
+    /// or already numbered (by a node of an earlier version) is taken off and numbers nothing.
     pub(super) async fn number_committed(conn: &mut DbConn, limit: i64) -> StoreResult<Option<(i64, i64)>> {
         let last: i64 =
             sqlx::query_scalar("SELECT last FROM event_counter FOR UPDATE").fetch_one(&mut *conn).await?;
         let numbered: i64 = sqlx::query_scalar(
-            "WITH batch AS (SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM events \
-             WHERE seq IS NULL ORDER BY pk LIMIT $2), \
+            "WITH taken AS (DELETE FROM events_pending WHERE pk = ANY \
+             (ARRAY(SELECT pk FROM events_pending ORDER BY pk LIMIT $2)) RETURNING pk), \
+             batch AS (SELECT e.pk, row_number() OVER (ORDER BY e.pk) AS n FROM events e \
+             JOIN taken ON taken.pk = e.pk WHERE e.seq IS NULL), \
              numbered AS (UPDATE events e SET seq = $1 + batch.n FROM batch WHERE e.pk = batch.pk RETURNING 1) \
              SELECT COUNT(*) FROM numbered",
         )
@@ -211,6 +217,27 @@ mod dialect {
         sqlx::query("UPDATE event_counter SET last = $1").bind(last + numbered).execute(&mut *conn).await?;
         Ok(Some((last + 1, last + numbered)))
     }
+
+    /// Numbers between two cleanups of the list of waiting events.
+    const TIDY_EVERY: i64 = 10_000;
+
+    /// After a turn numbered `first..=last`: clears the rows the turns took off the list of
+    /// waiting events, once every [`TIDY_EVERY`] numbers (by the one turn that crosses a
+    /// multiple). Until a vacuum clears them, each look at the list walks past them; autovacuum
+    /// comes at most once a minute, a million rows late at the rates wagate reaches. A vacuum
+    /// of the small table takes a millisecond or two, and another node's is skipped, not waited for.
+    pub(super) async fn tidy_numbered(pool: &DbPool, first: i64, last: i64) -> StoreResult<()> {
+        if (first - 1) / TIDY_EVERY == last / TIDY_EVERY {
+            return Ok(());
+        }
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) events_pending").execute(pool).await?;
+        Ok(())
+    }
+
+    /// Whether events wait to be numbered, and how many and since when.
+    pub(super) const ANY_UNNUMBERED: &str = "SELECT EXISTS (SELECT 1 FROM events_pending)";
+    pub(super) const UNNUMBERED: &str =
+        "SELECT COUNT(*), MIN(e.created_at) FROM events_pending p JOIN events e ON e.pk = p.pk";
 
     /// The elements of a JSON array (as `value`), as a table.
     pub(super) fn json_elements(array: &str) -> String {

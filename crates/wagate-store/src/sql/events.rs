@@ -176,9 +176,7 @@ impl Events for Backend {
         let now = from_millis(millis(now))?;
         // Most calls find nothing to number: a read answers that without taking the writer or
         // the sequencer's turn.
-        let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)")
-            .fetch_one(self.readers())
-            .await?;
+        let waiting: bool = sqlx::query_scalar(dialect::ANY_UNNUMBERED).fetch_one(self.readers()).await?;
         if !waiting {
             return Ok(0);
         }
@@ -186,11 +184,19 @@ impl Events for Backend {
         loop {
             let mut writer = self.writer().await?;
             let mut tx = begin(&mut writer).await?;
-            let Some((first, last)) = dialect::number_committed(&mut tx, SEQUENCE_BATCH).await? else {
-                return Ok(numbered);
-            };
-            queue_deliveries(&mut tx, first, last, now).await?;
+            let turn = dialect::number_committed(&mut tx, SEQUENCE_BATCH).await?;
+            if let Some((first, last)) = turn {
+                queue_deliveries(&mut tx, first, last, now).await?;
+            }
+            // Committed even when nothing was numbered: what the turn took off the waiting list
+            // without numbering (see `number_committed`) stays off it.
             tx.commit().await?;
+            let Some((first, last)) = turn else { return Ok(numbered) };
+            drop(writer);
+            // What was numbered is committed: a cleanup that fails is tried at the next multiple.
+            if let Err(e) = dialect::tidy_numbered(self.readers(), first, last).await {
+                tracing::warn!(error = %e, "could not clear the list of events waiting to be numbered");
+            }
             let count = last - first + 1;
             numbered += count as u64;
             if count < SEQUENCE_BATCH {

@@ -42,9 +42,7 @@ impl Store for Backend {
         .fetch_one(self.readers())
         .await?;
         let (unnumbered, unnumbered_oldest): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM events WHERE seq IS NULL")
-                .fetch_one(self.readers())
-                .await?;
+            sqlx::query_as(dialect::UNNUMBERED).fetch_one(self.readers()).await?;
         let lock_waits: i64 = sqlx::query_scalar(dialect::LOCK_WAITS).fetch_one(self.readers()).await?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(Stats {

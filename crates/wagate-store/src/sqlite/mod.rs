@@ -169,7 +169,7 @@ impl SqliteStore {
 
 /// What differs in SQLite's SQL.
 mod dialect {
-    use super::{DbConn, StoreResult};
+    use super::{DbConn, DbPool, StoreResult};
 
     /// Numbers for `count` events being appended; answers the last. SQLite has one writer at a
     /// time, so numbers taken inside a transaction are in commit order. AUTOINCREMENT keeps
@@ -187,6 +187,16 @@ mod dialect {
     pub(super) async fn number_committed(_conn: &mut DbConn, _limit: i64) -> StoreResult<Option<(i64, i64)>> {
         Ok(None)
     }
+
+    /// After a sequencer turn: there are none.
+    pub(super) async fn tidy_numbered(_pool: &DbPool, _first: i64, _last: i64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Whether events wait to be numbered, and how many and since when: none ever does (`seq`
+    /// is the row's key).
+    pub(super) const ANY_UNNUMBERED: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL)";
+    pub(super) const UNNUMBERED: &str = "SELECT COUNT(*), MIN(created_at) FROM events WHERE seq IS NULL";
 
     /// The elements of a JSON array (as `value`), as a table.
     pub(super) fn json_elements(array: &str) -> String {

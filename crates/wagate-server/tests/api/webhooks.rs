@@ -122,6 +122,23 @@ async fn a_delivery_that_exhausts_its_schedule_fails_and_can_be_retried_by_hand(
     assert_eq!(body["error"]["code"], "delivery_not_found");
 }
 
+/// The worker is woken by new events, not only by its poll: with both polls (the webhook
+/// worker's and the live feed's) an hour apart, a message's events still reach the webhook.
+#[tokio::test]
+async fn a_delivery_starts_when_its_event_is_numbered_not_at_the_next_poll() {
+    let server = TestServer::start_with(|c| {
+        c.webhooks.poll_interval_ms = nz(3_600_000);
+        c.events.poll_interval_ms = nz(3_600_000);
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    server.create_webhook(&receiver.url, json!(["message.received"])).await;
+    two_sessions(&server).await;
+    server.send_text("alice", "15550002222", "woken").await;
+    let hits = receiver.wait_for(1).await;
+    assert_eq!(hits[0].event()["data"]["text"]["body"], "woken");
+}
+
 #[tokio::test]
 async fn nothing_is_lost_while_the_receiver_is_down() {
     // Retries every 50 ms for long enough to outlast the outage.

@@ -587,19 +587,30 @@ async fn claims_take_no_more_than_the_free_slots_oldest_first(db: Backend) {
     assert_eq!(delivered[0].attempts[0].status_code, Some(200));
 }
 
+/// A folder holding the migrations of `backend` (`sqlite` or `postgres`) numbered below
+/// `before`: run on a new database, they leave it as an earlier release did.
+fn migrations_before(backend: &str, before: &str) -> TempDir {
+    let folder = TempDir::new().unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    for file in std::fs::read_dir(&migrations).unwrap() {
+        let name = file.unwrap().file_name().into_string().unwrap();
+        if name.as_str() < before {
+            std::fs::copy(migrations.join(&name), folder.path().join(&name)).unwrap();
+        }
+    }
+    folder
+}
+
 #[tokio::test]
 async fn upgrading_keeps_the_event_log_and_never_reuses_an_event_id() {
     use sqlx::{ConnectOptions, Executor};
     let dir = TempDir::new().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     // A database as the first release left it: only the first migration, three events, the last deleted.
-    let first = dir.path().join("first");
-    std::fs::create_dir(&first).unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    std::fs::copy(migrations.join("0001_init.sql"), first.join("0001_init.sql")).unwrap();
+    let first = migrations_before("sqlite", "0002");
     let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
     let mut conn = options.create_if_missing(true).connect().await.unwrap();
-    sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    sqlx::migrate::Migrator::new(first.path()).await.unwrap().run(&mut conn).await.unwrap();
     let data = r#"{"status":"created","reason":null,"phone":null,"jid":null}"#;
     conn.execute(
         format!(
@@ -633,16 +644,9 @@ async fn upgrading_postgres_numbers_the_events_waiting_once_each() {
     let db = TestDatabase::create(&server).await.unwrap();
     // The database as the release before the list of waiting events left it: one event
     // numbered, one committed and waiting.
-    let dir = TempDir::new().unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for entry in std::fs::read_dir(&migrations).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_str().unwrap() < "0012" {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let before = migrations_before("postgres", "0012");
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
-    sqlx::migrate::Migrator::new(dir.path()).await.unwrap().run(&mut conn).await.unwrap();
+    sqlx::migrate::Migrator::new(before.path()).await.unwrap().run(&mut conn).await.unwrap();
     let data = r#"{"status":"created","reason":null,"phone":null,"jid":null}"#;
     let insert = |session: &str| {
         format!(
@@ -804,18 +808,10 @@ async fn upgrading_moves_everything_into_the_default_organization() {
     let dir = TempDir::new().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     // A database as the release before organizations left it, with a session, a template and an event.
-    let before = dir.path().join("before");
-    std::fs::create_dir(&before).unwrap();
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for file in std::fs::read_dir(&migrations).unwrap() {
-        let name = file.unwrap().file_name().into_string().unwrap();
-        if name.as_str() < "0013" {
-            std::fs::copy(migrations.join(&name), before.join(&name)).unwrap();
-        }
-    }
+    let before = migrations_before("sqlite", "0013");
     let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
     let mut conn = options.create_if_missing(true).connect().await.unwrap();
-    sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    sqlx::migrate::Migrator::new(before.path()).await.unwrap().run(&mut conn).await.unwrap();
     let data = r#"{"status":"created","reason":null,"phone":null,"jid":null}"#;
     conn.execute(
         format!(

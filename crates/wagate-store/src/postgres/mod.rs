@@ -50,7 +50,7 @@ use sqlx::{PgConnection, PgPool, Postgres};
 use crate::keyring::Keyring;
 use crate::{NotReady, StoreResult};
 use tx::begin;
-use values::{corrupt, from_json, from_millis, millis, push_list};
+use values::{corrupt, from_json, from_millis, millis, push_list, push_numbers};
 
 type Db = Postgres;
 type DbConn = PgConnection;
@@ -247,7 +247,22 @@ mod dialect {
 
     /// The elements of a JSON array of strings (as `value`, text), as a table.
     pub(super) fn json_text_elements(array: &str) -> String {
-        format!("jsonb_array_elements_text(CAST({array} AS jsonb))")
+        let [open, close] = JSON_TEXT_ELEMENTS;
+        format!("{open}{array}{close}")
+    }
+
+    /// [`json_text_elements`] as the SQL before and after the array.
+    pub(super) const JSON_TEXT_ELEMENTS: [&str; 2] = ["jsonb_array_elements_text(CAST(", " AS jsonb))"];
+
+    /// A value among a subquery's rows, the SQL before and after the subquery: `= ANY
+    /// (ARRAY(…))` runs the subquery once and looks the values up in an index, where `IN (…)`
+    /// may be planned as a join that reads all of a session's messages, say.
+    pub(super) const AMONG: [&str; 2] = [" = ANY (ARRAY(", "))"];
+
+    /// The rows of a JSON array of arrays as the table `r`: a row's array as `r.value`, its place
+    /// in the array (from 1) as `r.n`.
+    pub(super) fn json_rows(array: &str) -> String {
+        format!("jsonb_array_elements(CAST({array} AS jsonb)) WITH ORDINALITY AS r (value, n)")
     }
 
     /// The column events are appended in order of (events are numbered after they commit, in this order).

@@ -5,7 +5,8 @@ use sqlx::{QueryBuilder, Row};
 use wagate_core::{ActorKind, AuditEntry, AuditId, OrgId, Timestamp};
 
 use super::events::ROWS_PER_INSERT;
-use super::{begin, corrupt, from_json, from_millis, millis, Backend, Db, DbConn, DbRow};
+use super::values::json_array;
+use super::{begin, corrupt, dialect, from_json, from_millis, millis, Backend, Db, DbConn, DbRow};
 use crate::{AuditLog, AuditQuery, StoreResult};
 
 fn from_row(row: &DbRow) -> StoreResult<AuditEntry> {
@@ -35,23 +36,32 @@ impl AuditLog for Backend {
         }
         let mut writer = self.writer().await?;
         let mut tx = begin(&mut writer).await?;
-        for chunk in entries.chunks(ROWS_PER_INSERT / 2) {
-            let mut sql = QueryBuilder::<Db>::new(
-                "INSERT INTO audit_log (at, request_id, actor_kind, actor_id, org_id, source, method, route, target, status) ",
-            );
-            sql.push_values(chunk, |mut row, entry| {
-                row.push_bind(millis(entry.at))
-                    .push_bind(entry.request_id.as_deref())
-                    .push_bind(entry.actor_kind.as_str())
-                    .push_bind(entry.actor_id.as_deref())
-                    .push_bind(entry.org_id.as_ref().map(OrgId::as_str))
-                    .push_bind(entry.source.as_deref())
-                    .push_bind(entry.method.as_str())
-                    .push_bind(entry.route.as_str())
-                    .push_bind(serde_json::to_string(&entry.target).unwrap_or_else(|_| "{}".into()))
-                    .push_bind(i64::from(entry.status));
-            });
-            sql.build().execute(&mut *tx).await?;
+        let sql = format!(
+            "INSERT INTO audit_log (at, request_id, actor_kind, actor_id, org_id, source, method, route, target, status) \
+             SELECT CAST(r.value ->> 0 AS BIGINT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
+             r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, CAST(r.value ->> 9 AS BIGINT) \
+             FROM {} ORDER BY r.n",
+            dialect::json_rows("$1")
+        );
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|entry| {
+                    (
+                        millis(entry.at),
+                        entry.request_id.as_deref(),
+                        entry.actor_kind.as_str(),
+                        entry.actor_id.as_deref(),
+                        entry.org_id.as_ref().map(OrgId::as_str),
+                        entry.source.as_deref(),
+                        entry.method.as_str(),
+                        entry.route.as_str(),
+                        serde_json::to_string(&entry.target).unwrap_or_else(|_| "{}".into()),
+                        i64::from(entry.status),
+                    )
+                })
+                .collect();
+            sqlx::query(&sql).bind(json_array(&values)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -120,7 +120,7 @@ pub(super) async fn complete_finished(
         return Ok(Vec::new());
     }
     let mut sql = QueryBuilder::<Db>::new("UPDATE campaigns SET state = 'completed', updated_at = ");
-    sql.push_bind(millis(now)).push(" WHERE state = 'running' AND id IN ");
+    sql.push_bind(millis(now)).push(" WHERE state = 'running' AND id");
     push_list(&mut sql, ids.iter().map(|id| id.as_str()));
     sql.push(
         " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = campaigns.id \

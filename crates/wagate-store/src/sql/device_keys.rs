@@ -41,7 +41,7 @@ pub(super) async fn get(
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql =
             QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM device_keys WHERE session_id = "));
-        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key");
         push_list(&mut sql, chunk.iter().copied());
         for row in sql.build().fetch_all(pool).await? {
             found.push(from_row(&row, keyring, session)?);
@@ -79,7 +79,7 @@ pub(super) async fn any(
         return Ok(false);
     }
     let mut sql = QueryBuilder::<Db>::new("SELECT 1 FROM device_keys WHERE session_id = ");
-    sql.push_bind(session.as_str()).push(" AND kind IN ");
+    sql.push_bind(session.as_str()).push(" AND kind");
     push_list(&mut sql, kinds.iter().copied());
     sql.push(" AND (");
     for (i, prefix) in prefixes.iter().enumerate() {
@@ -145,7 +145,7 @@ pub(super) async fn delete(
     let mut tx = begin(conn).await?;
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql = QueryBuilder::<Db>::new("DELETE FROM device_keys WHERE session_id = ");
-        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        sql.push_bind(session.as_str()).push(" AND kind = ").push_bind(kind).push(" AND key");
         push_list(&mut sql, chunk.iter().copied());
         deleted += sql.build().execute(&mut *tx).await?.rows_affected();
     }
@@ -198,7 +198,7 @@ pub(super) async fn set_numbers(
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut sql = QueryBuilder::<Db>::new("UPDATE device_keys SET number = ");
         sql.push_bind(number).push(" WHERE session_id = ").push_bind(session.as_str());
-        sql.push(" AND kind = ").push_bind(kind).push(" AND key IN ");
+        sql.push(" AND kind = ").push_bind(kind).push(" AND key");
         push_list(&mut sql, chunk.iter().copied());
         sql.build().execute(&mut *tx).await?;
     }

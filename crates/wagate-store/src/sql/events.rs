@@ -6,10 +6,12 @@ use wagate_core::{
     Event, EventData, EventId, EventType, MessageId, OrgId, SessionId, StatusEntry, Timestamp,
 };
 
+use super::values::json_array;
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
 
-/// Rows per multi-row INSERT, well under SQLite's limit on bound variables.
+/// Rows per statement that binds many (as one JSON array: `values::json_array`), which bounds
+/// the size of one statement's JSON.
 pub(super) const ROWS_PER_INSERT: usize = 500;
 
 /// Events the sequencer numbers per transaction.
@@ -50,34 +52,40 @@ pub(super) async fn insert_many(
     now: Timestamp,
 ) -> StoreResult<Vec<Appended>> {
     let now = from_millis(millis(now))?;
+    // An event belongs to its session's organization, or (about a webhook) its webhook's; rows
+    // are inserted in the order given, which is the log's order.
+    let sql = format!(
+        "INSERT INTO events (seq, type, session_id, message_id, created_at, data, org_id) \
+         SELECT CAST(r.value ->> 0 AS BIGINT), r.value ->> 1, r.value ->> 2, r.value ->> 3, $1, r.value ->> 4, \
+         COALESCE((SELECT org_id FROM sessions WHERE id = r.value ->> 2), \
+         (SELECT org_id FROM webhooks WHERE id = r.value ->> 5)) FROM {} ORDER BY r.n",
+        dialect::json_rows("$2")
+    );
     let mut events = Vec::with_capacity(new.len());
     let mut rows = new.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
         let count = chunk.len() as i64;
         let numbers = dialect::number_at_append(conn, count).await?;
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO events (seq, type, session_id, message_id, created_at, data, org_id) ",
-        );
-        sql.push_values(chunk.iter().enumerate(), |mut row, (offset, (session, data))| {
-            // An event belongs to its session's organization, or (about a webhook) its webhook's.
-            let webhook = match data {
-                EventData::WebhookDisabled(disabled) => Some(disabled.webhook_id.as_str()),
-                _ => None,
-            };
-            row.push_bind(numbers.map(|last| last - count + 1 + offset as i64))
-                .push_bind(data.kind().as_str())
-                .push_bind(session.as_ref().map(SessionId::as_str))
-                .push_bind(data.message_id().map(MessageId::as_str))
-                .push_bind(millis(now))
-                .push_bind(data.to_json())
-                .push("COALESCE((SELECT org_id FROM sessions WHERE id = ")
-                .push_bind_unseparated(session.as_ref().map(SessionId::as_str))
-                .push_unseparated("), (SELECT org_id FROM webhooks WHERE id = ")
-                .push_bind_unseparated(webhook)
-                .push_unseparated("))");
-        });
-        sql.build().execute(&mut *conn).await?;
+        let values: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(offset, (session, data))| {
+                let webhook = match data {
+                    EventData::WebhookDisabled(disabled) => Some(disabled.webhook_id.as_str()),
+                    _ => None,
+                };
+                (
+                    numbers.map(|last| last - count + 1 + offset as i64),
+                    data.kind().as_str(),
+                    session.as_ref().map(SessionId::as_str),
+                    data.message_id().map(MessageId::as_str),
+                    data.to_json(),
+                    webhook,
+                )
+            })
+            .collect();
+        sqlx::query(&sql).bind(millis(now)).bind(json_array(&values)).execute(&mut *conn).await?;
         if let Some(last) = numbers {
             queue_deliveries(conn, last - count + 1, last, now).await?;
         }
@@ -137,11 +145,11 @@ impl Events for Backend {
             sql.push(" AND session_id = ").push_bind(session.as_str());
         }
         if let Some(sessions) = &query.sessions {
-            sql.push(" AND session_id IN ");
+            sql.push(" AND session_id");
             push_list(&mut sql, sessions.iter().map(SessionId::as_str));
         }
         if !query.types.is_empty() {
-            sql.push(" AND type IN ");
+            sql.push(" AND type");
             push_list(&mut sql, query.types.iter().map(|kind| kind.as_str()));
         }
         sql.push(" ORDER BY seq LIMIT ").push_bind(i64::from(query.limit));

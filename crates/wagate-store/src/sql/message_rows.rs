@@ -11,6 +11,7 @@ use wagate_core::{
 };
 
 use super::events::ROWS_PER_INSERT;
+use super::values::json_array;
 use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
 use crate::{NewCampaign, StoreError, StoreResult};
 
@@ -81,7 +82,7 @@ pub(super) async fn fetch_where(
 pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult<HashMap<String, Message>> {
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id IN "));
+        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE id"));
         push_list(&mut sql, chunk.iter().map(|id| id.as_str()));
         // Locked in id order, as every batch locks messages, so two batches cannot deadlock over them.
         sql.push(" ORDER BY id").push(dialect::FOR_UPDATE);
@@ -109,7 +110,7 @@ pub(super) async fn fetch_by_wa_ids(
             let mut sql =
                 QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
             sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
-            sql.push(" AND wa_id IN ");
+            sql.push(" AND wa_id");
             push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
             sql.push(" ORDER BY id").push(dialect::FOR_UPDATE);
             for row in sql.build().fetch_all(&mut *conn).await? {
@@ -129,54 +130,55 @@ pub(super) async fn insert_messages(
     conn: &mut DbConn,
     rows: &[(Message, Option<String>)],
 ) -> StoreResult<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
-             status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
-             sender_info, created_at, updated_at, due_at) ",
-        );
-        let json = |message: &Message| -> Result<_, serde_json::Error> {
-            let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
-            let mentions = (!message.mentions.is_empty())
-                .then(|| serde_json::to_string(&message.mentions))
-                .transpose()?;
-            let sender = message.sender.as_ref().map(serde_json::to_string).transpose()?;
-            Ok((serde_json::to_string(&message.content)?, context, mentions, sender))
-        };
-        let encoded = chunk
-            .iter()
-            .map(|(message, _)| json(message))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sql.push_values(
-            chunk.iter().zip(encoded),
-            |mut row, ((message, key), (content, context, mentions, sender))| {
-                row.push_bind(message.id.to_string())
-                    .push_bind(message.session_id.to_string())
-                    .push_bind(message.direction.as_str())
-                    .push_bind(message.chat.clone())
-                    .push_bind(message.from.clone())
-                    .push_bind(message.to.clone())
-                    .push_bind(message.content.kind())
-                    .push_bind(content)
-                    .push_bind(message.status.as_str())
-                    .push_bind(message.status_reason.clone())
-                    .push_bind(message.wa_id.clone())
-                    .push_bind(key.clone())
-                    .push_bind(message.scheduled_at.map(millis))
-                    .push_bind(message.campaign_id.as_ref().map(|id| id.to_string()))
-                    .push_bind(context)
-                    .push_bind(mentions)
-                    .push_bind(sender)
-                    .push_bind(millis(message.created_at))
-                    .push_bind(millis(message.updated_at))
-                    .push_bind(
-                        (message.direction == Direction::Out)
-                            .then(|| millis(message.scheduled_at.unwrap_or(message.created_at))),
-                    );
-            },
-        );
-        sql.build().execute(&mut *conn).await?;
+    let sql = format!(
+        "INSERT INTO messages (id, session_id, direction, chat, sender, recipient, kind, content, \
+         status, status_reason, wa_id, idempotency_key, scheduled_at, campaign_id, context, mentions, \
+         sender_info, created_at, updated_at, due_at) \
+         SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
+         r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, r.value ->> 10, r.value ->> 11, \
+         CAST(r.value ->> 12 AS BIGINT), r.value ->> 13, r.value ->> 14, r.value ->> 15, r.value ->> 16, \
+         CAST(r.value ->> 17 AS BIGINT), CAST(r.value ->> 18 AS BIGINT), CAST(r.value ->> 19 AS BIGINT) \
+         FROM {} ORDER BY r.n",
+        dialect::json_rows("$1")
+    );
+    let json = |message: &Message| -> Result<_, serde_json::Error> {
+        let context = message.context.as_ref().map(serde_json::to_string).transpose()?;
+        let mentions =
+            (!message.mentions.is_empty()).then(|| serde_json::to_string(&message.mentions)).transpose()?;
+        let sender = message.sender.as_ref().map(serde_json::to_string).transpose()?;
+        Ok((serde_json::to_string(&message.content)?, context, mentions, sender))
+    };
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for (message, key) in chunk {
+            let (content, context, mentions, sender) =
+                json(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            // Twenty values: more than serde serializes as a tuple.
+            values.push(serde_json::json!([
+                message.id.as_str(),
+                message.session_id.as_str(),
+                message.direction.as_str(),
+                message.chat,
+                message.from,
+                message.to,
+                message.content.kind(),
+                content,
+                message.status.as_str(),
+                message.status_reason,
+                message.wa_id,
+                key,
+                message.scheduled_at.map(millis),
+                message.campaign_id.as_ref().map(|id| id.as_str()),
+                context,
+                mentions,
+                sender,
+                millis(message.created_at),
+                millis(message.updated_at),
+                (message.direction == Direction::Out)
+                    .then(|| millis(message.scheduled_at.unwrap_or(message.created_at))),
+            ]));
+        }
+        sqlx::query(&sql).bind(json_array(&values)).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -185,27 +187,32 @@ pub(super) async fn insert_messages(
 /// messages accepted before their session was linked). A message past `sending` leaves the
 /// queue; one put back to `queued` is made due again by its caller.
 pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> StoreResult<()> {
-    for chunk in messages.chunks(ROWS_PER_INSERT / 2) {
-        let mut sql = QueryBuilder::<Db>::new(
-            "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
-             updated_at = v.at, \
-             sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
-             ELSE sent_at END, \
-             sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)), \
-             due_at = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN due_at END, \
-             locked_until = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN locked_until END \
-             FROM (SELECT column1 AS id, column2 AS status, column3 AS reason, column4 AS wa_id, \
-             column5 AS at FROM (",
-        );
-        sql.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id.as_str())
-                .push_bind(message.status.as_str())
-                .push_bind(message.status_reason.as_deref())
-                .push_bind(message.wa_id.as_deref())
-                .push_bind(millis(message.updated_at));
-        });
-        sql.push(") AS rows) AS v WHERE messages.id = v.id");
-        sql.build().execute(&mut *conn).await?;
+    let sql = format!(
+        "UPDATE messages SET status = v.status, status_reason = v.reason, wa_id = v.wa_id, \
+         updated_at = v.at, \
+         sent_at = CASE WHEN sent_at IS NULL AND v.status IN ('sent', 'delivered', 'read') THEN v.at \
+         ELSE sent_at END, \
+         sender = COALESCE(sender, (SELECT jid FROM sessions WHERE sessions.id = messages.session_id)), \
+         due_at = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN due_at END, \
+         locked_until = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN locked_until END \
+         FROM (SELECT r.value ->> 0 AS id, r.value ->> 1 AS status, r.value ->> 2 AS reason, \
+         r.value ->> 3 AS wa_id, CAST(r.value ->> 4 AS BIGINT) AS at FROM {}) AS v WHERE messages.id = v.id",
+        dialect::json_rows("$1")
+    );
+    for chunk in messages.chunks(ROWS_PER_INSERT) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|message| {
+                (
+                    message.id.as_str(),
+                    message.status.as_str(),
+                    message.status_reason.as_deref(),
+                    message.wa_id.as_deref(),
+                    millis(message.updated_at),
+                )
+            })
+            .collect();
+        sqlx::query(&sql).bind(json_array(&values)).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ impl Messages for Backend {
         wanted.sort_unstable();
         wanted.dedup();
         for chunk in wanted.chunks(ROWS_PER_INSERT) {
-            let mut sql = QueryBuilder::<Db>::new("SELECT id, jid, org_id FROM sessions WHERE id IN ");
+            let mut sql = QueryBuilder::<Db>::new("SELECT id, jid, org_id FROM sessions WHERE id");
             push_list(&mut sql, chunk.iter().copied());
             let rows: Vec<(String, Option<String>, String)> =
                 sql.build_query_as().fetch_all(&mut *tx).await?;
@@ -192,8 +192,7 @@ impl Messages for Backend {
         let mut sessions: Vec<&str> = limits.iter().map(|(session, _, _)| *session).collect();
         sessions.sort_unstable();
         for chunk in sessions.chunks(ROWS_PER_INSERT) {
-            let mut sql =
-                QueryBuilder::<Db>::new("SELECT session_id FROM session_leases WHERE session_id IN ");
+            let mut sql = QueryBuilder::<Db>::new("SELECT session_id FROM session_leases WHERE session_id");
             push_list(&mut sql, chunk.iter().copied());
             sql.push(" ORDER BY session_id").push(dialect::FOR_SHARE);
             sql.build().execute(&mut *tx).await?;
@@ -254,14 +253,13 @@ impl Messages for Backend {
             sql.push_bind(millis(lease_until));
             sql.push(", updated_at = CASE WHEN status = 'sending' THEN updated_at ELSE ");
             sql.push_bind(millis(now));
-            sql.push(" END, status = 'sending', status_reason = NULL WHERE id IN ");
+            sql.push(" END, status = 'sending', status_reason = NULL WHERE id");
             push_list(&mut sql, chunk.iter().map(String::as_str));
             sql.build().execute(&mut *tx).await?;
         }
         for chunk in done.chunks(ROWS_PER_INSERT) {
-            let mut sql = QueryBuilder::<Db>::new(
-                "UPDATE messages SET due_at = NULL, locked_until = NULL WHERE id IN ",
-            );
+            let mut sql =
+                QueryBuilder::<Db>::new("UPDATE messages SET due_at = NULL, locked_until = NULL WHERE id");
             push_list(&mut sql, chunk.iter().map(String::as_str));
             sql.build().execute(&mut *tx).await?;
         }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use wagate_core::{DeliveryId, EventId, MessageId, MessageStatus, Timestamp};
 
-use super::{begin, millis, push_list, Backend, Db, DbConn};
+use super::{begin, millis, push_list, push_numbers, Backend, Db, DbConn};
 use crate::{Retention, StoreResult, Swept};
 
 /// The statuses of a message that has nothing left to do.
@@ -29,15 +29,6 @@ fn split_window<K: Clone>(rows: Vec<(K, i64)>, before: i64, limit: u32) -> (Vec<
     let reached_young = old < rows.len();
     let resume = (full && !reached_young).then(|| rows.last().map(|(key, _)| key.clone())).flatten();
     (rows.into_iter().take(old).map(|(key, _)| key).collect(), resume)
-}
-
-fn push_seqs(sql: &mut QueryBuilder<'_, Db>, seqs: &[i64]) {
-    sql.push("(");
-    let mut list = sql.separated(", ");
-    for seq in seqs {
-        list.push_bind(*seq);
-    }
-    sql.push(")");
 }
 
 #[async_trait]
@@ -64,18 +55,17 @@ impl Retention for Backend {
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
         // An event's finished deliveries go with it: they cannot be shown or retried without it.
-        let mut sql = QueryBuilder::<Db>::new(
-            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_seq IN ",
-        );
-        push_seqs(&mut sql, &old);
+        let mut sql =
+            QueryBuilder::<Db>::new("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND event_seq");
+        push_numbers(&mut sql, old.iter().copied());
         sql.build().execute(&mut *tx).await?;
         // The newest event stays, so the log's last id is never forgotten.
         let mut sql = QueryBuilder::<Db>::new("DELETE FROM events WHERE created_at < ");
         sql.push_bind(before)
             .push(" AND seq < (SELECT MAX(seq) FROM events)")
             .push(" AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq)")
-            .push(" AND seq IN ");
-        push_seqs(&mut sql, &old);
+            .push(" AND seq");
+        push_numbers(&mut sql, old.iter().copied());
         sql.push(" RETURNING seq");
         let deleted: Vec<i64> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
         if let Some(newest) = deleted.iter().max() {
@@ -110,8 +100,8 @@ impl Retention for Backend {
         let mut sql = QueryBuilder::<Db>::new(
             "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ",
         );
-        sql.push_bind(before).push(" AND id IN ");
-        push_seqs(&mut sql, &old);
+        sql.push_bind(before).push(" AND id");
+        push_numbers(&mut sql, old.iter().copied());
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;
         let deleted = sql.build().execute(conn).await?.rows_affected();
@@ -139,9 +129,9 @@ impl Retention for Backend {
             return Ok(Swept { deleted: 0, resume_after });
         }
         let mut sql = QueryBuilder::<Db>::new("DELETE FROM messages WHERE created_at < ");
-        sql.push_bind(before).push(" AND status IN ");
+        sql.push_bind(before).push(" AND status");
         push_list(&mut sql, SETTLED.iter().map(|status| status.as_str()));
-        sql.push(" AND id IN ");
+        sql.push(" AND id");
         push_list(&mut sql, old.iter().map(String::as_str));
         let mut writer = self.writer().await?;
         let conn: &mut DbConn = &mut writer;

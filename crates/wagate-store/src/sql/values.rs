@@ -1,20 +1,44 @@
 //! How values are kept in the database, the same on both backends: times as milliseconds
-//! since the Unix epoch, JSON as text, and `IN` lists of bound values.
+//! since the Unix epoch, JSON as text; and many values in one statement: bound as one JSON
+//! array.
+//!
+//! A statement whose text is the same for 1 value or 500 is prepared once per connection. One
+//! with a placeholder per value (`IN (?, ?, …)`, `VALUES (…), (…)`) is a new statement for
+//! every count: PostgreSQL parsed and planned each again (an event insert's plan took 3 ms),
+//! and each cost two more round trips, to prepare it and to evict an older one from the
+//! connection's cache of prepared statements. The writes of a send and the `IN` lists bind
+//! JSON; the upserts of contacts, chats and device keys, rarer, still bind a `VALUES` row each.
 
+use serde::Serialize;
 use sqlx::QueryBuilder;
 use wagate_core::Timestamp;
 
-use super::Db;
+use super::{dialect, Db};
 use crate::{StoreError, StoreResult};
 
-/// Appends `(?, ?, …)` binding each value: the list of an `IN`.
+/// Appends ` IN (…)` (in effect) over `values` bound as one JSON array; the caller has written
+/// the column before it.
 pub(crate) fn push_list<'a>(sql: &mut QueryBuilder<'a, Db>, values: impl IntoIterator<Item = &'a str>) {
-    sql.push("(");
-    let mut list = sql.separated(", ");
-    for value in values {
-        list.push_bind(value);
-    }
-    sql.push(")");
+    push_json_list(sql, "value", values.into_iter().collect::<Vec<_>>());
+}
+
+/// [`push_list`] for integers.
+pub(crate) fn push_numbers(sql: &mut QueryBuilder<'_, Db>, values: impl IntoIterator<Item = i64>) {
+    push_json_list(sql, "CAST(value AS BIGINT)", values.into_iter().collect::<Vec<_>>());
+}
+
+fn push_json_list<T: Serialize>(sql: &mut QueryBuilder<'_, Db>, element: &str, values: Vec<T>) {
+    let [among, among_end] = dialect::AMONG;
+    let [elements, elements_end] = dialect::JSON_TEXT_ELEMENTS;
+    sql.push(format_args!("{among}SELECT {element} FROM {elements}"))
+        .push_bind(json_array(&values))
+        .push(format_args!("{elements_end}{among_end}"));
+}
+
+/// Rows for a statement that reads them from one JSON array (`dialect::json_rows`): each row an
+/// array of its values, read as `r.value ->> 0`, `r.value ->> 1`, ….
+pub(crate) fn json_array<T: Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("strings, integers, options and tuples of them serialize")
 }
 
 pub(crate) fn millis(t: Timestamp) -> i64 {

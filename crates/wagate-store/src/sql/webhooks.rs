@@ -11,7 +11,11 @@ use wagate_core::{
 
 use super::events::{self, ROWS_PER_INSERT};
 use super::secrets::{open_text, webhook_row};
-use super::{begin, corrupt, dialect, from_json, from_millis, millis, Backend, Db, DbConn, DbPool, DbRow};
+use super::values::json_array;
+use super::{
+    begin, corrupt, dialect, from_json, from_millis, millis, push_list, push_numbers, Backend, Db, DbConn,
+    DbPool, DbRow,
+};
 use crate::keyring::Keyring;
 use crate::{
     Appended, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliverySlots, EventBound,
@@ -59,16 +63,6 @@ fn events_json(events: &[String]) -> String {
     serde_json::Value::from(events.to_vec()).to_string()
 }
 
-/// Appends `(?, ?, …)` binding each integer: the list of an `IN`.
-fn push_ids(sql: &mut QueryBuilder<'_, Db>, ids: impl IntoIterator<Item = i64>) {
-    sql.push("(");
-    let mut list = sql.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    sql.push(")");
-}
-
 const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_seq, e.type, d.status, d.attempts, \
      d.next_attempt_at, d.created_at, d.updated_at";
 
@@ -102,9 +96,9 @@ async fn with_attempts(pool: &DbPool, mut deliveries: Vec<Delivery>) -> StoreRes
     }
     let mut sql = QueryBuilder::<Db>::new(
         "SELECT delivery_id, at, status_code, latency_ms, response, error FROM webhook_attempts \
-         WHERE delivery_id IN ",
+         WHERE delivery_id",
     );
-    push_ids(&mut sql, deliveries.iter().map(|d| d.id.seq()));
+    push_numbers(&mut sql, deliveries.iter().map(|d| d.id.seq()));
     sql.push(" ORDER BY rowid");
     let mut attempts: HashMap<i64, Vec<Attempt>> = HashMap::new();
     for row in sql.build().fetch_all(pool).await? {
@@ -309,7 +303,7 @@ impl Webhooks for Backend {
                 continue;
             }
             let mut sql = QueryBuilder::<Db>::new(
-                "SELECT seq, type, session_id, org_id, created_at, data FROM events WHERE seq IN ",
+                "SELECT seq, type, session_id, org_id, created_at, data FROM events WHERE seq",
             );
             let mut wanted = Vec::with_capacity(leased.len());
             for row in &leased {
@@ -317,7 +311,7 @@ impl Webhooks for Backend {
                     (row.try_get("id")?, row.try_get("event_seq")?, row.try_get("attempts")?);
                 wanted.push((id, seq, attempts));
             }
-            push_ids(&mut sql, wanted.iter().map(|(_, seq, _)| *seq));
+            push_numbers(&mut sql, wanted.iter().map(|(_, seq, _)| *seq));
             let mut found: HashMap<i64, wagate_core::Event> = HashMap::new();
             for row in sql.build().fetch_all(&mut *tx).await? {
                 let event = events::from_row(&row)?;
@@ -341,8 +335,8 @@ impl Webhooks for Backend {
             }
             if !orphans.is_empty() {
                 tracing::warn!(webhook = %webhook.id, deliveries = orphans.len(), "dropping deliveries of deleted events");
-                let mut sql = QueryBuilder::<Db>::new("DELETE FROM webhook_deliveries WHERE id IN ");
-                push_ids(&mut sql, orphans);
+                let mut sql = QueryBuilder::<Db>::new("DELETE FROM webhook_deliveries WHERE id");
+                push_numbers(&mut sql, orphans);
                 sql.build().execute(&mut *tx).await?;
             }
             claimed.push((webhook, deliveries));
@@ -356,8 +350,8 @@ impl Webhooks for Backend {
         let conn: &mut DbConn = &mut writer;
         for chunk in ids.chunks(ROWS_PER_INSERT) {
             let mut sql = QueryBuilder::<Db>::new("UPDATE webhook_deliveries SET next_attempt_at = ");
-            sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id IN ");
-            push_ids(&mut sql, chunk.iter().map(|id| id.seq()));
+            sql.push_bind(millis(now)).push(" WHERE status = 'pending' AND id");
+            push_numbers(&mut sql, chunk.iter().map(|id| id.seq()));
             sql.build().execute(&mut *conn).await?;
         }
         Ok(())
@@ -373,41 +367,50 @@ impl Webhooks for Backend {
         let conn: &mut DbConn = &mut writer;
         let mut tx = begin(conn).await?;
         // A delivery can vanish mid-attempt with its webhook; its attempt is dropped with it.
-        for chunk in records.chunks(ROWS_PER_INSERT / 8) {
-            let mut sql = QueryBuilder::<Db>::new(
-                "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
-                 next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT column1 AS id, column2 AS status, \
-                 column3 AS next_at, column4 AS at FROM (",
-            );
-            sql.push_values(chunk, |mut row, record| {
-                let (status, next_at) = match record.outcome {
-                    AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
-                    AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
-                    AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
-                };
-                row.push_bind(record.delivery.seq())
-                    .push_bind(status.as_str())
-                    .push_bind(next_at)
-                    .push_bind(millis(record.attempt.at));
-            });
-            sql.push(") AS rows) AS v WHERE webhook_deliveries.id = v.id");
-            sql.build().execute(&mut *tx).await?;
-
-            let mut sql = QueryBuilder::<Db>::new(
-                "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
-            );
-            sql.push_values(chunk, |mut row, record| {
-                let attempt = &record.attempt;
-                row.push_bind(record.delivery.seq())
-                    .push_bind(millis(attempt.at))
-                    .push_bind(attempt.status_code.map(i64::from))
-                    .push_bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-                    .push_bind(attempt.response_body.clone())
-                    .push_bind(attempt.error.clone());
-            });
-            sql.push(") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.column1)");
-            sql.build().execute(&mut *tx).await?;
+        let update = format!(
+            "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
+             next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT CAST(r.value ->> 0 AS BIGINT) AS id, \
+             r.value ->> 1 AS status, CAST(r.value ->> 2 AS BIGINT) AS next_at, CAST(r.value ->> 3 AS BIGINT) AS at \
+             FROM {}) AS v WHERE webhook_deliveries.id = v.id",
+            dialect::json_rows("$1")
+        );
+        let insert = format!(
+            "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
+             SELECT v.id, v.at, v.status_code, v.latency_ms, v.response, v.error FROM \
+             (SELECT CAST(r.value ->> 0 AS BIGINT) AS id, CAST(r.value ->> 1 AS BIGINT) AS at, \
+             CAST(r.value ->> 2 AS BIGINT) AS status_code, CAST(r.value ->> 3 AS BIGINT) AS latency_ms, \
+             r.value ->> 4 AS response, r.value ->> 5 AS error, r.n FROM {}) AS v \
+             WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.id) ORDER BY v.n",
+            dialect::json_rows("$1")
+        );
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let outcomes: Vec<_> = chunk
+                .iter()
+                .map(|record| {
+                    let (status, next_at) = match record.outcome {
+                        AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
+                        AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
+                        AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+                    };
+                    (record.delivery.seq(), status.as_str(), next_at, millis(record.attempt.at))
+                })
+                .collect();
+            sqlx::query(&update).bind(json_array(&outcomes)).execute(&mut *tx).await?;
+            let attempts: Vec<_> = chunk
+                .iter()
+                .map(|record| {
+                    let attempt = &record.attempt;
+                    (
+                        record.delivery.seq(),
+                        millis(attempt.at),
+                        attempt.status_code.map(i64::from),
+                        i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
+                        attempt.response_body.as_deref(),
+                        attempt.error.as_deref(),
+                    )
+                })
+                .collect();
+            sqlx::query(&insert).bind(json_array(&attempts)).execute(&mut *tx).await?;
         }
 
         // A webhook is failing from its first failed attempt until its next success.
@@ -419,24 +422,24 @@ impl Webhooks for Backend {
         let failed: HashSet<&str> =
             records.iter().map(|r| r.webhook_id.as_str()).filter(|id| !succeeded.contains(id)).collect();
         if !succeeded.is_empty() {
-            let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = NULL WHERE id IN ");
-            super::push_list(&mut sql, succeeded.iter().copied());
+            let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = NULL WHERE id");
+            push_list(&mut sql, succeeded.iter().copied());
             sql.build().execute(&mut *tx).await?;
         }
         let mut disabled = Vec::new();
         if !failed.is_empty() {
             let mut sql =
                 QueryBuilder::<Db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
-            sql.push_bind(millis(now)).push(") WHERE id IN ");
-            super::push_list(&mut sql, failed.iter().copied());
+            sql.push_bind(millis(now)).push(") WHERE id");
+            push_list(&mut sql, failed.iter().copied());
             sql.build().execute(&mut *tx).await?;
 
             let reason = format!("every delivery failed for {} hours", disable_after.num_hours());
             let mut sql = QueryBuilder::<Db>::new("UPDATE webhooks SET enabled = FALSE, disabled_reason = ");
             sql.push_bind(&reason).push(", updated_at = ").push_bind(millis(now));
             sql.push(" WHERE enabled AND failing_since <= ").push_bind(millis(now - disable_after));
-            sql.push(" AND id IN ");
-            super::push_list(&mut sql, failed.iter().copied());
+            sql.push(" AND id");
+            push_list(&mut sql, failed.iter().copied());
             sql.push(" RETURNING id, url, session_id, failing_since");
             for row in sql.build().fetch_all(&mut *tx).await? {
                 let id: String = row.try_get("id")?;

@@ -55,7 +55,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::keyring::Keyring;
 use crate::{NotReady, StoreError, StoreResult};
 use tx::begin;
-use values::{corrupt, from_json, from_millis, millis, push_list};
+use values::{corrupt, from_json, from_millis, millis, push_list, push_numbers};
 
 type Db = Sqlite;
 type DbConn = SqliteConnection;
@@ -205,7 +205,20 @@ mod dialect {
 
     /// The elements of a JSON array of strings (as `value`, text), as a table.
     pub(super) fn json_text_elements(array: &str) -> String {
-        format!("json_each({array})")
+        let [open, close] = JSON_TEXT_ELEMENTS;
+        format!("{open}{array}{close}")
+    }
+
+    /// [`json_text_elements`] as the SQL before and after the array.
+    pub(super) const JSON_TEXT_ELEMENTS: [&str; 2] = ["json_each(", ")"];
+
+    /// A value among a subquery's rows, the SQL before and after the subquery.
+    pub(super) const AMONG: [&str; 2] = [" IN (", ")"];
+
+    /// The rows of a JSON array of arrays as the table `r`: a row's array as `r.value`, its place
+    /// in the array (from 0) as `r.n`.
+    pub(super) fn json_rows(array: &str) -> String {
+        format!("(SELECT value, key AS n FROM json_each({array})) AS r")
     }
 
     /// The column events are appended in order of (every event is numbered as it is appended).

@@ -64,6 +64,7 @@ on_both_stores!(
     leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow,
     contacts_and_chats_keep_what_is_known_and_page,
     two_sweeps_at_once_delete_each_old_event_once_and_keep_what_is_needed,
+    a_batch_larger_than_a_statement_keeps_its_order_and_its_text,
 );
 
 fn node(id: &str, now: Timestamp) -> NodeInfo {
@@ -147,6 +148,71 @@ fn sid(id: &str) -> SessionId {
 
 fn text(body: &str) -> MessageContent {
     MessageContent::Text { text: TextContent { body: body.into() } }
+}
+
+/// More rows than one statement binds (500), with text that JSON and SQL quoting must carry
+/// intact: every message reads back as sent, and the log has each one's events in order.
+async fn a_batch_larger_than_a_statement_keeps_its_order_and_its_text(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    let body =
+        |i: usize| format!("#{i} \"double\" 'single' \\back\\ {{\"json\": [1]}}\n\ttab \u{2028} 🎉 ünï");
+    let wa_id = |i: usize| format!("WA'{i}\"\\");
+    let count = 600;
+    let batch = (0..count)
+        .map(|i| NewOutbound {
+            content: text(&body(i)),
+            ..outbound("s1", &format!("1555700{i:04}"), Some(&format!("key-{i}")))
+        })
+        .collect();
+    let accepted = store.accept_outbound(batch, now).await.unwrap();
+    let ids: Vec<_> = accepted.iter().map(|a| a.as_ref().unwrap().message.id.clone()).collect();
+    assert_eq!(claim(store, &[("s1", count as u32)], now, now + Duration::hours(1)).await[0].0.len(), count);
+    let sent =
+        ids.iter().enumerate().map(|(i, id)| status(id, MessageStatus::Sent, Some(&wa_id(i)))).collect();
+    assert!(store.apply_statuses(sent, now).await.unwrap().iter().all(|r| r.as_ref().unwrap().len() == 1));
+    let delivered = (0..count)
+        .map(|i| StatusUpdate {
+            message: MessageRef::WaId(sid("s1"), wa_id(i)),
+            ..status(&ids[i], MessageStatus::Delivered, None)
+        })
+        .collect();
+    let results = store.apply_statuses(delivered, now).await.unwrap();
+    assert!(results.iter().all(|r| r.as_ref().unwrap().len() == 1), "each found by its WhatsApp id");
+
+    for (i, id) in ids.iter().enumerate() {
+        let message = store.get_message(id).await.unwrap().unwrap();
+        assert_eq!(message.content, text(&body(i)));
+        assert_eq!(message.wa_id.as_deref(), Some(wa_id(i).as_str()));
+        let history: Vec<MessageStatus> = message.status_history.iter().map(|h| h.status).collect();
+        assert_eq!(
+            history,
+            [MessageStatus::Queued, MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Delivered]
+        );
+    }
+    store.sequence_events(now).await.unwrap();
+    let mut events = Vec::new();
+    loop {
+        let after = events.last().map(|e: &wagate_core::Event| e.id);
+        let page = store.list_events(EventQuery { after, limit: 1000, ..Default::default() }).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        events.extend(page);
+    }
+    let seqs: Vec<i64> = events.iter().map(|e| e.id.seq()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "numbered without a gap");
+    // Each step of the batch is in the log in the order the messages were accepted.
+    let mut steps: BTreeMap<String, Vec<wagate_core::MessageId>> = BTreeMap::new();
+    for event in &events {
+        if let wagate_core::EventData::MessageStatus(data) = &event.data {
+            steps.entry(data.status.as_str().to_owned()).or_default().push(data.message_id.clone());
+        }
+    }
+    for step in ["queued", "sending", "sent", "delivered"] {
+        assert_eq!(steps[step], ids, "{step} events in acceptance order");
+    }
 }
 
 async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {

@@ -265,6 +265,15 @@ mod dialect {
         format!("jsonb_array_elements(CAST({array} AS jsonb)) WITH ORDINALITY AS r (value, n)")
     }
 
+    /// A condition that `key` is among the `element`s of the JSON rows `array` ([`json_rows`]),
+    /// for a statement that joins a table to those rows by its key: it gives the planner an index
+    /// path whatever it estimates. PostgreSQL guesses 100 rows of a JSON array, and a join
+    /// planned while the table was small scanned all of it, and went on doing so as it grew
+    /// (webhook attempts took 7.8 ms a statement instead of 0.8).
+    pub(super) fn among_json_rows(key: &str, element: &str, array: &str) -> String {
+        format!("{key} = ANY (ARRAY(SELECT {element} FROM {}))", json_rows(array))
+    }
+
     /// The column events are appended in order of (events are numbered after they commit, in this order).
     pub(super) const APPEND_ORDER: &str = "pk";
 

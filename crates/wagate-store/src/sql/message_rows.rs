@@ -196,8 +196,10 @@ pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> 
          due_at = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN due_at END, \
          locked_until = CASE WHEN v.status IN ('queued', 'scheduled', 'sending') THEN locked_until END \
          FROM (SELECT r.value ->> 0 AS id, r.value ->> 1 AS status, r.value ->> 2 AS reason, \
-         r.value ->> 3 AS wa_id, CAST(r.value ->> 4 AS BIGINT) AS at FROM {}) AS v WHERE messages.id = v.id",
-        dialect::json_rows("$1")
+         r.value ->> 3 AS wa_id, CAST(r.value ->> 4 AS BIGINT) AS at FROM {}) AS v \
+         WHERE messages.id = v.id AND {}",
+        dialect::json_rows("$1"),
+        dialect::among_json_rows("messages.id", "r.value ->> 0", "$1")
     );
     for chunk in messages.chunks(ROWS_PER_INSERT) {
         let values: Vec<_> = chunk

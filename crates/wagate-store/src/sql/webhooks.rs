@@ -287,10 +287,12 @@ impl Webhooks for Backend {
             }
             // Deliveries another node is claiming are skipped, not claimed twice.
             let leased = sqlx::query(&format!(
-                "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (SELECT id FROM webhook_deliveries \
+                "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id{}SELECT id FROM webhook_deliveries \
                  WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
-                 ORDER BY next_attempt_at, id LIMIT $4{}) RETURNING id, event_seq, attempts",
-                dialect::SKIP_LOCKED
+                 ORDER BY next_attempt_at, id LIMIT $4{}{} RETURNING id, event_seq, attempts",
+                dialect::AMONG[0],
+                dialect::SKIP_LOCKED,
+                dialect::AMONG[1]
             ))
             .bind(millis(lease_until))
             .bind(webhook.id.as_str())
@@ -371,8 +373,9 @@ impl Webhooks for Backend {
             "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1, \
              next_attempt_at = v.next_at, updated_at = v.at FROM (SELECT CAST(r.value ->> 0 AS BIGINT) AS id, \
              r.value ->> 1 AS status, CAST(r.value ->> 2 AS BIGINT) AS next_at, CAST(r.value ->> 3 AS BIGINT) AS at \
-             FROM {}) AS v WHERE webhook_deliveries.id = v.id",
-            dialect::json_rows("$1")
+             FROM {}) AS v WHERE webhook_deliveries.id = v.id AND {}",
+            dialect::json_rows("$1"),
+            dialect::among_json_rows("webhook_deliveries.id", "CAST(r.value ->> 0 AS BIGINT)", "$1")
         );
         let insert = format!(
             "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency_ms, response, error) \
@@ -380,8 +383,9 @@ impl Webhooks for Backend {
              (SELECT CAST(r.value ->> 0 AS BIGINT) AS id, CAST(r.value ->> 1 AS BIGINT) AS at, \
              CAST(r.value ->> 2 AS BIGINT) AS status_code, CAST(r.value ->> 3 AS BIGINT) AS latency_ms, \
              r.value ->> 4 AS response, r.value ->> 5 AS error, r.n FROM {}) AS v \
-             WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.id) ORDER BY v.n",
-            dialect::json_rows("$1")
+             WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = v.id AND {}) ORDER BY v.n",
+            dialect::json_rows("$1"),
+            dialect::among_json_rows("d.id", "CAST(r.value ->> 0 AS BIGINT)", "$1")
         );
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let outcomes: Vec<_> = chunk

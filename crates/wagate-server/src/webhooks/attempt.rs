@@ -96,6 +96,10 @@ async fn read_prefix(mut response: reqwest::Response) -> Option<String> {
     if bytes.len() == RESPONSE_PREFIX && text.ends_with('\u{FFFD}') {
         text.pop();
     }
+    // PostgreSQL's text cannot hold a NUL: the attempt could not be recorded at all.
+    if text.contains('\0') {
+        text = text.replace('\0', "\u{FFFD}");
+    }
     (!text.is_empty()).then_some(text)
 }
 

@@ -21,6 +21,8 @@ pub enum Answer {
     Status(u16),
     /// This status with a body of about this many bytes: `x` then `é`s (two bytes each).
     Body(u16, usize),
+    /// This status with this body.
+    Text(u16, &'static str),
     /// Never answer (the sender times out).
     Hang,
 }
@@ -141,6 +143,7 @@ async fn receive(
     let reply = match answer {
         Answer::Status(code) => (status(code), String::new()),
         Answer::Body(code, size) => (status(code), format!("x{}", "é".repeat(size / 2))),
+        Answer::Text(code, text) => (status(code), text.to_owned()),
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3_600)).await;
             (StatusCode::OK, String::new())

@@ -92,6 +92,26 @@ async fn a_failed_attempt_is_retried_on_the_schedule() {
 }
 
 #[tokio::test]
+async fn an_answer_with_a_nul_byte_is_recorded_and_the_delivery_goes_on() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_next(&[Answer::Text(500, "bad\0answer")]);
+    let (webhook, _) = server.create_webhook(&receiver.url, json!(["session.status"])).await;
+    server.create_session("alice").await;
+
+    receiver.wait_for(2).await;
+    let delivery = eventually(|| async {
+        let deliveries = server.deliveries(&webhook, "").await;
+        let first = deliveries.last().cloned()?;
+        (first["status"] == "delivered").then_some(first)
+    })
+    .await;
+    assert_eq!(delivery["attempt_count"], 2);
+    // PostgreSQL cannot store a NUL in text: it shows as a replacement character.
+    assert_eq!(delivery["attempts"][0]["response_body"], "bad\u{FFFD}answer");
+}
+
+#[tokio::test]
 async fn a_delivery_that_exhausts_its_schedule_fails_and_can_be_retried_by_hand() {
     let server = TestServer::start_with(|c| c.webhooks.retry_schedule_ms = vec![10, 10]).await;
     let receiver = Receiver::start().await;

@@ -17,7 +17,7 @@
 //!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
 //! - `begin` (a write transaction: `sql/tx.rs`), re-exported from `tx`;
 //! - `dialect::{number_at_append, number_committed, tidy_numbered, ANY_UNNUMBERED, UNNUMBERED,
-//!   json_elements, json_text_elements, JSON_TEXT_ELEMENTS, json_rows, among_json_rows, AMONG, APPEND_ORDER,
+//!   json_elements, JSON_TEXT_ELEMENTS, json_rows, among_json_rows, AMONG, APPEND_ORDER,
 //!   NUMBERED_AT_APPEND, SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the only SQL that
 //!   differs.
 //!

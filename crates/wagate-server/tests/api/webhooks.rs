@@ -64,6 +64,15 @@ async fn deliveries_are_signed_per_standard_webhooks_and_filtered() {
     assert!(delivery["attempts"][0]["latency_ms"].is_u64());
 }
 
+/// The webhook's first delivery, once it has been delivered.
+async fn first_delivery_delivered(server: &TestServer, webhook: &str) -> Value {
+    eventually(|| async {
+        let first = server.deliveries(webhook, "").await.last().cloned()?;
+        (first["status"] == "delivered").then_some(first)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_failed_attempt_is_retried_on_the_schedule() {
     let server = TestServer::start().await;
@@ -74,12 +83,7 @@ async fn a_failed_attempt_is_retried_on_the_schedule() {
 
     let hits = receiver.wait_for(2).await;
     assert_eq!(hits[0].header("webhook-id"), hits[1].header("webhook-id"), "the same event, again");
-    let delivery = eventually(|| async {
-        let deliveries = server.deliveries(&webhook, "").await;
-        let first = deliveries.last().cloned()?;
-        (first["status"] == "delivered").then_some(first)
-    })
-    .await;
+    let delivery = first_delivery_delivered(&server, &webhook).await;
     assert_eq!(delivery["attempt_count"], 2);
     let codes: Vec<&Value> =
         delivery["attempts"].as_array().unwrap().iter().map(|a| &a["status_code"]).collect();
@@ -100,12 +104,7 @@ async fn an_answer_with_a_nul_byte_is_recorded_and_the_delivery_goes_on() {
     server.create_session("alice").await;
 
     receiver.wait_for(2).await;
-    let delivery = eventually(|| async {
-        let deliveries = server.deliveries(&webhook, "").await;
-        let first = deliveries.last().cloned()?;
-        (first["status"] == "delivered").then_some(first)
-    })
-    .await;
+    let delivery = first_delivery_delivered(&server, &webhook).await;
     assert_eq!(delivery["attempt_count"], 2);
     // PostgreSQL cannot store a NUL in text: it shows as a replacement character.
     assert_eq!(delivery["attempts"][0]["response_body"], "bad\u{FFFD}answer");

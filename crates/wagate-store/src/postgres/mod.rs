@@ -245,13 +245,8 @@ mod dialect {
         format!("jsonb_array_elements(CAST({array} AS jsonb))")
     }
 
-    /// The elements of a JSON array of strings (as `value`, text), as a table.
-    pub(super) fn json_text_elements(array: &str) -> String {
-        let [open, close] = JSON_TEXT_ELEMENTS;
-        format!("{open}{array}{close}")
-    }
-
-    /// [`json_text_elements`] as the SQL before and after the array.
+    /// The elements of a JSON array of strings (as `value`, text), as a table: the SQL before
+    /// and after the array (`values::json_text_elements`).
     pub(super) const JSON_TEXT_ELEMENTS: [&str; 2] = ["jsonb_array_elements_text(CAST(", " AS jsonb))"];
 
     /// A value among a subquery's rows, the SQL before and after the subquery: `= ANY

@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 use wagate_core::{ActorKind, AuditEntry, AuditId, OrgId, Timestamp};
 
-use super::events::ROWS_PER_INSERT;
-use super::values::json_array;
+use super::values::execute_rows;
 use super::{begin, corrupt, dialect, from_json, from_millis, millis, Backend, Db, DbConn, DbRow};
 use crate::{AuditLog, AuditQuery, StoreResult};
 
@@ -43,26 +42,21 @@ impl AuditLog for Backend {
              FROM {} ORDER BY r.n",
             dialect::json_rows("$1")
         );
-        for chunk in entries.chunks(ROWS_PER_INSERT) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|entry| {
-                    (
-                        millis(entry.at),
-                        entry.request_id.as_deref(),
-                        entry.actor_kind.as_str(),
-                        entry.actor_id.as_deref(),
-                        entry.org_id.as_ref().map(OrgId::as_str),
-                        entry.source.as_deref(),
-                        entry.method.as_str(),
-                        entry.route.as_str(),
-                        serde_json::to_string(&entry.target).unwrap_or_else(|_| "{}".into()),
-                        i64::from(entry.status),
-                    )
-                })
-                .collect();
-            sqlx::query(&sql).bind(json_array(&values)).execute(&mut *tx).await?;
-        }
+        execute_rows(&mut tx, &sql, entries, |entry| {
+            (
+                millis(entry.at),
+                entry.request_id.as_deref(),
+                entry.actor_kind.as_str(),
+                entry.actor_id.as_deref(),
+                entry.org_id.as_ref().map(OrgId::as_str),
+                entry.source.as_deref(),
+                entry.method.as_str(),
+                entry.route.as_str(),
+                serde_json::to_string(&entry.target).unwrap_or_else(|_| "{}".into()),
+                i64::from(entry.status),
+            )
+        })
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,13 +6,9 @@ use wagate_core::{
     Event, EventData, EventId, EventType, MessageId, OrgId, SessionId, StatusEntry, Timestamp,
 };
 
-use super::values::json_array;
+use super::values::{json_array, json_text_elements, ROWS_PER_INSERT};
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
-
-/// Rows per statement that binds many (as one JSON array: `values::json_array`), which bounds
-/// the size of one statement's JSON.
-pub(super) const ROWS_PER_INSERT: usize = 500;
 
 /// Events the sequencer numbers per transaction.
 const SEQUENCE_BATCH: i64 = 1000;
@@ -39,7 +35,7 @@ pub(super) fn webhook_wants_event() -> String {
         "w.org_id = e.org_id AND (w.session_id IS NULL OR w.session_id = e.session_id) \
          AND EXISTS (SELECT 1 FROM {} f WHERE f.value = '*' OR f.value = e.type \
          OR (f.value LIKE '%.*' AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1)))",
-        dialect::json_text_elements("w.events")
+        json_text_elements("w.events")
     )
 }
 

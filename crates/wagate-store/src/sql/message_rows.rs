@@ -10,8 +10,7 @@ use wagate_core::{
     CampaignId, Direction, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
 };
 
-use super::events::ROWS_PER_INSERT;
-use super::values::json_array;
+use super::values::{execute_rows, json_array, ROWS_PER_INSERT};
 use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
 use crate::{NewCampaign, StoreError, StoreResult};
 
@@ -201,22 +200,16 @@ pub(super) async fn write_statuses(conn: &mut DbConn, messages: &[&Message]) -> 
         dialect::json_rows("$1"),
         dialect::among_json_rows("messages.id", "r.value ->> 0", "$1")
     );
-    for chunk in messages.chunks(ROWS_PER_INSERT) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|message| {
-                (
-                    message.id.as_str(),
-                    message.status.as_str(),
-                    message.status_reason.as_deref(),
-                    message.wa_id.as_deref(),
-                    millis(message.updated_at),
-                )
-            })
-            .collect();
-        sqlx::query(&sql).bind(json_array(&values)).execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_rows(conn, &sql, messages, |message| {
+        (
+            message.id.as_str(),
+            message.status.as_str(),
+            message.status_reason.as_deref(),
+            message.wa_id.as_deref(),
+            millis(message.updated_at),
+        )
+    })
+    .await
 }
 
 /// Recipients written per statement, each statement binding them as one JSON array: for

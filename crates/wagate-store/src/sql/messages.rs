@@ -12,11 +12,12 @@ use wagate_core::{
 };
 
 use super::contacts;
-use super::events::{self, ROWS_PER_INSERT};
+use super::events;
 use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses, COLUMNS,
     SHOWN_COLUMNS,
 };
+use super::values::ROWS_PER_INSERT;
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
 use crate::{
     Accepted, Appended, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,

@@ -13,8 +13,12 @@ use serde::Serialize;
 use sqlx::QueryBuilder;
 use wagate_core::Timestamp;
 
-use super::{dialect, Db};
+use super::{dialect, Db, DbConn};
 use crate::{StoreError, StoreResult};
+
+/// Rows per statement that binds many (as one JSON array: [`json_array`]), which bounds the
+/// size of one statement's JSON.
+pub(crate) const ROWS_PER_INSERT: usize = 500;
 
 /// Appends ` IN (…)` (in effect) over `values` bound as one JSON array; the caller has written
 /// the column before it.
@@ -27,12 +31,33 @@ pub(crate) fn push_numbers(sql: &mut QueryBuilder<'_, Db>, values: impl IntoIter
     push_json_list(sql, "CAST(value AS BIGINT)", values.into_iter().collect::<Vec<_>>());
 }
 
+/// The elements of the JSON array of strings `array` (as `value`, text), as a table.
+pub(crate) fn json_text_elements(array: &str) -> String {
+    let [open, close] = dialect::JSON_TEXT_ELEMENTS;
+    format!("{open}{array}{close}")
+}
+
 fn push_json_list<T: Serialize>(sql: &mut QueryBuilder<'_, Db>, element: &str, values: Vec<T>) {
     let [among, among_end] = dialect::AMONG;
     let [elements, elements_end] = dialect::JSON_TEXT_ELEMENTS;
     sql.push(format_args!("{among}SELECT {element} FROM {elements}"))
         .push_bind(json_array(&values))
         .push(format_args!("{elements_end}{among_end}"));
+}
+
+/// Runs `sql`, which reads its rows from the JSON array `$1` (`dialect::json_rows`), over
+/// `rows` in statements of [`ROWS_PER_INSERT`], each row's values as `values` gives them.
+pub(crate) async fn execute_rows<'a, T, R: Serialize>(
+    conn: &mut DbConn,
+    sql: &str,
+    rows: &'a [T],
+    values: impl Fn(&'a T) -> R,
+) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let chunk: Vec<R> = chunk.iter().map(&values).collect();
+        sqlx::query(sql).bind(json_array(&chunk)).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Rows for a statement that reads them from one JSON array (`dialect::json_rows`): each row an

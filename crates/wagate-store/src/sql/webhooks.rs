@@ -9,9 +9,9 @@ use wagate_core::{
     Timestamp, Webhook, WebhookDisabledData, WebhookId,
 };
 
-use super::events::{self, ROWS_PER_INSERT};
+use super::events;
 use super::secrets::{open_text, webhook_row};
-use super::values::json_array;
+use super::values::{execute_rows, ROWS_PER_INSERT};
 use super::{
     begin, corrupt, dialect, from_json, from_millis, millis, push_list, push_numbers, Backend, Db, DbConn,
     DbPool, DbRow,
@@ -387,35 +387,27 @@ impl Webhooks for Backend {
             dialect::json_rows("$1"),
             dialect::among_json_rows("d.id", "CAST(r.value ->> 0 AS BIGINT)", "$1")
         );
-        for chunk in records.chunks(ROWS_PER_INSERT) {
-            let outcomes: Vec<_> = chunk
-                .iter()
-                .map(|record| {
-                    let (status, next_at) = match record.outcome {
-                        AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
-                        AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
-                        AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
-                    };
-                    (record.delivery.seq(), status.as_str(), next_at, millis(record.attempt.at))
-                })
-                .collect();
-            sqlx::query(&update).bind(json_array(&outcomes)).execute(&mut *tx).await?;
-            let attempts: Vec<_> = chunk
-                .iter()
-                .map(|record| {
-                    let attempt = &record.attempt;
-                    (
-                        record.delivery.seq(),
-                        millis(attempt.at),
-                        attempt.status_code.map(i64::from),
-                        i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
-                        attempt.response_body.as_deref(),
-                        attempt.error.as_deref(),
-                    )
-                })
-                .collect();
-            sqlx::query(&insert).bind(json_array(&attempts)).execute(&mut *tx).await?;
-        }
+        execute_rows(&mut tx, &update, &records, |record| {
+            let (status, next_at) = match record.outcome {
+                AttemptOutcome::Delivered => (DeliveryStatus::Delivered, None),
+                AttemptOutcome::RetryAt(at) => (DeliveryStatus::Pending, Some(millis(at))),
+                AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+            };
+            (record.delivery.seq(), status.as_str(), next_at, millis(record.attempt.at))
+        })
+        .await?;
+        execute_rows(&mut tx, &insert, &records, |record| {
+            let attempt = &record.attempt;
+            (
+                record.delivery.seq(),
+                millis(attempt.at),
+                attempt.status_code.map(i64::from),
+                i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
+                attempt.response_body.as_deref(),
+                attempt.error.as_deref(),
+            )
+        })
+        .await?;
 
         // A webhook is failing from its first failed attempt until its next success.
         let succeeded: HashSet<&str> = records

@@ -57,6 +57,7 @@ on_both_stores!(
     accepting_queues_with_one_event_each_and_honours_idempotency_keys,
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
     one_claim_serves_many_sessions_each_up_to_its_limit,
+    a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
     statuses_follow_the_state_machine,
     inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
     events_queue_deliveries_to_the_webhooks_that_want_them,
@@ -362,6 +363,39 @@ async fn one_claim_serves_many_sessions_each_up_to_its_limit(db: Backend) {
         },
     );
     assert_eq!(rest.len(), 2, "the third of a and the one of c");
+}
+
+async fn a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    // More sessions than one claim statement covers (100), each with three messages queued.
+    let sessions: Vec<String> = (0..130).map(|i| format!("s{i:03}")).collect();
+    for session in &sessions {
+        with_session(store, session, now).await;
+        let batch = (0..3).map(|n| outbound(session, &format!("155577701{n:02}"), None)).collect();
+        store.accept_outbound(batch, now).await.unwrap();
+    }
+    // Limits 1, 2, 3, 1, …; every seventh session asks with a lease it no longer holds.
+    let requests: Vec<ClaimRequest> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ClaimRequest {
+            session_id: sid(s),
+            lease: if i % 7 == 3 { 0 } else { 1 },
+            limit: (i % 3) as u32 + 1,
+            defer: Vec::new(),
+        })
+        .collect();
+    let answers = store.claim_outbound(requests, now, now + Duration::seconds(30)).await.unwrap();
+    assert_eq!(answers.len(), sessions.len());
+    for (i, ((claimed, events), session)) in answers.iter().zip(&sessions).enumerate() {
+        let wanted = if i % 7 == 3 { 0 } else { i % 3 + 1 };
+        assert_eq!((claimed.len(), events.len()), (wanted, wanted), "{session}");
+        assert!(claimed.iter().all(|c| c.message.session_id == sid(session)), "{session}");
+        let to: Vec<&str> = claimed.iter().map(|c| c.message.to.as_str()).collect();
+        let oldest: Vec<String> = (0..wanted).map(|n| format!("155577701{n:02}@s.whatsapp.net")).collect();
+        assert_eq!(to, oldest, "{session}: its oldest first");
+    }
 }
 
 async fn statuses_follow_the_state_machine(db: Backend) {

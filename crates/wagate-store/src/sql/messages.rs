@@ -17,7 +17,7 @@ use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses, COLUMNS,
     SHOWN_COLUMNS,
 };
-use super::values::ROWS_PER_INSERT;
+use super::values::{json_array, ROWS_PER_INSERT};
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
 use crate::{
     Accepted, Appended, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
@@ -37,7 +37,8 @@ async fn status_events(
     events::insert_many(conn, new, now).await
 }
 
-/// Sessions claimed for in one statement (SQLite allows 500 terms in a compound SELECT).
+/// Sessions claimed for in one statement (SQLite's `dialect::for_each_json_row` is a compound
+/// SELECT, and SQLite allows 500 terms in one).
 const CLAIM_SESSIONS_PER_STATEMENT: usize = 100;
 
 /// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
@@ -199,27 +200,28 @@ impl Messages for Backend {
             sql.build().execute(&mut *tx).await?;
         }
         // For each session the oldest `limit` due messages, direct sends before campaign
-        // messages, each read off the queue index in order and locked.
+        // messages, each read off the queue index in order and locked, while the claiming
+        // node's lease is current (fencing a stale owner). The sessions are JSON rows
+        // `[session, limit, lease]`: one statement text for any number of them.
+        let due_of_session = |row: &str| {
+            format!(
+                "SELECT id FROM messages m WHERE session_id = {row} ->> 0 AND held = 0 AND due_at <= $2 \
+                 AND (locked_until IS NULL OR locked_until <= $2) \
+                 AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = m.session_id \
+                 AND l.token = CAST({row} ->> 2 AS BIGINT)) \
+                 ORDER BY bulk, id LIMIT CAST({row} ->> 1 AS BIGINT){}",
+                dialect::SKIP_LOCKED
+            )
+        };
         let mut due: Vec<(Message, i64)> = Vec::new();
         for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
-            let mut sql =
-                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS}, attempts FROM messages WHERE id IN ("));
-            for (i, (session, limit, lease)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" UNION ALL ");
-                }
-                sql.push("SELECT id FROM (SELECT id FROM messages WHERE session_id = ");
-                sql.push_bind(*session);
-                sql.push(" AND held = 0 AND due_at <= ").push_bind(millis(now));
-                // Only while the claiming node's lease is current (fencing a stale owner).
-                sql.push(" AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = messages.session_id AND l.token = ");
-                sql.push_bind(*lease).push(")");
-                sql.push(" AND (locked_until IS NULL OR locked_until <= ").push_bind(millis(now));
-                sql.push(") ORDER BY bulk, id LIMIT ").push_bind(*limit);
-                sql.push(dialect::SKIP_LOCKED).push(format!(") AS due{i}"));
-            }
-            sql.push(")");
-            for row in sql.build().fetch_all(&mut *tx).await? {
+            let sql = format!(
+                "SELECT {COLUMNS}, attempts FROM messages WHERE id IN ({})",
+                dialect::for_each_json_row("$1", chunk.len(), due_of_session)
+            );
+            let rows =
+                sqlx::query(&sql).bind(json_array(chunk)).bind(millis(now)).fetch_all(&mut *tx).await?;
+            for row in rows {
                 due.push((from_row(&row)?, row.try_get("attempts")?));
             }
         }

@@ -17,9 +17,9 @@
 //!   `check_ready()`, `close()`, `send_signal()` and `signals()`;
 //! - `begin` (a write transaction: `sql/tx.rs`), re-exported from `tx`;
 //! - `dialect::{number_at_append, number_committed, tidy_numbered, ANY_UNNUMBERED, UNNUMBERED,
-//!   json_elements, JSON_TEXT_ELEMENTS, json_rows, among_json_rows, AMONG, APPEND_ORDER,
-//!   NUMBERED_AT_APPEND, SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the only SQL that
-//!   differs.
+//!   json_elements, JSON_TEXT_ELEMENTS, json_rows, for_each_json_row, among_json_rows, AMONG,
+//!   APPEND_ORDER, NUMBERED_AT_APPEND, SKIP_LOCKED, FOR_UPDATE, FOR_SHARE, LOCK_WAITS}`, the
+//!   only SQL that differs.
 //!
 //! A query that one database cannot run goes into `dialect`, on both sides.
 

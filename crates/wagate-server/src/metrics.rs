@@ -1,7 +1,9 @@
 //! Prometheus metrics at `GET /metrics`. Counters and histograms are recorded where things
 //! happen (HTTP requests, webhook attempts) or follow from the event feed (messages, events,
-//! send latencies); gauges (sessions, outbox, webhook backlog) are read from the store at each
-//! scrape; process memory and CPU come from the operating system.
+//! send latencies: each event counted by the node that numbered it, so that the nodes of a
+//! cluster add up to each event once); gauges (sessions, outbox, webhook backlog) are read
+//! from the store at each scrape, the same on every node; process memory and CPU come from the
+//! operating system.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -201,8 +203,14 @@ struct Observer {
 }
 
 impl Observer {
+    /// Every node sees every event; only the node that numbered it counts it, so each event is
+    /// counted once over the cluster (times sent are remembered from every event, so a message
+    /// sent and delivered in turns of different nodes still has its latency recorded once).
     async fn see(&mut self, event: &Event) {
-        counter!("wagate_events_total", "type" => event.kind().as_str()).increment(1);
+        let counted = self.engine.numbered_here(event.id);
+        if counted {
+            counter!("wagate_events_total", "type" => event.kind().as_str()).increment(1);
+        }
         let (direction, status, message) = match &event.data {
             EventData::MessageReceived(_) => ("in", MessageStatus::Received, None),
             EventData::MessageStatus(change) => match change.status {
@@ -215,22 +223,26 @@ impl Observer {
             },
             _ => return,
         };
-        let connector = self.connector(event.session_id.as_ref()).await;
-        counter!("wagate_messages_total", "connector" => connector, "direction" => direction, "status" => status.as_str())
-            .increment(1);
+        if counted {
+            let connector = self.connector(event.session_id.as_ref()).await;
+            counter!("wagate_messages_total", "connector" => connector, "direction" => direction, "status" => status.as_str())
+                .increment(1);
+        }
         let Some(message) = message else { return };
         match status {
             MessageStatus::Sent => {
-                let accepted_ms = i64::try_from(message.created_ms()).unwrap_or(0);
-                let waited = (event.created_at.timestamp_millis() - accepted_ms).max(0);
-                histogram!("wagate_send_latency_seconds", "stage" => "accepted_to_sent")
-                    .record(waited as f64 / 1000.0);
+                if counted {
+                    let accepted_ms = i64::try_from(message.created_ms()).unwrap_or(0);
+                    let waited = (event.created_at.timestamp_millis() - accepted_ms).max(0);
+                    histogram!("wagate_send_latency_seconds", "stage" => "accepted_to_sent")
+                        .record(waited as f64 / 1000.0);
+                }
                 if self.sent_at.len() < MAX_TRACKED_SENDS {
                     self.sent_at.insert(message.clone(), event.created_at);
                 }
             }
             MessageStatus::Delivered => {
-                if let Some(sent) = self.sent_at.remove(message) {
+                if let Some(sent) = self.sent_at.remove(message).filter(|_| counted) {
                     let took = (event.created_at - sent).num_milliseconds().max(0);
                     histogram!("wagate_send_latency_seconds", "stage" => "sent_to_delivered")
                         .record(took as f64 / 1000.0);

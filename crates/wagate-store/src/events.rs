@@ -1,5 +1,7 @@
 //! The event log: every change wagate reports, in commit order.
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use wagate_core::{Event, EventData, EventId, EventType, OrgId, SessionId, Timestamp};
 
@@ -34,6 +36,23 @@ impl Appended {
     }
 }
 
+/// The ids one call of [`Events::sequence_events`] gave, one range per turn it took. Each
+/// committed event is numbered by exactly one turn, on whichever node took it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Numbered {
+    pub turns: Vec<RangeInclusive<EventId>>,
+}
+
+impl Numbered {
+    /// How many events were numbered.
+    pub fn count(&self) -> u64 {
+        self.turns
+            .iter()
+            .map(|turn| u64::try_from(turn.end().seq() - turn.start().seq() + 1).unwrap_or(0))
+            .sum()
+    }
+}
+
 /// The event log. Each event also queues its deliveries to the webhooks that want it, as it
 /// is numbered.
 #[async_trait]
@@ -50,8 +69,11 @@ pub trait Events: Send + Sync {
     /// The id of the newest numbered event in the log.
     async fn last_event_id(&self) -> StoreResult<Option<EventId>>;
     /// Numbers every committed event that has no number yet, in the order they were appended,
-    /// and queues their webhook deliveries; answers how many. Any node may call it at any
-    /// time: calls take turns. Nothing to do on SQLite, which numbers events as they are
-    /// appended.
-    async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64>;
+    /// and queues their webhook deliveries; answers the ids it gave. Any node may call it at
+    /// any time: calls take turns. Nothing to do when events are numbered as they are appended
+    /// ([`Events::numbers_at_append`]).
+    async fn sequence_events(&self, now: Timestamp) -> StoreResult<Numbered>;
+    /// Whether each event is numbered in its writer's transaction (SQLite: one writer, one
+    /// node), rather than by [`Events::sequence_events`] after commit (PostgreSQL).
+    fn numbers_at_append(&self) -> bool;
 }

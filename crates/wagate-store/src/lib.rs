@@ -53,7 +53,7 @@ pub use audit::{AuditLog, AuditQuery};
 pub use campaigns::{Campaigns, NewCampaign, RecipientQuery};
 pub use cluster::{Cluster, Heartbeat, Lease, LeaseGrant, Node, NodeInfo};
 pub use contacts::Contacts;
-pub use events::{Appended, EventQuery, Events};
+pub use events::{Appended, EventQuery, Events, Numbered};
 pub use keyring::{KeyError, KeyId, Keyring, MasterKey};
 pub use keys::ApiKeys;
 pub use media::MediaRecords;

@@ -143,10 +143,12 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
         .map(|node| {
             let (store, done) = (node.store(), Arc::clone(&done));
             tokio::spawn(async move {
+                let mut turns = Vec::new();
                 while !done.load(Ordering::Acquire) {
-                    store.sequence_events(Utc::now()).await.unwrap();
+                    turns.extend(store.sequence_events(Utc::now()).await.unwrap().turns);
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                turns
             })
         })
         .collect();
@@ -173,10 +175,10 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
         writer.await.unwrap();
     }
     // Everything is committed: one more turn numbers what the sequencers have not yet.
-    first.sequence_events(Utc::now()).await.unwrap();
+    let mut turns = first.sequence_events(Utc::now()).await.unwrap().turns;
     done.store(true, Ordering::Release);
     for sequencer in sequencers {
-        sequencer.await.unwrap();
+        turns.extend(sequencer.await.unwrap());
     }
     let seen = reader.await.unwrap();
 
@@ -192,6 +194,18 @@ async fn readers_after_the_last_id_seen_miss_nothing_under_concurrent_and_stalle
     assert_eq!(seen.len(), everything.len(), "the reader saw every event exactly once");
     assert_eq!(seen, everything, "in the log's order");
     assert!(seen.windows(2).all(|pair| pair[0].seq() < pair[1].seq()), "ids only grow");
+
+    // Each event was numbered by exactly one turn, on one node (what per-node metrics count).
+    let mut numbered: Vec<EventId> = turns
+        .iter()
+        .flat_map(|turn| (turn.start().seq()..=turn.end().seq()).map(EventId::from_seq))
+        .collect();
+    numbered.sort_unstable();
+    if first.numbers_at_append() {
+        assert!(numbered.is_empty(), "numbered as appended, the sequencer has nothing to do");
+    } else {
+        assert_eq!(numbered, everything, "every event in exactly one turn");
+    }
 }
 
 /// A writer stalled inside its transaction holds back nobody: events other writers commit

@@ -775,9 +775,9 @@ async fn upgrading_postgres_numbers_the_events_waiting_once_each() {
     )
     .await
     .unwrap();
-    assert_eq!(store.sequence_events(Utc::now()).await.unwrap(), 1);
+    assert_eq!(store.sequence_events(Utc::now()).await.unwrap().count(), 1);
     with_session(&store, "new", Utc::now()).await;
-    assert_eq!(store.sequence_events(Utc::now()).await.unwrap(), 1);
+    assert_eq!(store.sequence_events(Utc::now()).await.unwrap().count(), 1);
     let events = store.list_events(EventQuery { limit: 10, ..Default::default() }).await.unwrap();
     let ids: Vec<(i64, &str)> =
         events.iter().map(|e| (e.id.seq(), e.session_id.as_ref().unwrap().as_str())).collect();

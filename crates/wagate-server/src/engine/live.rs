@@ -5,10 +5,12 @@
 //! repeat.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use wagate_core::{Clock, Event, EventId, EventType, OrgId, SessionId, Signal};
 use wagate_store::{EventQuery, Store, StoreError};
@@ -18,10 +20,16 @@ use crate::tasks::Tasks;
 /// Events read from the log per query.
 const PAGE: u32 = 500;
 
+/// This node's numbering turns kept for [`LiveFeed::numbered_here`] at most (the metrics
+/// observer forgets them as it passes them; this bounds them if it falls behind).
+const TURNS_KEPT: usize = 4096;
+
 pub(super) struct LiveFeed {
     log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
+    /// The last numbering pass the feed's task finished (see [`LiveFeed::number`]).
+    passes: watch::Receiver<u64>,
     follower: Tasks,
 }
 
@@ -32,15 +40,22 @@ impl LiveFeed {
         let (sender, _) = broadcast::channel(buffer);
         let wake = Arc::new(Notify::new());
         let follower = Tasks::default();
-        let log = Arc::new(Log { store, clock });
+        let log = Arc::new(Log {
+            store,
+            clock,
+            passes_started: AtomicU64::new(0),
+            numbered_here: parking_lot::Mutex::default(),
+        });
+        let (finished, passes) = watch::channel(0);
         follower.spawn(follow(
             Arc::clone(&log),
             sender.clone(),
             Arc::clone(&wake),
+            finished,
             poll,
             follower.stopping(),
         ));
-        Self { log, sender, wake, follower }
+        Self { log, sender, wake, passes, follower }
     }
 
     /// Whether the task that follows the log is alive.
@@ -48,9 +63,16 @@ impl LiveFeed {
         self.follower.is_running()
     }
 
-    /// Numbers what is committed now, so that a read that follows sees it.
+    /// Numbers what is committed now, so that a read that follows sees it: waits for a
+    /// numbering pass of the feed's task that starts after this call. Only that task numbers
+    /// on this node, so it has recorded every turn this node took before it reads the events
+    /// those turns numbered ([`LiveFeed::numbered_here`]).
     pub(super) async fn number(&self) {
-        self.log.number().await;
+        let asked = self.log.passes_started.load(Ordering::SeqCst);
+        let mut passes = self.passes.clone();
+        self.wake.notify_one();
+        // An error: the task stopped (the node is shutting down); the read goes ahead.
+        let _ = passes.wait_for(|finished| *finished > asked).await;
     }
 
     /// New events were committed, here or (numbered) on another node.
@@ -60,6 +82,19 @@ impl LiveFeed {
 
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+
+    /// Whether this node numbered event `id`: each event is numbered once in the cluster, so
+    /// counting the events a node numbered counts each event once over all nodes. On a store
+    /// that numbers events as they are appended, the one node numbers them all. Asked in log
+    /// order: turns that end before `id` are forgotten.
+    pub(super) fn numbered_here(&self, id: EventId) -> bool {
+        if self.log.store.numbers_at_append() {
+            return true;
+        }
+        let mut turns = self.log.numbered_here.lock();
+        turns.retain(|turn| *turn.end() >= id);
+        turns.iter().any(|turn| turn.contains(&id))
     }
 
     /// Broadcasts what is committed, then stops.
@@ -72,6 +107,10 @@ impl LiveFeed {
 struct Log {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Numbering passes the feed's task started.
+    passes_started: AtomicU64,
+    /// The ids this node's turns gave that [`LiveFeed::numbered_here`] has not passed yet.
+    numbered_here: parking_lot::Mutex<VecDeque<RangeInclusive<EventId>>>,
 }
 
 impl Log {
@@ -83,8 +122,14 @@ impl Log {
         let numbered = self.store.sequence_events(self.clock.now()).await;
         crate::metrics::events_numbered(started.elapsed());
         match numbered {
-            Ok(0) => {}
-            Ok(_) => {
+            Ok(numbered) if numbered.turns.is_empty() => {}
+            Ok(numbered) => {
+                {
+                    let mut turns = self.numbered_here.lock();
+                    turns.extend(numbered.turns);
+                    let excess = turns.len().saturating_sub(TURNS_KEPT);
+                    turns.drain(..excess);
+                }
                 if let Err(e) = self.store.signal(&[Signal::Events]).await {
                     tracing::warn!(error = %e, "cannot tell the other nodes about new events; they read them at their next poll");
                 }
@@ -100,6 +145,7 @@ async fn follow(
     log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
+    finished: watch::Sender<u64>,
     poll: Duration,
     stop: CancellationToken,
 ) {
@@ -116,7 +162,9 @@ async fn follow(
         }
     };
     loop {
+        let pass = log.passes_started.fetch_add(1, Ordering::SeqCst) + 1;
         log.number().await;
+        finished.send_replace(pass);
         loop {
             let query = EventQuery { after: last, limit: PAGE, ..Default::default() };
             match store.list_events(query).await {

@@ -245,6 +245,11 @@ impl Engine {
         self.store.list_events(query).await
     }
 
+    /// Whether this node numbered event `id` (see `LiveFeed::numbered_here`): asked in log order.
+    pub(crate) fn numbered_here(&self, id: wagate_core::EventId) -> bool {
+        self.live.numbered_here(id)
+    }
+
     /// Announces committed events to live subscribers (which read them from the log, in order,
     /// once it has numbered them).
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = Appended>) {

@@ -8,7 +8,7 @@ use wagate_core::{
 
 use super::values::{json_array, json_text_elements, ROWS_PER_INSERT};
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
-use crate::{Appended, EventQuery, Events, StoreError, StoreResult};
+use crate::{Appended, EventQuery, Events, Numbered, StoreError, StoreResult};
 
 /// Events the sequencer numbers per transaction.
 const SEQUENCE_BATCH: i64 = 1000;
@@ -173,18 +173,18 @@ impl Events for Backend {
         Ok(event)
     }
 
-    async fn sequence_events(&self, now: Timestamp) -> StoreResult<u64> {
+    async fn sequence_events(&self, now: Timestamp) -> StoreResult<Numbered> {
+        let mut numbered = Numbered::default();
         if dialect::NUMBERED_AT_APPEND {
-            return Ok(0);
+            return Ok(numbered);
         }
         let now = from_millis(millis(now))?;
         // Most calls find nothing to number: a read answers that without taking the writer or
         // the sequencer's turn.
         let waiting: bool = sqlx::query_scalar(dialect::ANY_UNNUMBERED).fetch_one(self.readers()).await?;
         if !waiting {
-            return Ok(0);
+            return Ok(numbered);
         }
-        let mut numbered = 0;
         loop {
             let mut writer = self.writer().await?;
             let mut tx = begin(&mut writer).await?;
@@ -201,12 +201,15 @@ impl Events for Backend {
             if let Err(e) = dialect::tidy_numbered(self.readers(), first, last).await {
                 tracing::warn!(error = %e, "could not clear the list of events waiting to be numbered");
             }
-            let count = last - first + 1;
-            numbered += count as u64;
-            if count < SEQUENCE_BATCH {
+            numbered.turns.push(EventId::from_seq(first)..=EventId::from_seq(last));
+            if last - first + 1 < SEQUENCE_BATCH {
                 return Ok(numbered);
             }
         }
+    }
+
+    fn numbers_at_append(&self) -> bool {
+        dialect::NUMBERED_AT_APPEND
     }
 }
 

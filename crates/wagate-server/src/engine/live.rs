@@ -63,11 +63,15 @@ impl LiveFeed {
         self.follower.is_running()
     }
 
-    /// Numbers what is committed now, so that a read that follows sees it: waits for a
-    /// numbering pass of the feed's task that starts after this call. Only that task numbers
-    /// on this node, so it has recorded every turn this node took before it reads the events
-    /// those turns numbered ([`LiveFeed::numbered_here`]).
+    /// Numbers what is committed now, so that a read that follows sees it (nothing to do where
+    /// events are numbered as they are appended): waits for a numbering pass of the feed's task
+    /// that starts after this call. Only that task numbers on this node, so it has recorded
+    /// every turn this node took before it reads the events those turns numbered
+    /// ([`LiveFeed::numbered_here`]).
     pub(super) async fn number(&self) {
+        if self.log.store.numbers_at_append() {
+            return;
+        }
         let asked = self.log.passes_started.load(Ordering::SeqCst);
         let mut passes = self.passes.clone();
         self.wake.notify_one();

@@ -58,6 +58,7 @@ on_both_stores!(
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
     one_claim_serves_many_sessions_each_up_to_its_limit,
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
+    receipts_for_more_sessions_than_one_statement_find_each_its_own_message,
     statuses_follow_the_state_machine,
     inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
     events_queue_deliveries_to_the_webhooks_that_want_them,
@@ -395,6 +396,52 @@ async fn a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own(
         let to: Vec<&str> = claimed.iter().map(|c| c.message.to.as_str()).collect();
         let oldest: Vec<String> = (0..wanted).map(|n| format!("155577701{n:02}@s.whatsapp.net")).collect();
         assert_eq!(to, oldest, "{session}: its oldest first");
+    }
+}
+
+async fn receipts_for_more_sessions_than_one_statement_find_each_its_own_message(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    // More sessions than one lookup statement covers (100), each with a message sent under the
+    // same WhatsApp id: a receipt finds the message of its own session only.
+    let sessions: Vec<String> = (0..130).map(|i| format!("s{i:03}")).collect();
+    let mut ids = Vec::new();
+    for session in &sessions {
+        with_session(store, session, now).await;
+        let accepted =
+            store.accept_outbound(vec![outbound(session, "15557770001", None)], now).await.unwrap();
+        ids.push(accepted[0].as_ref().unwrap().message.id.clone());
+    }
+    let requests: Vec<(&str, u32)> = sessions.iter().map(|s| (s.as_str(), 1)).collect();
+    claim(store, &requests, now, now + Duration::seconds(30)).await;
+    let sent = ids.iter().map(|id| status(id, MessageStatus::Sent, Some("WA1"))).collect();
+    store.apply_statuses(sent, now).await.unwrap();
+
+    // One batch: delivered for even sessions, read for odd ones, and a receipt for an id the
+    // session never had.
+    let receipt = |session: &str, wa_id: &str, to| StatusUpdate {
+        message: MessageRef::WaId(sid(session), wa_id.into()),
+        status: to,
+        reason: None,
+        wa_id: None,
+        retry_at: None,
+    };
+    let mut receipts: Vec<StatusUpdate> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            receipt(s, "WA1", if i % 2 == 0 { MessageStatus::Delivered } else { MessageStatus::Read })
+        })
+        .collect();
+    receipts.push(receipt("s000", "WA2", MessageStatus::Read));
+    let results = store.apply_statuses(receipts, now).await.unwrap();
+    let changed: Vec<usize> = results.iter().map(|r| r.as_ref().unwrap().len()).collect();
+    assert_eq!(changed[..sessions.len()], vec![1; sessions.len()][..], "one change per receipt");
+    assert_eq!(changed[sessions.len()], 0, "an unknown WhatsApp id changes nothing");
+    for (i, id) in ids.iter().enumerate() {
+        let message = store.get_message(id).await.unwrap().unwrap();
+        let wanted = if i % 2 == 0 { MessageStatus::Delivered } else { MessageStatus::Read };
+        assert_eq!(message.status, wanted, "{}", sessions[i]);
     }
 }
 

@@ -3,14 +3,14 @@
 //! message's status history is its events (`events::history_of`). Callers bring the
 //! transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Column, QueryBuilder, Row};
 use wagate_core::{
     CampaignId, Direction, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
 };
 
-use super::values::{execute_rows, json_array, ROWS_PER_INSERT};
+use super::values::{execute_rows, json_array, json_text_elements, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
 use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
 use crate::{NewCampaign, StoreError, StoreResult};
 
@@ -93,30 +93,40 @@ pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult
     Ok(found)
 }
 
-/// Messages in one direction, by session and WhatsApp id.
+/// Messages in one direction, by session and WhatsApp id, locked: one statement for up to
+/// [`ROWS_PER_FOR_EACH`] sessions, each a JSON row `[session, [wa_id, …]]` looked up in the
+/// index on `(session_id, direction, wa_id)`.
 pub(super) async fn fetch_by_wa_ids(
     conn: &mut DbConn,
     direction: Direction,
     keys: impl IntoIterator<Item = (SessionId, String)>,
 ) -> StoreResult<HashMap<(SessionId, String), Message>> {
-    let mut by_session: HashMap<SessionId, Vec<String>> = HashMap::new();
+    let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
     for (session, wa_id) in keys {
         by_session.entry(session).or_default().push(wa_id);
     }
+    let rows: Vec<(&str, &[String])> =
+        by_session.iter().map(|(session, wa_ids)| (session.as_str(), wa_ids.as_slice())).collect();
+    let of_session = |row: &str| {
+        format!(
+            "SELECT id FROM messages WHERE session_id = {row} ->> 0 AND direction = $2 \
+             AND wa_id IN (SELECT value FROM {})",
+            json_text_elements(&format!("{row} -> 1"))
+        )
+    };
     let mut found = HashMap::new();
-    for (session, wa_ids) in by_session {
-        for chunk in wa_ids.chunks(ROWS_PER_INSERT) {
-            let mut sql =
-                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM messages WHERE session_id = "));
-            sql.push_bind(session.as_str()).push(" AND direction = ").push_bind(direction.as_str());
-            sql.push(" AND wa_id");
-            push_list(&mut sql, chunk.iter().map(|wa_id| wa_id.as_str()));
-            sql.push(" ORDER BY id").push(dialect::FOR_UPDATE);
-            for row in sql.build().fetch_all(&mut *conn).await? {
-                let message = from_row(&row)?;
-                if let Some(wa_id) = message.wa_id.clone() {
-                    found.insert((session.clone(), wa_id), message);
-                }
+    for chunk in rows.chunks(ROWS_PER_FOR_EACH) {
+        // Locked in id order, as every batch locks messages, so two batches cannot deadlock over them.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE id IN ({}) ORDER BY id{}",
+            dialect::for_each_json_row("$1", chunk.len(), of_session),
+            dialect::FOR_UPDATE
+        );
+        let query = sqlx::query(&sql).bind(json_array(chunk)).bind(direction.as_str());
+        for row in query.fetch_all(&mut *conn).await? {
+            let message = from_row(&row)?;
+            if let Some(wa_id) = message.wa_id.clone() {
+                found.insert((message.session_id.clone(), wa_id), message);
             }
         }
     }

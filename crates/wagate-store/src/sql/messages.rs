@@ -17,7 +17,7 @@ use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses, COLUMNS,
     SHOWN_COLUMNS,
 };
-use super::values::{json_array, ROWS_PER_INSERT};
+use super::values::{json_array, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
 use super::{begin, corrupt, dialect, from_millis, millis, push_list, Backend, Db, DbConn};
 use crate::{
     Accepted, Appended, ClaimRequest, Claimed, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
@@ -36,10 +36,6 @@ async fn status_events(
         .collect();
     events::insert_many(conn, new, now).await
 }
-
-/// Sessions claimed for in one statement (SQLite's `dialect::for_each_json_row` is a compound
-/// SELECT, and SQLite allows 500 terms in one).
-const CLAIM_SESSIONS_PER_STATEMENT: usize = 100;
 
 /// Our id of the message of a session WhatsApp knows as `wa_id`, sent or received.
 async fn quoted(conn: &mut DbConn, session: &SessionId, wa_id: &str) -> StoreResult<Option<MessageId>> {
@@ -214,7 +210,7 @@ impl Messages for Backend {
             )
         };
         let mut due: Vec<(Message, i64)> = Vec::new();
-        for chunk in limits.chunks(CLAIM_SESSIONS_PER_STATEMENT) {
+        for chunk in limits.chunks(ROWS_PER_FOR_EACH) {
             let sql = format!(
                 "SELECT {COLUMNS}, attempts FROM messages WHERE id IN ({})",
                 dialect::for_each_json_row("$1", chunk.len(), due_of_session)

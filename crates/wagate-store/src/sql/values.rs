@@ -20,6 +20,10 @@ use crate::{StoreError, StoreResult};
 /// size of one statement's JSON.
 pub(crate) const ROWS_PER_INSERT: usize = 500;
 
+/// JSON rows per statement of `dialect::for_each_json_row` (on SQLite a compound SELECT of one
+/// term per row, and SQLite allows 500 terms in one).
+pub(crate) const ROWS_PER_FOR_EACH: usize = 100;
+
 /// Appends ` IN (…)` (in effect) over `values` bound as one JSON array; the caller has written
 /// the column before it.
 pub(crate) fn push_list<'a>(sql: &mut QueryBuilder<'a, Db>, values: impl IntoIterator<Item = &'a str>) {

@@ -6,11 +6,10 @@
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 use wagate_core::{Clock, Event, EventId, EventType, OrgId, SessionId, Signal};
 use wagate_store::{EventQuery, Store, StoreError};
@@ -28,8 +27,6 @@ pub(super) struct LiveFeed {
     log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
-    /// The last numbering pass the feed's task finished (see [`LiveFeed::number`]).
-    passes: watch::Receiver<u64>,
     follower: Tasks,
 }
 
@@ -43,19 +40,17 @@ impl LiveFeed {
         let log = Arc::new(Log {
             store,
             clock,
-            passes_started: AtomicU64::new(0),
+            reading: tokio::sync::Mutex::default(),
             numbered_here: parking_lot::Mutex::default(),
         });
-        let (finished, passes) = watch::channel(0);
         follower.spawn(follow(
             Arc::clone(&log),
             sender.clone(),
             Arc::clone(&wake),
-            finished,
             poll,
             follower.stopping(),
         ));
-        Self { log, sender, wake, passes, follower }
+        Self { log, sender, wake, follower }
     }
 
     /// Whether the task that follows the log is alive.
@@ -64,19 +59,13 @@ impl LiveFeed {
     }
 
     /// Numbers what is committed now, so that a read that follows sees it (nothing to do where
-    /// events are numbered as they are appended): waits for a numbering pass of the feed's task
-    /// that starts after this call. Only that task numbers on this node, so it has recorded
-    /// every turn this node took before it reads the events those turns numbered
-    /// ([`LiveFeed::numbered_here`]).
+    /// events are numbered as they are appended).
     pub(super) async fn number(&self) {
         if self.log.store.numbers_at_append() {
             return;
         }
-        let asked = self.log.passes_started.load(Ordering::SeqCst);
-        let mut passes = self.passes.clone();
-        self.wake.notify_one();
-        // An error: the task stopped (the node is shutting down); the read goes ahead.
-        let _ = passes.wait_for(|finished| *finished > asked).await;
+        let _reading = self.log.reading.lock().await;
+        self.log.number().await;
     }
 
     /// New events were committed, here or (numbered) on another node.
@@ -111,8 +100,10 @@ impl LiveFeed {
 struct Log {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    /// Numbering passes the feed's task started.
-    passes_started: AtomicU64,
+    /// Held by a turn this node takes, and by the feed's task while it reads the log: so the
+    /// task never reads an event a turn of this node numbered before that turn is recorded in
+    /// `numbered_here`.
+    reading: tokio::sync::Mutex<()>,
     /// The ids this node's turns gave that [`LiveFeed::numbered_here`] has not passed yet.
     numbered_here: parking_lot::Mutex<VecDeque<RangeInclusive<EventId>>>,
 }
@@ -149,7 +140,6 @@ async fn follow(
     log: Arc<Log>,
     sender: broadcast::Sender<Event>,
     wake: Arc<Notify>,
-    finished: watch::Sender<u64>,
     poll: Duration,
     stop: CancellationToken,
 ) {
@@ -166,9 +156,8 @@ async fn follow(
         }
     };
     loop {
-        let pass = log.passes_started.fetch_add(1, Ordering::SeqCst) + 1;
+        let reading = log.reading.lock().await;
         log.number().await;
-        finished.send_replace(pass);
         loop {
             let query = EventQuery { after: last, limit: PAGE, ..Default::default() };
             match store.list_events(query).await {
@@ -189,6 +178,7 @@ async fn follow(
                 }
             }
         }
+        drop(reading);
         if stop.is_cancelled() {
             return;
         }

@@ -12,27 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fast_config, nz, TestData, TestServer};
-use reqwest::{Method, StatusCode};
-use wagate_server::Config;
-
-fn node_config(data: &TestData, id: &str) -> Config {
-    let mut config = fast_config(data);
-    config.node_id = id.into();
-    config.node.heartbeat_ms = nz(100);
-    config.node.lease_ttl_ms = 500;
-    config
-}
-
-/// The value of one sample line of `/metrics` (0 when absent).
-async fn sample(server: &TestServer, name_and_labels: &str) -> f64 {
-    let response = server.request(Method::GET, "/metrics").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let page = response.text().await.unwrap();
-    page.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
+use common::{cluster_data, metrics_page, node_config, sample, TestServer};
 
 const SENT: &str = r#"wagate_messages_total{connector="sim",direction="out",status="sent"}"#;
 const READ: &str = r#"wagate_messages_total{connector="sim",direction="out",status="read"}"#;
@@ -43,35 +23,32 @@ const SENT_TO_DELIVERED: &str = r#"wagate_send_latency_seconds_count{stage="sent
 #[tokio::test]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
 async fn two_nodes_count_each_message_and_event_once() {
-    let data_a = TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR));
+    let data_a = cluster_data().await;
     let a = TestServer::start_in(Arc::clone(&data_a), node_config(&data_a, "node-a")).await;
     let data_b = data_a.another_node();
     let b = TestServer::start_in(Arc::clone(&data_b), node_config(&data_b, "node-b")).await;
     // Each node runs the session linked through it, and numbers events of both.
     a.link("alice", "15550001111").await;
     b.link("bob", "15550002222").await;
-    let before = [SENT, READ, STATUS_EVENTS, ACCEPTED_TO_SENT, SENT_TO_DELIVERED];
-    let mut counts = Vec::new();
-    for line in before {
-        counts.push(sample(&a, line).await);
-    }
+    let lines = [SENT, READ, STATUS_EVENTS, ACCEPTED_TO_SENT, SENT_TO_DELIVERED];
+    let before = metrics_page(&a).await;
 
     let mut ids = a.send_texts("alice", "15550009999", "from node a", 10).await;
     ids.extend(b.send_texts("bob", "15550009999", "from node b", 10).await);
     for id in &ids {
         a.wait_for_message_status(id, "read").await;
     }
-    common::eventually(|| async { (sample(&a, READ).await - counts[1] >= 20.0).then_some(()) }).await;
+    common::eventually(|| async {
+        (sample(&metrics_page(&a).await, READ) - sample(&before, READ) >= 20.0).then_some(())
+    })
+    .await;
     // Both feeds are far past the last event by now: a node that counted what the other one
     // numbered would have doubled the counts.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut moved = Vec::new();
-    for (line, was) in before.iter().zip(&counts) {
-        moved.push((*line, sample(&b, line).await - was));
-    }
+    let after = metrics_page(&b).await;
+    let moved: Vec<(&str, f64)> =
+        lines.iter().map(|line| (*line, sample(&after, line) - sample(&before, line))).collect();
     assert_eq!(
         moved,
         [

@@ -9,28 +9,9 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use wagate_core::SessionId;
-use wagate_server::Config;
 use wagate_store::{testing, Cluster, PgStore};
 
-use crate::common::{eventually, fast_config, nz, TestData, TestServer};
-
-/// A node's configuration: heartbeats and leases in milliseconds.
-pub(crate) fn node_config(data: &TestData, id: &str) -> Config {
-    let mut config = fast_config(data);
-    config.node_id = id.into();
-    config.node.heartbeat_ms = nz(100);
-    config.node.lease_ttl_ms = 500;
-    // A message claimed by a node that dies is claimed again this soon.
-    config.engine.send_lease_ms = 300;
-    config
-}
-
-/// The first node's data on a new PostgreSQL database; other nodes join with `another_node`.
-pub(crate) async fn cluster_data() -> Arc<TestData> {
-    TestData::postgres()
-        .await
-        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR))
-}
+use crate::common::{cluster_data, eventually, fast_config, node_config, TestServer};
 
 /// Nodes `node-a` and `node-b` on one new PostgreSQL database.
 async fn two_nodes() -> (TestServer, TestServer) {

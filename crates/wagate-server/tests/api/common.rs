@@ -112,6 +112,39 @@ pub fn fast_config(data: &TestData) -> Config {
     config
 }
 
+/// A node's configuration: heartbeats and leases in milliseconds.
+pub fn node_config(data: &TestData, id: &str) -> Config {
+    let mut config = fast_config(data);
+    config.node_id = id.into();
+    config.node.heartbeat_ms = nz(100);
+    config.node.lease_ttl_ms = 500;
+    // A message claimed by a node that dies is claimed again this soon.
+    config.engine.send_lease_ms = 300;
+    config
+}
+
+/// The first node's data on a new PostgreSQL database; other nodes join with `another_node`.
+pub async fn cluster_data() -> Arc<TestData> {
+    TestData::postgres()
+        .await
+        .unwrap_or_else(|| panic!("set {} to run cluster tests", wagate_store::testing::POSTGRES_URL_VAR))
+}
+
+/// The value of one sample line of a Prometheus text page (0 when absent).
+pub fn sample(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `GET /metrics`, checked to be Prometheus text.
+pub async fn metrics_page(server: &TestServer) -> String {
+    let response = server.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
 struct Killable {
     kill: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{metrics_page, sample, TestServer};
 
 #[tokio::test]
 async fn readyz_names_the_failing_check_when_the_database_is_gone() {
@@ -51,20 +51,6 @@ async fn a_backup_taken_while_running_holds_the_data() {
     let from_backup = TestServer::start_in(data, config).await;
     let (status, body) = from_backup.get("/v1/sessions/alice").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-/// The value of one sample line of a Prometheus text page (0 when absent).
-fn sample(page: &str, name_and_labels: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
-async fn metrics_page(server: &TestServer) -> String {
-    let response = server.request(Method::GET, "/metrics").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    response.text().await.unwrap()
 }
 
 #[tokio::test]

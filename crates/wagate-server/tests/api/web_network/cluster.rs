@@ -7,8 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::{assert_unhandled_is_empty, contact, control, device, link, look, network, reach, statuses};
-use crate::cluster::{cluster_data, node_config};
-use crate::common::{eventually, TestServer};
+use crate::common::{cluster_data, eventually, node_config, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs WAGATE_TEST_POSTGRES_URL"]

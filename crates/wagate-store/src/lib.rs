@@ -59,7 +59,7 @@ pub use keys::ApiKeys;
 pub use media::MediaRecords;
 pub use messages::{
     Accepted, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
-    StatusUpdate,
+    OutboundWrites, OutboundWritten, StatusUpdate,
 };
 pub use orgs::{OrgChange, Orgs};
 pub use postgres::PgStore;

@@ -110,18 +110,49 @@ pub struct Claimed {
     pub attempts: u32,
 }
 
+/// Outbound writes committed together (`Messages::write_outbound`).
+#[derive(Debug, Clone, Default)]
+pub struct OutboundWrites {
+    pub accepts: Vec<NewOutbound>,
+    pub statuses: Vec<StatusUpdate>,
+    pub claims: Vec<ClaimRequest>,
+}
+
+/// The answers to `OutboundWrites`: one per input of each kind, in order (as
+/// `accept_outbound`, `apply_statuses` and `claim_outbound` answer them).
+#[derive(Debug, Default)]
+pub struct OutboundWritten {
+    pub accepted: Vec<StoreResult<Accepted>>,
+    pub statuses: Vec<StoreResult<Vec<Appended>>>,
+    pub claimed: Vec<(Vec<Claimed>, Vec<Appended>)>,
+}
+
 /// Messages, and the outbox they wait in while `queued` (a state of the message, not a place).
 /// Writes append their `message.status` or `message.received`
 /// events in the same transaction and return them.
 #[async_trait]
 pub trait Messages: Send + Sync {
+    /// Commits the outbound writes of a moment in one transaction: accepts, then status
+    /// changes, then claims (claimed messages leased until `lease_until`). One transaction for
+    /// all three is what lets SQLite's single writer commit a flow of sends in few
+    /// transactions ([`Messages::one_writer`]). A failure of the transaction fails them all; an illegal
+    /// transition fails only its own update.
+    async fn write_outbound(
+        &self,
+        writes: OutboundWrites,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<OutboundWritten>;
     /// Accepts outbound messages in one transaction: each becomes `queued` (due now, or at its
     /// scheduled time) with a `message.status` event. One result per input, in order.
     async fn accept_outbound(
         &self,
         batch: Vec<NewOutbound>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Accepted>>>;
+    ) -> StoreResult<Vec<StoreResult<Accepted>>> {
+        let writes = OutboundWrites { accepts: batch, ..OutboundWrites::default() };
+        Ok(self.write_outbound(writes, now, now).await?.accepted)
+    }
     /// Claims due messages of several sessions in one transaction: for each request up to
     /// `limit` of that session's due messages, oldest first, marked `sending` and leased until
     /// `lease_until`. One answer per request, in order, with the events it appended.
@@ -130,9 +161,10 @@ pub trait Messages: Send + Sync {
         requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>>;
-    /// When the next queued message of a session becomes due, if any is waiting.
-    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
+    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>> {
+        let writes = OutboundWrites { claims: requests, ..OutboundWrites::default() };
+        Ok(self.write_outbound(writes, now, lease_until).await?.claimed)
+    }
     /// Applies status updates in one transaction. Unknown messages and stale receipts are
     /// skipped; an illegal transition fails only its own update.
     /// Each answer holds the update's `message.status` event (none when skipped) and the
@@ -141,7 +173,16 @@ pub trait Messages: Send + Sync {
         &self,
         updates: Vec<StatusUpdate>,
         now: Timestamp,
-    ) -> StoreResult<Vec<StoreResult<Vec<Appended>>>>;
+    ) -> StoreResult<Vec<StoreResult<Vec<Appended>>>> {
+        let writes = OutboundWrites { statuses: updates, ..OutboundWrites::default() };
+        Ok(self.write_outbound(writes, now, now).await?.statuses)
+    }
+    /// Whether write transactions run one at a time (SQLite's single writer), so that the
+    /// outbox gains by committing accepts, status changes and claims together; where they run
+    /// side by side (PostgreSQL), each kind is better committed by a writer of its own.
+    fn one_writer(&self) -> bool;
+    /// When the next queued message of a session becomes due, if any is waiting.
+    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
     /// The recipient and time of each message of a session sent since `since`, oldest first.
     async fn sent_since(
         &self,

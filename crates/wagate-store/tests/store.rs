@@ -11,13 +11,14 @@ use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
 use wagate_core::{
-    Chat, ConnectorKind, Contact, Direction, EventType, Jid, MessageContent, MessageStatus, NodeState,
-    RemoteCommand, Sender, SessionId, SessionStatus, TextContent, Timestamp,
+    Chat, ConnectorKind, Contact, Direction, EventData, EventType, Jid, MessageContent, MessageStatus,
+    NodeState, RemoteCommand, Sender, SessionId, SessionStatus, TextContent, Timestamp,
 };
 use wagate_store::testing::{on_both_stores, TestDatabase};
 use wagate_store::{
     testing, ClaimRequest, Claimed, EventQuery, Events, MessageQuery, MessageRef, NewInbound, NewOutbound,
-    NewSession, NodeInfo, PgStore, SessionChange, SqliteStore, StatusUpdate, Store, StoreError,
+    NewSession, NodeInfo, OutboundWrites, PgStore, SessionChange, SqliteStore, StatusUpdate, Store,
+    StoreError,
 };
 
 /// A database for one test, on one backend.
@@ -56,6 +57,7 @@ on_both_stores!(
     Backend:
     accepting_queues_with_one_event_each_and_honours_idempotency_keys,
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
+    one_write_accepts_then_applies_statuses_then_claims,
     one_claim_serves_many_sessions_each_up_to_its_limit,
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
     receipts_for_more_sessions_than_one_statement_find_each_its_own_message,
@@ -333,6 +335,61 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again(db: Backend) 
     assert!(events.is_empty(), "already sending: no new event");
     let due = store.next_outbound_due(&sid("s1")).await.unwrap().unwrap();
     assert_eq!(due.timestamp_millis(), (later + Duration::seconds(30)).timestamp_millis());
+}
+
+async fn one_write_accepts_then_applies_statuses_then_claims(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    store.accept_outbound(vec![outbound("s1", "15557770001", None)], now).await.unwrap();
+    let (first, _) = claim(store, &[("s1", 10)], now, now + Duration::seconds(30)).await.remove(0);
+    let first = first[0].message.id.clone();
+    store.sequence_events(now).await.unwrap();
+    let after = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap().len();
+
+    // The first message is sent and its receipt arrives, a second is accepted, and the session
+    // asks for its due messages: all in one transaction.
+    let writes = OutboundWrites {
+        accepts: vec![outbound("s1", "15557770002", None)],
+        statuses: vec![
+            status(&first, MessageStatus::Sent, Some("WA1")),
+            StatusUpdate {
+                message: MessageRef::WaId(sid("s1"), "WA1".into()),
+                ..status(&first, MessageStatus::Delivered, None)
+            },
+        ],
+        claims: vec![ClaimRequest { session_id: sid("s1"), lease: 1, limit: 10, defer: Vec::new() }],
+    };
+    let written = store.write_outbound(writes, now, now + Duration::seconds(30)).await.unwrap();
+    let second = written.accepted[0].as_ref().unwrap().message.id.clone();
+    assert_eq!(written.statuses.len(), 2);
+    assert_eq!(written.statuses[0].as_ref().unwrap().len(), 1, "sent");
+    assert_eq!(
+        written.statuses[1].as_ref().unwrap().len(),
+        1,
+        "the receipt finds the WhatsApp id just learnt"
+    );
+    let (claimed, claim_events) = &written.claimed[0];
+    let claimed: Vec<_> = claimed.iter().map(|c| &c.message.id).collect();
+    assert_eq!(claimed, vec![&second], "the claim sees the message accepted before it");
+    assert_eq!(claim_events.len(), 1);
+
+    store.sequence_events(now).await.unwrap();
+    let events = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let steps: Vec<_> = events[after..]
+        .iter()
+        .map(|e| match &e.data {
+            EventData::MessageStatus(data) => (data.message_id.clone(), data.status),
+            other => panic!("not a status change: {other:?}"),
+        })
+        .collect();
+    let expected = [
+        (second.clone(), MessageStatus::Queued),
+        (first.clone(), MessageStatus::Sent),
+        (first, MessageStatus::Delivered),
+        (second, MessageStatus::Sending),
+    ];
+    assert_eq!(steps, expected, "in the order of the write: accepts, status changes, claims");
 }
 
 async fn one_claim_serves_many_sessions_each_up_to_its_limit(db: Backend) {

@@ -304,9 +304,7 @@ impl Engine {
         self.hand_over(None, "server stopped").await;
         self.session_tasks.close();
         self.session_tasks.wait().await;
-        self.accepts.stop().await;
-        self.claims.stop().await;
-        self.statuses.stop().await;
+        self.outbox.stop().await;
         self.live.stop().await;
     }
 }

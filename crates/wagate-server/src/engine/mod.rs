@@ -1,12 +1,13 @@
 //! The engine: runs one task per active session (connect, reconnect, dispatch its queue,
 //! store what the connection reports) and publishes every committed event. Here: its state,
-//! one slot per session, and the write path (group commits). Elsewhere:
+//! one slot per session, and the send path's entry points. Elsewhere:
 //! - `lifecycle`: connect, disconnect, log out, delete; resume, drain, shut down;
 //! - `session`: a session's task, and `pacing`: how fast it sends;
 //! - `cluster`: the heartbeat, leases, and what other nodes ask;
 //! - `connections`: number checks and read receipts through a session's open connection;
 //! - `link_codes`: the QR or pairing code a linking session shows, and `sim_bridge`: sim
 //!   messages to sessions on other nodes;
+//! - `outbox`: the send path's writes (accepts, status changes, claims), in group commits;
 //! - `changes`: the writes the API asks for, and `live`: the event feed;
 //! - `owners`: the organization of each session, and organizations' quotas, for the send path.
 
@@ -16,6 +17,7 @@ mod connections;
 mod lifecycle;
 mod link_codes;
 mod live;
+mod outbox;
 mod owners;
 mod pacing;
 mod session;
@@ -36,7 +38,6 @@ use wagate_store::{
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
 pub(crate) use crate::group_commit::CommitError;
-use crate::group_commit::GroupCommit;
 use crate::tasks::Tasks;
 pub(crate) use cluster::Membership;
 pub(crate) use lifecycle::SessionError;
@@ -44,6 +45,7 @@ use lifecycle::{Command, Running};
 pub(crate) use link_codes::LinkCode;
 use live::LiveFeed;
 pub(crate) use live::{EventFilter, StreamEnd, Subscription};
+use outbox::Outbox;
 pub(crate) use owners::OwnedSession;
 use owners::Owners;
 pub(crate) use sim_bridge::SimsElsewhere;
@@ -74,36 +76,6 @@ fn new_inbound(session: &Session, message: wagate_connect::InboundMessage) -> wa
             push_name: message.push_name,
         }),
     }
-}
-
-/// Times a batch is written before its error is the answer, when the database refused it only
-/// because of another writer (a deadlock).
-const WRITE_ATTEMPTS: usize = 3;
-
-/// A group commit that writes its batches with `write`, at the clock's time.
-fn writer<I, O, W, Fut>(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, write: W) -> GroupCommit<I, O>
-where
-    I: Clone + Send + Sync + 'static,
-    O: Send + 'static,
-    W: Fn(Arc<dyn Store>, Vec<I>, Timestamp) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = StoreResult<Vec<O>>> + Send + 'static,
-{
-    let (store, clock, write) = (Arc::clone(store), Arc::clone(clock), Arc::new(write));
-    GroupCommit::start(move |batch: Vec<I>| {
-        let (store, clock, write) = (Arc::clone(&store), Arc::clone(&clock), Arc::clone(&write));
-        async move {
-            let mut attempt = 1;
-            loop {
-                match write(Arc::clone(&store), batch.clone(), clock.now()).await {
-                    Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
-                        tracing::debug!(error = %e, attempt, "write lost to another writer; trying again");
-                        attempt += 1;
-                    }
-                    written => return written,
-                }
-            }
-        }
-    })
 }
 
 /// What this node holds for one session.
@@ -145,12 +117,8 @@ pub(crate) struct Engine {
     cluster: Tasks,
     /// Bounds how many sessions connect at once, so a restart does not stampede WhatsApp.
     connecting: Semaphore,
-    /// Accepted messages, committed in groups.
-    accepts: GroupCommit<NewOutbound, StoreResult<Accepted>>,
-    /// Claims of queued messages by all sessions, committed in groups.
-    claims: GroupCommit<ClaimRequest, (Vec<Claimed>, Vec<Appended>)>,
-    /// Status changes of all sessions (sends and receipts), committed in groups.
-    statuses: GroupCommit<StatusUpdate, StoreResult<Vec<Appended>>>,
+    /// Accepted messages, status changes and claims of all sessions, committed in groups.
+    outbox: Outbox,
     /// Sessions' organizations and organizations' quotas, remembered for the send path.
     owners: Owners,
 }
@@ -173,22 +141,9 @@ impl Engine {
             ms(events.poll_interval_ms),
         );
         let connecting = Semaphore::new(config.resume_concurrency.get());
-        let lease = ms(config.send_lease_ms);
-        let accepts =
-            writer(
-                &store,
-                &clock,
-                |store, batch, now| async move { store.accept_outbound(batch, now).await },
-            );
-        let claims = writer(&store, &clock, move |store, batch, now| async move {
-            store.claim_outbound(batch, now, now + lease).await
-        });
-        let statuses =
-            writer(&store, &clock, |store, batch, now| async move { store.apply_statuses(batch, now).await });
+        let outbox = Outbox::start(&store, &clock, ms(config.send_lease_ms));
         Arc::new(Self {
-            accepts,
-            claims,
-            statuses,
+            outbox,
             owners: Owners::default(),
             store,
             clock,
@@ -297,15 +252,13 @@ impl Engine {
     /// does not exist, or is not of `new.org_id`'s organization, is not found.
     pub(crate) async fn accept(&self, new: NewOutbound) -> Result<Accepted, AcceptError> {
         let session_id = new.session_id.clone();
-        let result = self.accepts.submit(vec![new]).await?.pop();
-        let accepted = match result {
-            Some(Ok(accepted)) => accepted,
-            Some(Err(StoreError::NotFound(_))) => {
+        let accepted = match self.outbox.accept(new).await? {
+            Ok(accepted) => accepted,
+            Err(StoreError::NotFound(_)) => {
                 self.owners.forget_session(&session_id);
                 return Err(AcceptError::SessionNotFound);
             }
-            Some(Err(e)) => return Err(CommitError::Store(e.to_string()).into()),
-            None => return Err(CommitError::Store("no answer for an accepted message".into()).into()),
+            Err(e) => return Err(CommitError::Store(e.to_string()).into()),
         };
         self.publish(accepted.event.clone());
         if accepted.created {
@@ -324,7 +277,7 @@ impl Engine {
         defer: Vec<Deferral>,
     ) -> Result<Vec<Claimed>, CommitError> {
         let request = ClaimRequest { session_id: session_id.clone(), lease, limit, defer };
-        let (claimed, events) = self.claims.submit(vec![request]).await?.pop().unwrap_or_default();
+        let (claimed, events) = self.outbox.claim(request).await?;
         self.publish(events);
         Ok(claimed)
     }
@@ -334,7 +287,7 @@ impl Engine {
         if updates.is_empty() {
             return Ok(());
         }
-        for result in self.statuses.submit(updates).await? {
+        for result in self.outbox.apply(updates).await? {
             match result {
                 Ok(events) => self.publish(events),
                 Err(e) => tracing::warn!(error = %e, "status update refused"),

@@ -24,6 +24,8 @@ mod message_rows;
 mod messages;
 #[path = "../sql/orgs.rs"]
 mod orgs;
+#[path = "../sql/outbound.rs"]
+mod outbound;
 #[path = "../sql/retention.rs"]
 mod retention;
 #[path = "../sql/secrets.rs"]
@@ -287,6 +289,9 @@ mod dialect {
 
     /// Events are numbered by the sequencer once committed, not as they are appended.
     pub(super) const NUMBERED_AT_APPEND: bool = false;
+
+    /// A pool of writers: write transactions run side by side.
+    pub(super) const ONE_WRITER: bool = false;
 
     /// Row locks for a claim: rows another transaction is claiming are skipped, not waited for.
     pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";

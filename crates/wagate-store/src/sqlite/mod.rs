@@ -25,6 +25,8 @@ mod message_rows;
 mod messages;
 #[path = "../sql/orgs.rs"]
 mod orgs;
+#[path = "../sql/outbound.rs"]
+mod outbound;
 #[path = "../sql/retention.rs"]
 mod retention;
 #[path = "../sql/secrets.rs"]
@@ -241,6 +243,9 @@ mod dialect {
 
     /// Every event is numbered as it is appended: the sequencer never has anything to do.
     pub(super) const NUMBERED_AT_APPEND: bool = true;
+
+    /// One writer connection: write transactions run one at a time.
+    pub(super) const ONE_WRITER: bool = true;
 
     /// Row locks for a claim: SQLite has one writer, so none are needed.
     pub(super) const SKIP_LOCKED: &str = "";

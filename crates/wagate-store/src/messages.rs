@@ -135,8 +135,8 @@ pub trait Messages: Send + Sync {
     /// Commits the outbound writes of a moment in one transaction: accepts, then status
     /// changes, then claims (claimed messages leased until `lease_until`). One transaction for
     /// all three is what lets SQLite's single writer commit a flow of sends in few
-    /// transactions ([`Messages::one_writer`]). A failure of the transaction fails them all; an illegal
-    /// transition fails only its own update.
+    /// transactions ([`Messages::one_writer`]). A failure of the transaction fails them all;
+    /// an illegal transition fails only its own update.
     async fn write_outbound(
         &self,
         writes: OutboundWrites,

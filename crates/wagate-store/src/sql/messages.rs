@@ -1,6 +1,7 @@
 //! The lifecycle of messages: outbound ones accepted and waiting to be sent (the outbox is a
-//! state of the message row: `due_at` set), claimed, sent and settled by status updates;
-//! inbound ones stored once. Rows are read and written through `message_rows`.
+//! state of the message row: `due_at` set), claimed, sent and settled by status updates, all
+//! committed by `write_outbound` (the writes are in `outbound`); inbound ones stored once.
+//! Rows are read and written through `message_rows`.
 
 use std::collections::HashSet;
 

@@ -179,7 +179,7 @@ pub trait Messages: Send + Sync {
     }
     /// Whether write transactions run one at a time (SQLite's single writer), so that the
     /// outbox gains by committing accepts, status changes and claims together; where they run
-    /// side by side (PostgreSQL), each kind is better committed by a writer of its own.
+    /// side by side (PostgreSQL), accepts are better committed by a writer of their own.
     fn one_writer(&self) -> bool;
     /// When the next queued message of a session becomes due, if any is waiting.
     async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;

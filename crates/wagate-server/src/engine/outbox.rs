@@ -2,8 +2,11 @@
 //! receipts) or claims of all sessions that wait at a given moment share one transaction
 //! (`Messages::write_outbound`). Where the database has one writer (SQLite) the three kinds
 //! share one group commit too, so a flow of sends takes a third of the transactions and the
-//! writer spends less of its time between them; where writers run side by side (PostgreSQL)
-//! each kind has its own, so accepts never wait behind a node's claims and status changes.
+//! writer spends less of its time between them. Where writers run side by side (PostgreSQL)
+//! accepts have a group commit of their own, so a client's send never waits behind the node's
+//! claims and status changes; those two, written by the node's session tasks, share one, so a
+//! node of a cluster, which runs only its share of the sessions, still commits them in few
+//! transactions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +38,8 @@ enum Answer {
     Claimed(Vec<Claimed>, Vec<Appended>),
 }
 
-/// The outbox's writers: one for each kind of write, or one for all.
+/// The outbox's writers: one for accepts and one for the sessions' claims and status changes,
+/// or one for all.
 pub(super) struct Outbox {
     accepts: Arc<GroupCommit<Write, Answer>>,
     statuses: Arc<GroupCommit<Write, Answer>>,
@@ -50,7 +54,8 @@ impl Outbox {
             let all = writer();
             Self { accepts: Arc::clone(&all), statuses: Arc::clone(&all), claims: all }
         } else {
-            Self { accepts: writer(), statuses: writer(), claims: writer() }
+            let sessions = writer();
+            Self { accepts: writer(), statuses: Arc::clone(&sessions), claims: sessions }
         }
     }
 

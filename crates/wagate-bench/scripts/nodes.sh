@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Send throughput of a real cluster: N `wagate serve` processes on one fresh PostgreSQL
-# database, and `wagate-bench send` driving node 1 (6 sim sessions, spread over the nodes), so
-# one node and three can be compared in the same minutes. Prints the bench's report (with the
-# database's rows and transactions per run) and the CPU seconds each process used during it.
+# database, and `wagate-bench send` driving node 1 (6 sim sessions unless told, spread over
+# the nodes), so one node and three can be compared in the same minutes. Prints the bench's
+# report (with the database's rows and transactions per run) and the CPU seconds each process
+# used during it.
 #
-#   WAGATE_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 crates/wagate-bench/scripts/nodes.sh [nodes] [messages]
+#   WAGATE_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 crates/wagate-bench/scripts/nodes.sh [nodes] [messages] [sessions]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NODES=${1:-3}
 MESSAGES=${2:-10000}
+SESSIONS=${3:-6}
 source crates/wagate-bench/scripts/cluster.sh
 export WAGATE_CONNECTORS__SIM__DELIVERY_DELAY_MS=0 WAGATE_CONNECTORS__SIM__READ_DELAY_MS=0
 # Limits no run reaches: the figure is the gateway's, not the rate limiter's.
@@ -26,7 +28,7 @@ cpu() {
     done
 }
 BEFORE=$(cpu)
-target/release/wagate-bench send --url http://127.0.0.1:18301 --key bench --sessions 6 --messages "$MESSAGES"
+target/release/wagate-bench send --url http://127.0.0.1:18301 --key bench --sessions "$SESSIONS" --messages "$MESSAGES"
 AFTER=$(cpu)
 TICKS=$(getconf CLK_TCK)
 awk -v nodes="${PIDS[*]}" -v ticks="$TICKS" '

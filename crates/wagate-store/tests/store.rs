@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -62,6 +63,7 @@ on_both_stores!(
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
     receipts_for_more_sessions_than_one_statement_find_each_its_own_message,
     statuses_follow_the_state_machine,
+    a_message_read_while_it_moves_shows_every_step_up_to_its_status,
     inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
     events_queue_deliveries_to_the_webhooks_that_want_them,
     claims_take_no_more_than_the_free_slots_oldest_first,
@@ -217,6 +219,47 @@ async fn a_batch_larger_than_a_statement_keeps_its_order_and_its_text(db: Backen
     for step in ["queued", "sending", "sent", "delivered"] {
         assert_eq!(steps[step], ids, "{step} events in acceptance order");
     }
+}
+
+/// A message read while its status moves shows every step it took, up to the status it
+/// shows: its history and its row are read from one snapshot, whatever commits in between.
+async fn a_message_read_while_it_moves_shows_every_step_up_to_its_status(db: Backend) {
+    use MessageStatus::{Delivered, Queued, Read, Sending, Sent};
+    const MESSAGES: usize = 30;
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    let batch = (0..MESSAGES).map(|_| outbound("s1", "15557770001", None)).collect();
+    let accepted = store.accept_outbound(batch, now).await.unwrap();
+    let ids: Vec<_> = accepted.into_iter().map(|a| a.unwrap().message.id).collect();
+    claim(store, &[("s1", MESSAGES as u32)], now, now + Duration::seconds(30)).await;
+
+    // The message moving now; MESSAGES once all have moved.
+    let moving = AtomicUsize::new(0);
+    let moves = async {
+        for (n, id) in ids.iter().enumerate() {
+            moving.store(n, Ordering::Relaxed);
+            store.apply_statuses(vec![status(id, Sent, None)], now).await.unwrap();
+            // Receipts that arrive together: two steps in one transaction.
+            let receipts = vec![status(id, Delivered, None), status(id, Read, None)];
+            store.apply_statuses(receipts, now).await.unwrap();
+        }
+        moving.store(MESSAGES, Ordering::Relaxed);
+    };
+    let reads = async {
+        let steps = [Queued, Sending, Sent, Delivered, Read];
+        let mut reads = 0;
+        while let Some(id) = ids.get(moving.load(Ordering::Relaxed)) {
+            let message = store.get_message(id).await.unwrap().unwrap();
+            let history: Vec<MessageStatus> = message.status_history.iter().map(|h| h.status).collect();
+            let shown = steps.iter().position(|s| *s == message.status).unwrap();
+            assert_eq!(history, steps[..=shown], "{id}");
+            reads += 1;
+        }
+        reads
+    };
+    let ((), reads) = tokio::join!(moves, reads);
+    assert!(reads >= MESSAGES, "read while moving: {reads}");
 }
 
 async fn with_session(store: &dyn Store, id: &str, now: Timestamp) {

@@ -284,6 +284,11 @@ mod dialect {
         format!("{key} = ANY (ARRAY(SELECT {element} FROM {}))", json_rows(array))
     }
 
+    /// What makes a read transaction see one snapshot of the database (under READ COMMITTED,
+    /// each statement sees its own).
+    pub(super) const SNAPSHOT: Option<&str> =
+        Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+
     /// The column events are appended in order of (events are numbered after they commit, in this order).
     pub(super) const APPEND_ORDER: &str = "pk";
 

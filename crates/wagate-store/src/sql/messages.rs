@@ -175,11 +175,17 @@ impl Messages for Backend {
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
         let pool = self.readers();
         let mut conn = pool.acquire().await?;
-        // The events first: the row, read second, is at least as new (each status change
-        // writes both in one transaction), so a step missing from what was read is the row's.
-        let recorded = events::history_of(&mut conn, id).await?;
+        // The events and the row from one snapshot (each status change writes both in one
+        // transaction): read apart, the changes committed between the two reads would be
+        // missing from the history.
+        let mut tx = begin(&mut conn).await?;
+        if let Some(snapshot) = dialect::SNAPSHOT {
+            sqlx::query(snapshot).execute(&mut *tx).await?;
+        }
+        let recorded = events::history_of(&mut tx, id).await?;
         let sql = format!("SELECT {SHOWN_COLUMNS} FROM messages WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
         Ok(row.as_ref().map(from_row).transpose()?.map(|message| message.with_history(recorded)))
     }
 

@@ -238,6 +238,10 @@ mod dialect {
         "TRUE".into()
     }
 
+    /// What makes a read transaction see one snapshot of the database: nothing (in WAL mode a
+    /// read transaction sees the database as of its first read until it ends).
+    pub(super) const SNAPSHOT: Option<&str> = None;
+
     /// The column events are appended in order of (every event is numbered as it is appended).
     pub(super) const APPEND_ORDER: &str = "seq";
 

@@ -42,21 +42,17 @@ enum Answer {
 /// or one for all.
 pub(super) struct Outbox {
     accepts: Arc<GroupCommit<Write, Answer>>,
-    statuses: Arc<GroupCommit<Write, Answer>>,
-    claims: Arc<GroupCommit<Write, Answer>>,
+    /// The session tasks' claims and status changes.
+    sessions: Arc<GroupCommit<Write, Answer>>,
 }
 
 impl Outbox {
     /// Starts the writers; claimed messages are leased for `lease`.
     pub(super) fn start(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, lease: Duration) -> Self {
         let writer = || Arc::new(writer(Arc::clone(store), Arc::clone(clock), lease));
-        if store.one_writer() {
-            let all = writer();
-            Self { accepts: Arc::clone(&all), statuses: Arc::clone(&all), claims: all }
-        } else {
-            let sessions = writer();
-            Self { accepts: writer(), statuses: Arc::clone(&sessions), claims: sessions }
-        }
+        let sessions = writer();
+        let accepts = if store.one_writer() { Arc::clone(&sessions) } else { writer() };
+        Self { accepts, sessions }
     }
 
     /// Accepts an outbound message; answers once it is committed.
@@ -72,7 +68,7 @@ impl Outbox {
         &self,
         request: ClaimRequest,
     ) -> Result<(Vec<Claimed>, Vec<Appended>), CommitError> {
-        match self.claims.submit(vec![Write::Claim(request)]).await?.pop() {
+        match self.sessions.submit(vec![Write::Claim(request)]).await?.pop() {
             Some(Answer::Claimed(claimed, events)) => Ok((claimed, events)),
             _ => Err(unanswered()),
         }
@@ -84,7 +80,7 @@ impl Outbox {
         updates: Vec<StatusUpdate>,
     ) -> Result<Vec<StoreResult<Vec<Appended>>>, CommitError> {
         let count = updates.len();
-        let answers = self.statuses.submit(updates.into_iter().map(Write::Status).collect()).await?;
+        let answers = self.sessions.submit(updates.into_iter().map(Write::Status).collect()).await?;
         let results: Vec<_> = answers
             .into_iter()
             .filter_map(|answer| match answer {
@@ -102,8 +98,7 @@ impl Outbox {
     /// Stops taking writes, commits what is waiting, then stops.
     pub(super) async fn stop(&self) {
         self.accepts.stop().await;
-        self.statuses.stop().await;
-        self.claims.stop().await;
+        self.sessions.stop().await;
     }
 }
 

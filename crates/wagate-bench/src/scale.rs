@@ -99,8 +99,8 @@ async fn send_through(
     let request =
         ClaimRequest { session_id: id.clone(), lease, limit: u32::try_from(limit)?, defer: Vec::new() };
     let until = now() + chrono::Duration::minutes(10);
-    let (claimed, _) = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
-    let ids: Vec<MessageId> = claimed.into_iter().map(|c| c.message.id).collect();
+    let claim = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
+    let ids: Vec<MessageId> = claim.messages.into_iter().map(|c| c.message.id).collect();
     for status in [MessageStatus::Sent, MessageStatus::Delivered, MessageStatus::Read] {
         let updates = ids
             .iter()
@@ -359,10 +359,9 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         let store = Arc::clone(store);
         async move {
             let until = now() + chrono::Duration::minutes(10);
-            let (claimed, _) =
-                store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
-            if claimed.len() != CLAIM as usize {
-                bail!("claimed {} of {CLAIM}", claimed.len());
+            let claim = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
+            if claim.messages.len() != CLAIM as usize {
+                bail!("claimed {} of {CLAIM}", claim.messages.len());
             }
             Ok(())
         }

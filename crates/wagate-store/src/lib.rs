@@ -58,8 +58,8 @@ pub use keyring::{KeyError, KeyId, Keyring, MasterKey};
 pub use keys::ApiKeys;
 pub use media::MediaRecords;
 pub use messages::{
-    Accepted, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound, NewOutbound,
-    OutboundWrites, OutboundWritten, StatusUpdate,
+    Accepted, Claim, ClaimRequest, Claimed, Deferral, MessageQuery, MessageRef, Messages, NewInbound,
+    NewOutbound, OutboundWrites, OutboundWritten, StatusUpdate,
 };
 pub use orgs::{OrgChange, Orgs};
 pub use postgres::PgStore;

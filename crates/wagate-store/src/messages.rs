@@ -110,6 +110,18 @@ pub struct Claimed {
     pub attempts: u32,
 }
 
+/// The answer to one [`ClaimRequest`].
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// In queue order: direct sends, then campaign messages, each oldest first.
+    pub messages: Vec<Claimed>,
+    /// The `message.status` events the claim appended.
+    pub events: Vec<Appended>,
+    /// When the session's next message not claimed here can be claimed: the claim's own time
+    /// when it took its whole limit (more may be due), None when nothing else waits.
+    pub next_due: Option<Timestamp>,
+}
+
 /// Outbound writes committed together (`Messages::write_outbound`).
 #[derive(Debug, Clone, Default)]
 pub struct OutboundWrites {
@@ -124,7 +136,7 @@ pub struct OutboundWrites {
 pub struct OutboundWritten {
     pub accepted: Vec<StoreResult<Accepted>>,
     pub statuses: Vec<StoreResult<Vec<Appended>>>,
-    pub claimed: Vec<(Vec<Claimed>, Vec<Appended>)>,
+    pub claimed: Vec<Claim>,
 }
 
 /// Messages, and the outbox they wait in while `queued` (a state of the message, not a place).
@@ -155,13 +167,13 @@ pub trait Messages: Send + Sync {
     }
     /// Claims due messages of several sessions in one transaction: for each request up to
     /// `limit` of that session's due messages, oldest first, marked `sending` and leased until
-    /// `lease_until`. One answer per request, in order, with the events it appended.
+    /// `lease_until`. One answer per request, in order.
     async fn claim_outbound(
         &self,
         requests: Vec<ClaimRequest>,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>> {
+    ) -> StoreResult<Vec<Claim>> {
         let writes = OutboundWrites { claims: requests, ..OutboundWrites::default() };
         Ok(self.write_outbound(writes, now, lease_until).await?.claimed)
     }
@@ -181,8 +193,6 @@ pub trait Messages: Send + Sync {
     /// outbox gains by committing accepts, status changes and claims together; where they run
     /// side by side (PostgreSQL), accepts are better committed by a writer of their own.
     fn one_writer(&self) -> bool;
-    /// When the next queued message of a session becomes due, if any is waiting.
-    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>>;
     /// The recipient and time of each message of a session sent since `since`, oldest first.
     async fn sent_since(
         &self,

@@ -17,9 +17,9 @@ use wagate_core::{
 };
 use wagate_store::testing::{on_both_stores, TestDatabase};
 use wagate_store::{
-    testing, ClaimRequest, Claimed, EventQuery, Events, MessageQuery, MessageRef, NewInbound, NewOutbound,
-    NewSession, NodeInfo, OutboundWrites, PgStore, SessionChange, SqliteStore, StatusUpdate, Store,
-    StoreError,
+    testing, Claim, ClaimRequest, Claimed, EventQuery, Events, MessageQuery, MessageRef, NewInbound,
+    NewOutbound, NewSession, NodeInfo, OutboundWrites, PgStore, SessionChange, SqliteStore, StatusUpdate,
+    Store, StoreError,
 };
 
 /// A database for one test, on one backend.
@@ -58,6 +58,7 @@ on_both_stores!(
     Backend:
     accepting_queues_with_one_event_each_and_honours_idempotency_keys,
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
+    a_claim_says_when_the_session_can_claim_again,
     one_write_accepts_then_applies_statuses_then_claims,
     one_claim_serves_many_sessions_each_up_to_its_limit,
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
@@ -108,9 +109,9 @@ async fn leases_pass_on_expiry_fence_the_stale_owner_and_tokens_only_grow(db: Ba
     store.accept_outbound(vec![outbound("s1", "15557770001", None)], later).await.unwrap();
     let stale_claim = ClaimRequest { session_id: sid("s1"), lease: 1, limit: 10, defer: Vec::new() };
     let claimed = store.claim_outbound(vec![stale_claim], later, later + ttl).await.unwrap();
-    assert!(claimed[0].0.is_empty(), "a stale owner claims nothing");
+    assert!(claimed[0].messages.is_empty(), "a stale owner claims nothing");
     let claim = ClaimRequest { session_id: sid("s1"), lease: 2, limit: 10, defer: Vec::new() };
-    assert_eq!(store.claim_outbound(vec![claim], later, later + ttl).await.unwrap()[0].0.len(), 1);
+    assert_eq!(store.claim_outbound(vec![claim], later, later + ttl).await.unwrap()[0].messages.len(), 1);
     assert!(store.heartbeat(&node("test-node", now), later, later + ttl).await.unwrap().leases.is_empty());
 
     // A released lease is taken at once, and its token counts on.
@@ -174,7 +175,10 @@ async fn a_batch_larger_than_a_statement_keeps_its_order_and_its_text(db: Backen
         .collect();
     let accepted = store.accept_outbound(batch, now).await.unwrap();
     let ids: Vec<_> = accepted.iter().map(|a| a.as_ref().unwrap().message.id.clone()).collect();
-    assert_eq!(claim(store, &[("s1", count as u32)], now, now + Duration::hours(1)).await[0].0.len(), count);
+    assert_eq!(
+        claim(store, &[("s1", count as u32)], now, now + Duration::hours(1)).await[0].messages.len(),
+        count
+    );
     let sent =
         ids.iter().enumerate().map(|(i, id)| status(id, MessageStatus::Sent, Some(&wa_id(i)))).collect();
     assert!(store.apply_statuses(sent, now).await.unwrap().iter().all(|r| r.as_ref().unwrap().len() == 1));
@@ -306,7 +310,7 @@ async fn claim(
     requests: &[(&str, u32)],
     now: Timestamp,
     lease_until: Timestamp,
-) -> Vec<(Vec<Claimed>, Vec<wagate_store::Appended>)> {
+) -> Vec<Claim> {
     let requests = requests
         .iter()
         .map(|(s, limit)| ClaimRequest { session_id: sid(s), lease: 1, limit: *limit, defer: Vec::new() })
@@ -359,13 +363,13 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again(db: Backend) 
     store.accept_outbound(batch, now).await.unwrap();
 
     let lease = now + Duration::seconds(30);
-    let (claimed, events) = claim(store, &[("s1", 2)], now, lease).await.remove(0);
+    let Claim { messages: claimed, events, .. } = claim(store, &[("s1", 2)], now, lease).await.remove(0);
     assert_eq!(claimed.len(), 2);
     assert_eq!(events.len(), 2);
     assert!(claimed.iter().all(|c| c.message.status == MessageStatus::Sending));
-    let (rest, _) = claim(store, &[("s1", 10)], now, lease).await.remove(0);
+    let rest = claim(store, &[("s1", 10)], now, lease).await.remove(0).messages;
     assert_eq!(rest.len(), 1, "claimed messages are not claimed twice while leased");
-    assert_eq!(claim(store, &[("s1", 10)], now, lease).await[0].0.len(), 0);
+    assert_eq!(claim(store, &[("s1", 10)], now, lease).await[0].messages.len(), 0);
 
     // The first one is sent; the others' lease lapses (their node died) and they come back.
     store
@@ -373,11 +377,43 @@ async fn claims_lease_messages_and_a_lapsed_lease_is_claimed_again(db: Backend) 
         .await
         .unwrap();
     let later = lease + Duration::seconds(1);
-    let (again, events) = claim(store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
+    let Claim { messages: again, events, next_due } =
+        claim(store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
     assert_eq!(again.len(), 2);
     assert!(events.is_empty(), "already sending: no new event");
-    let due = store.next_outbound_due(&sid("s1")).await.unwrap().unwrap();
-    assert_eq!(due.timestamp_millis(), (later + Duration::seconds(30)).timestamp_millis());
+    assert_eq!(next_due, None, "nothing else waits");
+}
+
+async fn a_claim_says_when_the_session_can_claim_again(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    let at = |t: Timestamp| t.timestamp_millis();
+    let mut batch: Vec<NewOutbound> =
+        (0..3).map(|i| outbound("s1", &format!("1555777000{i}"), None)).collect();
+    let scheduled = now + Duration::hours(1);
+    batch.push(NewOutbound { scheduled_at: Some(scheduled), ..outbound("s1", "15557770009", None) });
+    store.accept_outbound(batch, now).await.unwrap();
+
+    let lease = now + Duration::seconds(30);
+    let full = claim(store, &[("s1", 2)], now, lease).await.remove(0);
+    assert_eq!(full.messages.len(), 2);
+    assert_eq!(full.next_due.map(at), Some(at(now)), "a claim that took its limit: more may be due now");
+    let last = claim(store, &[("s1", 10)], now, lease).await.remove(0);
+    assert_eq!(last.messages.len(), 1);
+    assert_eq!(last.next_due.map(at), Some(at(lease)), "the first two come back when their lease ends");
+
+    let sent = full
+        .messages
+        .iter()
+        .chain(&last.messages)
+        .enumerate()
+        .map(|(i, c)| status(&c.message.id, MessageStatus::Sent, Some(&format!("WA{i}"))));
+    store.apply_statuses(sent.collect(), now).await.unwrap();
+    let idle = claim(store, &[("s1", 10), ("s2", 10)], now, lease).await;
+    assert!(idle[0].messages.is_empty());
+    assert_eq!(idle[0].next_due.map(at), Some(at(scheduled)), "then the scheduled one");
+    assert_eq!(idle[1].next_due, None, "a session with nothing waiting");
 }
 
 async fn one_write_accepts_then_applies_statuses_then_claims(db: Backend) {
@@ -385,7 +421,7 @@ async fn one_write_accepts_then_applies_statuses_then_claims(db: Backend) {
     let now = Utc::now();
     with_session(store, "s1", now).await;
     store.accept_outbound(vec![outbound("s1", "15557770001", None)], now).await.unwrap();
-    let (first, _) = claim(store, &[("s1", 10)], now, now + Duration::seconds(30)).await.remove(0);
+    let first = claim(store, &[("s1", 10)], now, now + Duration::seconds(30)).await.remove(0).messages;
     let first = first[0].message.id.clone();
     store.sequence_events(now).await.unwrap();
     let after = store.list_events(EventQuery { limit: 100, ..Default::default() }).await.unwrap().len();
@@ -412,7 +448,7 @@ async fn one_write_accepts_then_applies_statuses_then_claims(db: Backend) {
         1,
         "the receipt finds the WhatsApp id just learnt"
     );
-    let (claimed, claim_events) = &written.claimed[0];
+    let Claim { messages: claimed, events: claim_events, .. } = &written.claimed[0];
     let claimed: Vec<_> = claimed.iter().map(|c| &c.message.id).collect();
     assert_eq!(claimed, vec![&second], "the claim sees the message accepted before it");
     assert_eq!(claim_events.len(), 1);
@@ -449,20 +485,17 @@ async fn one_claim_serves_many_sessions_each_up_to_its_limit(db: Backend) {
     store.accept_outbound(batch, now).await.unwrap();
     let lease = now + Duration::seconds(30);
     let answers = claim(store, &[("a", 2), ("b", 5), ("a", 2), ("ghost", 3)], now, lease).await;
-    let counts: Vec<(usize, usize)> = answers.iter().map(|(c, e)| (c.len(), e.len())).collect();
+    let counts: Vec<(usize, usize)> = answers.iter().map(|a| (a.messages.len(), a.events.len())).collect();
     assert_eq!(counts, [(2, 2), (2, 2), (0, 0), (0, 0)], "a session asking twice is answered once");
-    for (claimed, _) in &answers[..2] {
-        assert!(claimed.windows(2).all(|w| w[0].message.id < w[1].message.id), "oldest first");
+    for answer in &answers[..2] {
+        assert!(answer.messages.windows(2).all(|w| w[0].message.id < w[1].message.id), "oldest first");
     }
-    assert!(answers[0].0.iter().all(|c| c.message.session_id == sid("a")));
-    let (rest, _) = claim(store, &[("a", 10), ("c", 10)], now, lease).await.into_iter().fold(
-        (Vec::new(), Vec::new()),
-        |(mut all, mut events), (c, e)| {
-            all.extend(c);
-            events.extend(e);
-            (all, events)
-        },
-    );
+    assert!(answers[0].messages.iter().all(|c| c.message.session_id == sid("a")));
+    let rest: Vec<Claimed> = claim(store, &[("a", 10), ("c", 10)], now, lease)
+        .await
+        .into_iter()
+        .flat_map(|c| c.messages)
+        .collect();
     assert_eq!(rest.len(), 2, "the third of a and the one of c");
 }
 
@@ -489,7 +522,7 @@ async fn a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own(
         .collect();
     let answers = store.claim_outbound(requests, now, now + Duration::seconds(30)).await.unwrap();
     assert_eq!(answers.len(), sessions.len());
-    for (i, ((claimed, events), session)) in answers.iter().zip(&sessions).enumerate() {
+    for (i, (Claim { messages: claimed, events, .. }, session)) in answers.iter().zip(&sessions).enumerate() {
         let wanted = if i % 7 == 3 { 0 } else { i % 3 + 1 };
         assert_eq!((claimed.len(), events.len()), (wanted, wanted), "{session}");
         assert!(claimed.iter().all(|c| c.message.session_id == sid(session)), "{session}");
@@ -590,7 +623,8 @@ async fn statuses_follow_the_state_machine(db: Backend) {
         history,
         [MessageStatus::Queued, MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Read]
     );
-    assert_eq!(store.next_outbound_due(&sid("s1")).await.unwrap(), None, "sent messages leave the outbox");
+    let after = claim(store, &[("s1", 10)], now, now + Duration::seconds(30)).await.remove(0);
+    assert_eq!(after.next_due, None, "sent messages leave the outbox");
 }
 
 async fn inbound_is_stored_once_per_whatsapp_id_and_survives_reopening(db: Backend) {

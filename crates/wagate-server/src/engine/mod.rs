@@ -32,8 +32,8 @@ use tokio_util::task::TaskTracker;
 use wagate_connect::{Connection, Connector};
 use wagate_core::{Clock, ConnectorKind, Event, Session, SessionId, Timestamp};
 use wagate_store::{
-    Accepted, Appended, ClaimRequest, Claimed, Deferral, EventQuery, NewOutbound, SessionChange,
-    StatusUpdate, Store, StoreError, StoreResult,
+    Accepted, Appended, Claim, ClaimRequest, Deferral, EventQuery, NewOutbound, SessionChange, StatusUpdate,
+    Store, StoreError, StoreResult,
 };
 
 use crate::config::{ms, EngineConfig, EventsConfig, PacingConfig};
@@ -275,11 +275,11 @@ impl Engine {
         lease: i64,
         limit: u32,
         defer: Vec<Deferral>,
-    ) -> Result<Vec<Claimed>, CommitError> {
+    ) -> Result<Claim, CommitError> {
         let request = ClaimRequest { session_id: session_id.clone(), lease, limit, defer };
-        let (claimed, events) = self.outbox.claim(request).await?;
-        self.publish(events);
-        Ok(claimed)
+        let mut claim = self.outbox.claim(request).await?;
+        self.publish(std::mem::take(&mut claim.events));
+        Ok(claim)
     }
 
     /// Applies status changes (committed with those of other sessions) and publishes them.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wagate_core::{Clock, Timestamp};
 use wagate_store::{
-    Accepted, Appended, ClaimRequest, Claimed, NewOutbound, OutboundWrites, StatusUpdate, Store, StoreError,
+    Accepted, Appended, Claim, ClaimRequest, NewOutbound, OutboundWrites, StatusUpdate, Store, StoreError,
     StoreResult,
 };
 
@@ -35,7 +35,7 @@ enum Write {
 enum Answer {
     Accepted(Box<StoreResult<Accepted>>),
     Status(StoreResult<Vec<Appended>>),
-    Claimed(Vec<Claimed>, Vec<Appended>),
+    Claimed(Claim),
 }
 
 /// The outbox's writers: one for accepts and one for the sessions' claims and status changes,
@@ -63,13 +63,10 @@ impl Outbox {
         }
     }
 
-    /// Claims a session's due messages; answers them with the events the claim appended.
-    pub(super) async fn claim(
-        &self,
-        request: ClaimRequest,
-    ) -> Result<(Vec<Claimed>, Vec<Appended>), CommitError> {
+    /// Claims a session's due messages.
+    pub(super) async fn claim(&self, request: ClaimRequest) -> Result<Claim, CommitError> {
         match self.sessions.submit(vec![Write::Claim(request)]).await?.pop() {
-            Some(Answer::Claimed(claimed, events)) => Ok((claimed, events)),
+            Some(Answer::Claimed(claim)) => Ok(claim),
             _ => Err(unanswered()),
         }
     }
@@ -160,7 +157,7 @@ async fn write(
     let written = store.write_outbound(writes, now, lease_until).await?;
     let mut accepted = written.accepted.into_iter().map(|result| Answer::Accepted(Box::new(result)));
     let mut statuses = written.statuses.into_iter().map(Answer::Status);
-    let mut claimed = written.claimed.into_iter().map(|(claimed, events)| Answer::Claimed(claimed, events));
+    let mut claimed = written.claimed.into_iter().map(Answer::Claimed);
     kinds
         .into_iter()
         .map(|kind| match kind {

@@ -390,10 +390,11 @@ impl Runner {
         }
         let limit = self.pacer.batch(config.send_batch.get());
         let defer = self.pacer.deferrals(engine.now());
-        let claimed = engine.claim(&self.session.id, self.lease, limit, defer).await?;
-        let full_batch = claimed.len() as u32 == limit;
-        let mut updates = Vec::with_capacity(claimed.len());
-        for item in claimed {
+        let claim = engine.claim(&self.session.id, self.lease, limit, defer).await?;
+        // When to look again: when the claim says, or sooner for a send to try again.
+        let mut next_due = claim.next_due;
+        let mut updates = Vec::with_capacity(claim.messages.len());
+        for item in claim.messages {
             let message = item.message;
             let span = tracing::debug_span!("send", message_id = %message.id);
             let update = |status, reason, wa_id, retry_at| StatusUpdate {
@@ -435,16 +436,14 @@ impl Runner {
                 }
                 Err(SendError::Retryable(reason)) => {
                     let delay = config.send_retry_base_ms.saturating_mul(1u64 << item.attempts.min(16));
-                    update(MessageStatus::Queued, Some(reason), None, Some(engine.now() + ms(delay)))
+                    let retry_at = engine.now() + ms(delay);
+                    next_due = Some(next_due.map_or(retry_at, |due| due.min(retry_at)));
+                    update(MessageStatus::Queued, Some(reason), None, Some(retry_at))
                 }
             });
         }
         self.engine.apply_statuses(updates).await?;
-        if full_batch {
-            return Ok(Some(self.pacer.not_before().unwrap_or_else(Instant::now)));
-        }
-        let next = engine.store.next_outbound_due(&self.session.id).await?;
-        Ok(next.map(|due| {
+        Ok(next_due.map(|due| {
             let wait = (due - engine.now()).to_std().unwrap_or_default();
             let due = Instant::now() + wait;
             self.pacer.not_before().map_or(due, |not_before| due.max(not_before))

@@ -56,18 +56,6 @@ impl Messages for Backend {
         dialect::ONE_WRITER
     }
 
-    async fn next_outbound_due(&self, session_id: &SessionId) -> StoreResult<Option<Timestamp>> {
-        let pool = self.readers();
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN locked_until > due_at THEN locked_until ELSE due_at END) \
-             FROM messages WHERE session_id = $1 AND held = 0 AND due_at IS NOT NULL",
-        )
-        .bind(session_id.as_str())
-        .fetch_one(pool)
-        .await?;
-        due.map(from_millis).transpose()
-    }
-
     /// When each message of a session was sent since `since`, with its recipient (for pacing caps).
     async fn sent_since(
         &self,

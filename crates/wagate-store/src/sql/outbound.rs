@@ -17,7 +17,8 @@ use super::message_rows::{
 use super::values::{json_array, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
 use super::{corrupt, dialect, from_millis, millis, push_list, Db, DbConn};
 use crate::{
-    Accepted, Appended, ClaimRequest, Claimed, MessageRef, NewOutbound, StatusUpdate, StoreError, StoreResult,
+    Accepted, Appended, Claim, ClaimRequest, Claimed, MessageRef, NewOutbound, StatusUpdate, StoreError,
+    StoreResult,
 };
 
 /// Appends the `message.status` events of messages that changed.
@@ -235,13 +236,14 @@ pub(super) async fn apply(
 
 /// Claims due messages of several sessions: for each request up to `limit` of that session's
 /// due messages, oldest first, marked `sending` and leased until `lease_until`. One answer per
-/// request, in order, with the events it appended.
+/// request, in order, with the events it appended and when the session's next message can be
+/// claimed.
 pub(super) async fn claim(
     conn: &mut DbConn,
     requests: Vec<ClaimRequest>,
     now: Timestamp,
     lease_until: Timestamp,
-) -> StoreResult<Vec<(Vec<Claimed>, Vec<Appended>)>> {
+) -> StoreResult<Vec<Claim>> {
     // One limit per session: a session asking twice in one batch is answered once.
     let mut limits: Vec<(&str, i64, i64)> = Vec::with_capacity(requests.len());
     for request in &requests {
@@ -338,6 +340,7 @@ pub(super) async fn claim(
         push_list(&mut sql, chunk.iter().map(String::as_str));
         sql.build().execute(&mut *conn).await?;
     }
+    let next_due = next_due(conn, &limits, &claimed, now).await?;
     started.sort_by(|a, b| a.id.cmp(&b.id));
     let started: Vec<&Message> = started.iter().collect();
     let mut events: HashMap<Option<SessionId>, Vec<Appended>> = HashMap::new();
@@ -347,13 +350,59 @@ pub(super) async fn claim(
     Ok(requests
         .iter()
         .map(|request| {
-            let mut mine = claimed.remove(&request.session_id).unwrap_or_default();
+            let mut messages = claimed.remove(&request.session_id).unwrap_or_default();
             // In queue order: direct sends, then campaign messages, each oldest first.
-            mine.sort_by(|a, b| {
+            messages.sort_by(|a, b| {
                 (a.message.campaign_id.is_some(), &a.message.id)
                     .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
             });
-            (mine, events.remove(&Some(request.session_id.clone())).unwrap_or_default())
+            Claim {
+                messages,
+                events: events.remove(&Some(request.session_id.clone())).unwrap_or_default(),
+                next_due: next_due.get(request.session_id.as_str()).copied().flatten(),
+            }
         })
         .collect())
+}
+
+/// When each claiming session's next message not claimed now can be claimed (None: nothing
+/// else waits). A session that took its whole limit may have more due now; for the others it
+/// is the earliest moment one of their waiting messages is due and not leased, one statement
+/// for them all.
+async fn next_due<'a>(
+    conn: &mut DbConn,
+    limits: &[(&'a str, i64, i64)],
+    claimed: &HashMap<SessionId, Vec<Claimed>>,
+    now: Timestamp,
+) -> StoreResult<HashMap<&'a str, Option<Timestamp>>> {
+    let claimed: HashMap<&str, &Vec<Claimed>> = claimed.iter().map(|(id, c)| (id.as_str(), c)).collect();
+    let mut next: HashMap<&str, Option<Timestamp>> = HashMap::with_capacity(limits.len());
+    let mut partial: Vec<&str> = Vec::new();
+    for &(session, limit, _) in limits {
+        let taken = claimed.get(session).map_or(0, |c| c.len());
+        if i64::try_from(taken).unwrap_or(i64::MAX) >= limit {
+            next.insert(session, Some(now));
+        } else {
+            next.insert(session, None);
+            partial.push(session);
+        }
+    }
+    for chunk in partial.chunks(ROWS_PER_INSERT) {
+        let ids = chunk.iter().filter_map(|session| claimed.get(session)).flat_map(|c| c.iter());
+        let mut sql = QueryBuilder::<Db>::new(
+            "SELECT session_id, MIN(CASE WHEN locked_until > due_at THEN locked_until ELSE due_at END) \
+             FROM messages WHERE session_id",
+        );
+        push_list(&mut sql, chunk.iter().copied());
+        sql.push(" AND held = 0 AND due_at IS NOT NULL AND NOT (id");
+        push_list(&mut sql, ids.map(|c| c.message.id.as_str()));
+        sql.push(") GROUP BY session_id");
+        let rows: Vec<(String, i64)> = sql.build_query_as().fetch_all(&mut *conn).await?;
+        for (session, due) in rows {
+            if let Some(session) = chunk.iter().find(|s| **s == session) {
+                next.insert(session, Some(from_millis(due)?));
+            }
+        }
+    }
+    Ok(next)
 }

@@ -1,7 +1,8 @@
 //! Group commit: writes that arrive together are committed together. One transaction for
 //! many writes is what lets SQLite's single writer keep up with thousands of messages a
 //! second across many sessions, while every caller still hears back only after its own
-//! writes are committed.
+//! writes are committed. Lookups that many tasks make at once are batched the same way (the
+//! sim network's question whether a number is linked on another node).
 
 use std::future::Future;
 
@@ -99,7 +100,7 @@ async fn commit_loop<I, O, F, Fut>(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not commit a batch of writes");
+                tracing::error!(error = %e, "a batch failed");
                 let error = CommitError::Store(e.to_string());
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));

@@ -51,12 +51,13 @@ pub trait Sessions: Send + Sync {
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
     /// Every session, or only those of one organization.
     async fn list_sessions(&self, org: Option<&OrgId>) -> StoreResult<Vec<Session>>;
-    /// The session of `connector` linked to `phone`, if any.
-    async fn find_linked_session(
+    /// The sessions of `connector` linked to any of `phones`, in one query: for a number
+    /// several sessions were linked to, the one with the lowest id.
+    async fn find_linked_sessions(
         &self,
         connector: ConnectorKind,
-        phone: &str,
-    ) -> StoreResult<Option<Session>>;
+        phones: &[&str],
+    ) -> StoreResult<Vec<Session>>;
     /// Deletes the session with its messages and queue; its events stay in the log.
     async fn delete_session(&self, id: &SessionId) -> StoreResult<bool>;
     /// Applies a change; appends a `session.status` event when the status is set.

@@ -59,6 +59,7 @@ on_both_stores!(
     accepting_queues_with_one_event_each_and_honours_idempotency_keys,
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
     a_claim_says_when_the_session_can_claim_again,
+    linked_sessions_are_found_by_their_numbers_in_one_query,
     one_write_accepts_then_applies_statuses_then_claims,
     one_claim_serves_many_sessions_each_up_to_its_limit,
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
@@ -414,6 +415,44 @@ async fn a_claim_says_when_the_session_can_claim_again(db: Backend) {
     assert!(idle[0].messages.is_empty());
     assert_eq!(idle[0].next_due.map(at), Some(at(scheduled)), "then the scheduled one");
     assert_eq!(idle[1].next_due, None, "a session with nothing waiting");
+}
+
+async fn linked_sessions_are_found_by_their_numbers_in_one_query(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    // b and c were linked to the same number (c later); d is of another connector; e has a
+    // number but was never linked.
+    let linked =
+        [("b", ConnectorKind::Sim, "15550002222", true), ("c", ConnectorKind::Sim, "15550002222", true)];
+    let others =
+        [("d", ConnectorKind::Web, "15550003333", true), ("e", ConnectorKind::Sim, "15550004444", false)];
+    for (id, connector, phone, credentials) in linked.into_iter().chain(others) {
+        let new = NewSession {
+            id: sid(id),
+            org_id: wagate_core::OrgId::default_org(),
+            connector,
+            name: None,
+            config: json!({}),
+            metadata: json!({}),
+        };
+        store.create_session(new, now).await.unwrap();
+        let change = SessionChange {
+            phone: Some(phone.into()),
+            credentials: if credentials {
+                wagate_store::Credentials::Set(json!({ "phone": phone }))
+            } else {
+                wagate_store::Credentials::Keep
+            },
+            ..Default::default()
+        };
+        store.update_session(&sid(id), change, now).await.unwrap();
+    }
+    let numbers = ["15550002222", "15550003333", "15550004444", "15550009999"];
+    let found = store.find_linked_sessions(ConnectorKind::Sim, &numbers).await.unwrap();
+    let found: Vec<(&str, Option<&str>)> =
+        found.iter().map(|s| (s.id.as_str(), s.phone.as_deref())).collect();
+    assert_eq!(found, [("b", Some("15550002222"))], "the lowest id of a number linked twice, and only that");
+    assert!(store.find_linked_sessions(ConnectorKind::Sim, &[]).await.unwrap().is_empty());
 }
 
 async fn one_write_accepts_then_applies_statuses_then_claims(db: Backend) {

@@ -1,13 +1,13 @@
 //! Sessions and their connection state.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 use wagate_core::{
     ConnectorKind, EventData, OrgId, Session, SessionId, SessionStatus, SessionStatusData, Timestamp,
 };
 
 use super::secrets::{credentials_row, open_text};
-use super::{begin, dialect, events, from_json, from_millis, millis, Backend, DbConn, DbRow};
+use super::{begin, dialect, events, from_json, from_millis, millis, push_list, Backend, Db, DbConn, DbRow};
 use crate::keyring::Keyring;
 use crate::{Appended, Credentials, NewSession, SessionChange, Sessions, StoreError, StoreResult};
 
@@ -83,21 +83,24 @@ fn status_event(
 
 #[async_trait]
 impl Sessions for Backend {
-    async fn find_linked_session(
+    async fn find_linked_sessions(
         &self,
         connector: ConnectorKind,
-        phone: &str,
-    ) -> StoreResult<Option<Session>> {
-        let pool = self.readers();
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM sessions WHERE connector = $1 AND phone = $2 AND credentials IS NOT NULL \
-             ORDER BY id LIMIT 1"
-        ))
-        .bind(connector.as_str())
-        .bind(phone)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(|row| from_row(row, self.keyring())).transpose()
+        phones: &[&str],
+    ) -> StoreResult<Vec<Session>> {
+        let mut sql = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM sessions WHERE connector = "));
+        sql.push_bind(connector.as_str()).push(" AND credentials IS NOT NULL AND phone");
+        push_list(&mut sql, phones.iter().copied());
+        sql.push(" ORDER BY id");
+        let rows = sql.build().fetch_all(self.readers()).await?;
+        let mut found: Vec<Session> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let session = from_row(row, self.keyring())?;
+            if !found.iter().any(|earlier| earlier.phone == session.phone) {
+                found.push(session);
+            }
+        }
+        Ok(found)
     }
 
     async fn create_session(&self, new: NewSession, now: Timestamp) -> StoreResult<(Session, Appended)> {

@@ -100,7 +100,7 @@ async fn commit_loop<I, O, F, Fut>(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "a batch failed");
+                tracing::error!(error = %e, "a batch of writes or lookups failed");
                 let error = CommitError::Store(e.to_string());
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));

@@ -19,9 +19,9 @@ pub(crate) struct SimsElsewhere {
 
 impl SimsElsewhere {
     pub(crate) fn new(engine: &Arc<Engine>) -> Self {
-        let store = Arc::downgrade(engine);
+        let weak = Arc::downgrade(engine);
         let lookups = GroupCommit::start(move |phones: Vec<PhoneNumber>| {
-            let engine = store.upgrade();
+            let engine = weak.upgrade();
             async move {
                 let Some(engine) = engine else { return Ok(vec![None; phones.len()]) };
                 let numbers: Vec<&str> = phones.iter().map(PhoneNumber::as_str).collect();

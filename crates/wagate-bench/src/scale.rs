@@ -4,7 +4,8 @@
 //! whatever shape the store gives them), one in ten of them in a campaign. Then starts a server
 //! on that database and measures, with the data in place: a session's history page and one
 //! message, an event page at a random offset, a campaign's counts (over HTTP, p50/p99), a
-//! claim (through the store), and the database's size per message.
+//! claim and a batch of receipts by WhatsApp id (through the store), and the database's size
+//! per message.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -354,14 +355,62 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             accepted?;
         }
     }
+    let claimed = Arc::new(std::sync::Mutex::new(Vec::with_capacity(queued)));
     let claims = latency(args.samples, || {
         let request = ClaimRequest { session_id: queue.clone(), lease, limit: CLAIM, defer: Vec::new() };
         let store = Arc::clone(store);
+        let claimed = Arc::clone(&claimed);
         async move {
             let until = now() + chrono::Duration::minutes(10);
             let claim = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
             if claim.messages.len() != CLAIM as usize {
                 bail!("claimed {} of {CLAIM}", claim.messages.len());
+            }
+            claimed.lock().expect("not poisoned").extend(claim.messages.into_iter().map(|c| c.message.id));
+            Ok(())
+        }
+    })
+    .await?;
+
+    // Receipts by WhatsApp id, as a connector reports them: the claimed messages are sent, each
+    // under its own WhatsApp id, then `delivered` arrives for them a batch at a time; each
+    // receipt must find its message among all the session's sent ones.
+    let claimed = std::mem::take(&mut *claimed.lock().expect("not poisoned"));
+    let wa_id = |n: usize| format!("wa-receipt-{n}");
+    for (chunk, ids) in claimed.chunks(args.batch).enumerate() {
+        let sent = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| StatusUpdate {
+                message: MessageRef::Id(id.clone()),
+                status: MessageStatus::Sent,
+                reason: None,
+                wa_id: Some(wa_id(chunk * args.batch + i)),
+                retry_at: None,
+            })
+            .collect();
+        for result in store.apply_statuses(sent, now()).await? {
+            result?;
+        }
+    }
+    let mut next = 0;
+    let receipts = latency(args.samples, || {
+        let first = next;
+        next += CLAIM as usize;
+        let updates: Vec<StatusUpdate> = (first..first + CLAIM as usize)
+            .map(|n| StatusUpdate {
+                message: MessageRef::WaId(queue.clone(), wa_id(n)),
+                status: MessageStatus::Delivered,
+                reason: None,
+                wa_id: None,
+                retry_at: None,
+            })
+            .collect();
+        let store = Arc::clone(store);
+        async move {
+            let results = store.apply_statuses(updates, now()).await?;
+            if !results.iter().all(|r| r.as_ref().is_ok_and(|events| events.len() == 1)) {
+                bail!("a receipt did not find its message");
             }
             Ok(())
         }
@@ -374,6 +423,7 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     line(&format!("event page ({PAGE}, random after)"), &events);
     line(&format!("campaign counts ({campaign_size} messages)"), &counts);
     line(&format!("claim of {CLAIM} (store, {queued} queued)"), &claims);
+    line(&format!("{CLAIM} receipts by WhatsApp id (store, {} sent)", claimed.len()), &receipts);
     server.shutdown().await?;
     Ok(())
 }

@@ -63,7 +63,7 @@ on_both_stores!(
     one_write_accepts_then_applies_statuses_then_claims,
     one_claim_serves_many_sessions_each_up_to_its_limit,
     a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own,
-    receipts_for_more_sessions_than_one_statement_find_each_its_own_message,
+    receipts_from_many_sessions_find_each_its_own_message,
     statuses_follow_the_state_machine,
     a_message_read_while_it_moves_shows_every_step_up_to_its_status,
     inbound_is_stored_once_per_whatsapp_id_and_survives_reopening,
@@ -571,11 +571,11 @@ async fn a_claim_for_more_sessions_than_one_statement_answers_each_with_its_own(
     }
 }
 
-async fn receipts_for_more_sessions_than_one_statement_find_each_its_own_message(db: Backend) {
+async fn receipts_from_many_sessions_find_each_its_own_message(db: Backend) {
     let store = &*db.open().await;
     let now = Utc::now();
-    // More sessions than one lookup statement covers (100), each with a message sent under the
-    // same WhatsApp id: a receipt finds the message of its own session only.
+    // Many sessions, each with a message sent under the same WhatsApp id: a receipt finds the
+    // message of its own session only.
     let sessions: Vec<String> = (0..130).map(|i| format!("s{i:03}")).collect();
     let mut ids = Vec::new();
     for session in &sessions {

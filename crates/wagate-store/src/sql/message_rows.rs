@@ -3,14 +3,14 @@
 //! message's status history is its events (`events::history_of`). Callers bring the
 //! transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::{Column, QueryBuilder, Row};
 use wagate_core::{
     CampaignId, Direction, Message, MessageContent, MessageId, MessageStatus, SessionId, Timestamp,
 };
 
-use super::values::{execute_rows, json_array, json_text_elements, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
+use super::values::{execute_rows, json_array, ROWS_PER_INSERT};
 use super::{corrupt, dialect, from_json, from_millis, millis, push_list, Db, DbConn, DbRow};
 use crate::{NewCampaign, StoreError, StoreResult};
 
@@ -94,35 +94,29 @@ pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult
 }
 
 /// Messages in one direction, by session and WhatsApp id, locked: one statement for up to
-/// [`ROWS_PER_FOR_EACH`] sessions, each a JSON row `[session, [wa_id, …]]` looked up in the
-/// index on `(session_id, direction, wa_id)`.
+/// [`ROWS_PER_INSERT`] keys, each a JSON row `[session, wa_id]` looked up in the index on
+/// `(session_id, direction, wa_id)`, so a lookup costs the same however many messages its
+/// session has sent.
 pub(super) async fn fetch_by_wa_ids(
     conn: &mut DbConn,
     direction: Direction,
     keys: impl IntoIterator<Item = (SessionId, String)>,
 ) -> StoreResult<HashMap<(SessionId, String), Message>> {
-    let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
-    for (session, wa_id) in keys {
-        by_session.entry(session).or_default().push(wa_id);
-    }
-    let rows: Vec<(&str, &[String])> =
-        by_session.iter().map(|(session, wa_ids)| (session.as_str(), wa_ids.as_slice())).collect();
-    let of_session = |row: &str| {
-        format!(
-            "SELECT id FROM messages WHERE session_id = {row} ->> 0 AND direction = $2 \
-             AND wa_id IN (SELECT value FROM {})",
-            json_text_elements(&format!("{row} -> 1"))
-        )
-    };
+    let keys: Vec<(SessionId, String)> = keys.into_iter().collect();
+    // Locked in id order, as every batch locks messages, so two batches cannot deadlock over them.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE id{}SELECT m.id FROM {} JOIN messages m \
+         ON m.session_id = r.value ->> 0 AND m.direction = $2 AND m.wa_id = r.value ->> 1{} ORDER BY id{}",
+        dialect::AMONG[0],
+        dialect::json_rows("$1"),
+        dialect::AMONG[1],
+        dialect::FOR_UPDATE
+    );
     let mut found = HashMap::new();
-    for chunk in rows.chunks(ROWS_PER_FOR_EACH) {
-        // Locked in id order, as every batch locks messages, so two batches cannot deadlock over them.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE id IN ({}) ORDER BY id{}",
-            dialect::for_each_json_row("$1", chunk.len(), of_session),
-            dialect::FOR_UPDATE
-        );
-        let query = sqlx::query(&sql).bind(json_array(chunk)).bind(direction.as_str());
+    for chunk in keys.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<(&str, &str)> =
+            chunk.iter().map(|(session, wa_id)| (session.as_str(), wa_id.as_str())).collect();
+        let query = sqlx::query(&sql).bind(json_array(&rows)).bind(direction.as_str());
         for row in query.fetch_all(&mut *conn).await? {
             let message = from_row(&row)?;
             if let Some(wa_id) = message.wa_id.clone() {

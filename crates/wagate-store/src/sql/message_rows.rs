@@ -96,7 +96,7 @@ pub(super) async fn fetch_many(conn: &mut DbConn, ids: &[String]) -> StoreResult
 /// Messages in one direction, by session and WhatsApp id, locked: one statement for up to
 /// [`ROWS_PER_INSERT`] keys, each a JSON row `[session, wa_id]` looked up in the index on
 /// `(session_id, direction, wa_id)`, so a lookup costs the same however many messages its
-/// session has sent.
+/// session holds.
 pub(super) async fn fetch_by_wa_ids(
     conn: &mut DbConn,
     direction: Direction,

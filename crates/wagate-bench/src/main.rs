@@ -22,8 +22,8 @@
 //! without connecting them, and reports resident memory per session.
 //!
 //! `scale`: fills a database with millions of messages and events through the store, then
-//! reports a history page, an event page, a campaign's counts and a claim (p50/p99) and the
-//! database's size per message (`scale.rs`).
+//! reports a history page, an event page, a campaign's counts, a claim and a batch of receipts
+//! (p50/p99) and the database's size per message (`scale.rs`).
 //!
 //! `web` (feature `local-whatsapp`): links many web sessions on the local WhatsApp network
 //! (`fake-whatsapp`, run as a child process) and reports memory per connected session, web → web
@@ -69,8 +69,8 @@ enum Command {
     /// connected session, web → web throughput against sim, and reconnection after a restart.
     /// Needs the `local-whatsapp` feature.
     Web(web::WebArgs),
-    /// Fill a database with many messages and events through the store; report page, count
-    /// and claim latencies and the size per message.
+    /// Fill a database with many messages and events through the store; report page, count,
+    /// claim and receipt latencies and the size per message.
     Scale(scale::ScaleArgs),
 }
 

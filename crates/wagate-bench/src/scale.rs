@@ -160,6 +160,35 @@ async fn fill_session(
     Ok(samples)
 }
 
+/// Accepts `count` messages for one session, `batch` at a time, due now or at `scheduled_at`.
+async fn enqueue(
+    store: &dyn Store,
+    id: &SessionId,
+    count: usize,
+    batch: usize,
+    scheduled_at: Option<wagate_core::Timestamp>,
+) -> anyhow::Result<()> {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(batch) {
+        let messages = chunk
+            .iter()
+            .map(|n| NewOutbound {
+                session_id: id.clone(),
+                org_id: OrgId::default_org(),
+                to: recipient(*n),
+                content: text(format!("queued {n}")),
+                idempotency_key: None,
+                scheduled_at,
+                context: None,
+                mentions: Vec::new(),
+            })
+            .collect();
+        for accepted in store.accept_outbound(messages, now()).await? {
+            accepted?;
+        }
+    }
+    Ok(())
+}
+
 /// A campaign of `count` recipients on its own session, every message read.
 async fn fill_campaign(
     store: &dyn Store,
@@ -332,52 +361,30 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     })
     .await?;
 
-    // Claims of a session with a queue, through the store as the engine makes them.
+    // Claims of a session with a queue, through the store as the engine makes them: `queued`
+    // messages due now behind as many scheduled for the next day and accepted first (their ids
+    // sort first). Each claim's messages are sent before the next claim, untimed, as the engine
+    // reports its sends, each under its own WhatsApp id.
     let store = server.store();
     let queue = session("scale-claims");
     let lease = new_session(store.as_ref(), &queue).await?;
     let queued = args.samples.max(100) * CLAIM as usize;
-    for chunk in (0..queued).collect::<Vec<_>>().chunks(args.batch) {
-        let messages = chunk
-            .iter()
-            .map(|n| NewOutbound {
-                session_id: queue.clone(),
-                org_id: OrgId::default_org(),
-                to: recipient(*n),
-                content: text(format!("queued {n}")),
-                idempotency_key: None,
-                scheduled_at: None,
-                context: None,
-                mentions: Vec::new(),
-            })
-            .collect();
-        for accepted in store.accept_outbound(messages, now()).await? {
-            accepted?;
-        }
-    }
-    let claimed = Arc::new(std::sync::Mutex::new(Vec::with_capacity(queued)));
-    let claims = latency(args.samples, || {
-        let request = ClaimRequest { session_id: queue.clone(), lease, limit: CLAIM, defer: Vec::new() };
-        let store = Arc::clone(store);
-        let claimed = Arc::clone(&claimed);
-        async move {
-            let until = now() + chrono::Duration::minutes(10);
-            let claim = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
-            if claim.messages.len() != CLAIM as usize {
-                bail!("claimed {} of {CLAIM}", claim.messages.len());
-            }
-            claimed.lock().expect("not poisoned").extend(claim.messages.into_iter().map(|c| c.message.id));
-            Ok(())
-        }
-    })
-    .await?;
-
-    // Receipts by WhatsApp id, as a connector reports them: the claimed messages are sent, each
-    // under its own WhatsApp id, then `delivered` arrives for them a batch at a time; each
-    // receipt must find its message among all the session's sent ones.
-    let claimed = std::mem::take(&mut *claimed.lock().expect("not poisoned"));
+    let tomorrow = now() + chrono::Duration::days(1);
+    enqueue(store.as_ref(), &queue, queued, args.batch, Some(tomorrow)).await?;
+    enqueue(store.as_ref(), &queue, queued, args.batch, None).await?;
+    let request = || ClaimRequest { session_id: queue.clone(), lease, limit: CLAIM, defer: Vec::new() };
     let wa_id = |n: usize| format!("wa-receipt-{n}");
-    for (chunk, ids) in claimed.chunks(args.batch).enumerate() {
+    let mut claims = Histogram::<u64>::new(3)?;
+    let mut claimed: Vec<MessageId> = Vec::with_capacity(queued);
+    for _ in 0..args.samples {
+        let until = now() + chrono::Duration::minutes(10);
+        let started = Instant::now();
+        let claim = store.claim_outbound(vec![request()], now(), until).await?.pop().context("a claim")?;
+        claims.record(u64::try_from(started.elapsed().as_micros())?)?;
+        if claim.messages.len() != CLAIM as usize {
+            bail!("claimed {} of {CLAIM}", claim.messages.len());
+        }
+        let ids: Vec<MessageId> = claim.messages.into_iter().map(|c| c.message.id).collect();
         let sent = ids
             .iter()
             .enumerate()
@@ -385,14 +392,38 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
                 message: MessageRef::Id(id.clone()),
                 status: MessageStatus::Sent,
                 reason: None,
-                wa_id: Some(wa_id(chunk * args.batch + i)),
+                wa_id: Some(wa_id(claimed.len() + i)),
                 retry_at: None,
             })
             .collect();
+        claimed.extend(ids);
         for result in store.apply_statuses(sent, now()).await? {
             result?;
         }
     }
+    // What the engine's claims mostly are: fewer due than the limit, here none, and the answer
+    // is when the next one will be (the first scheduled one).
+    let idle = latency(args.samples, || {
+        let store = Arc::clone(store);
+        let request = request();
+        async move {
+            let until = now() + chrono::Duration::minutes(10);
+            let claim = store.claim_outbound(vec![request], now(), until).await?.pop().context("a claim")?;
+            match claim.next_due {
+                Some(due)
+                    if claim.messages.is_empty() && due.timestamp_millis() >= tomorrow.timestamp_millis() =>
+                {
+                    Ok(())
+                }
+                next => bail!("{} claimed with nothing due, next due {next:?}", claim.messages.len()),
+            }
+        }
+    })
+    .await?;
+
+    // Receipts by WhatsApp id, as a connector reports them: `delivered` arrives for the sent
+    // messages a batch at a time, and each receipt must find its message among all the
+    // session's sent ones.
     let mut next = 0;
     let receipts = latency(args.samples, || {
         let first = next;
@@ -422,7 +453,8 @@ pub(crate) async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     line("one message with its history", &message);
     line(&format!("event page ({PAGE}, random after)"), &events);
     line(&format!("campaign counts ({campaign_size} messages)"), &counts);
-    line(&format!("claim of {CLAIM} (store, {queued} queued)"), &claims);
+    line(&format!("claim of {CLAIM} (store, {queued} due, as many ahead)"), &claims);
+    line(&format!("claim, none due (store, {queued} ahead)"), &idle);
     line(&format!("{CLAIM} receipts by WhatsApp id (store, {} sent)", claimed.len()), &receipts);
     server.shutdown().await?;
     Ok(())

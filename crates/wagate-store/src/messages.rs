@@ -113,7 +113,8 @@ pub struct Claimed {
 /// The answer to one [`ClaimRequest`].
 #[derive(Debug, Clone, Default)]
 pub struct Claim {
-    /// In queue order: direct sends, then campaign messages, each oldest first.
+    /// In queue order: direct sends, then campaign messages, each in the order they fell due
+    /// (when accepted, at their scheduled time, or at their retry), then oldest first.
     pub messages: Vec<Claimed>,
     /// The `message.status` events the claim appended.
     pub events: Vec<Appended>,
@@ -166,7 +167,7 @@ pub trait Messages: Send + Sync {
         Ok(self.write_outbound(writes, now, now).await?.accepted)
     }
     /// Claims due messages of several sessions in one transaction: for each request up to
-    /// `limit` of that session's due messages, oldest first, marked `sending` and leased until
+    /// `limit` of that session's due messages, in queue order, marked `sending` and leased until
     /// `lease_until`. One answer per request, in order.
     async fn claim_outbound(
         &self,

@@ -59,6 +59,7 @@ on_both_stores!(
     accepting_queues_with_one_event_each_and_honours_idempotency_keys,
     claims_lease_messages_and_a_lapsed_lease_is_claimed_again,
     a_claim_says_when_the_session_can_claim_again,
+    messages_scheduled_ahead_wait_and_a_claim_takes_what_fell_due_first,
     linked_sessions_are_found_by_their_numbers_in_one_query,
     one_write_accepts_then_applies_statuses_then_claims,
     one_claim_serves_many_sessions_each_up_to_its_limit,
@@ -415,6 +416,62 @@ async fn a_claim_says_when_the_session_can_claim_again(db: Backend) {
     assert!(idle[0].messages.is_empty());
     assert_eq!(idle[0].next_due.map(at), Some(at(scheduled)), "then the scheduled one");
     assert_eq!(idle[1].next_due, None, "a session with nothing waiting");
+}
+
+async fn messages_scheduled_ahead_wait_and_a_claim_takes_what_fell_due_first(db: Backend) {
+    let store = &*db.open().await;
+    let now = Utc::now();
+    with_session(store, "s1", now).await;
+    let at = |t: Timestamp| t.timestamp_millis();
+    let hours = |h: i64| now + Duration::hours(h);
+    // Accepted first, so their ids sort before the direct sends': due in 3, 2 and 1 hours.
+    let scheduled: Vec<NewOutbound> = (1..=3)
+        .rev()
+        .map(|h| NewOutbound {
+            scheduled_at: Some(hours(h)),
+            ..outbound("s1", &format!("1555777010{h}"), None)
+        })
+        .collect();
+    let ahead = store.accept_outbound(scheduled, now).await.unwrap();
+    let ahead: Vec<_> = ahead.into_iter().map(|a| a.unwrap().message.id).collect();
+    let direct: Vec<NewOutbound> = (0..3).map(|i| outbound("s1", &format!("1555777000{i}"), None)).collect();
+    let direct = store.accept_outbound(direct, now).await.unwrap();
+    let direct: Vec<_> = direct.into_iter().map(|a| a.unwrap().message.id).collect();
+    let ids = |claim: &Claim| claim.messages.iter().map(|c| c.message.id.clone()).collect::<Vec<_>>();
+
+    let lease = now + Duration::seconds(30);
+    let first = claim(store, &[("s1", 1)], now, lease).await.remove(0);
+    assert_eq!(ids(&first), [direct[0].clone()], "what is due, past the messages scheduled ahead");
+    // Its send fails and is tried again in ten minutes.
+    let retry_at = now + Duration::minutes(10);
+    let retry = StatusUpdate { retry_at: Some(retry_at), ..status(&direct[0], MessageStatus::Queued, None) };
+    store.apply_statuses(vec![retry], now).await.unwrap();
+
+    let rest = claim(store, &[("s1", 10)], now, lease).await.remove(0);
+    assert_eq!(ids(&rest), direct[1..], "neither the retry nor the scheduled ones are due");
+    assert_eq!(rest.next_due.map(at), Some(at(retry_at)), "the retry is due first");
+    let sent = rest
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, c)| status(&c.message.id, MessageStatus::Sent, Some(&format!("WA{i}"))));
+    store.apply_statuses(sent.collect(), now).await.unwrap();
+
+    // Two hours on: the retry and two scheduled messages are due, in the order they fell due
+    // (not their ids' order), and the last scheduled one is next.
+    let later = hours(2);
+    let due = claim(store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
+    assert_eq!(ids(&due), [direct[0].clone(), ahead[2].clone(), ahead[1].clone()]);
+    assert_eq!(due.next_due.map(at), Some(at(hours(3))), "the last scheduled one");
+    let sent = due
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, c)| status(&c.message.id, MessageStatus::Sent, Some(&format!("WA-later{i}"))));
+    store.apply_statuses(sent.collect(), later).await.unwrap();
+    let last = claim(store, &[("s1", 10)], hours(4), hours(5)).await.remove(0);
+    assert_eq!(ids(&last), [ahead[0].clone()]);
+    assert_eq!(last.next_due, None, "nothing else waits");
 }
 
 async fn linked_sessions_are_found_by_their_numbers_in_one_query(db: Backend) {

@@ -14,7 +14,7 @@ use super::events;
 use super::message_rows::{
     fetch_by_wa_ids, fetch_many, fetch_where, from_row, insert_messages, write_statuses, COLUMNS,
 };
-use super::values::{json_array, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
+use super::values::{json_array, json_text_elements, ROWS_PER_FOR_EACH, ROWS_PER_INSERT};
 use super::{corrupt, dialect, from_millis, millis, push_list, Db, DbConn};
 use crate::{
     Accepted, Appended, Claim, ClaimRequest, Claimed, MessageRef, NewOutbound, StatusUpdate, StoreError,
@@ -235,7 +235,7 @@ pub(super) async fn apply(
 }
 
 /// Claims due messages of several sessions: for each request up to `limit` of that session's
-/// due messages, oldest first, marked `sending` and leased until `lease_until`. One answer per
+/// due messages in queue order ([`Claim::messages`]), marked `sending` and leased until `lease_until`. One answer per
 /// request, in order, with the events it appended and when the session's next message can be
 /// claimed.
 pub(super) async fn claim(
@@ -274,8 +274,8 @@ pub(super) async fn claim(
         sql.push(" ORDER BY session_id").push(dialect::FOR_SHARE);
         sql.build().execute(&mut *conn).await?;
     }
-    // For each session the oldest `limit` due messages, direct sends before campaign
-    // messages, each read off the queue index in order and locked, while the claiming
+    // For each session the `limit` due messages that were due first, direct sends before
+    // campaign messages, each read off the queue index in order and locked, while the claiming
     // node's lease is current (fencing a stale owner). The sessions are JSON rows
     // `[session, limit, lease]`: one statement text for any number of them.
     let due_of_session = |row: &str| {
@@ -284,27 +284,33 @@ pub(super) async fn claim(
              AND (locked_until IS NULL OR locked_until <= $2) \
              AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = m.session_id \
              AND l.token = CAST({row} ->> 2 AS BIGINT)) \
-             ORDER BY bulk, id LIMIT CAST({row} ->> 1 AS BIGINT){}",
+             ORDER BY bulk, due_at, id LIMIT CAST({row} ->> 1 AS BIGINT){}",
             dialect::SKIP_LOCKED
         )
     };
-    let mut due: Vec<(Message, i64)> = Vec::new();
+    let mut due: Vec<(Message, i64, (i64, i64))> = Vec::new();
     for chunk in limits.chunks(ROWS_PER_FOR_EACH) {
         let sql = format!(
-            "SELECT {COLUMNS}, attempts FROM messages WHERE id IN ({})",
+            "SELECT {COLUMNS}, attempts, bulk, due_at FROM messages WHERE id IN ({})",
             dialect::for_each_json_row("$1", chunk.len(), due_of_session)
         );
         let rows = sqlx::query(&sql).bind(json_array(chunk)).bind(millis(now)).fetch_all(&mut *conn).await?;
         for row in rows {
-            due.push((from_row(&row)?, row.try_get("attempts")?));
+            due.push((
+                from_row(&row)?,
+                row.try_get("attempts")?,
+                (row.try_get("bulk")?, row.try_get("due_at")?),
+            ));
         }
     }
+    // In queue order, the order they are sent in.
+    due.sort_by(|(a, _, a_place), (b, _, b_place)| (a_place, &a.id).cmp(&(b_place, &b.id)));
     // Leased and marked `sending` in one write per message.
     let mut claimed: HashMap<SessionId, Vec<Claimed>> = HashMap::new();
     let mut started: Vec<Message> = Vec::new();
     let mut leased: Vec<String> = Vec::with_capacity(due.len());
     let mut done: Vec<String> = Vec::new();
-    for (mut message, attempts) in due {
+    for (mut message, attempts, _) in due {
         match message.status {
             MessageStatus::Queued | MessageStatus::Scheduled => {
                 message.status = MessageStatus::Sending;
@@ -349,26 +355,21 @@ pub(super) async fn claim(
     }
     Ok(requests
         .iter()
-        .map(|request| {
-            let mut messages = claimed.remove(&request.session_id).unwrap_or_default();
-            // In queue order: direct sends, then campaign messages, each oldest first.
-            messages.sort_by(|a, b| {
-                (a.message.campaign_id.is_some(), &a.message.id)
-                    .cmp(&(b.message.campaign_id.is_some(), &b.message.id))
-            });
-            Claim {
-                messages,
-                events: events.remove(&Some(request.session_id.clone())).unwrap_or_default(),
-                next_due: next_due.get(request.session_id.as_str()).copied().flatten(),
-            }
+        .map(|request| Claim {
+            messages: claimed.remove(&request.session_id).unwrap_or_default(),
+            events: events.remove(&Some(request.session_id.clone())).unwrap_or_default(),
+            next_due: next_due.get(request.session_id.as_str()).copied().flatten(),
         })
         .collect())
 }
 
 /// When each claiming session's next message not claimed now can be claimed (None: nothing
-/// else waits). A session that took its whole limit may have more due now; for the others it
+/// else waits). A session that took its whole limit may have more due now. For the others it
 /// is the earliest moment one of their waiting messages is due and not leased, one statement
-/// for them all.
+/// for them all, which reads few rows whatever waits: a session that did not take its limit
+/// has no message due by now but leased ones (sends in flight), and of those due later the
+/// first of each queue in due order (direct sends, campaign messages: `bulk` 0 and 1) is
+/// the earliest, read off the queue index.
 async fn next_due<'a>(
     conn: &mut DbConn,
     limits: &[(&'a str, i64, i64)],
@@ -377,29 +378,52 @@ async fn next_due<'a>(
 ) -> StoreResult<HashMap<&'a str, Option<Timestamp>>> {
     let claimed: HashMap<&str, &Vec<Claimed>> = claimed.iter().map(|(id, c)| (id.as_str(), c)).collect();
     let mut next: HashMap<&str, Option<Timestamp>> = HashMap::with_capacity(limits.len());
-    let mut partial: Vec<&str> = Vec::new();
+    let mut partial: Vec<(&str,)> = Vec::new();
     for &(session, limit, _) in limits {
         let taken = claimed.get(session).map_or(0, |c| c.len());
         if i64::try_from(taken).unwrap_or(i64::MAX) >= limit {
             next.insert(session, Some(now));
         } else {
             next.insert(session, None);
-            partial.push(session);
+            partial.push((session,));
         }
     }
-    for chunk in partial.chunks(ROWS_PER_INSERT) {
-        let ids = chunk.iter().filter_map(|session| claimed.get(session)).flat_map(|c| c.iter());
-        let mut sql = QueryBuilder::<Db>::new(
-            "SELECT session_id, MIN(CASE WHEN locked_until > due_at THEN locked_until ELSE due_at END) \
-             FROM messages WHERE session_id",
-        );
-        push_list(&mut sql, chunk.iter().copied());
-        sql.push(" AND held = 0 AND due_at IS NOT NULL AND NOT (id");
-        push_list(&mut sql, ids.map(|c| c.message.id.as_str()));
-        sql.push(") GROUP BY session_id");
-        let rows: Vec<(String, i64)> = sql.build_query_as().fetch_all(&mut *conn).await?;
+    // A leased message can be claimed again when its lease ends; the ones just claimed are
+    // being sent. Another is due at its `due_at`.
+    let [among, among_end] = dialect::AMONG;
+    let just_claimed = json_text_elements("$3");
+    let first_due_later = |row: &str, bulk: u8| {
+        format!(
+            "SELECT MIN(due_at) FROM messages WHERE session_id = {row} ->> 0 AND held = 0 \
+             AND bulk = {bulk} AND due_at > $2"
+        )
+    };
+    let next_of_session = |row: &str| {
+        format!(
+            "SELECT {row} ->> 0 AS session_id, MIN(at) AS next_due FROM (\
+             SELECT CASE WHEN locked_until > due_at THEN locked_until ELSE due_at END AS at \
+             FROM messages WHERE session_id = {row} ->> 0 AND held = 0 AND bulk IN (0, 1) \
+             AND due_at <= $2 AND NOT (id{among}SELECT value FROM {just_claimed}{among_end}) \
+             UNION ALL {} UNION ALL {}) AS waiting",
+            first_due_later(row, 0),
+            first_due_later(row, 1)
+        )
+    };
+    for chunk in partial.chunks(ROWS_PER_FOR_EACH) {
+        let ids: Vec<&str> = chunk
+            .iter()
+            .filter_map(|(session,)| claimed.get(session))
+            .flat_map(|c| c.iter().map(|c| c.message.id.as_str()))
+            .collect();
+        let sql = dialect::for_each_json_row("$1", chunk.len(), next_of_session);
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(&sql)
+            .bind(json_array(chunk))
+            .bind(millis(now))
+            .bind(json_array(&ids))
+            .fetch_all(&mut *conn)
+            .await?;
         for (session, due) in rows {
-            if let Some(session) = chunk.iter().find(|s| **s == session) {
+            if let (Some((session,)), Some(due)) = (chunk.iter().find(|(s,)| *s == session), due) {
                 next.insert(session, Some(from_millis(due)?));
             }
         }

@@ -17,9 +17,9 @@ use wagate_core::{
 };
 use wagate_store::testing::{on_both_stores, TestDatabase};
 use wagate_store::{
-    testing, Claim, ClaimRequest, Claimed, EventQuery, Events, MessageQuery, MessageRef, NewInbound,
-    NewOutbound, NewSession, NodeInfo, OutboundWrites, PgStore, SessionChange, SqliteStore, StatusUpdate,
-    Store, StoreError,
+    testing, Claim, ClaimRequest, Claimed, Deferral, EventQuery, Events, MessageQuery, MessageRef,
+    NewInbound, NewOutbound, NewSession, NodeInfo, OutboundWrites, PgStore, SessionChange, SqliteStore,
+    StatusUpdate, Store, StoreError,
 };
 
 /// A database for one test, on one backend.
@@ -1062,6 +1062,65 @@ async fn upgrading_postgres_numbers_the_events_waiting_once_each() {
     let waiting: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM events_pending").fetch_one(&mut conn).await.unwrap();
     assert_eq!(waiting, 0);
+}
+
+/// A paced session's claim defers the messages to a recipient over its cap, then reads the
+/// queue. A message to that recipient accepted in between (each PostgreSQL statement sees what
+/// was committed when it began) waits all the same: it is not claimed, and it is due when the
+/// cap frees.
+#[tokio::test]
+#[ignore = "needs WAGATE_TEST_POSTGRES_URL"]
+async fn a_message_accepted_while_a_claim_defers_its_recipient_waits_too() {
+    use sqlx::{Executor, PgConnection};
+    let backend = Backend::new(true)
+        .await
+        .unwrap_or_else(|| panic!("set {} to run on PostgreSQL", testing::POSTGRES_URL_VAR));
+    let Backend::Postgres(db) = &backend else { unreachable!("a PostgreSQL database") };
+    let store = &*backend.open().await;
+    let now = Utc::now();
+    let at = |t: Timestamp| t.timestamp_millis();
+    with_session(store, "s1", now).await;
+    let bob = "15550002222";
+    store.accept_outbound(vec![outbound("s1", bob, None)], now).await.unwrap();
+    let first = claim(store, &[("s1", 1)], now, now + Duration::seconds(30)).await.remove(0);
+    let to_bob = first.messages[0].message.to.clone();
+    let sent = status(&first.messages[0].message.id, MessageStatus::Sent, Some("WA1"));
+    store.apply_statuses(vec![sent], now).await.unwrap();
+
+    // The next claim finds bob over his cap. It runs its deferral, then waits for the
+    // session's lease, which another connection holds for now.
+    let mut holder = PgConnection::connect(&db.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder.execute("SELECT 1 FROM session_leases WHERE session_id = 's1' FOR UPDATE").await.unwrap();
+    let until = now + Duration::minutes(1);
+    let request = ClaimRequest {
+        session_id: sid("s1"),
+        lease: 1,
+        limit: 1,
+        defer: vec![Deferral { recipient: Some(to_bob), until }],
+    };
+    let claiming = store.claim_outbound(vec![request], now, now + Duration::seconds(30));
+    let meanwhile = async {
+        let mut watcher = PgConnection::connect(&db.url).await.unwrap();
+        let waits = "SELECT COUNT(*) FROM pg_stat_activity \
+            WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        for _ in 0..2_000 {
+            if sqlx::query_scalar::<_, i64>(waits).fetch_one(&mut watcher).await.unwrap() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let second = store.accept_outbound(vec![outbound("s1", bob, None)], now).await.unwrap();
+        holder.execute("ROLLBACK").await.unwrap();
+        second[0].as_ref().unwrap().message.id.clone()
+    };
+    let (claimed, second) = tokio::join!(claiming, meanwhile);
+    let claimed = claimed.unwrap().remove(0);
+    assert!(claimed.messages.is_empty(), "bob's second message was claimed over his cap");
+    assert_eq!(claimed.next_due.map(at), Some(at(until)), "due when the cap frees");
+    let waiting = store.get_message(&second).await.unwrap().unwrap();
+    assert_eq!(waiting.status, MessageStatus::Queued);
+    assert_eq!(waiting.next_attempt_at.map(at), Some(at(until)));
 }
 
 /// Each table's columns, and its indexes (other than those behind a primary key or UNIQUE

@@ -305,6 +305,34 @@ pub(super) async fn claim(
     }
     // In queue order, the order they are sent in.
     due.sort_by(|(a, _, a_place), (b, _, b_place)| (a_place, &a.id).cmp(&(b_place, &b.id)));
+    // Each statement sees what was committed when it began (PostgreSQL's READ COMMITTED): a
+    // message accepted after the deferrals above ran and before the claim read the queue is
+    // read here. What a deferral covers waits all the same.
+    let mut deferred: Vec<(String, Timestamp)> = Vec::new();
+    due.retain(|(message, _, _)| {
+        let until = requests
+            .iter()
+            .filter(|request| request.session_id == message.session_id)
+            .flat_map(|request| &request.defer)
+            .filter(|deferral| deferral.recipient.as_ref().is_none_or(|to| *to == message.to))
+            .map(|deferral| deferral.until)
+            .max()
+            .filter(|until| *until > now);
+        match until {
+            Some(until) => {
+                deferred.push((message.id.to_string(), until));
+                false
+            }
+            None => true,
+        }
+    });
+    for (id, until) in &deferred {
+        sqlx::query("UPDATE messages SET due_at = $1 WHERE id = $2")
+            .bind(millis(*until))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     // Leased and marked `sending` in one write per message.
     let mut claimed: HashMap<SessionId, Vec<Claimed>> = HashMap::new();
     let mut started: Vec<Message> = Vec::new();

@@ -90,6 +90,10 @@ impl Engine {
         let membership = &self.membership;
         let now = self.now();
         let until = now + membership.ttl();
+        // The tasks running before the heartbeat: each one's lease was committed before the
+        // heartbeat read this node's leases. A task started meanwhile (a `connect` taking a
+        // free session) has a lease the heartbeat may not have seen, and is not stopped for it.
+        let running = self.running_here();
         let heartbeat = self.store.heartbeat(&membership.info(), now, until).await?;
         if heartbeat.state == NodeState::Draining && !membership.draining() {
             tracing::info!("asked to drain: handing sessions over");
@@ -99,14 +103,15 @@ impl Engine {
         // Sessions whose lease passed to another node: stop them without another write.
         let held: HashSet<(SessionId, i64)> =
             heartbeat.leases.iter().map(|l| (l.session_id.clone(), l.token)).collect();
-        let running = self.running_here();
         for (id, lease) in &running {
             if held.contains(&(id.clone(), *lease)) {
                 continue;
             }
-            tracing::warn!(session_id = %id, "lease lost to another node; stopping the session here");
-            let task = self.slots.lock().get_mut(id).and_then(|slot| slot.task.take());
+            // Only the task that held the lost lease: one started since holds a newer one.
+            let task =
+                self.slots.lock().get_mut(id).and_then(|slot| slot.task.take_if(|task| task.lease == *lease));
             if let Some(task) = task {
+                tracing::warn!(session_id = %id, "lease lost to another node; stopping the session here");
                 task.abort();
             }
         }

@@ -141,7 +141,13 @@ impl Engine {
         ));
         let abort = task.abort_handle();
         let ended = task.map(drop).boxed().shared();
-        self.slots.lock().entry(id).or_default().task = Some(Running { lease, commands, wake, abort, ended });
+        let running = Running { lease, commands, wake, abort, ended };
+        // A task started here before under an older lease (the heartbeat took the session as
+        // `connect` did) is fenced off by the newer one: it stops rather than run on unseen.
+        let earlier = self.slots.lock().entry(id).or_default().task.replace(running);
+        if let Some(earlier) = earlier {
+            earlier.abort();
+        }
     }
 
     /// Sends a command to a session running here and waits until it is carried out.

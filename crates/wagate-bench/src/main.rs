@@ -22,8 +22,9 @@
 //! without connecting them, and reports resident memory per session.
 //!
 //! `scale`: fills a database with millions of messages and events through the store, then
-//! reports a history page, an event page, a campaign's counts, a claim and a batch of receipts
-//! (p50/p99) and the database's size per message (`scale.rs`).
+//! reports a history page, an event page, a campaign's counts, a claim behind messages
+//! scheduled ahead, a claim with none due and a batch of receipts (p50/p99) and the database's
+//! size per message (`scale.rs`).
 //!
 //! `web` (feature `local-whatsapp`): links many web sessions on the local WhatsApp network
 //! (`fake-whatsapp`, run as a child process) and reports memory per connected session, web → web

@@ -4,8 +4,8 @@
 //! whatever shape the store gives them), one in ten of them in a campaign. Then starts a server
 //! on that database and measures, with the data in place: a session's history page and one
 //! message, an event page at a random offset, a campaign's counts (over HTTP, p50/p99), a
-//! claim and a batch of receipts by WhatsApp id (through the store), and the database's size
-//! per message.
+//! claim behind messages scheduled ahead, a claim with none due and a batch of receipts by
+//! WhatsApp id (through the store), and the database's size per message.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -66,6 +66,17 @@ macro_rules! on_both_stores {
 
 pub use crate::on_both_stores;
 
+/// Waits until a statement on `store`'s database waits for a lock (`Stats::lock_waits`): a
+/// test holding a row lock then knows that the statement it blocks has begun. Panics after 15
+/// seconds.
+pub async fn wait_for_a_lock_wait(store: &dyn crate::Store) {
+    let started = std::time::Instant::now();
+    while store.stats().await.expect("the store's stats").lock_waits == 0 {
+        assert!(started.elapsed().as_secs() < 15, "no statement waited for a lock");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// A database of its own for one test, dropped (with any connections left) when this is.
 #[derive(Debug)]
 pub struct TestDatabase {

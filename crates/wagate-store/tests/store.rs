@@ -307,6 +307,12 @@ fn status(id: &wagate_core::MessageId, to: MessageStatus, wa_id: Option<&str>) -
     }
 }
 
+/// `sent` for each message of a claim, under WhatsApp ids `{prefix}0`, `{prefix}1`, ….
+fn sent(claim: &Claim, prefix: &str) -> Vec<StatusUpdate> {
+    let ids = claim.messages.iter().map(|c| &c.message.id);
+    ids.enumerate().map(|(i, id)| status(id, MessageStatus::Sent, Some(&format!("{prefix}{i}")))).collect()
+}
+
 async fn claim(
     store: &dyn Store,
     requests: &[(&str, u32)],
@@ -450,12 +456,7 @@ async fn messages_scheduled_ahead_wait_and_a_claim_takes_what_fell_due_first(db:
     let rest = claim(store, &[("s1", 10)], now, lease).await.remove(0);
     assert_eq!(ids(&rest), direct[1..], "neither the retry nor the scheduled ones are due");
     assert_eq!(rest.next_due.map(at), Some(at(retry_at)), "the retry is due first");
-    let sent = rest
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, c)| status(&c.message.id, MessageStatus::Sent, Some(&format!("WA{i}"))));
-    store.apply_statuses(sent.collect(), now).await.unwrap();
+    store.apply_statuses(sent(&rest, "WA"), now).await.unwrap();
 
     // Two hours on: the retry and two scheduled messages are due, in the order they fell due
     // (not their ids' order), and the last scheduled one is next.
@@ -463,12 +464,7 @@ async fn messages_scheduled_ahead_wait_and_a_claim_takes_what_fell_due_first(db:
     let due = claim(store, &[("s1", 10)], later, later + Duration::seconds(30)).await.remove(0);
     assert_eq!(ids(&due), [direct[0].clone(), ahead[2].clone(), ahead[1].clone()]);
     assert_eq!(due.next_due.map(at), Some(at(hours(3))), "the last scheduled one");
-    let sent = due
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, c)| status(&c.message.id, MessageStatus::Sent, Some(&format!("WA-later{i}"))));
-    store.apply_statuses(sent.collect(), later).await.unwrap();
+    store.apply_statuses(sent(&due, "WA-later"), later).await.unwrap();
     let last = claim(store, &[("s1", 10)], hours(4), hours(5)).await.remove(0);
     assert_eq!(ids(&last), [ahead[0].clone()]);
     assert_eq!(last.next_due, None, "nothing else waits");
@@ -1101,15 +1097,7 @@ async fn a_message_accepted_while_a_claim_defers_its_recipient_waits_too() {
     };
     let claiming = store.claim_outbound(vec![request], now, now + Duration::seconds(30));
     let meanwhile = async {
-        let mut watcher = PgConnection::connect(&db.url).await.unwrap();
-        let waits = "SELECT COUNT(*) FROM pg_stat_activity \
-            WHERE datname = current_database() AND wait_event_type = 'Lock'";
-        for _ in 0..2_000 {
-            if sqlx::query_scalar::<_, i64>(waits).fetch_one(&mut watcher).await.unwrap() > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        testing::wait_for_a_lock_wait(store).await;
         let second = store.accept_outbound(vec![outbound("s1", bob, None)], now).await.unwrap();
         holder.execute("ROLLBACK").await.unwrap();
         second[0].as_ref().unwrap().message.id.clone()
